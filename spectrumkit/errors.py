@@ -1,0 +1,74 @@
+"""The one exception type of spectrumkit, and the small named checks that raise it.
+
+Every public function validates its inputs at the door with these checks and then calls a private
+implementation that trusts them. Messages read ``function: expected X, got Y``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import torch
+
+__all__ = ["SpectrumkitError"]
+
+
+class SpectrumkitError(ValueError):
+    """Bad input to a public spectrumkit function.
+
+    The message always has the form ``function: expected X, got Y``. The CLI prints it on one line and
+    exits with status 2.
+    """
+
+
+def fail(fn: str, expected: str, got: Any) -> SpectrumkitError:
+    """Build (not raise) the canonical error ``fn: expected X, got Y``."""
+    return SpectrumkitError(f"{fn}: expected {expected}, got {got}")
+
+
+def check_positive_int(fn: str, name: str, value: Any) -> int:
+    """``value`` must be an ``int`` (not a bool) and > 0."""
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise fail(fn, f"{name} to be a positive integer", repr(value))
+    return value
+
+
+def check_choice(fn: str, name: str, value: Any, choices: Iterable[str]) -> str:
+    """``value`` must be one of ``choices`` (a misspelling is an error, never a silent default)."""
+    choices = tuple(choices)
+    if not isinstance(value, str) or value not in choices:
+        raise fail(fn, f"{name} to be one of {', '.join(map(repr, choices))}", repr(value))
+    return value
+
+
+def check_unit_interval(fn: str, name: str, value: Any, *, low_open: bool, high_open: bool) -> float:
+    """``value`` must be a finite real in the interval given by the open/closed flags on [0, 1]."""
+    lo, hi = ("(" if low_open else "["), (")" if high_open else "]")
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    if ok:
+        ok = (value > 0 if low_open else value >= 0) and (value < 1 if high_open else value <= 1)
+    if not ok:
+        raise fail(fn, f"{name} in {lo}0, 1{hi}", repr(value))
+    return float(value)
+
+
+def check_float_tensor(fn: str, name: str, t: Any, *, finite: bool = True) -> torch.Tensor:
+    """``t`` must be a real floating-point tensor, and (by default) free of NaN and Inf."""
+    if not isinstance(t, torch.Tensor):
+        raise fail(fn, f"{name} to be a torch.Tensor", type(t).__name__)
+    if not t.is_floating_point():
+        raise fail(fn, f"{name} to be a real floating-point tensor", f"dtype {t.dtype}")
+    if finite and t.numel() and not bool(torch.isfinite(t).all()):
+        bad = int((~torch.isfinite(t)).sum())
+        raise fail(fn, f"{name} to be finite", f"{bad} NaN/Inf entries of {t.numel()}")
+    return t
+
+
+def check_keys(fn: str, what: str, given: Mapping[str, Any], accepted: Iterable[str]) -> None:
+    """Refuse unknown option names, listing the accepted ones."""
+    accepted = tuple(accepted)
+    unknown = sorted(set(given) - set(accepted))
+    if unknown:
+        raise fail(fn, f"{what} among {', '.join(accepted) or '(none)'}", ", ".join(unknown))

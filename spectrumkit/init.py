@@ -1,0 +1,224 @@
+r"""Seeded initialization schemes for cell parameters, parsed from strings.
+
+Grammar (one scheme)::
+
+    glorot              Xavier normal:  N(0, 2 / (fan_in + fan_out))
+    glorot_uniform      Xavier uniform: U(-a, a), a = sqrt(6 / (fan_in + fan_out))
+    he                  Kaiming normal: N(0, 2 / fan_in)
+    normal:STD          N(0, STD^2)                      e.g. normal:0.1
+    uniform:A,B         U(A, B)                          e.g. uniform:0,0.1
+    orthogonal          a (semi-)orthogonal matrix per gate block (QR of a Gaussian, signs fixed)
+    torch               PyTorch's default for the module: U(-1/sqrt(N), 1/sqrt(N))
+    zero                all zeros
+
+Per-block overrides join ``block=scheme`` items with ``;``, with an optional bare default first::
+
+    glorot;recurrent=orthogonal        glorot everywhere except the recurrent block
+
+or pass a dict ``{"default": "glorot", "recurrent": "orthogonal"}``. Blocks are ``input``,
+``recurrent``, ``cell`` (peephole) and ``bias``.
+
+NOTE [Fans per gate]
+Every weight matrix stacks G gate blocks of N rows. Fans are taken per gate block, as if each gate
+were its own dense layer: for ``weight_ih`` of a GRU, fan_in = D and fan_out = N (not 3N). The
+orthogonal scheme is likewise orthogonal per gate block.
+
+Biases are zero unless asked otherwise: pass ``bias=SCHEME`` (or a ``bias=`` item in the scheme
+string), or use the ``torch`` scheme, whose biases follow PyTorch's default as well.
+
+The global RNG is never touched: every draw uses the ``generator`` given, or a fresh one seeded
+from ``seed``.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import torch
+
+from .cells import BLOCKS, Cell, get
+from .errors import SpectrumkitError, check_positive_int, fail
+
+__all__ = ["init_params", "make_generator", "parse_scheme"]
+
+_GRAMMAR = ("glorot | glorot_uniform | he | normal:STD | uniform:A,B | orthogonal | torch | zero, "
+            "optionally followed by ';block=scheme' overrides (blocks: input, recurrent, cell, bias)")
+
+
+@dataclass(frozen=True)
+class Scheme:
+    """One parsed scheme: a kind and its numeric arguments."""
+
+    kind: str
+    args: tuple[float, ...] = ()
+
+    def __str__(self) -> str:
+        return self.kind + (":" + ",".join(f"{a:g}" for a in self.args) if self.args else "")
+
+
+_NUM = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?"
+
+
+def parse_scheme(text: str) -> Scheme:
+    """Parse one scheme string such as ``normal:0.1`` or ``uniform:0,0.1``.
+
+    >>> parse_scheme("uniform:0,0.1")
+    Scheme(kind='uniform', args=(0.0, 0.1))
+    """
+    if not isinstance(text, str):
+        raise fail("parse_scheme", f"a scheme string ({_GRAMMAR})", repr(text))
+    t = text.strip()
+    if t in ("glorot", "xavier", "glorot_uniform", "he", "orthogonal", "torch", "zero"):
+        return Scheme("glorot" if t == "xavier" else t)
+    m = re.fullmatch(rf"normal:({_NUM})", t)
+    if m:
+        std = float(m.group(1))
+        if std < 0:
+            raise fail("parse_scheme", "normal:STD with STD >= 0", repr(text))
+        return Scheme("normal", (std,))
+    m = re.fullmatch(rf"uniform:({_NUM}),({_NUM})", t)
+    if m:
+        a, b = float(m.group(1)), float(m.group(2))
+        if not a <= b:
+            raise fail("parse_scheme", "uniform:A,B with A <= B", repr(text))
+        return Scheme("uniform", (a, b))
+    raise fail("parse_scheme", f"a scheme of the form {_GRAMMAR}", repr(text))
+
+
+def _parse_spec(scheme: str | Mapping[str, str], bias: str | None) -> dict[str, Scheme]:
+    """Resolve a scheme spec into one Scheme per block."""
+    items: dict[str, str] = {}
+    if isinstance(scheme, Mapping):
+        items = {str(k): v for k, v in scheme.items()}
+    elif isinstance(scheme, str):
+        for i, part in enumerate(p.strip() for p in scheme.split(";")):
+            if "=" in part:
+                k, v = part.split("=", 1)
+                items[k.strip()] = v.strip()
+            elif i == 0:
+                items["default"] = part
+            else:
+                raise fail("init_params", f"a scheme of the form {_GRAMMAR}", repr(scheme))
+    else:
+        raise fail("init_params", f"a scheme string ({_GRAMMAR}) or a dict", repr(scheme))
+    unknown = sorted(set(items) - {"default", *BLOCKS})
+    if unknown:
+        raise fail("init_params", f"override blocks among default, {', '.join(BLOCKS)} ({_GRAMMAR})",
+                   unknown)
+    if bias is not None:
+        items["bias"] = bias
+    default = parse_scheme(items.get("default", "glorot"))
+    out = {b: parse_scheme(items[b]) if b in items else default for b in BLOCKS}
+    if "bias" not in items:
+        out["bias"] = default if default.kind == "torch" else Scheme("zero")
+    return out
+
+
+def make_generator(generator: torch.Generator | None, seed: int | None, fn: str) -> torch.Generator:
+    """Return ``generator``, or a new CPU generator seeded with ``seed``; exactly one must be given."""
+    if (generator is None) == (seed is None):
+        raise fail(fn, "exactly one of generator= or seed=", "both" if generator is not None
+                   else "neither")
+    if generator is not None:
+        if not isinstance(generator, torch.Generator):
+            raise fail(fn, "generator to be a torch.Generator", type(generator).__name__)
+        return generator
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise fail(fn, "seed to be an int", repr(seed))
+    g = torch.Generator()
+    g.manual_seed(seed)
+    return g
+
+
+def _draw(s: Scheme, shape: tuple[int, ...], fan_in: int, fan_out: int, hidden: int,
+          g: torch.Generator, dtype: torch.dtype) -> torch.Tensor:
+    """Draw one gate block of ``shape`` (CPU)."""
+    if s.kind == "zero":
+        return torch.zeros(shape, dtype=dtype)
+    if s.kind == "glorot":
+        return torch.randn(shape, generator=g, dtype=dtype) * math.sqrt(2.0 / (fan_in + fan_out))
+    if s.kind == "glorot_uniform":
+        a = math.sqrt(6.0 / (fan_in + fan_out))
+        return (torch.rand(shape, generator=g, dtype=dtype) * 2 - 1) * a
+    if s.kind == "he":
+        return torch.randn(shape, generator=g, dtype=dtype) * math.sqrt(2.0 / fan_in)
+    if s.kind == "normal":
+        return torch.randn(shape, generator=g, dtype=dtype) * s.args[0]
+    if s.kind == "uniform":
+        a, b = s.args
+        return torch.rand(shape, generator=g, dtype=dtype) * (b - a) + a
+    if s.kind == "torch":
+        k = 1.0 / math.sqrt(hidden)
+        return (torch.rand(shape, generator=g, dtype=dtype) * 2 - 1) * k
+    if s.kind == "orthogonal":
+        if len(shape) == 1:
+            raise SpectrumkitError("init_params: expected orthogonal only for weight blocks, got it "
+                                   "for a bias (use bias=zero or another scheme)")
+        rows, cols = shape
+        a = torch.randn(max(rows, cols), min(rows, cols), generator=g, dtype=torch.float64)
+        q, r = torch.linalg.qr(a)
+        sign = torch.sign(torch.diagonal(r))
+        q = q * torch.where(sign == 0, torch.ones_like(sign), sign)
+        q = q if rows >= cols else q.T
+        return q.to(dtype)
+    raise AssertionError(s.kind)  # parse_scheme admits nothing else
+
+
+def init_params(
+    cell: str | Cell,
+    input_size: int,
+    hidden_size: int,
+    scheme: str | Mapping[str, str] = "glorot",
+    *,
+    generator: torch.Generator | None = None,
+    seed: int | None = None,
+    bias: str | None = None,
+    dtype: torch.dtype = torch.float32,
+    device: torch.device | str | None = None,
+) -> dict[str, torch.Tensor]:
+    r"""Initialize the parameters of ``cell`` at (D, N) = (input_size, hidden_size).
+
+    Every gate block of every tensor is drawn separately, in the order of ``cell.param_shapes`` and
+    of the gates, from ``generator`` (or a fresh generator seeded with ``seed``; exactly one of the two
+    is required). The global RNG is never touched. Draws happen on the CPU and are then moved to
+    ``device``, so a seed gives the same numbers on every device.
+
+    Biases are zero unless asked otherwise (``bias=SCHEME``, a ``bias=`` override, or the ``torch``
+    scheme, which follows PyTorch's default for biases too). See the module docstring for the grammar
+    and NOTE [Fans per gate].
+
+    Returns ``{name: tensor}`` with the shapes of ``cell.param_shapes(D, N)``.
+
+    >>> p = init_params("gru", 2, 3, "normal:0.1", seed=0)
+    >>> sorted(p), tuple(p["weight_hh"].shape), float(p["bias_ih"].abs().sum())
+    (['bias_hh', 'bias_ih', 'weight_hh', 'weight_ih'], (9, 3), 0.0)
+    """
+    fn = "init_params"
+    cell = get(cell)
+    check_positive_int(fn, "input_size", input_size)
+    check_positive_int(fn, "hidden_size", hidden_size)
+    if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
+        raise fail(fn, "a floating dtype", repr(dtype))
+    per_block = _parse_spec(scheme, bias)
+    g = make_generator(generator, seed, fn)
+    out: dict[str, torch.Tensor] = {}
+    for name, shape in cell.param_shapes(input_size, hidden_size).items():
+        shape = tuple(int(d) for d in shape)
+        if cell.layout is not None and name in cell.layout:
+            block, n_gates = cell.layout[name].block, len(cell.layout[name].gates)
+        else:
+            block, n_gates = ("bias" if cell.is_bias(name) else "recurrent"), 1
+        s = per_block[block]
+        rows = shape[0]
+        if rows % n_gates:
+            raise fail(fn, f"{name} rows divisible by {n_gates} gates", rows)
+        block_shape = (rows // n_gates, *shape[1:])
+        fan_out = block_shape[0]
+        fan_in = block_shape[1] if len(block_shape) > 1 else block_shape[0]
+        parts = [_draw(s, block_shape, fan_in, fan_out, hidden_size, g, dtype)
+                 for _ in range(n_gates)]
+        out[name] = torch.cat(parts, dim=0).to(device=device)
+    return out

@@ -1,0 +1,193 @@
+r"""Models built around one recurrent cell: a sequence classifier and a language model.
+
+Legend: T = steps, B = batch, D = input size, N = hidden size, S = state size, V = vocabulary,
+E = embedding size, C = classes.
+
+Only the cell is pruned. Both models keep the cell's parameters in ``model.rnn`` (a
+``ParameterDict`` keyed by the cell's tensor names) and expose the pruned set through
+:meth:`prunable`; the embedding, the head and (by default) the biases stay dense.
+
+NOTE [Batch-first models, time-major cells]
+Models take batch-first inputs (B, T, D) / (B, T) like data loaders produce; inside they transpose
+to the time-major layout (T, B, D) that :func:`~spectrumkit.unroll.unroll` and every Jacobian
+routine use.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .cells import Cell, get
+from .errors import check_positive_int, fail
+from .init import init_params, make_generator
+from .unroll import _unroll
+
+__all__ = ["LanguageModel", "SequenceClassifier"]
+
+
+class _RecurrentCore(nn.Module):
+    """Shared parts: the cell, its parameters, the pruned-set view and the time-major unroll."""
+
+    def __init__(self, cell: str | Cell, input_size: int, hidden_size: int, init: str | Mapping,
+                 g: torch.Generator, bias: str | None, dtype: torch.dtype,
+                 device: torch.device | str | None) -> None:
+        super().__init__()
+        self.cell = get(cell)
+        self.input_size = input_size
+        self.hidden_size = hidden_size
+        params = init_params(self.cell, input_size, hidden_size, init, generator=g, bias=bias,
+                             dtype=dtype, device=device)
+        self.rnn = nn.ParameterDict({k: nn.Parameter(v) for k, v in params.items()})
+
+    @property
+    def state_size(self) -> int:
+        return self.cell.state_size(self.hidden_size)
+
+    def cell_params(self) -> dict[str, torch.Tensor]:
+        """All cell parameters ``{name: Parameter}`` (the dict the cell's ``step`` takes)."""
+        return dict(self.rnn.items())
+
+    def prunable(self, include_bias: bool = False) -> dict[str, nn.Parameter]:
+        """The pruned set: the cell's weights (and biases if ``include_bias``), by tensor name."""
+        return {k: v for k, v in self.rnn.items() if include_bias or not self.cell.is_bias(k)}
+
+    def states(self, xs_time_major: torch.Tensor, s0: torch.Tensor | None = None) -> torch.Tensor:
+        """Unroll the cell: (T, B, D) -> (T+1, B, S), zero initial state unless ``s0`` (B, S)."""
+        if s0 is None:
+            s0 = xs_time_major.new_zeros(xs_time_major.shape[1], self.state_size)
+        return _unroll(self.cell, self.cell_params(), xs_time_major, s0)
+
+
+class SequenceClassifier(_RecurrentCore):
+    r"""A cell followed by a linear head on the final h: logits = W h_T + b.
+
+    Args:
+        cell: built-in name or Cell. input_size: D. hidden_size: N. num_classes: C.
+        init: initialization scheme of the cell (see :mod:`spectrumkit.init`).
+        generator / seed: exactly one; draws the cell and then the head (Xavier-normal weight,
+            zero bias), in that order.
+        bias: bias scheme for the cell (zero by default).
+
+    ``forward(xs)`` takes xs of shape (B, T, D) and returns logits (B, C).
+    """
+
+    def __init__(self, cell: str | Cell, input_size: int, hidden_size: int, num_classes: int, *,
+                 init: str | Mapping = "glorot", generator: torch.Generator | None = None,
+                 seed: int | None = None, bias: str | None = None,
+                 dtype: torch.dtype = torch.float32, device: torch.device | str | None = None
+                 ) -> None:
+        fn = "SequenceClassifier"
+        check_positive_int(fn, "input_size", input_size)
+        check_positive_int(fn, "hidden_size", hidden_size)
+        check_positive_int(fn, "num_classes", num_classes)
+        g = make_generator(generator, seed, fn)
+        super().__init__(cell, input_size, hidden_size, init, g, bias, dtype, device)
+        self.num_classes = num_classes
+        self.head = nn.Linear(hidden_size, num_classes, dtype=dtype, device=device)
+        std = (2.0 / (hidden_size + num_classes)) ** 0.5
+        with torch.no_grad():
+            w = torch.randn(num_classes, hidden_size, generator=g, dtype=dtype) * std
+            self.head.weight.copy_(w)
+            self.head.bias.zero_()
+
+    def check_batch(self, fn: str, batch: tuple[torch.Tensor, torch.Tensor]) -> None:
+        """Validate ``(xs (B, T, D), ys (B,))`` with labels in [0, C)."""
+        if not isinstance(batch, (tuple, list)) or len(batch) != 2:
+            raise fail(fn, "a batch (xs, ys)", type(batch).__name__)
+        xs, ys = batch
+        if not isinstance(xs, torch.Tensor) or xs.dim() != 3 or xs.shape[-1] != self.input_size:
+            raise fail(fn, f"xs of shape (B, T, D={self.input_size})",
+                       f"shape {tuple(getattr(xs, 'shape', ()))}")
+        if not xs.is_floating_point():
+            raise fail(fn, "floating-point xs", xs.dtype)
+        if (not isinstance(ys, torch.Tensor) or ys.shape != (xs.shape[0],)
+                or ys.is_floating_point()):
+            raise fail(fn, f"integer ys of shape ({xs.shape[0]},)",
+                       f"{getattr(ys, 'dtype', type(ys).__name__)} of shape "
+                       f"{tuple(getattr(ys, 'shape', ()))}")
+        if ys.numel() and (int(ys.min()) < 0 or int(ys.max()) >= self.num_classes):
+            raise fail(fn, f"labels in [0, {self.num_classes})",
+                       f"range [{int(ys.min())}, {int(ys.max())}]")
+
+    def forward(self, xs: torch.Tensor) -> torch.Tensor:
+        """(B, T, D) -> logits (B, C)."""
+        s = self.states(xs.transpose(0, 1))
+        return self.head(self.cell.output(s[-1]))
+
+    def loss(self, batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+        """Mean cross-entropy of the batch ``(xs (B, T, D), ys (B,))``."""
+        xs, ys = batch
+        return F.cross_entropy(self(xs), ys)
+
+
+class LanguageModel(_RecurrentCore):
+    r"""Embedding → cell → linear decoder over the vocabulary, next-token prediction.
+
+    Args:
+        cell: built-in name or Cell. vocab_size: V. embed_size: E (the cell's D). hidden_size: N.
+        freeze_embedding: keep the N(0, 1)-initialized embedding fixed (the paper's setting).
+        init, generator / seed, bias: as for :class:`SequenceClassifier`.
+
+    ``forward(tokens, s0=None)`` takes tokens (B, T) and returns ``(logits (B, T, V), s_T (B, S))``
+    so that truncated BPTT can carry the state across batches.
+    """
+
+    def __init__(self, cell: str | Cell, vocab_size: int, embed_size: int, hidden_size: int,
+                 freeze_embedding: bool = True, *, init: str | Mapping = "glorot",
+                 generator: torch.Generator | None = None, seed: int | None = None,
+                 bias: str | None = None, dtype: torch.dtype = torch.float32,
+                 device: torch.device | str | None = None) -> None:
+        fn = "LanguageModel"
+        check_positive_int(fn, "vocab_size", vocab_size)
+        check_positive_int(fn, "embed_size", embed_size)
+        check_positive_int(fn, "hidden_size", hidden_size)
+        g = make_generator(generator, seed, fn)
+        super().__init__(cell, embed_size, hidden_size, init, g, bias, dtype, device)
+        self.vocab_size = vocab_size
+        self.embedding = nn.Embedding(vocab_size, embed_size, dtype=dtype, device=device)
+        self.decoder = nn.Linear(hidden_size, vocab_size, dtype=dtype, device=device)
+        with torch.no_grad():
+            self.embedding.weight.copy_(torch.randn(vocab_size, embed_size, generator=g,
+                                                    dtype=dtype))
+            std = (2.0 / (hidden_size + vocab_size)) ** 0.5
+            self.decoder.weight.copy_(torch.randn(vocab_size, hidden_size, generator=g,
+                                                  dtype=dtype) * std)
+            self.decoder.bias.zero_()
+        self.embedding.weight.requires_grad_(not freeze_embedding)
+
+    def check_batch(self, fn: str, batch: tuple[torch.Tensor, torch.Tensor]) -> None:
+        """Validate ``(inputs (B, T), targets (B, T))`` of token ids in [0, V)."""
+        if not isinstance(batch, (tuple, list)) or len(batch) != 2:
+            raise fail(fn, "a batch (inputs, targets)", type(batch).__name__)
+        for name, t in zip(("inputs", "targets"), batch):
+            if not isinstance(t, torch.Tensor) or t.dim() != 2 or t.is_floating_point():
+                raise fail(fn, f"integer {name} of shape (B, T)",
+                           f"shape {tuple(getattr(t, 'shape', ()))}")
+            if t.numel() and (int(t.min()) < 0 or int(t.max()) >= self.vocab_size):
+                raise fail(fn, f"{name} token ids in [0, {self.vocab_size})",
+                           f"range [{int(t.min())}, {int(t.max())}]")
+        if batch[0].shape != batch[1].shape:
+            raise fail(fn, "inputs and targets of one shape",
+                       f"{tuple(batch[0].shape)} and {tuple(batch[1].shape)}")
+
+    def embed(self, tokens: torch.Tensor) -> torch.Tensor:
+        """(B, T) token ids -> (T, B, E) time-major embeddings."""
+        return self.embedding(tokens).transpose(0, 1)
+
+    def forward(self, tokens: torch.Tensor, s0: torch.Tensor | None = None
+                ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B, T) -> (logits (B, T, V), final state (B, S))."""
+        s = self.states(self.embed(tokens), s0)
+        logits = self.decoder(self.cell.output(s[1:])).transpose(0, 1)
+        return logits, s[-1]
+
+    def loss(self, batch: tuple[torch.Tensor, torch.Tensor], s0: torch.Tensor | None = None
+             ) -> torch.Tensor:
+        """Mean next-token cross-entropy of ``(inputs (B, T), targets (B, T))``."""
+        inputs, targets = batch
+        logits, _ = self(inputs, s0)
+        return F.cross_entropy(logits.reshape(-1, self.vocab_size), targets.reshape(-1))

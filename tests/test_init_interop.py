@@ -1,0 +1,139 @@
+"""Initialization statistics and determinism; torch.nn interop round trips and refusals."""
+
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from spectrumkit import SpectrumkitError, from_torch, init_params, parse_scheme, to_torch
+from spectrumkit.cells import get
+
+from .cases import USER_CELL
+
+
+def test_normal_std_within_2_percent():
+    p = init_params("gru", 28, 400, "normal:0.1", seed=0)
+    w = torch.cat([p["weight_ih"].flatten(), p["weight_hh"].flatten()])
+    assert abs(w.std().item() - 0.1) / 0.1 < 0.02
+
+
+@pytest.mark.parametrize("name", ["rnn", "lstm", "peephole_lstm", "gru"])
+def test_glorot_variance_per_block(name):
+    D, N = 28, 400
+    cell = get(name)
+    p = init_params(name, D, N, "glorot", seed=1, dtype=torch.float64)
+    for tname, lay in cell.layout.items():
+        if lay.block == "bias":
+            assert float(p[tname].abs().max()) == 0.0  # biases zero unless asked
+            continue
+        for k, _ in enumerate(lay.gates):
+            blk = p[tname][k * N:(k + 1) * N]
+            expected = 2.0 / (blk.shape[1] + blk.shape[0])
+            assert abs(blk.var().item() - expected) / expected < 0.03, (tname, k)
+
+
+def test_uniform_and_he_and_torch_ranges():
+    p = init_params("gru", 10, 50, "uniform:0,0.1", seed=0, dtype=torch.float64)
+    w = p["weight_hh"]
+    assert 0 <= w.min() and w.max() <= 0.1 and abs(w.mean().item() - 0.05) < 0.003
+    p = init_params("rnn", 400, 300, "he", seed=0, dtype=torch.float64)
+    assert abs(p["weight_ih"].var().item() / (2 / 400) - 1) < 0.03
+    p = init_params("lstm", 5, 100, "torch", seed=0, dtype=torch.float64)
+    k = 1 / math.sqrt(100)
+    assert p["bias_ih"].abs().max() <= k and p["bias_ih"].abs().max() > 0.9 * k  # torch biases
+
+
+def test_orthogonal_per_gate_and_override():
+    N = 6
+    p = init_params("gru", 4, N, "glorot;recurrent=orthogonal", seed=0, dtype=torch.float64)
+    for k in range(3):
+        q = p["weight_hh"][k * N:(k + 1) * N]
+        torch.testing.assert_close(q @ q.T, torch.eye(N, dtype=torch.float64), atol=1e-12, rtol=0)
+    p2 = init_params("gru", 4, N, "orthogonal", seed=0, dtype=torch.float64)
+    wi = p2["weight_ih"][:N]  # (N, D) with D < N: orthonormal columns
+    torch.testing.assert_close(wi.T @ wi, torch.eye(4, dtype=torch.float64), atol=1e-12, rtol=0)
+    d = init_params("gru", 4, N, {"default": "glorot", "recurrent": "orthogonal"}, seed=0,
+                    dtype=torch.float64)
+    assert all(torch.equal(p[k], d[k]) for k in p)
+
+
+def test_seed_determinism_and_rng_untouched():
+    state = torch.random.get_rng_state()
+    a = init_params("lstm", 3, 5, "glorot", seed=7)
+    b = init_params("lstm", 3, 5, "glorot", seed=7)
+    c = init_params("lstm", 3, 5, "glorot", seed=8)
+    g = torch.Generator().manual_seed(7)
+    d = init_params("lstm", 3, 5, "glorot", generator=g)
+    for k in a:
+        assert torch.equal(a[k], b[k]) and torch.equal(a[k], d[k])
+    assert not torch.equal(a["weight_hh"], c["weight_hh"])
+    for scheme in ("glorot", "glorot_uniform", "he", "normal:0.1", "uniform:0,0.1", "orthogonal",
+                   "torch"):
+        init_params("gru", 3, 4, scheme, seed=0)
+    assert torch.equal(torch.random.get_rng_state(), state)
+
+
+@pytest.mark.parametrize("bad", ["normal:abc", "uniform:1", "glorotx", "uniform:2,1", "normal:-1",
+                                 "glorot;weights=he"])
+def test_bad_scheme_shows_grammar(bad):
+    with pytest.raises(SpectrumkitError, match="normal:STD|uniform:A,B"):
+        init_params("gru", 3, 4, bad, seed=0)
+
+
+def test_seed_or_generator_required():
+    with pytest.raises(SpectrumkitError, match="generator= or seed="):
+        init_params("gru", 3, 4)
+
+
+def test_parse_scheme_values():
+    assert parse_scheme("normal:0.1").args == (0.1,)
+    assert parse_scheme("uniform:-1e-1,2").args == (-0.1, 2.0)
+
+
+@pytest.mark.parametrize("module", [
+    nn.RNN(3, 4), nn.RNN(3, 4, nonlinearity="relu", batch_first=True), nn.LSTM(3, 4),
+    nn.GRU(3, 4, batch_first=True), nn.RNNCell(3, 4), nn.LSTMCell(3, 4), nn.GRUCell(3, 4),
+], ids=lambda m: type(m).__name__)
+def test_round_trip_exact(module):
+    cell, params = from_torch(module)
+    kind = "cell" if "Cell" in type(module).__name__ else "sequence"
+    back = to_torch(cell, params, kind=kind, batch_first=getattr(module, "batch_first", False))
+    assert type(back) is type(module)
+    a, b = dict(module.named_parameters()), dict(back.named_parameters())
+    assert a.keys() == b.keys()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    if isinstance(module, nn.RNNBase) or isinstance(module, nn.RNNCellBase):
+        assert getattr(back, "nonlinearity", None) == getattr(module, "nonlinearity", None)
+
+
+def test_bias_false_becomes_zero_biases():
+    cell, params = from_torch(nn.GRU(3, 4, bias=False))
+    assert float(params["bias_ih"].abs().sum()) == 0.0
+
+
+@pytest.mark.parametrize("module,setting", [
+    (nn.LSTM(3, 4, num_layers=2), "num_layers"), (nn.GRU(3, 4, bidirectional=True), "bidirectional"),
+    (nn.LSTM(3, 4, proj_size=2), "proj_size"),
+    (nn.GRU(3, 4, num_layers=1, dropout=0.0), None),
+], ids=["layers", "bidir", "proj", "ok"])
+def test_unsupported_settings_named(module, setting):
+    if setting is None:
+        from_torch(module)
+        return
+    with pytest.raises(SpectrumkitError, match=setting):
+        from_torch(module)
+
+
+def test_dropout_named():
+    with pytest.warns(UserWarning, match="dropout"):
+        module = nn.GRU(3, 4, num_layers=1, dropout=0.5)
+    with pytest.raises(SpectrumkitError, match="dropout"):
+        from_torch(module)
+
+
+def test_to_torch_refuses_peephole_and_user_cells():
+    with pytest.raises(SpectrumkitError, match="peephole_lstm"):
+        to_torch("peephole_lstm", init_params("peephole_lstm", 2, 3, seed=0))
+    with pytest.raises(SpectrumkitError, match="user_leaky"):
+        to_torch(USER_CELL, init_params(USER_CELL, 2, 3, seed=0))
