@@ -24,6 +24,8 @@ S = N it equals the full Jacobian.
 
 from __future__ import annotations
 
+import functools
+import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal, NamedTuple
@@ -123,8 +125,26 @@ def jvp_step(cell: str | Cell, params: Params, x: torch.Tensor, s: torch.Tensor,
     return _jvp_step(cell, params, x, s, v)
 
 
+# NOTE [Forward-AD first use]
+# The first forward-mode AD call of a process (torch.func.jvp / jacfwd) makes torch import its
+# jvp decompositions, which calls the deprecated torch.jit.script internally and emits a
+# DeprecationWarning that is torch's business, not the caller's (and an error under pytest's
+# "error" filter). We do that import once ourselves with the warning silenced.
+
+
+@functools.cache
+def _load_forward_ad() -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        try:
+            from torch._decomp import decompositions_for_jvp  # noqa: F401
+        except ImportError:  # a torch without it needs no preloading
+            pass
+
+
 def _jvp_step(cell: Cell, params: Params, x: torch.Tensor, s: torch.Tensor, v: torch.Tensor
               ) -> torch.Tensor:
+    _load_forward_ad()
     step = batched_step(cell)
     return jvp(lambda s_: step(params, x, s_), (s,), (v,))[1]
 
@@ -348,6 +368,8 @@ def _autodiff(cell: Cell, params: Params, x: torch.Tensor, s: torch.Tensor, meth
               block: str) -> torch.Tensor:
     """Trusted: ``vmap(jacrev|jacfwd)`` over the rows of x (B, D), s (B, S) -> (B, S, S)/(B, N, N)."""
     transform = jacrev if method == "jacrev" else jacfwd
+    if method == "jacfwd":
+        _load_forward_ad()
     if block == "full" or cell.state_factor == 1:
         return vmap(transform(cell.step, argnums=2), in_dims=(None, 0, 0))(params, x, s)
     N = s.shape[-1] // cell.state_factor
@@ -429,6 +451,7 @@ def _iter_chunks(plan: _Plan, params: Params, xs: torch.Tensor) -> Iterator[Jaco
         s = plan.states[t].reshape(len(chunk) * B, -1)            # (c·B, S)
         J = _jacobians(plan.cell, params, x, s, plan.method, plan.block)
         yield JacobianChunk(chunk, J.view(len(chunk), B, plan.size, plan.size))
+        del J  # drop this frame's reference before the next chunk is computed
 
 
 def iter_step_jacobians(cell: str | Cell, params: Params, xs: torch.Tensor, *,
@@ -512,4 +535,5 @@ def step_jacobians(cell: str | Cell, params: Params, xs: torch.Tensor, *,
         n = len(chunk.steps)
         out[k: k + n] = chunk.jacobians
         k += n
+        del chunk
     return out
