@@ -117,8 +117,8 @@ def jvp_step(cell: str | Cell, params: Params, x: torch.Tensor, s: torch.Tensor,
         x: (B, D) inputs at the step; s: (B, S) previous states; v: (B, S) tangents.
 
     Returns:
-        (B, S) with ``out[b] = J(x[b], s[b]) @ v[b]``. Differentiable with respect to ``params`` (and
-        ``s``) by ordinary autograd, which is how the paper's score differentiates χ.
+        (B, S) with ``out[b] = J(x[b], s[b]) @ v[b]``. Differentiable with respect to ``params``
+        (and ``s``) by ordinary autograd, which is how the paper's score differentiates χ.
     """
     cell = get(cell)
     _check_step_args("jvp_step", cell, params, x, s, v)
@@ -339,24 +339,31 @@ def has_closed_form(cell: str | Cell) -> bool:
     return get(cell) in _CLOSED_FORMS
 
 
-def _closed_form(cell: Cell, params: Params, x: torch.Tensor, s: torch.Tensor, block: str
-                 ) -> torch.Tensor:
-    """Trusted: x (B, D), s (B, S) -> J (B, S, S), or (B, N, N) for block "hh"."""
+def _closed_form(cell: Cell, params: Params, x: torch.Tensor, s: torch.Tensor, block: str,
+                 parts: int = 1) -> torch.Tensor:
+    """Trusted: x (K, D), s (K, S) -> J (K, S, S), or (K, N, N) for block "hh".
+
+    The terms (which contain the matmuls of the gate preactivations) are computed on ``parts``
+    equal slices of the rows, the assembly on all rows at once: with one slice per step the result
+    is bit-identical for every chunking (NOTE [Chunk invariance]).
+    """
     form = _CLOSED_FORMS[cell]
-    beta, alpha = form.terms(params, x, s)
-    B, O, G, N = beta.shape
+    pieces = [form.terms(params, xi, si) for xi, si in zip(x.chunk(parts), s.chunk(parts))]
+    beta = torch.cat([b for b, _ in pieces])
+    alpha = None if pieces[0][1] is None else torch.cat([a for _, a in pieces])
+    K, O, G, N = beta.shape
     M = form.mats(params, N)
     if block == "hh":
         beta, M, O = beta[:, :1], M[..., :N], 1
         alpha = None if alpha is None else alpha[:, :1, :1]
     S, C = O * N, M.shape[-1]
-    J = beta.new_zeros(B, O, N, S)
+    J = beta.new_zeros(K, O, N, S)
     Jc = J[..., :C]
     for g in range(G):                                          # "bogn,gns->bons", in place
         Jc.addcmul_(beta[:, :, g, :, None], M[g])
-    if alpha is not None:                                       # J[b, o, n, p·N + n] += α[b, o, p, n]
-        J.view(B, O, N, O, N).diagonal(dim1=2, dim2=4).add_(alpha)
-    return J.view(B, S, S)
+    if alpha is not None:                                   # J[b, o, n, p·N + n] += α[b, o, p, n]
+        J.view(K, O, N, O, N).diagonal(dim1=2, dim2=4).add_(alpha)
+    return J.view(K, S, S)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -366,7 +373,8 @@ def _closed_form(cell: Cell, params: Params, x: torch.Tensor, s: torch.Tensor, b
 
 def _autodiff(cell: Cell, params: Params, x: torch.Tensor, s: torch.Tensor, method: str,
               block: str) -> torch.Tensor:
-    """Trusted: ``vmap(jacrev|jacfwd)`` over the rows of x (B, D), s (B, S) -> (B, S, S)/(B, N, N)."""
+    """Trusted: ``vmap(jacrev|jacfwd)`` over the rows; x (B, D), s (B, S) -> (B, S, S) or (B, N, N).
+    """
     transform = jacrev if method == "jacrev" else jacfwd
     if method == "jacfwd":
         _load_forward_ad()
@@ -381,11 +389,24 @@ def _autodiff(cell: Cell, params: Params, x: torch.Tensor, s: torch.Tensor, meth
 
 
 def _jacobians(cell: Cell, params: Params, x: torch.Tensor, s: torch.Tensor, method: str,
-               block: str) -> torch.Tensor:
-    """Trusted dispatch on a flat batch of (step, example) pairs: x (K, D), s (K, S)."""
+               block: str, size: int) -> torch.Tensor:
+    """Trusted: the Jacobians of one chunk, x (c, B, D), s (c, B, S) -> (c, B, size, size).
+
+    NOTE [Chunk invariance]
+    Every matmul runs on exactly one step's B rows, whatever the chunk: a GEMM's rounding can
+    depend on how many rows it is given, so batching the matmuls of several steps would make the
+    last bits of J (and of its singular values) depend on ``chunk_size``. The closed form computes
+    its terms step by step and assembles the chunk elementwise in one go; the autodiff engines run
+    one ``vmap`` per step into a preallocated chunk. Chunked and unchunked results are identical.
+    """
+    c, B = x.shape[:2]
     if method == "closed_form":
-        return _closed_form(cell, params, x, s, block)
-    return _autodiff(cell, params, x, s, method, block)
+        J = _closed_form(cell, params, x.reshape(c * B, -1), s.reshape(c * B, -1), block, parts=c)
+        return J.view(c, B, size, size)
+    out = x.new_empty(c, B, size, size)
+    for i in range(c):
+        out[i] = _autodiff(cell, params, x[i], s[i], method, block)
+    return out
 
 
 class JacobianChunk(NamedTuple):
@@ -443,14 +464,11 @@ def _plan(fn: str, cell: str | Cell, params: Params, xs: torch.Tensor,
 
 
 def _iter_chunks(plan: _Plan, params: Params, xs: torch.Tensor) -> Iterator[JacobianChunk]:
-    B = xs.shape[1]
     for start in range(0, len(plan.steps), plan.chunk):
         chunk = plan.steps[start: start + plan.chunk]
         t = torch.tensor(chunk, device=xs.device) - 1
-        x = xs[t].reshape(len(chunk) * B, -1)                     # (c·B, D)
-        s = plan.states[t].reshape(len(chunk) * B, -1)            # (c·B, S)
-        J = _jacobians(plan.cell, params, x, s, plan.method, plan.block)
-        yield JacobianChunk(chunk, J.view(len(chunk), B, plan.size, plan.size))
+        J = _jacobians(plan.cell, params, xs[t], plan.states[t], plan.method, plan.block, plan.size)
+        yield JacobianChunk(chunk, J)
         del J  # drop this frame's reference before the next chunk is computed
 
 
@@ -525,7 +543,8 @@ def step_jacobians(cell: str | Cell, params: Params, xs: torch.Tensor, *,
     True
     """
     fn = "step_jacobians"
-    plan = _plan(fn, cell, params, xs, states, steps, method, chunk_size, block, default_chunk="all")
+    plan = _plan(fn, cell, params, xs, states, steps, method, chunk_size, block,
+                 default_chunk="all")
     if plan.chunk == len(plan.steps):
         return next(_iter_chunks(plan, params, xs)).jacobians
     B = xs.shape[1]

@@ -154,7 +154,8 @@ def effective_rank(sv: torch.Tensor) -> torch.Tensor:
         sv: (..., S) singular values of each matrix. Returns (...,) float64; 0 for a zero matrix.
 
     >>> import torch
-    >>> [round(r, 12) for r in effective_rank(torch.tensor([[2.0, 2.0, 2.0], [1.0, 0.0, 0.0]])).tolist()]
+    >>> r = effective_rank(torch.tensor([[2.0, 2.0, 2.0], [1.0, 0.0, 0.0]]))
+    >>> [round(v, 12) for v in r.tolist()]
     [3.0, 1.0]
     """
     return torch.from_numpy(_effective_rank(_check_sv("effective_rank", sv)))

@@ -31,7 +31,7 @@ IDS = [*BUILTIN, "user"]
 
 
 def make_case(cell, D, N, T, B, seed, scale=0.8):
-    """Params with non-zero biases, inputs and a random initial state (so c and h start non-zero)."""
+    """Params with non-zero biases, inputs and a random initial state (c and h start non-zero)."""
     p = init_params(cell, D, N, f"normal:{scale}", seed=seed, dtype=F64, bias="normal:0.3")
     g = torch.Generator().manual_seed(seed + 1)
     xs = torch.randn(T, B, D, generator=g, dtype=F64)
