@@ -23,6 +23,15 @@ from .spectra import CHI_ESTIMATORS, chi_step
 # models
 from .models import LanguageModel, SequenceClassifier
 
+# per-step Jacobians, spectra, χ and Lyapunov exponents
+from .jacobians import (
+    JacobianChunk, has_closed_form, iter_step_jacobians, step_jacobians,
+)
+from .spectra import (
+    Histogram, Spectrum, chi, effective_rank, histogram, lyapunov_exponents,
+    reference_singular_values, singular_values, spectrum, spectrum_summary,
+)
+
 try:
     __version__ = version("spectrumkit")
 except PackageNotFoundError:  # running from a source tree that is not installed
@@ -40,4 +49,8 @@ __all__ = [
     "CHI_ESTIMATORS", "chi_step",
     # models
     "SequenceClassifier", "LanguageModel",
+    # per-step Jacobians, spectra, χ and Lyapunov exponents
+    "JacobianChunk", "has_closed_form", "iter_step_jacobians", "step_jacobians",
+    "Histogram", "Spectrum", "chi", "effective_rank", "histogram", "lyapunov_exponents",
+    "reference_singular_values", "singular_values", "spectrum", "spectrum_summary",
 ]
