@@ -312,11 +312,11 @@ def _peephole_terms(p: Params, x: torch.Tensor, s: torch.Tensor):
 
 
 def _gate_blocks(name: str, G: int) -> Callable[[Params, int], torch.Tensor]:
-    return lambda p, N: p[name].view(G, N, N)
+    return lambda p, N: p[name].reshape(G, N, N)
 
 
 def _peephole_mats(p: Params, N: int) -> torch.Tensor:
-    return torch.cat([p["weight_hh"].view(4, N, N), p["weight_ch"].view(4, N, N)], dim=-1)
+    return torch.cat([p["weight_hh"].reshape(4, N, N), p["weight_ch"].reshape(4, N, N)], dim=-1)
 
 
 # Keyed by the built-in Cell objects themselves (Cell compares by identity), so a user cell that

@@ -61,7 +61,7 @@ from .jacobians import (
     _plan,
     _vjp_step,
 )
-from .unroll import _unroll, batched_step, check_sequence
+from .unroll import batched_step, check_sequence
 
 __all__ = [
     "CHI_ESTIMATORS",
