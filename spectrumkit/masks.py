@@ -23,6 +23,7 @@ from typing import Any
 
 import torch
 from torch import nn
+from torch.nn.utils import prune
 
 from .errors import check_choice, check_unit_interval, fail
 from .scores.ranking import k_of, top_k
@@ -170,7 +171,7 @@ def to_torch_prune(module: nn.Module, mask: Mapping[str, torch.Tensor]) -> nn.Mo
     mask = _check_mask(fn, mask, shapes, "tensors of the module")
     for n, m in mask.items():
         ref = getattr(module, n + suffix)
-        nn.utils.prune.custom_from_mask(module, n + suffix, m.to(ref.device))
+        prune.custom_from_mask(module, n + suffix, m.to(ref.device))
     return module
 
 

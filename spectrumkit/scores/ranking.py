@@ -32,10 +32,18 @@ def k_of(density: float, count: int) -> int:
 def top_k(flat: torch.Tensor, k: int) -> torch.Tensor:
     """Boolean (P,) mask of the top ``k`` entries of ``flat`` (P,) under NOTE [Exact-K ranking].
 
+    Computed without a full sort: the k-th highest value v is found by selection, every entry
+    above v is kept, and the remaining places go to the entries equal to v, lowest position first
+    — the same set a stable descending sort would give.
+
     >>> top_k(torch.tensor([1.0, 3.0, 3.0, 0.0, 3.0]), 2).tolist()
     [False, True, True, False, False]
     """
-    order = torch.sort(flat, descending=True, stable=True).indices[:k]
-    keep = torch.zeros(flat.shape, dtype=torch.bool, device=flat.device)
-    keep[order] = True
+    P = flat.numel()
+    if k >= P:
+        return torch.ones(P, dtype=torch.bool, device=flat.device)
+    v = torch.kthvalue(flat, P - k + 1).values  # the k-th highest
+    keep = flat > v
+    ties = (flat == v).nonzero().flatten()[: k - int(keep.sum())]
+    keep[ties] = True
     return keep
