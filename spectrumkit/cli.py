@@ -131,8 +131,15 @@ def prune_cmd(cell, input_size, hidden, classes, steps, batch_size, init, method
     for name, v in (("steps", steps), ("batch_size", batch_size)):
         check_positive_int(fn, name, v)
     density = density_from_sparsity(sparsity)
+    if device == "cuda" and not torch.cuda.is_available():
+        raise fail(fn, "--device cuda on a machine with CUDA", "no CUDA device")
     given = {k: v for k, v in flags.items() if v is not None}
-    unused = [k for k in given if not any(k in OPTIONS[m] for m in methods)]
+
+    def accepts(m: str, k: str) -> bool:  # γ options only reach methods that normalize by γ
+        return k in OPTIONS[m] and (not k.startswith("gamma_") or given.get(
+            "normalize", OPTIONS[m].get("normalize")) == "gamma")
+
+    unused = [k for k in given if not any(accepts(m, k) for m in methods)]
     if unused:
         raise fail(fn, f"score options that apply to {', '.join(methods)}",
                    ", ".join("--" + k.replace("_", "-") for k in unused))
@@ -144,7 +151,7 @@ def prune_cmd(cell, input_size, hidden, classes, steps, batch_size, init, method
     ys = torch.randint(0, classes, (batch_size,), generator=g).to(device)
     masks, tables, summaries, seconds = {}, {}, {}, {}
     for m in methods:
-        opts = {k: v for k, v in given.items() if k in OPTIONS[m]}
+        opts = {k: v for k, v in given.items() if accepts(m, k)}
         if m == "synflow":
             opts["density"] = density
         t0 = time.perf_counter()

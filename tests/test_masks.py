@@ -365,6 +365,8 @@ def test_prune_cli_compare_and_file(tmp_path):
     (["--sparsity", "1.0"], r"expected sparsity in \[0, 1\)"),
     (["--estimator", "frob"], "estimator to be one of 'ones'"),
     (["--horizon", "9"], r"horizon U in 1..T=5"),
+    (["--compare", "snip,random", "--gamma-inputs", "data"], "options that apply to snip, random"),
+    (["--device", "tpu"], "--device auto, cpu or cuda"),
 ])
 def test_prune_cli_errors_one_line(args, message):
     import re

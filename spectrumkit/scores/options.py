@@ -56,6 +56,9 @@ def resolve_options(fn: str, method: str, options: Mapping[str, Any], T: int) ->
             raise fail(fn, f"horizon U in 1..T={T} (the batch has T={T} steps)", o["horizon"])
     if "estimator" in o:
         check_choice(fn, "estimator", o["estimator"], CHI_ESTIMATORS)
+    if "probes" in options and o["estimator"] != "hutchinson":
+        raise fail(fn, "probes only together with estimator='hutchinson'",
+                   f"probes with estimator={o['estimator']!r}")
     if "through_time" in o:
         _check_bool(fn, "through_time", o["through_time"])
     for name in ("batch_size", "probes", "iterations"):
@@ -66,13 +69,14 @@ def resolve_options(fn: str, method: str, options: Mapping[str, Any], T: int) ->
     if "normalize" in o:
         check_choice(fn, "normalize", o["normalize"], NORMALIZE)
     if "gamma_inputs" in o:
+        unused = sorted(set(_GAMMA) & set(options))
+        if unused and o["normalize"] != "gamma":
+            raise fail(fn, "gamma options only together with normalize='gamma'",
+                       f"{', '.join(unused)} with normalize={o['normalize']!r}")
         check_choice(fn, "gamma_inputs", o["gamma_inputs"], GAMMA_INPUTS)
         check_choice(fn, "gamma_state", o["gamma_state"], GAMMA_STATES)
         check_unit_interval(fn, "gamma_floor", o["gamma_floor"], low_open=True, high_open=True)
         if o["gamma"] is not None:
-            if o["normalize"] != "gamma":
-                raise fail(fn, "gamma= only together with normalize='gamma'",
-                           f"normalize={o['normalize']!r}")
             clash = sorted({"gamma_inputs", "gamma_state"} & set(options))
             if clash:
                 raise fail(fn, "either a precomputed gamma= or the options that make one",
