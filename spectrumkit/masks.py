@@ -62,7 +62,7 @@ def _check_scores(fn: str, scores: Any) -> dict[str, torch.Tensor]:
 
 def topk_mask(scores: Mapping[str, torch.Tensor], density: float, *, scope: str = "global"
               ) -> dict[str, torch.Tensor]:
-    r"""Keep exactly K = round(density · P) entries with the highest scores (NOTE [Exact-K ranking]).
+    r"""Keep exactly K = round(density · P) highest-scoring entries (NOTE [Exact-K ranking]).
 
     Args:
         scores: ``{name: float tensor}``, e.g. from :func:`~spectrumkit.scores.compute_scores`;
@@ -180,7 +180,8 @@ def to_torch_prune(module: nn.Module, mask: Mapping[str, torch.Tensor]) -> nn.Mo
 # --------------------------------------------------------------------------------------------------
 # NOTE [Mask files]
 # One file holds the masks of one or more methods for one model: a dict
-# {"kind": "spectrumkit.masks", "version": 1, "config": {...}, "masks": {method: {name: BoolTensor}}}
+# {"kind": "spectrumkit.masks", "version": 1, "config": {...},
+#  "masks": {method: {name: BoolTensor}}}
 # written with torch.save to a temporary file in the target folder, fsynced, then os.replace'd —
 # a reader never sees a half-written file. Tensors are saved on the CPU.
 

@@ -63,7 +63,6 @@ from .common import check_finite_scores, check_inputs_match, check_model, grad_o
 from .gamma import check_gamma, compute_gamma, gamma_needs_generator
 from .jacobian import jacobian_scores
 from .options import METHODS, OPTIONS, balance_scores, resolve_options
-from .ranking import k_of, top_k
 from .saliency import foresight_scores, magnitude_scores, random_scores, snip_scores
 from .synflow import synflow_scores
 

@@ -50,7 +50,8 @@ def grads(out: torch.Tensor, theta: Mapping[str, torch.Tensor], **kw: Any
     if not out.requires_grad:
         return {n: torch.zeros_like(p) for n, p in theta.items()}
     gs = torch.autograd.grad(out, list(theta.values()), allow_unused=True, **kw)
-    return {n: (g if g is not None else torch.zeros_like(p)) for (n, p), g in zip(theta.items(), gs)}
+    return {n: (g if g is not None else torch.zeros_like(p))
+            for (n, p), g in zip(theta.items(), gs)}
 
 
 def check_finite_scores(fn: str, scores: Mapping[str, torch.Tensor]) -> None:

@@ -104,7 +104,8 @@ def balance_scores(fn: str, scores: dict[str, torch.Tensor], cell: Cell, input_s
     if how == "none":
         return scores
     if cell.layout is None:
-        raise fail(fn, f"balance={how!r} only for a cell with a layout (make_cell(..., layout=...))",
+        raise fail(fn, f"balance={how!r} only for a cell with a layout "
+                   "(make_cell(..., layout=...))",
                    f"cell {cell.name!r} without one")
     labels = entry_labels(cell, input_size, hidden_size)
     groups = []

@@ -1,6 +1,7 @@
 r"""Saliency scores from the loss and the weights: SNIP, Foresight (GraSP), magnitude, random.
 
-Legend: B = batch, P = pruned parameters; θ the pruned weights, L the model's mean loss on the batch.
+Legend: B = batch, P = pruned parameters; θ the pruned weights, L the model's mean loss on the
+batch.
 
 * SNIP (Lee et al., ICLR 2019):        |θ ⊙ ∇_θ L|.
 * Foresight / GraSP (Wang et al., ICLR 2020): θ ⊙ (H g), NOTE [Foresight sign].

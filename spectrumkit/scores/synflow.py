@@ -12,8 +12,8 @@ recomputes the scores on the masked weights.
 
 Returned scores: the scores of the last round for the entries that entered it, and for entries
 pruned in an earlier round k < n, a value below all of those, lower the earlier k
-(min_last − (n − k)(1 + |min_last|)). So ``topk_mask(scores, density)`` (global scope) is exactly the mask SynFlow
-arrives at; the values below the last round's carry only their order.
+(min_last − (n − k)(1 + |min_last|)). So ``topk_mask(scores, density)`` (global scope) is
+exactly the mask SynFlow arrives at; the values below the last round's carry only their order.
 
 Caveat: SynFlow's argument — that with |θ| and a positive input the score of each layer sums to
 the same "synaptic flow", so iterative pruning never disconnects a layer first — holds for
