@@ -103,8 +103,6 @@ _SCORE_FLAGS = ("horizon", "estimator", "through_time", "normalize", "gamma_inpu
 def prune_cmd(cell, input_size, hidden, classes, steps, batch_size, init, method, compare,
               sparsity, scope, include_bias, data, seed, device, out, **flags) -> None:
     """Score a freshly initialized model, keep the top weights, print where they sit."""
-    import time
-
     import torch
     from tabulate import tabulate
 
@@ -149,15 +147,13 @@ def prune_cmd(cell, input_size, hidden, classes, steps, batch_size, init, method
     g = torch.Generator().manual_seed(seed + 1)
     xs = torch.randn(batch_size, steps, input_size, generator=g).to(device)
     ys = torch.randint(0, classes, (batch_size,), generator=g).to(device)
-    masks, tables, summaries, seconds = {}, {}, {}, {}
+    masks, tables, summaries = {}, {}, {}
     for m in methods:
         opts = {k: v for k, v in given.items() if accepts(m, k)}
         if m == "synflow":
             opts["density"] = density
-        t0 = time.perf_counter()
         scores = compute_scores(m, model, (xs, ys), generator=torch.Generator().manual_seed(
             seed + 2), include_bias=include_bias, **opts)
-        seconds[m] = time.perf_counter() - t0
         masks[m] = topk_mask(scores, density, scope=scope)
         tables[m] = mask_anatomy(model.cell, masks[m], input_size, hidden)
         summaries[m] = anatomy_summary(model.cell, masks[m], input_size, hidden)
@@ -177,7 +173,6 @@ def prune_cmd(cell, input_size, hidden, classes, steps, batch_size, init, method
              "in_degree_max": "in-degree max"}
     for key, label in names.items():
         rows.append([label, "", ""] + [f"{summaries[m][key]:.4g}" for m in methods])
-    rows.append(["seconds", "", ""] + [f"{seconds[m]:.3f}" for m in methods])
     click.echo(tabulate(rows, headers=["gate", "block", "total"] + [f"{m} kept (fraction)"
                                                                      for m in methods]))
     if out is not None:

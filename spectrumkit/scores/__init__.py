@@ -44,11 +44,13 @@ option             methods                            values (default first)
 NOTE [Score cost]
 SNIP is one forward pass with a graph and one backward pass through the T steps. γ is exactly the
 same amount of work (a forward pass with a graph and a backward pass through T steps, on the γ
-inputs), so any γ-normalized score costs at least one SNIP; the jacobian score adds a forward pass
-without a graph over T − 1 steps (the states) and U one-step JVPs with their backward passes. With
-``gamma_inputs="data"`` and ``gamma_state="zero"`` the γ pass doubles as the state pass. To compare
-several normalized scores of ONE initialization, compute γ once with :func:`compute_gamma` and pass
-it as ``gamma=``; the jacobian score then costs less than SNIP (benchmarks/bench_scores.py).
+inputs, with the same B and T), so every γ-normalized score costs at least one SNIP. The jacobian
+score adds a forward pass without a graph over T − 1 steps (the states, about a third of SNIP's
+work) and U one-step JVPs with their backward passes: its floor is about 1.3× SNIP, whatever the
+implementation, and benchmarks/bench_scores.py measures about 1.6× (GRU, N = 400, B = 64, T = 28).
+With ``gamma_inputs="data"`` and ``gamma_state="zero"`` the γ pass doubles as the state pass
+(about 1.3×). To compare several normalized scores of ONE initialization, compute γ once with
+:func:`compute_gamma` and pass it as ``gamma=``: the jacobian score then costs about 0.7× SNIP.
 """
 
 from __future__ import annotations
