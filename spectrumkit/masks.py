@@ -212,6 +212,7 @@ def save_masks(path: str | os.PathLike, masks: Mapping[str, Mapping[str, torch.T
             torch.save(payload, f)
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, 0o644)  # mkstemp creates 0600; a mask file is an ordinary result file
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
