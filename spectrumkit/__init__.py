@@ -23,6 +23,12 @@ from .spectra import CHI_ESTIMATORS, chi_step
 # models
 from .models import LanguageModel, SequenceClassifier
 
+# pruning at initialization: scores, masks, anatomy
+from .scores import METHODS, compute_gamma, compute_scores
+from .masks import (apply_mask, density_from_sparsity, load_masks, save_masks, to_torch_prune,
+                    topk_mask)
+from .anatomy import anatomy_summary, connection_map, mask_anatomy
+
 try:
     __version__ = version("spectrumkit")
 except PackageNotFoundError:  # running from a source tree that is not installed
@@ -40,4 +46,8 @@ __all__ = [
     "CHI_ESTIMATORS", "chi_step",
     # models
     "SequenceClassifier", "LanguageModel",
+    # pruning at initialization: scores, masks, anatomy
+    "METHODS", "compute_scores", "compute_gamma", "topk_mask", "density_from_sparsity",
+    "apply_mask", "to_torch_prune", "save_masks", "load_masks", "mask_anatomy", "anatomy_summary",
+    "connection_map",
 ]

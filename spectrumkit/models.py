@@ -61,6 +61,15 @@ class _RecurrentCore(nn.Module):
             s0 = xs_time_major.new_zeros(xs_time_major.shape[1], self.state_size)
         return _unroll(self.cell, self.cell_params(), xs_time_major, s0)
 
+    def cell_inputs(self, batch: tuple[torch.Tensor, ...]) -> torch.Tensor:
+        """The cell's time-major inputs for a (validated) batch: (T, B, D).
+
+        The default reads float inputs ``batch[0]`` of shape (B, T, D); models that transform their
+        inputs before the cell (an embedding) override it. Pruning scores use it to run the cell on
+        the batch without knowing the model (``spectrumkit.scores``).
+        """
+        return batch[0].transpose(0, 1)
+
 
 class SequenceClassifier(_RecurrentCore):
     r"""A cell followed by a linear head on the final h: logits = W h_T + b.
@@ -177,6 +186,10 @@ class LanguageModel(_RecurrentCore):
     def embed(self, tokens: torch.Tensor) -> torch.Tensor:
         """(B, T) token ids -> (T, B, E) time-major embeddings."""
         return self.embedding(tokens).transpose(0, 1)
+
+    def cell_inputs(self, batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+        """The cell's inputs for a batch ``(inputs (B, T), targets)``: embeddings (T, B, E)."""
+        return self.embed(batch[0])
 
     def forward(self, tokens: torch.Tensor, s0: torch.Tensor | None = None
                 ) -> tuple[torch.Tensor, torch.Tensor]:
