@@ -23,6 +23,15 @@ from .spectra import CHI_ESTIMATORS, chi_step
 # models
 from .models import LanguageModel, SequenceClassifier
 
+# data
+from .data import (SequenceDataset, TaskData, TokenStream, WikiText, adding_problem, bptt_batches,
+                   copy_task, load_task, seq_mnist, wikitext)
+from .models import SequenceRegressor
+
+# training
+from .evaluation import evaluate, make_model, resolve_device
+from .train import TrainResult, train, train_l2_iterative
+
 try:
     __version__ = version("spectrumkit")
 except PackageNotFoundError:  # running from a source tree that is not installed
@@ -40,4 +49,9 @@ __all__ = [
     "CHI_ESTIMATORS", "chi_step",
     # models
     "SequenceClassifier", "LanguageModel",
+    # data
+    "SequenceDataset", "TaskData", "TokenStream", "WikiText", "adding_problem", "bptt_batches",
+    "copy_task", "load_task", "seq_mnist", "wikitext", "SequenceRegressor",
+    # training
+    "evaluate", "make_model", "resolve_device", "TrainResult", "train", "train_l2_iterative",
 ]
