@@ -468,8 +468,8 @@ def bptt_batches(ids: torch.Tensor, batch_size: int, bptt: int
     with t = ``bptt`` except possibly in the last window. Row b of window k+1 continues row b of
     window k, so a model may carry its state across windows.
 
-    >>> [tuple(a.tolist()) for a, _ in bptt_batches(torch.arange(10), 2, 2)]
-    [((0, 1), (5, 6)), ((2, 3), (7, 8))]
+    >>> [a.tolist() for a, _ in bptt_batches(torch.arange(10), 2, 2)]
+    [[[0, 1], [5, 6]], [[2, 3], [7, 8]]]
     """
     check_positive_int("bptt_batches", "bptt", bptt)
     rows = batchify(ids, batch_size)

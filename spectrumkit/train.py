@@ -207,8 +207,11 @@ def _train_impl(model: Model, data: TaskData, *, mask: dict[str, torch.Tensor] |
                 optimizer: str, clip: float | None, device: torch.device, seed: int,
                 eval_every: int | None, checkpoint_dir: Path | None, progress: bool | None,
                 diverge_factor: float | None, callback: Callable[[dict], None] | None,
-                prune_at: dict[int, float]) -> TrainResult:
-    """Trusted core of :func:`train` (inputs validated); ``prune_at`` = {after step: density}."""
+                prune: tuple[int | None, list[float]] | None) -> TrainResult:
+    """Trusted core of :func:`train` (inputs validated).
+
+    ``prune`` = (stage_steps or None for evenly spaced stages, densities) for the L2 schedule.
+    """
     dtype = _model_dtype(model)
     model.to(device)
     train_split = _to_device(data.train, device, dtype)
@@ -220,9 +223,15 @@ def _train_impl(model: Model, data: TaskData, *, mask: dict[str, torch.Tensor] |
     else:
         per_epoch = math.ceil(len(train_split) / batch_size)
     total = steps if steps is not None else epochs * per_epoch
-    if prune_at and max(prune_at) >= total:
-        raise fail("train_l2_iterative", f"the last pruning stage (after step {max(prune_at)}) "
-                   f"before the end of training", f"{total} steps in all")
+    prune_at: dict[int, float] = {}
+    if prune is not None:
+        stage, schedule = prune
+        stage = stage if stage is not None else total // (len(schedule) + 1)
+        prune_at = {stage * (i + 1): d for i, d in enumerate(schedule)}
+        if stage < 1 or max(prune_at) >= total:
+            raise fail("train_l2_iterative", f"the last of {len(schedule)} pruning stages "
+                       f"(every {stage} steps) before the end of training",
+                       f"{total} steps in all")
     trainable = [p for p in model.parameters() if p.requires_grad]
     if optimizer == "adam":
         opt = torch.optim.Adam(trainable, lr=lr)
@@ -484,10 +493,11 @@ def train(model: Model, data: TaskData, *, mask: Mapping[str, torch.Tensor] | No
     fn = "train"
     v = _validate(fn, model, data, mask, epochs, steps, batch_size, lr, optimizer, clip, device,
                   seed, eval_every, checkpoint_dir, progress, diverge_factor, callback)
-    return _train_impl(model, data, prune_at={}, **v)
+    return _train_impl(model, data, prune=None, **v)
 
 
-def train_l2_iterative(model: Model, data: TaskData, *, density: float, stage_steps: int,
+def train_l2_iterative(model: Model, data: TaskData, *, density: float,
+                       stage_steps: int | None = None,
                        densities: tuple[float, ...] = L2_DENSITIES, epochs: int | None = None,
                        steps: int | None = None, batch_size: int = 64, lr: float = 1e-3,
                        optimizer: str = "adam", clip: float | None = None,
@@ -505,7 +515,8 @@ def train_l2_iterative(model: Model, data: TaskData, *, density: float, stage_st
     (default 0.8, 0.6, 0.4, 0.2, 0.1, 0.05, 0.02, 0.01) up to and including the first entry ≤
     ``density``, which is replaced by ``density`` itself; e.g. density 0.05 gives 0.8, 0.6, 0.4,
     0.2, 0.1, 0.05. The last pruning must come before the last step (training continues at the
-    target density for the remaining steps).
+    target density for the remaining steps). ``stage_steps=None`` spaces the stages evenly:
+    k = ⌊total steps / (stages + 1)⌋, so the final density trains as long as every stage.
 
     The other arguments are those of :func:`train`. ``result.mask`` is the final mask and the
     history's ``density`` column shows the schedule.
@@ -514,13 +525,14 @@ def train_l2_iterative(model: Model, data: TaskData, *, density: float, stage_st
     if not isinstance(density, (int, float)) or isinstance(density, bool) \
             or not 0 < density <= 1:
         raise fail(fn, "density in (0, 1]", repr(density))
-    check_positive_int(fn, "stage_steps", stage_steps)
+    if stage_steps is not None:
+        check_positive_int(fn, "stage_steps", stage_steps)
     ds = tuple(densities) if isinstance(densities, (tuple, list)) else ()
     if not ds or any(isinstance(d, bool) or not isinstance(d, (int, float)) or not 0 < d <= 1
                      for d in ds) or any(a <= b for a, b in zip(ds, ds[1:])):
         raise fail(fn, "densities: a decreasing sequence in (0, 1]", repr(densities))
-    schedule = [d for d in ds if d > density] + [float(density)]
+    # 1e-9: a density computed as 1 - 0.9 = 0.0999... must not add a stage after 0.1
+    schedule = [d for d in ds if d > density + 1e-9] + [float(density)]
     v = _validate(fn, model, data, None, epochs, steps, batch_size, lr, optimizer, clip, device,
                   seed, eval_every, checkpoint_dir, progress, diverge_factor, callback)
-    prune_at = {stage_steps * (i + 1): d for i, d in enumerate(schedule)}
-    return _train_impl(model, data, prune_at=prune_at, **v)
+    return _train_impl(model, data, prune=(stage_steps, schedule), **v)

@@ -296,7 +296,7 @@ def test_l2_iterative_schedule(mnist):
         assert (model.rnn[k].detach()[~m] == 0).all()
     for a, b in zip(patterns, patterns[1:]):  # nested: nothing pruned ever comes back
         assert all(bool((b[k] <= a[k]).all()) for k in a)
-    with pytest.raises(SpectrumkitError, match=r"train_l2_iterative: expected the last pruning"):
+    with pytest.raises(SpectrumkitError, match=r"train_l2_iterative: expected the last of 6 pruning stages \(every 2 steps\) before the end of training, got 12 steps in all"):
         train_l2_iterative(make_model(mnist, "gru", 8, seed=0), mnist, density=0.05,
                            stage_steps=2, steps=12, seed=0, device="cpu")
 
@@ -356,3 +356,50 @@ def test_progress_bar_only_on_request(mnist, capsys):
     train(make_model(mnist, "gru", 4, seed=0), mnist, steps=2, seed=0, device="cpu",
           progress=True)
     assert "train" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------------------------------ CLI
+
+
+def _cli(*args):
+    import subprocess
+    import sys
+    return subprocess.run([sys.executable, "-m", "spectrumkit.cli", *args], capture_output=True,
+                          text=True, timeout=300)
+
+
+def test_cli_train_writes_what_train_returns(tmp_path):
+    out = tmp_path / "run"
+    r = _cli("train", "--cell", "gru", "--hidden", "6", "--method", "l2", "--sparsity", "0.9",
+             "--data", "seq-mnist", "--data-option", "limit=96", "--data-option", "val_limit=32",
+             "--steps", "12", "--batch-size", "32", "--seed", "3", "--out", str(out),
+             "--device", "cpu")
+    assert r.returncode == 0, r.stderr
+    assert "gru-6 l2 on seq-mnist: ok: val_error_pct" in r.stdout and "wrote" in r.stdout
+    task = load_task("seq-mnist", limit=96, val_limit=32)
+    model = make_model(task, "gru", 6, init="glorot", seed=3)
+    ref = train_l2_iterative(model, task, density=1 - 0.9, steps=12, batch_size=32, seed=3,
+                             device="cpu")
+    hist = pd.read_csv(out / "history.csv")
+    pd.testing.assert_frame_equal(no_seconds(hist), no_seconds(ref.history), check_exact=False,
+                                  rtol=1e-12)
+    import json
+    rec = json.loads((out / "metrics.json").read_text())
+    assert rec["status"] == "ok" and rec["config"]["sparsity"] == 0.9
+    assert rec["metrics"]["val_error_pct"] == ref.metrics["val_error_pct"]
+    assert rec["metrics"]["density"] == ref.metrics["density"]
+    mask = torch.load(out / "mask.pt", weights_only=True)
+    assert all(torch.equal(mask[k], ref.mask[k]) for k in ref.mask)
+    assert not [p for p in out.iterdir() if p.name.startswith(".")]  # no temp files left
+
+
+@pytest.mark.parametrize("args, match", [
+    (["--method", "jacobian"], "Invalid value for '--method'"),
+    (["--sparsity", "0.5"], "error: spectrumkit train: expected --sparsity 0 with --method dense"),
+    (["--data-option", "colour=red"], "error: load_task: expected options for seq-mnist among"),
+    (["--lr", "0"], "error: train: expected lr to be a finite number > 0, got 0"),
+])
+def test_cli_train_bad_input_is_one_line_exit_2(tmp_path, args, match):
+    r = _cli("train", "--steps", "1", "--out", str(tmp_path / "x"), "--device", "cpu", *args)
+    assert r.returncode == 2 and match in r.stderr, r.stderr
+    assert r.stderr.strip().count("\n") == 0 and "Traceback" not in r.stderr
