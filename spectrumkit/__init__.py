@@ -28,6 +28,14 @@ from .scores import METHODS, compute_gamma, compute_scores
 from .masks import (apply_mask, density_from_sparsity, load_masks, save_masks, to_torch_prune,
                     topk_mask)
 from .anatomy import anatomy_summary, connection_map, mask_anatomy
+# data
+from .data import (SequenceDataset, TaskData, TokenStream, WikiText, adding_problem, bptt_batches,
+                   copy_task, load_task, seq_mnist, wikitext)
+from .models import SequenceRegressor
+
+# training
+from .evaluation import evaluate, make_model, resolve_device
+from .train import TrainResult, train, train_l2_iterative
 
 try:
     __version__ = version("spectrumkit")
@@ -50,4 +58,9 @@ __all__ = [
     "METHODS", "compute_scores", "compute_gamma", "topk_mask", "density_from_sparsity",
     "apply_mask", "to_torch_prune", "save_masks", "load_masks", "mask_anatomy", "anatomy_summary",
     "connection_map",
+    # data
+    "SequenceDataset", "TaskData", "TokenStream", "WikiText", "adding_problem", "bptt_batches",
+    "copy_task", "load_task", "seq_mnist", "wikitext", "SequenceRegressor",
+    # training
+    "evaluate", "make_model", "resolve_device", "TrainResult", "train", "train_l2_iterative",
 ]

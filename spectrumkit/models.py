@@ -204,3 +204,66 @@ class LanguageModel(_RecurrentCore):
         inputs, targets = batch
         logits, _ = self(inputs, s0)
         return F.cross_entropy(logits.reshape(-1, self.vocab_size), targets.reshape(-1))
+
+
+class SequenceRegressor(_RecurrentCore):
+    r"""A cell followed by a linear head on the final h giving one real value: ŷ = w·h_T + b.
+
+    For regression tasks such as the adding problem; the loss is the mean squared error.
+
+    Args:
+        cell: built-in name or Cell. input_size: D. hidden_size: N.
+        init: initialization scheme of the cell (see :mod:`spectrumkit.init`).
+        generator / seed: exactly one; draws the cell and then the head (Xavier-normal weight,
+            zero bias), in that order, like :class:`SequenceClassifier` with C = 1.
+        bias: bias scheme for the cell (zero by default).
+
+    ``forward(xs)`` takes xs of shape (B, T, D) and returns predictions (B,).
+    """
+
+    def __init__(self, cell: str | Cell, input_size: int, hidden_size: int, *,
+                 init: str | Mapping = "glorot", generator: torch.Generator | None = None,
+                 seed: int | None = None, bias: str | None = None,
+                 dtype: torch.dtype = torch.float32, device: torch.device | str | None = None
+                 ) -> None:
+        fn = "SequenceRegressor"
+        check_positive_int(fn, "input_size", input_size)
+        check_positive_int(fn, "hidden_size", hidden_size)
+        g = make_generator(generator, seed, fn)
+        super().__init__(cell, input_size, hidden_size, init, g, bias, dtype, device)
+        self.head = nn.Linear(hidden_size, 1, dtype=dtype, device=device)
+        std = (2.0 / (hidden_size + 1)) ** 0.5
+        with torch.no_grad():
+            self.head.weight.copy_(torch.randn(1, hidden_size, generator=g, dtype=dtype) * std)
+            self.head.bias.zero_()
+
+    def check_batch(self, fn: str, batch: tuple[torch.Tensor, torch.Tensor]) -> None:
+        """Validate ``(xs (B, T, D), ys (B,))`` with real, finite targets."""
+        if not isinstance(batch, (tuple, list)) or len(batch) != 2:
+            raise fail(fn, "a batch (xs, ys)", type(batch).__name__)
+        xs, ys = batch
+        if not isinstance(xs, torch.Tensor) or xs.dim() != 3 or xs.shape[-1] != self.input_size:
+            raise fail(fn, f"xs of shape (B, T, D={self.input_size})",
+                       f"shape {tuple(getattr(xs, 'shape', ()))}")
+        if not xs.is_floating_point():
+            raise fail(fn, "floating-point xs", xs.dtype)
+        if (not isinstance(ys, torch.Tensor) or ys.shape != (xs.shape[0],)
+                or not ys.is_floating_point()):
+            raise fail(fn, f"floating-point ys of shape ({xs.shape[0]},)",
+                       f"{getattr(ys, 'dtype', type(ys).__name__)} of shape "
+                       f"{tuple(getattr(ys, 'shape', ()))}")
+        if ys.numel() and not bool(torch.isfinite(ys).all()):
+            raise fail(fn, "finite ys", f"{int((~torch.isfinite(ys)).sum())} NaN/Inf entries")
+
+    def forward(self, xs: torch.Tensor) -> torch.Tensor:
+        """(B, T, D) -> predictions (B,)."""
+        s = self.states(xs.transpose(0, 1))
+        return self.head(self.cell.output(s[-1])).squeeze(-1)
+
+    def loss(self, batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+        """Mean squared error of the batch ``(xs (B, T, D), ys (B,))``."""
+        xs, ys = batch
+        return F.mse_loss(self(xs), ys)
+
+
+__all__ += ["SequenceRegressor"]
