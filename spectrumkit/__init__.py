@@ -23,6 +23,10 @@ from .spectra import CHI_ESTIMATORS, chi_step
 # models
 from .models import LanguageModel, SequenceClassifier
 
+# figures and tables (imported on first use: matplotlib is slow to import; see __getattr__ below)
+_FIGURES_EXPORTS = ("render", "style", "save_figure", "sv_histogram", "results_table",
+                    "SINGLE_COLUMN", "DOUBLE_COLUMN")
+
 try:
     __version__ = version("spectrumkit")
 except PackageNotFoundError:  # running from a source tree that is not installed
@@ -41,3 +45,16 @@ __all__ = [
     # models
     "SequenceClassifier", "LanguageModel",
 ]
+__all__ += [
+    # figures and tables
+    *_FIGURES_EXPORTS,
+]
+
+
+def __getattr__(name: str):
+    """Lazy public names (PEP 562): ``spectrumkit.render`` etc. import :mod:`spectrumkit.figures`."""
+    if name in _FIGURES_EXPORTS:
+        from . import figures
+
+        return getattr(figures, name)
+    raise AttributeError(f"module 'spectrumkit' has no attribute {name!r}")

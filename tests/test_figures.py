@@ -87,3 +87,302 @@ def test_sv_histogram_draws_the_counts():
     assert [ln.get_xdata()[0] for ln in ax.lines] == [0.7, 0.3]
     with pytest.raises(SpectrumkitError, match="sv_histogram: expected len\\(edges\\)"):
         sv_histogram(ax, [1, 2], [0.0, 1.0])
+
+
+# --------------------------------------------------------------------------------------------------
+# A results folder in the RESULTS_SCHEMA.md format (tests/figures_fixture.py), rendered once.
+
+import json
+import shutil
+import subprocess
+import sys
+
+import pandas as pd
+import torch
+
+from spectrumkit import SequenceClassifier
+from spectrumkit.figures import (load_study, render, render_figure, results_table, table_csv,
+                                 table_latex, table_markdown)
+from spectrumkit.figures.results import StudyResults
+
+from . import figures_fixture as ff
+
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory):
+    root = tmp_path_factory.mktemp("out")
+    d = ff.build(root)
+    paths = render(d)
+    return d, paths
+
+
+def _trials(d, status="ok"):
+    ts = [json.loads(p.read_text()) for p in sorted((d / "trials").glob("*.json"))]
+    return [t for t in ts if status is None or t["status"] == status]
+
+
+def _by_method(d):
+    out = {}
+    for t in _trials(d):
+        out.setdefault(t["config"]["method"], []).append(t)
+    return {m: sorted(ts, key=lambda t: t["config"]["seed"]) for m, ts in out.items()}
+
+
+def test_render_writes_every_declared_figure_and_table(study):
+    d, paths = study
+    names = sorted(p.name for p in paths)
+    expected = sorted([f"{f}.{x}" for f in ff.FIGURE_NAMES for x in ("pdf", "png")]
+                      + ["summary.md", "summary.tex", "summary.csv"])
+    assert names == expected
+    assert all(p.stat().st_size > 0 for p in paths)
+
+
+def test_anatomy_bar_heights_are_the_stored_fractions(study):
+    d, _ = study
+    res = load_study(d)
+    with style():
+        fig = render_figure(res, "anatomy")
+    ax, ax2 = fig.axes[:2]
+    by_m = _by_method(d)
+    methods = [ff.METHODS[0], ff.METHODS[1]]  # grid order; labels are the method names
+    assert [t.get_text() for t in ax.get_xticklabels()] == methods
+    checked = 0
+    for cont in ax.containers:
+        gate, block = cont.get_label().split()
+        for i, m in enumerate(methods):
+            fr = [r["fraction"] for t in by_m[m] for r in t["artifacts"]["anatomy"]["rows"]
+                  if (r["gate"], r["block"]) == (gate, block)]
+            assert len(fr) == len(ff.SEEDS)
+            assert cont.patches[i].get_height() == pytest.approx(np.mean(fr), abs=1e-12), (m, gate)
+            checked += 1
+    assert checked == 2 * 3 * 2  # methods × gates × {input, recurrent}
+    ir = {m: np.mean([t["artifacts"]["anatomy"]["summary"]["ir_ratio"] for t in by_m[m]])
+          for m in methods}
+    texts = [t.get_text() for t in ax.texts]
+    assert texts == [f"I/R {ir[m]:.3g}" for m in methods]
+    assert [p.get_height() for p in ax2.containers[0].patches] == pytest.approx([ir[m] for m in methods])
+    dense = ff.D / ff.N  # GRU: 3·N·D input weights over 3·N·N recurrent ones
+    assert [ln.get_ydata()[0] for ln in ax2.lines] == pytest.approx([dense])
+    assert [ln.get_ydata()[0] for ln in ax.lines] == pytest.approx([1 - ff.SPARSITY])
+
+
+def test_sv_histogram_counts_sum_to_number_of_singular_values(study):
+    d, _ = study
+    with style():
+        fig = render_figure(load_study(d), "sv_hist")
+    by_m = _by_method(d)
+    n_sv = len(ff.SEEDS) * ff.T * ff.B * ff.N  # seeds × steps × batch × S singular values
+    for ax, m in zip(fig.axes, ff.METHODS):
+        patches = [p for p in ax.patches if hasattr(p, "get_data")]
+        assert len(patches) == 2  # init and trained
+        for patch, phase in zip(patches, ("init", "trained")):
+            values, edges, _ = patch.get_data()
+            assert values.sum() == n_sv
+            np.testing.assert_array_equal(edges, ff.EDGES)
+            np.testing.assert_array_equal(values, np.sum([t["artifacts"]["sv_hist"][phase]["counts"]
+                                                          for t in by_m[m]], axis=0))
+        means = [ln.get_xdata()[0] for ln in ax.lines]
+        expected = [np.mean([t["artifacts"]["sv_hist"][ph]["mean"] for t in by_m[m]])
+                    for ph in ("init", "trained")]  # equal n per seed: n-weighted = plain mean
+        assert means == pytest.approx(expected, abs=1e-12)
+
+
+def test_connection_map_image_is_the_mask(study):
+    d, _ = study
+    with style():
+        fig = render_figure(load_study(d), "connection_maps")
+    for ax, m in zip(fig.axes, ff.METHODS):
+        # recompute the seed-0 mask independently of the stored bits
+        model = SequenceClassifier("gru", ff.D, ff.N, ff.C, seed=0, dtype=torch.float64)
+        mask = ff.connection_map_of(ff._masks(model, m, 0))
+        (img,) = ax.images
+        np.testing.assert_array_equal(np.asarray(img.get_array()), mask.astype(np.uint8))
+        assert mask.shape == (ff.D + ff.N, 3 * ff.N)
+        # gate boundaries at multiples of N, one input/hidden separator after D rows
+        assert sorted(ln.get_xdata()[0] for ln in ax.lines if ln.get_xdata()[0] == ln.get_xdata()[1]
+                      and ln.get_xdata()[0] > 0) == [ff.N - 0.5, 2 * ff.N - 0.5]
+        assert [t.get_text() for t in ax.get_yticklabels()] == ["input", "hidden"]
+
+
+def test_curve_is_mean_of_history_tables_with_std_band(study):
+    d, _ = study
+    with style():
+        fig = render_figure(load_study(d), "curves")
+    ax_loss, ax_err = fig.axes[:2]
+    by_m = _by_method(d)
+    for line, m in zip(ax_loss.lines, ff.METHODS):
+        table = np.array([t["history"]["train_loss"] for t in by_m[m]])  # (seeds, steps)
+        np.testing.assert_allclose(line.get_ydata(), table.mean(axis=0), rtol=0, atol=1e-14)
+        np.testing.assert_array_equal(line.get_xdata(), by_m[m][0]["history"]["step"])
+        assert line.get_marker() not in (None, "", "None", "none")
+    assert ax_loss.get_yscale() == "log"
+    # the band of the first method: mean ± std (ddof=1)
+    table = np.array([t["history"]["train_loss"] for t in by_m[ff.METHODS[0]]])
+    verts = ax_loss.collections[0].get_paths()[0].vertices
+    lo = table.mean(0) - table.std(0, ddof=1)
+    hi = table.mean(0) + table.std(0, ddof=1)
+    assert np.isclose(verts[:, 1].min(), lo.min()) and np.isclose(verts[:, 1].max(), hi.max())
+    # validation error: evaluated every other step; missing entries are skipped, not zero
+    errs = np.array([[v for v in t["history"]["val_error_pct"] if v is not None]
+                     for t in by_m[ff.METHODS[1]]])
+    np.testing.assert_allclose(ax_err.lines[1].get_ydata(), errs.mean(0), atol=1e-12)
+    np.testing.assert_array_equal(ax_err.lines[1].get_xdata(), [2, 4, 6])
+
+
+def test_lyapunov_and_sigma_per_step_are_seed_means(study):
+    d, _ = study
+    by_m = _by_method(d)
+    with style():
+        fig_l = render_figure(load_study(d), "lyapunov")
+        fig_s = render_figure(load_study(d), "spectrum_steps")
+    for ax, phase in zip(fig_l.axes, ("init", "trained")):
+        for line, m in zip(ax.lines, ff.METHODS):
+            exps = np.array([t["artifacts"]["lyapunov"][phase] for t in by_m[m]])
+            np.testing.assert_allclose(line.get_ydata(), exps.mean(0), atol=1e-13)
+            np.testing.assert_array_equal(line.get_xdata(), np.arange(1, ff.N + 1))
+    for ax, phase in zip(fig_s.axes, ("init", "trained")):
+        for line, m in zip(ax.lines, ff.METHODS):
+            sig = np.array([t["artifacts"]["spectrum_steps"][phase]["mean_sigma"] for t in by_m[m]])
+            np.testing.assert_allclose(line.get_ydata(), sig.mean(0), atol=1e-13)
+
+
+def test_rendering_twice_gives_byte_identical_files(study, tmp_path):
+    d, paths = study
+    copy = tmp_path / "fixture"
+    shutil.copytree(d, copy, ignore=shutil.ignore_patterns("figures", "tables"))
+    again = render(copy)
+    assert [p.name for p in again] == [p.name for p in paths]
+    for a, b in zip(paths, again):
+        assert a.read_bytes() == b.read_bytes(), f"{a.name} differs between two renders"
+
+
+def test_pdf_fonts_are_embedded_and_never_type3(study):
+    d, paths = study
+    pdfs = [p for p in paths if p.suffix == ".pdf"]
+    have_pdffonts = shutil.which("pdffonts") is not None
+    for p in pdfs:
+        data = p.read_bytes()
+        fonts, embedded = pdf_fonts(data)
+        assert fonts, f"{p.name}: no fonts found"
+        assert "Type3" not in fonts, f"{p.name}: Type 3 font"
+        assert embedded >= len(fonts), f"{p.name}: {len(fonts)} fonts, {embedded} embedded"
+        if have_pdffonts:  # pragma: no cover - not installed on the dev machine
+            out = subprocess.run(["pdffonts", str(p)], capture_output=True, text=True).stdout
+            rows = out.splitlines()[2:]
+            assert rows and all(" yes " in r and "Type 3" not in r for r in rows), out
+
+
+def test_table_cells_bold_and_formats(study):
+    d, _ = study
+    md = (d / "tables" / "summary.md").read_text()
+    tex = (d / "tables" / "summary.tex").read_text()
+    csv_ = pd.read_csv(d / "tables" / "summary.csv")
+    errs = {m: np.array([t["metrics"]["val_error_pct"] for t in ts])
+            for m, ts in _by_method(d).items()}
+    for m, e in errs.items():
+        row = csv_[csv_["method"] == m].iloc[0]
+        assert row["mean"] == pytest.approx(e.mean()) and row["std"] == pytest.approx(e.std(ddof=1))
+        assert row["n"] == len(ff.SEEDS)
+        assert f"{e.mean():.2f} ± {e.std(ddof=1):.2f}" in md
+    best = min(errs, key=lambda m: errs[m].mean())  # error: lower is better
+    assert f"**{errs[best].mean():.2f} ± {errs[best].std(ddof=1):.2f}**" in md
+    assert "lower is better" in md and "1 diverged" in md
+    assert csv_[csv_["method"] == "random"]["n_diverged"].item() == 1
+    assert "\\toprule" in tex and "\\midrule" in tex and "\\bottomrule" in tex
+    assert f"\\mathbf{{{errs[best].mean():.2f} \\pm" in tex
+
+
+def _synthetic(tmp_path, metric, values, grid):
+    """A StudyResults over ``grid`` whose trials carry ``metric`` = the given values per condition."""
+    trials = []
+    axes = list(grid)
+    for cond, vals in values.items():
+        for seed, v in enumerate(vals):
+            cfg = dict(zip(axes, cond), seed=seed)
+            trials.append({"schema_version": 1, "key": f"{cond}-{seed}", "config": cfg,
+                           "status": "ok", "metrics": {metric: v}})
+    return StudyResults(path=tmp_path, spec={"name": "s", "grid": grid}, trials=tuple(trials))
+
+
+def test_best_direction_and_orientation(tmp_path):
+    # Table 2 layout: rows = method, cols = width -> best is per column; error: lower is better
+    grid = {"method": ["jacobian", "random"], "hidden_size": [100, 400]}
+    vals = {("jacobian", 100): [3.0, 3.2], ("random", 100): [2.7, 2.9],
+            ("jacobian", 400): [1.4, 1.5], ("random", 400): [1.5, 1.6]}
+    t = results_table(_synthetic(tmp_path, "val_error_pct", vals, grid), rows="method",
+                      cols="hidden_size", metric="val_error_pct")
+    best = t.cells[t.cells["best"]][["row", "col"]].values.tolist()
+    assert best == [["Jacobian", "N=400"], ["random", "N=100"]]
+    md = table_markdown(t)
+    assert "**2.80 ± 0.14** (n=2)" in md and "**1.45 ± 0.07** (n=2)" in md
+    # a higher-is-better metric flips the winner; Table 5 layout (rows = init) -> best per row
+    grid = {"init": ["glorot", "normal:1"], "method": ["jacobian", "random"]}
+    vals = {("glorot", "jacobian"): [90.0, 92.0], ("glorot", "random"): [95.0, 97.0],
+            ("normal:1", "jacobian"): [80.0], ("normal:1", "random"): [70.0]}
+    t = results_table(_synthetic(tmp_path, "val_acc_pct", vals, grid), rows="init",
+                      cols="method", metric="val_acc_pct")
+    assert t.cells[t.cells["best"]][["row", "col"]].values.tolist() == [["Glorot", "random"],
+                                                                          ["N(0, 1)", "Jacobian"]]
+    assert "higher is better" in table_markdown(t)
+    assert "96.00 ± 1.41" in table_markdown(t) and "**80.00 ± –** (n=1)" in table_markdown(t)
+    assert table_csv(t).splitlines()[0] == "init,method,mean,std,n,n_diverged,n_failed,best"
+    assert "\\mathbf{96.00 \\pm 1.41}" in table_latex(t)
+    with pytest.raises(SpectrumkitError, match="better='lower' or 'higher' for metric 'kept'"):
+        results_table(_synthetic(tmp_path, "kept", vals, grid), rows="init", cols="method",
+                      metric="kept")
+    with pytest.raises(SpectrumkitError, match=r"every varying grid axis to be in rows or cols.*"
+                                               r"also \['method'\]"):
+        results_table(_synthetic(tmp_path, "val_acc_pct", vals, grid), rows="init", cols=None,
+                      metric="val_acc_pct")
+
+
+# --------------------------------------------------------------------------------------------------
+# bad input
+
+def test_errors_name_what_is_expected(study, tmp_path):
+    d, _ = study
+    with pytest.raises(SpectrumkitError, match=r"render: expected a study results folder "
+                                               r"OUT/<study> holding spec.json and trials/\*.json"):
+        render(tmp_path)
+    (tmp_path / "spec.json").write_text(json.dumps({"name": "empty", "report": {}}))
+    with pytest.raises(SpectrumkitError, match="at least one trial result in .*trials, got none"):
+        render(tmp_path)
+    with pytest.raises(SpectrumkitError, match="render: expected a figure that study 'fixture' "
+                                               "declares: anatomy, sv_hist, connection_maps, curves, "
+                                               "lyapunov, spectrum_steps, table, got 'loss'"):
+        render(d, only="loss")
+    with pytest.raises(SpectrumkitError, match="render: expected formats among pdf, png, svg, got eps"):
+        render(d, formats="pdf,eps")
+
+
+def test_missing_artifact_is_an_error_and_writes_nothing(study, tmp_path):
+    d, _ = study
+    copy = tmp_path / "fixture"
+    shutil.copytree(d, copy, ignore=shutil.ignore_patterns("figures", "tables"))
+    for p in (copy / "trials").glob("*.json"):
+        t = json.loads(p.read_text())
+        del t["artifacts"]["lyapunov"]
+        p.write_text(json.dumps(t))
+    with pytest.raises(SpectrumkitError, match="expected artifacts.lyapunov in the trials of study "
+                                               "'fixture' for figure 'lyapunov'"):
+        render(copy)
+    assert not (copy / "figures").exists()
+
+
+def _cli(*args):
+    return subprocess.run([sys.executable, "-m", "spectrumkit.cli", "figures", *args],
+                          capture_output=True, text=True, timeout=120)
+
+
+def test_cli_accepts_out_or_study_folder_and_errors_in_one_line(study, tmp_path):
+    d, paths = study
+    r = _cli(str(d.parent), "--only", "anatomy", "--format", "pdf")  # OUT: every study inside
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == [str(d / "figures" / "anatomy.pdf")]
+    assert (d / "figures" / "anatomy.pdf").read_bytes() == paths[0].read_bytes()
+    for args, msg in [((str(tmp_path),), "render: expected a study results folder OUT/<study>"),
+                      ((str(d), "--format", "jpg"), "expected formats among pdf, png, svg, got jpg"),
+                      ((str(d), "--only", "nope"), "declares: anatomy, sv_hist")]:
+        r = _cli(*args)
+        assert r.returncode == 2 and r.stderr.startswith("error: ") and msg in r.stderr, r.stderr
+        assert r.stderr.strip().count("\n") == 0 and "Traceback" not in r.stderr
