@@ -132,7 +132,7 @@ def test_render_writes_every_declared_figure_and_table(study):
     d, paths = study
     names = sorted(p.name for p in paths)
     expected = sorted([f"{f}.{x}" for f in ff.FIGURE_NAMES for x in ("pdf", "png")]
-                      + ["summary.md", "summary.tex", "summary.csv"])
+                      + ["paper.md", "paper.tex", "paper.csv"])
     assert names == expected
     assert all(p.stat().st_size > 0 for p in paths)
 
@@ -274,9 +274,9 @@ def test_pdf_fonts_are_embedded_and_never_type3(study):
 
 def test_table_cells_bold_and_formats(study):
     d, _ = study
-    md = (d / "tables" / "summary.md").read_text()
-    tex = (d / "tables" / "summary.tex").read_text()
-    csv_ = pd.read_csv(d / "tables" / "summary.csv")
+    md = (d / "tables" / "paper.md").read_text()
+    tex = (d / "tables" / "paper.tex").read_text()
+    csv_ = pd.read_csv(d / "tables" / "paper.csv")
     errs = {m: np.array([t["metrics"]["val_error_pct"] for t in ts])
             for m, ts in _by_method(d).items()}
     for m, e in errs.items():
@@ -327,13 +327,36 @@ def test_best_direction_and_orientation(tmp_path):
     assert "96.00 ± 1.41" in table_markdown(t) and "**80.00 ± –** (n=1)" in table_markdown(t)
     assert table_csv(t).splitlines()[0] == "init,method,mean,std,n,n_diverged,n_failed,best"
     assert "\\mathbf{96.00 \\pm 1.41}" in table_latex(t)
-    with pytest.raises(SpectrumkitError, match="better='lower' or 'higher' for metric 'kept'"):
+    # a descriptive metric (no better direction): nothing bold, and the caption says so
+    t = results_table(_synthetic(tmp_path, "ir_ratio", vals, grid), rows="init", cols="method",
+                      metric="ir_ratio", fmt=".3f")
+    assert not t.cells["best"].any() and "**" not in table_markdown(t)
+    assert "no best marked (ir_ratio has no better direction)" in table_markdown(t)
+    assert "96.000 ± 1.414 (n=2)" in table_markdown(t)
+    with pytest.raises(SpectrumkitError, match="results_table: expected better to be one of"):
         results_table(_synthetic(tmp_path, "kept", vals, grid), rows="init", cols="method",
-                      metric="kept")
+                      metric="kept", better="smaller")
+    with pytest.raises(SpectrumkitError, match="results_table: expected fmt a float format spec"):
+        results_table(_synthetic(tmp_path, "kept", vals, grid), rows="init", cols="method",
+                      metric="kept", fmt="%d")
     with pytest.raises(SpectrumkitError, match=r"every varying grid axis to be in rows or cols.*"
                                                r"also \['method'\]"):
         results_table(_synthetic(tmp_path, "val_acc_pct", vals, grid), rows="init", cols=None,
                       metric="val_acc_pct")
+
+
+def test_setting_a_method_ignores_counts_for_every_column(tmp_path):
+    # Table 2 layout: random pruning has no normalization (config None): it is the same experiment
+    # under both columns, so it appears in both and competes in both
+    grid = {"method": ["snip", "random"], "normalize": ["gamma", "none"]}
+    vals = {("snip", "gamma"): [1.5, 1.6], ("snip", "none"): [88.0, 89.0], ("random", None): [1.4, 1.6]}
+    t = results_table(_synthetic(tmp_path, "val_error_pct", vals, grid), rows="method",
+                      cols="normalize", metric="val_error_pct")
+    assert t.col_labels == ("norm.", "unnorm.") and t.row_labels == ("SNIP", "random")
+    rnd = t.cells[t.cells["row"] == "random"]
+    assert rnd["mean"].tolist() == pytest.approx([1.5, 1.5]) and rnd["n"].tolist() == [2, 2]
+    assert t.cells[t.cells["best"]][["row", "col"]].values.tolist() == [["random", "norm."],
+                                                                          ["random", "unnorm."]]
 
 
 # --------------------------------------------------------------------------------------------------

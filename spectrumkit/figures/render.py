@@ -2,7 +2,8 @@ r"""Render a study's declared figures and tables from its stored results only.
 
 :func:`render` reads ``spec.json`` and ``trials/*.json`` (RESULTS_SCHEMA.md) and writes every figure
 named in the spec's ``report.figures`` into ``study_dir/figures/<name>.<fmt>`` and every table of
-``report.table`` into ``study_dir/tables/``. Nothing is recomputed: rerunning it on the same results
+``report.table`` into ``study_dir/tables/paper.{md,tex,csv}`` (laid out like the paper's tables; the
+study runner's own ``tables/summary.*`` are left alone). Nothing is recomputed: rerunning it on the same results
 gives byte-identical files (NOTE [Deterministic files]).
 
 NOTE [What each figure pools]
@@ -145,14 +146,22 @@ def _curves_data(res: StudyResults) -> dict[str, Any]:
                for h in histories):
             metrics.append(val)
             break
-    panels: dict[str, dict[str, list[pd.DataFrame]]] = {}
+    fi = res.axes.index(facet) if facet is not None else None
+    panel_keys = ([""] if facet is None else
+                  list(dict.fromkeys(res.label(c, [facet]) for c in groups if c[fi] is not None)))
+    if not panel_keys:  # every method ignores the facet's setting: one panel
+        fi, panel_keys = None, [""]
+    panels: dict[str, dict[str, list[pd.DataFrame]]] = {k: {} for k in panel_keys}
     for cond, trials in groups.items():
-        pkey = ("" if facet is None else res.label(cond, [facet]))
+        # a method that ignores the facet's setting (None) is drawn in every panel
+        targets = panel_keys if fi is None or cond[fi] is None else [res.label(cond, [facet])]
         line = res.label(cond, line_axes) if line_axes is not None else res.label(cond)
         hs = [pd.DataFrame(t.get("history") or {}) for t in trials]
-        if not any("train_loss" in h.columns and "step" in h.columns and len(h) for h in hs):
-            continue
-        panels.setdefault(pkey, {})[line] = [h for h in hs if len(h)]
+        hs = [h for h in hs if len(h) and {"step", "train_loss"} <= set(h.columns)]
+        if hs:
+            for k in targets:
+                panels[k][line] = hs
+    panels = {k: v for k, v in panels.items() if v}
     if not panels:
         raise fail("render", f"histories with 'step' and 'train_loss' in the ok trials of study "
                    f"{res.name!r} for figure 'curves'", "none")
@@ -183,7 +192,10 @@ def figure_data(results: StudyResults | str | Path, name: str) -> dict[str, Any]
 
 def _fig_anatomy(res: StudyResults):
     d = _anatomy_data(res)
-    fig, (ax, ax2) = new_figure(DOUBLE_COLUMN, 2.5, ncols=2, width_ratios=[3, 1.2])
+    if len(d["rows"]) <= 4:  # side by side
+        fig, (ax, ax2) = new_figure(DOUBLE_COLUMN, 2.5, ncols=2, width_ratios=[3, 1.2])
+    else:  # many methods: stacked, full width each
+        fig, (ax, ax2) = new_figure(DOUBLE_COLUMN, 4.6, nrows=2, height_ratios=[1.5, 1])
     anatomy_bars(ax, d["rows"], ir_ratios=d["ir_ratios"], density=d["density"],
                          gates=d["gates"])
     handles, labels = ax.get_legend_handles_labels()
@@ -192,7 +204,8 @@ def _fig_anatomy(res: StudyResults):
     ax.set_title("kept fraction per gate (plain: input, hatched: recurrent)")
     ir_ratio_bars(ax2, d["ir_ratios"], d["dense_ir_ratio"])
     ax2.set_title("input / recurrent kept")
-    ax2.tick_params(axis="x", labelrotation=30)
+    if len(d["rows"]) <= 4:
+        ax2.tick_params(axis="x", labelrotation=30)
     return fig
 
 
@@ -298,9 +311,9 @@ def render_figure(results: StudyResults, name: str):
 
 def _table_stem(t: dict, i: int, n: int) -> str:
     if n == 1:
-        return "summary"
+        return "paper"
     label = str(t.get("paper_table") or t.get("name") or i)
-    return "summary-" + (re.sub(r"[^a-z0-9]+", "-", label.lower()).strip("-") or str(i))
+    return "paper-" + (re.sub(r"[^a-z0-9]+", "-", label.lower()).strip("-") or str(i))
 
 
 def render(study_dir: str | Path, *, only: str | Iterable[str] | None = None,
@@ -309,7 +322,7 @@ def render(study_dir: str | Path, *, only: str | Iterable[str] | None = None,
 
     ``study_dir`` is one study's results folder ``OUT/<study>`` (``spec.json`` + ``trials/*.json``).
     Figures go to ``study_dir/figures/<name>.<fmt>`` for each of ``formats`` (pdf, png, svg); the
-    tables of ``report.table`` go to ``study_dir/tables/summary.{md,tex,csv}`` (``summary-<paper
+    tables of ``report.table`` go to ``study_dir/tables/paper.{md,tex,csv}`` (``paper-<paper
     table>`` when the study declares several). ``only`` selects some of the declared figures, or
     ``"table"`` for the tables; a name the study does not declare raises an error listing those it
     does. A declared figure whose artifacts are missing from every trial is an error, never skipped.
@@ -331,9 +344,10 @@ def render(study_dir: str | Path, *, only: str | Iterable[str] | None = None,
     tables = []
     if TABLE_NAME in names:  # build (and validate) every table before writing anything
         for i, t in enumerate(res.tables):
-            spec = {k: t[k] for k in ("rows", "cols", "metric", "better", "best_along", "digits")
-                    if k in t}
+            spec = {k: t[k] for k in ("rows", "cols", "metric", "better", "best_along") if k in t}
             spec.setdefault("cols", None)
+            if "format" in t:
+                spec["fmt"] = t["format"]
             title = t.get("paper_table")
             tables.append((_table_stem(t, i, len(res.tables)), results_table(res, **spec, title=(
                 f"{title}: " if title else "") + _metric_title(spec.get("metric")))))

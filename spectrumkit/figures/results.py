@@ -44,11 +44,16 @@ def pretty_value(axis: str, value: Any) -> str:
 
     >>> pretty_value("init", "normal:0.1"), pretty_value("method", "snip"), pretty_value("sparsity", 0.95)
     ('N(0, 0.1)', 'SNIP', '95%')
+    >>> pretty_value("normalize", "gamma"), pretty_value("normalize", None)
+    ('norm.', '')
     """
     if axis == "method" and isinstance(value, str):
         return _METHOD_NAMES.get(value, value)
-    if axis == "normalize" and isinstance(value, bool):
-        return "norm." if value else "unnorm."
+    if value is None:  # the method ignores this setting (e.g. random pruning has no normalization)
+        return ""
+    if axis == "normalize" and isinstance(value, (bool, str)):
+        return {True: "norm.", "gamma": "norm.", False: "unnorm.", "none": "unnorm."}.get(value,
+                                                                                         str(value))
     if axis in ("sparsity", "density") and isinstance(value, (int, float)) and not isinstance(value, bool):
         return f"{100 * value:g}%"
     if axis in ("hidden_size", "hidden") and isinstance(value, int):
@@ -71,17 +76,20 @@ def pretty_value(axis: str, value: Any) -> str:
 
 
 def combo_label(axes: Sequence[str], values: Sequence[Any]) -> str:
-    r"""Label of a combination of grid values: ``("normalize", "method"), (True, "snip")`` → ``norm. SNIP``.
+    r"""Label of a combination of grid values (NOTE [Conditions]).
+
+    Settings a method ignores (None) are left out; the normalization reads as a prefix.
 
     >>> combo_label(["init", "method"], ["normal:1", "random"])
     'N(0, 1), random'
+    >>> combo_label(["method", "normalize"], ["snip", "gamma"]), combo_label(["method", "normalize"], ["random", None])
+    ('norm. SNIP', 'random')
     """
-    parts = [pretty_value(a, v) for a, v in zip(axes, values)]
-    out, prev_norm = "", False
-    for a, p in zip(axes, parts):
-        out += p if not out else ((" " if prev_norm else ", ") + p)
-        prev_norm = a == "normalize"
-    return out
+    pairs = [(a, pretty_value(a, v)) for a, v in zip(axes, values)]
+    pairs = [p for p in pairs if p[1]]
+    prefix = " ".join(p for a, p in pairs if a == "normalize")
+    rest = ", ".join(p for a, p in pairs if a != "normalize")
+    return " ".join(x for x in (prefix, rest) if x)
 
 
 def decode_connection_map(art: Mapping[str, Any]) -> np.ndarray:

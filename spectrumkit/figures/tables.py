@@ -47,6 +47,9 @@ METRIC_BETTER: dict[str, str] = {
     "val_error_pct": "lower", "test_error_pct": "lower", "val_loss": "lower", "train_loss": "lower",
     "val_ppl": "lower", "test_ppl": "lower", "score_seconds": "lower", "train_seconds": "lower",
     "val_acc_pct": "higher", "val_accuracy": "higher",
+    # descriptive quantities: no direction is better, nothing is bold
+    "ir_ratio": "none", "dense_ir_ratio": "none", "gate_imbalance": "none", "density": "none",
+    "kept": "none", "sv_mean_init": "none", "sv_mean_trained": "none",
 }
 #: Table file formats written by :func:`write_table`.
 TABLE_FORMATS = ("md", "tex", "csv")
@@ -75,7 +78,7 @@ class Table:
     row_labels: tuple[str, ...]
     col_labels: tuple[str, ...]
     title: str
-    digits: int
+    fmt: str
 
 
 def _as_axes(fn: str, name: str, v: Any) -> list[str]:
@@ -88,30 +91,43 @@ def _as_axes(fn: str, name: str, v: Any) -> list[str]:
     raise fail(fn, f"{name} as a grid axis name or a list of them", repr(v))
 
 
+def _check_fmt(fn: str, fmt: Any) -> str:
+    try:
+        if not isinstance(fmt, str):
+            raise TypeError
+        format(1.5, fmt)
+    except (TypeError, ValueError):
+        raise fail(fn, "fmt a float format spec such as '.2f' or '.3g'", repr(fmt)) from None
+    return fmt
+
+
 def results_table(results: StudyResults, *, rows: str | Sequence[str],
                   cols: str | Sequence[str] | None, metric: str,
-                  better: Literal["lower", "higher"] | None = None,
-                  best_along: Literal["row", "col"] | None = None, digits: int = 2,
+                  better: Literal["lower", "higher", "none"] | None = None,
+                  best_along: Literal["row", "col"] | None = None, fmt: str = ".2f",
                   title: str | None = None) -> Table:
-    r"""Summarize ``metric`` over seeds, pivoted ``rows`` × ``cols`` (grid axes of the study).
+    r"""Summarize ``metric`` over seeds, pivoted ``rows`` × ``cols`` (trial config fields).
 
-    ``rows`` and ``cols`` are a grid axis name or a list of them (their values are combined, e.g.
-    ``["normalize", "method"]`` → ``norm. SNIP``); ``cols=None`` gives a single column (e.g. Table 6,
-    runtime per method). ``better`` defaults to :data:`METRIC_BETTER`; an unknown metric needs it
-    explicitly. ``best_along`` defaults as NOTE [Best in bold] says. A varying grid axis that is in
-    neither ``rows`` nor ``cols`` would be averaged away silently, so it raises an error naming it.
-    Cells follow NOTE [Table cells].
+    ``rows`` and ``cols`` are a config field (usually a grid axis) or a list of them, whose values
+    are combined (``["normalize", "method"]`` → ``norm. SNIP``); ``cols=None`` gives a single column
+    (e.g. Table 6, runtime per method). ``better`` defaults to :data:`METRIC_BETTER` (``"none"``,
+    nothing bold, for a metric without a better direction); ``best_along`` as NOTE [Best in bold]
+    says; ``fmt`` formats mean and std. A varying grid axis in neither ``rows`` nor ``cols`` would be
+    averaged away silently, so it is an error. A trial whose config holds None for a grid axis (its
+    method ignores that setting, e.g. random pruning and ``normalize``) counts for every value of
+    that axis: it is the same experiment under each. Cells follow NOTE [Table cells].
     """
     fn = "results_table"
-    axes = results.axes
     r_axes, c_axes = _as_axes(fn, "rows", rows), _as_axes(fn, "cols", cols)
     if not r_axes:
-        raise fail(fn, "rows as a grid axis name or a list of them", repr(rows))
-    for a in r_axes + c_axes:
-        if a not in axes:
-            raise fail(fn, f"rows and cols among the study's grid axes {axes}", repr(a))
+        raise fail(fn, "rows as a config field name or a list of them", repr(rows))
     if len(set(r_axes + c_axes)) < len(r_axes + c_axes):
-        raise fail(fn, "rows and cols without repeated axes", f"rows={rows!r}, cols={cols!r}")
+        raise fail(fn, "rows and cols without repeated fields", f"rows={rows!r}, cols={cols!r}")
+    for t in results.trials:
+        missing = [a for a in r_axes + c_axes if a not in t["config"]]
+        if missing:
+            raise fail(fn, f"rows and cols among the trial config fields "
+                       f"{sorted(t['config'])}", f"{missing}")
     others = [a for a in results.varying_axes if a not in r_axes + c_axes]
     if others:
         raise fail(fn, f"every varying grid axis to be in rows or cols (rows={rows!r}, "
@@ -119,42 +135,43 @@ def results_table(results: StudyResults, *, rows: str | Sequence[str],
     if not isinstance(metric, str):
         raise fail(fn, "metric as a string", repr(metric))
     if better is None:
-        if metric not in METRIC_BETTER:
-            raise fail(fn, f"better='lower' or 'higher' for metric {metric!r} (known metrics: "
-                       f"{', '.join(METRIC_BETTER)})", "None")
-        better = METRIC_BETTER[metric]
-    check_choice(fn, "better", better, ("lower", "higher"))
+        better = METRIC_BETTER.get(metric, "none")
+    check_choice(fn, "better", better, ("lower", "higher", "none"))
     if best_along is None:
         best_along = "col" if "method" in r_axes else "row"
     check_choice(fn, "best_along", best_along, ("row", "col"))
-    if isinstance(digits, bool) or not isinstance(digits, int) or not 0 <= digits <= 8:
-        raise fail(fn, "digits an integer in [0, 8]", repr(digits))
+    fmt = _check_fmt(fn, fmt)
 
-    # one record per trial, keyed by the canonical JSON of its (row, col) value tuples
+    grid = results.grid
+
+    def expand(axes: list[str], cfg: Mapping[str, Any]) -> list[tuple]:
+        opts = [grid[a] if cfg[a] is None and a in grid else [cfg[a]] for a in axes]
+        return [tuple(p) for p in itertools.product(*opts)]
+
     recs: dict[tuple[str, str], list[tuple[str, Any]]] = {}
     seen_r: dict[str, tuple] = {}
     seen_c: dict[str, tuple] = {}
     for t in results.trials:
-        cond = dict(zip(axes, results.condition(t)))
+        cfg = t["config"]
         val = (t.get("metrics") or {}).get(metric)
         if t["status"] == "ok" and (isinstance(val, bool) or not isinstance(val, (int, float))
                                     or not math.isfinite(val)):
             raise fail(fn, f"metric {metric!r} recorded in every ok trial",
                        f"{val!r} in trial {t['key'][:12]}")
-        rv, cv = tuple(cond[a] for a in r_axes), tuple(cond[a] for a in c_axes)
-        rk, ck = _key(rv), _key(cv)
-        seen_r[rk], seen_c[ck] = rv, cv
-        recs.setdefault((rk, ck), []).append((t["status"], val))
-    grid = results.grid
-    row_keys = _grid_order([grid[a] for a in r_axes], seen_r)
-    col_keys = _grid_order([grid[a] for a in c_axes], seen_c)
+        for rv in expand(r_axes, cfg):
+            for cv in expand(c_axes, cfg):
+                rk, ck = _key(rv), _key(cv)
+                seen_r[rk], seen_c[ck] = rv, cv
+                recs.setdefault((rk, ck), []).append((t["status"], val))
+    row_keys = _grid_order([grid.get(a, []) for a in r_axes], seen_r)
+    col_keys = _grid_order([grid.get(a, []) for a in c_axes], seen_c)
     cells = []
     for rk in row_keys:
         for ck in col_keys:
             sel = recs.get((rk, ck), [])
             ok = np.array([v for st, v in sel if st == "ok"], dtype=float)
-            cells.append({"row": combo_label(r_axes, seen_r[rk]),
-                          "col": (combo_label(c_axes, seen_c[ck]) if c_axes
+            cells.append({"row": combo_label(r_axes, seen_r[rk]) or "–",
+                          "col": ((combo_label(c_axes, seen_c[ck]) or "–") if c_axes
                                   else METRIC_TITLES.get(metric, metric)),
                           "mean": float(ok.mean()) if ok.size else math.nan,
                           "std": float(ok.std(ddof=1)) if ok.size > 1 else math.nan,
@@ -162,12 +179,13 @@ def results_table(results: StudyResults, *, rows: str | Sequence[str],
                           "n_diverged": sum(st == "diverged" for st, _ in sel),
                           "n_failed": sum(st == "failed" for st, _ in sel)})
     cells_df = pd.DataFrame(cells)
-    cells_df["best"] = _best(cells_df, better, best_along)
+    cells_df["best"] = (_best(cells_df, better, best_along) if better != "none"
+                        else pd.Series(False, index=cells_df.index))
     return Table(cells=cells_df, rows=" / ".join(r_axes), cols=" / ".join(c_axes) or None,
                  metric=metric, better=better, best_along=best_along,
                  row_labels=tuple(dict.fromkeys(cells_df["row"])),
                  col_labels=tuple(dict.fromkeys(cells_df["col"])),
-                 title=title or METRIC_TITLES.get(metric, metric), digits=digits)
+                 title=title or METRIC_TITLES.get(metric, metric), fmt=fmt)
 
 
 def _key(v: Any) -> str:
@@ -197,12 +215,12 @@ def _count_note(c: Mapping[str, Any]) -> str:
     return ", ".join([f"n={int(c['n'])}"] + extra)
 
 
-def _cell_text(c: Mapping[str, Any], digits: int, *, latex: bool) -> str:
+def _cell_text(c: Mapping[str, Any], fmt: str, *, latex: bool) -> str:
     if c["n"] == 0:
         core = "–" if not latex else "--"
         return f"{core} ({_count_note(c)})"
-    mean = f"{c['mean']:.{digits}f}"
-    std = f"{c['std']:.{digits}f}" if math.isfinite(c["std"]) else ("–" if not latex else "--")
+    mean = format(c["mean"], fmt)
+    std = format(c["std"], fmt) if math.isfinite(c["std"]) else ("–" if not latex else "--")
     if latex:
         body = f"{mean} \\pm {std}" if math.isfinite(c["std"]) else f"{mean}"
         body = f"\\mathbf{{{body}}}" if c["best"] else body
@@ -217,15 +235,16 @@ def _grid(table: Table, *, latex: bool) -> list[list[str]]:
         line = [r]
         for c in table.col_labels:
             sel = table.cells[(table.cells["row"] == r) & (table.cells["col"] == c)]
-            line.append(_cell_text(sel.iloc[0], table.digits, latex=latex))
+            line.append(_cell_text(sel.iloc[0], table.fmt, latex=latex))
         out.append(line)
     return out
 
 
 def _caption(table: Table) -> str:
     along = "each row" if table.best_along == "row" else "each column"
-    return (f"{table.title}: mean ± std over seeds (n = finished trials); {table.better} is better; "
-            f"best of {along} in bold.")
+    best = (f"{table.better} is better; best of {along} in bold" if table.better != "none" else
+            f"no best marked ({table.metric} has no better direction)")
+    return f"{table.title}: mean ± std over seeds (n = finished trials); {best}."
 
 
 def table_markdown(table: Table) -> str:
