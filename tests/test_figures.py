@@ -359,6 +359,23 @@ def test_setting_a_method_ignores_counts_for_every_column(tmp_path):
                                                                           ["random", "unnorm."]]
 
 
+def test_references_do_not_compete_and_rows_are_not_broadcast(tmp_path):
+    # Table 1 layout with the dense reference: dense is shown but never bold
+    grid = {"cell": ["gru"], "method": ["random", "jacobian", "dense"]}
+    vals = {("gru", "random"): [1.5, 1.6], ("gru", "jacobian"): [1.4, 1.5], ("gru", "dense"): [0.8, 0.7]}
+    t = results_table(_synthetic(tmp_path, "val_error_pct", vals, grid), rows="cell",
+                      cols="method", metric="val_error_pct")
+    assert t.cells[t.cells["best"]]["col"].tolist() == ["Jacobian"]
+    assert "0.75 ± 0.07 (n=2)" in table_markdown(t)
+    # horizon study: rows = [method, horizon]; random has no horizon: one row, not one per horizon
+    grid = {"method": ["jacobian", "random"], "horizon": [1, "all"]}
+    vals = {("jacobian", 1): [2.0], ("jacobian", "all"): [1.0], ("random", None): [1.5, 1.7]}
+    t = results_table(_synthetic(tmp_path, "val_error_pct", vals, grid), rows=["method", "horizon"],
+                      cols=None, metric="val_error_pct")
+    assert t.row_labels == ("Jacobian, U=1", "Jacobian, U=all", "random")
+    assert t.cells[t.cells["best"]]["row"].tolist() == ["Jacobian, U=all"]
+
+
 # --------------------------------------------------------------------------------------------------
 # bad input
 

@@ -58,6 +58,8 @@ def pretty_value(axis: str, value: Any) -> str:
         return f"{100 * value:g}%"
     if axis in ("hidden_size", "hidden") and isinstance(value, int):
         return f"N={value}"
+    if axis == "horizon" and isinstance(value, (int, str)):
+        return f"U={value}"
     if axis == "init" and isinstance(value, str):
         name, _, args = value.partition(":")
         if name == "normal" and args:

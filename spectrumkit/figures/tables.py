@@ -6,8 +6,11 @@ the method. So when the columns are the methods (Tables 1 and 5: rows = cell or 
 best is taken along each row, and when the rows are the methods (Tables 2, 3 and 6: columns = width,
 sparsity, or a single runtime column) it is taken down each column. Without a ``method`` axis the best
 is taken along each row. Which way is better depends on the metric (:data:`METRIC_BETTER`): lower for
-error, loss, perplexity and seconds; higher for accuracy. Ties (equal means) are all bold. Cells with
-no finished trial show ``–`` and never win.
+error, loss, perplexity and seconds; higher for accuracy; none (nothing bold) for descriptive
+quantities such as the I/R ratio or the mean singular value. Ties (equal means) are all bold. Cells
+with no finished trial show ``–`` and never win. The references :data:`REFERENCE_METHODS` (``dense``:
+nothing pruned; ``l2``: iterative magnitude pruning during training, the paper's upper bound) are
+shown but do not compete: the paper's question is which one-shot method at initialization is best.
 
 NOTE [Table cells]
 A cell is the mean ± sample std (ddof=1) over the trials of status ``ok``, followed by their count n;
@@ -39,7 +42,7 @@ from tabulate import tabulate
 from ..errors import check_choice, fail
 from .results import StudyResults, combo_label
 
-__all__ = ["METRIC_BETTER", "METRIC_TITLES", "TABLE_FORMATS", "Table", "results_table", "table_markdown",
+__all__ = ["METRIC_BETTER", "METRIC_TITLES", "REFERENCE_METHODS", "TABLE_FORMATS", "Table", "results_table", "table_markdown",
            "table_latex", "table_csv", "write_table"]
 
 #: Which direction is better for each known metric (NOTE [Best in bold]).
@@ -51,6 +54,8 @@ METRIC_BETTER: dict[str, str] = {
     "ir_ratio": "none", "dense_ir_ratio": "none", "gate_imbalance": "none", "density": "none",
     "kept": "none", "sv_mean_init": "none", "sv_mean_trained": "none",
 }
+#: Methods shown in a table but never bold (NOTE [Best in bold]).
+REFERENCE_METHODS = ("dense", "l2")
 #: Table file formats written by :func:`write_table`.
 TABLE_FORMATS = ("md", "tex", "csv")
 
@@ -113,9 +118,10 @@ def results_table(results: StudyResults, *, rows: str | Sequence[str],
     (e.g. Table 6, runtime per method). ``better`` defaults to :data:`METRIC_BETTER` (``"none"``,
     nothing bold, for a metric without a better direction); ``best_along`` as NOTE [Best in bold]
     says; ``fmt`` formats mean and std. A varying grid axis in neither ``rows`` nor ``cols`` would be
-    averaged away silently, so it is an error. A trial whose config holds None for a grid axis (its
-    method ignores that setting, e.g. random pruning and ``normalize``) counts for every value of
-    that axis: it is the same experiment under each. Cells follow NOTE [Table cells].
+    averaged away silently, so it is an error. A trial whose config holds None for a column axis (its
+    method ignores that setting, e.g. random pruning and ``normalize``) counts in every column of
+    that axis: it is the same experiment under each, and a baseline to compare against in each.
+    Cells follow NOTE [Table cells].
     """
     fn = "results_table"
     r_axes, c_axes = _as_axes(fn, "rows", rows), _as_axes(fn, "cols", cols)
@@ -144,7 +150,7 @@ def results_table(results: StudyResults, *, rows: str | Sequence[str],
 
     grid = results.grid
 
-    def expand(axes: list[str], cfg: Mapping[str, Any]) -> list[tuple]:
+    def expand(axes: list[str], cfg: Mapping[str, Any]) -> list[tuple]:  # columns only
         opts = [grid[a] if cfg[a] is None and a in grid else [cfg[a]] for a in axes]
         return [tuple(p) for p in itertools.product(*opts)]
 
@@ -158,26 +164,28 @@ def results_table(results: StudyResults, *, rows: str | Sequence[str],
                                     or not math.isfinite(val)):
             raise fail(fn, f"metric {metric!r} recorded in every ok trial",
                        f"{val!r} in trial {t['key'][:12]}")
-        for rv in expand(r_axes, cfg):
-            for cv in expand(c_axes, cfg):
-                rk, ck = _key(rv), _key(cv)
-                seen_r[rk], seen_c[ck] = rv, cv
-                recs.setdefault((rk, ck), []).append((t["status"], val))
+        rv = tuple(cfg[a] for a in r_axes)
+        ref = "method" in cfg and cfg["method"] in REFERENCE_METHODS
+        for cv in expand(c_axes, cfg):
+            rk, ck = _key(rv), _key(cv)
+            seen_r[rk], seen_c[ck] = rv, cv
+            recs.setdefault((rk, ck), []).append((t["status"], val, ref))
     row_keys = _grid_order([grid.get(a, []) for a in r_axes], seen_r)
     col_keys = _grid_order([grid.get(a, []) for a in c_axes], seen_c)
     cells = []
     for rk in row_keys:
         for ck in col_keys:
             sel = recs.get((rk, ck), [])
-            ok = np.array([v for st, v in sel if st == "ok"], dtype=float)
+            ok = np.array([v for st, v, _ in sel if st == "ok"], dtype=float)
             cells.append({"row": combo_label(r_axes, seen_r[rk]) or "–",
                           "col": ((combo_label(c_axes, seen_c[ck]) or "–") if c_axes
                                   else METRIC_TITLES.get(metric, metric)),
                           "mean": float(ok.mean()) if ok.size else math.nan,
                           "std": float(ok.std(ddof=1)) if ok.size > 1 else math.nan,
                           "n": int(ok.size),
-                          "n_diverged": sum(st == "diverged" for st, _ in sel),
-                          "n_failed": sum(st == "failed" for st, _ in sel)})
+                          "n_diverged": sum(st == "diverged" for st, _, _ in sel),
+                          "n_failed": sum(st == "failed" for st, _, _ in sel),
+                          "reference": bool(sel) and all(r for _, _, r in sel)})
     cells_df = pd.DataFrame(cells)
     cells_df["best"] = (_best(cells_df, better, best_along) if better != "none"
                         else pd.Series(False, index=cells_df.index))
@@ -201,7 +209,7 @@ def _grid_order(axis_values: list[list], seen: Mapping[str, tuple]) -> list[str]
 def _best(cells: pd.DataFrame, better: str, along: str) -> pd.Series:
     best = pd.Series(False, index=cells.index)
     for _, g in cells.groupby("row" if along == "row" else "col", sort=False):
-        m = g["mean"].where(g["n"] > 0)
+        m = g["mean"].where((g["n"] > 0) & ~g["reference"])
         if m.notna().sum() < 2:  # nothing to compare against
             continue
         target = m.min() if better == "lower" else m.max()
