@@ -36,6 +36,9 @@ from .models import SequenceRegressor
 # training
 from .evaluation import evaluate, make_model, resolve_device
 from .train import TrainResult, train, train_l2_iterative
+# figures and tables (imported on first use: matplotlib is slow to import; see __getattr__ below)
+_FIGURES_EXPORTS = ("render", "style", "save_figure", "sv_histogram", "results_table",
+                    "SINGLE_COLUMN", "DOUBLE_COLUMN")
 
 try:
     __version__ = version("spectrumkit")
@@ -64,3 +67,16 @@ __all__ = [
     # training
     "evaluate", "make_model", "resolve_device", "TrainResult", "train", "train_l2_iterative",
 ]
+__all__ += [
+    # figures and tables
+    *_FIGURES_EXPORTS,
+]
+
+
+def __getattr__(name: str):
+    """Lazy public names (PEP 562): ``spectrumkit.render`` etc. import :mod:`spectrumkit.figures`."""
+    if name in _FIGURES_EXPORTS:
+        from . import figures
+
+        return getattr(figures, name)
+    raise AttributeError(f"module 'spectrumkit' has no attribute {name!r}")
