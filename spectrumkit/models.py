@@ -20,6 +20,7 @@ from collections.abc import Mapping
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.nn.utils import skip_init
 
 from .cells import Cell, get
 from .errors import check_positive_int, fail
@@ -27,6 +28,23 @@ from .init import init_params, make_generator
 from .unroll import _unroll
 
 __all__ = ["LanguageModel", "SequenceClassifier"]
+
+
+# NOTE [No global RNG in models]
+# torch.nn.Linear / Embedding draw their default init from the global RNG in __init__. Every layer
+# here is built with torch.nn.utils.skip_init (no draw at all) and then filled from the model's own
+# generator, so constructing a model never advances the global RNG.
+
+
+def _xavier_linear(in_features: int, out_features: int, g: torch.Generator, dtype: torch.dtype,
+                   device: torch.device | str | None) -> nn.Linear:
+    """A Linear layer with a Xavier-normal weight drawn from ``g`` and a zero bias."""
+    layer = skip_init(nn.Linear, in_features, out_features, dtype=dtype, device=device or "cpu")
+    std = (2.0 / (in_features + out_features)) ** 0.5
+    with torch.no_grad():
+        layer.weight.copy_(torch.randn(out_features, in_features, generator=g, dtype=dtype) * std)
+        layer.bias.zero_()
+    return layer
 
 
 class _RecurrentCore(nn.Module):
@@ -96,12 +114,7 @@ class SequenceClassifier(_RecurrentCore):
         g = make_generator(generator, seed, fn)
         super().__init__(cell, input_size, hidden_size, init, g, bias, dtype, device)
         self.num_classes = num_classes
-        self.head = nn.Linear(hidden_size, num_classes, dtype=dtype, device=device)
-        std = (2.0 / (hidden_size + num_classes)) ** 0.5
-        with torch.no_grad():
-            w = torch.randn(num_classes, hidden_size, generator=g, dtype=dtype) * std
-            self.head.weight.copy_(w)
-            self.head.bias.zero_()
+        self.head = _xavier_linear(hidden_size, num_classes, g, dtype, device)
 
     def check_batch(self, fn: str, batch: tuple[torch.Tensor, torch.Tensor]) -> None:
         """Validate ``(xs (B, T, D), ys (B,))`` with labels in [0, C)."""
@@ -157,15 +170,12 @@ class LanguageModel(_RecurrentCore):
         g = make_generator(generator, seed, fn)
         super().__init__(cell, embed_size, hidden_size, init, g, bias, dtype, device)
         self.vocab_size = vocab_size
-        self.embedding = nn.Embedding(vocab_size, embed_size, dtype=dtype, device=device)
-        self.decoder = nn.Linear(hidden_size, vocab_size, dtype=dtype, device=device)
+        self.embedding = skip_init(nn.Embedding, vocab_size, embed_size, dtype=dtype,
+                                   device=device or "cpu")
         with torch.no_grad():
             self.embedding.weight.copy_(torch.randn(vocab_size, embed_size, generator=g,
                                                     dtype=dtype))
-            std = (2.0 / (hidden_size + vocab_size)) ** 0.5
-            self.decoder.weight.copy_(torch.randn(vocab_size, hidden_size, generator=g,
-                                                  dtype=dtype) * std)
-            self.decoder.bias.zero_()
+        self.decoder = _xavier_linear(hidden_size, vocab_size, g, dtype, device)
         self.embedding.weight.requires_grad_(not freeze_embedding)
 
     def check_batch(self, fn: str, batch: tuple[torch.Tensor, torch.Tensor]) -> None:
@@ -231,11 +241,7 @@ class SequenceRegressor(_RecurrentCore):
         check_positive_int(fn, "hidden_size", hidden_size)
         g = make_generator(generator, seed, fn)
         super().__init__(cell, input_size, hidden_size, init, g, bias, dtype, device)
-        self.head = nn.Linear(hidden_size, 1, dtype=dtype, device=device)
-        std = (2.0 / (hidden_size + 1)) ** 0.5
-        with torch.no_grad():
-            self.head.weight.copy_(torch.randn(1, hidden_size, generator=g, dtype=dtype) * std)
-            self.head.bias.zero_()
+        self.head = _xavier_linear(hidden_size, 1, g, dtype, device)
 
     def check_batch(self, fn: str, batch: tuple[torch.Tensor, torch.Tensor]) -> None:
         """Validate ``(xs (B, T, D), ys (B,))`` with real, finite targets."""
