@@ -1,6 +1,7 @@
 """Spectra, summaries, histograms, χ estimators and Lyapunov exponents, against exact answers."""
 
 import math
+import re
 
 import numpy as np
 import pytest
@@ -25,7 +26,6 @@ from spectrumkit.spectra import (
     spectrum,
     spectrum_summary,
 )
-from spectrumkit.unroll import unroll
 
 from .cases import USER_CELL
 from .conftest import assert_close
@@ -286,3 +286,55 @@ def test_bad_inputs_of_the_spectra_functions():
         with pytest.raises(SpectrumkitError, match=r"^\w+: expected") as e:
             call()
         assert e.match(pattern), (pattern, str(e.value))
+
+
+# ----------------------------------------------------------------------------------------------
+# The `spectrumkit spectrum` command
+# ----------------------------------------------------------------------------------------------
+
+
+def _cli(*args):
+    from click.testing import CliRunner
+
+    from spectrumkit.cli import main
+
+    return CliRunner().invoke(main, list(args))
+
+
+def test_cli_spectrum_writes_what_the_library_computes(tmp_path):
+    import pandas as pd
+
+    args = ["spectrum", "--cell", "lstm", "--input-size", "3", "--hidden", "4", "--init",
+            "normal:0.5", "--batch", "5", "--seq-len", "6", "--steps", "last:3", "--data",
+            "gaussian", "--seed", "7", "--dtype", "float64", "--bins", "6", "--chunk-size", "2",
+            "--device", "cpu", "--out", str(tmp_path / "out")]
+    r = _cli(*args)
+    assert r.exit_code == 0, r.output
+    # The same draws: params from seed 7, x ~ N(0, 1) from seed 8.
+    p = init_params("lstm", 3, 4, "normal:0.5", seed=7, dtype=F64)
+    xs = torch.randn(6, 5, 3, generator=torch.Generator().manual_seed(8), dtype=F64)
+    want = spectrum("lstm", p, xs, steps=3, bins=6)
+    got = pd.read_csv(tmp_path / "out" / "spectrum.csv", index_col="step")
+    assert list(got.index) == [4, 5, 6]
+    assert np.allclose(got.to_numpy(), want.table.to_numpy(), rtol=1e-15, atol=0)
+    hist = pd.read_csv(tmp_path / "out" / "histogram.csv")
+    assert hist["count"].tolist() == want.histogram.counts.tolist()
+    assert np.allclose(hist["right"], want.histogram.edges[1:], rtol=1e-15)
+    for suffix in ("pdf", "png"):
+        assert (tmp_path / "out" / f"histogram.{suffix}").stat().st_size > 0
+    assert f"{want.table.loc[6, 'mean']:.4g}" in r.output
+    assert not list((tmp_path / "out").glob(".*tmp"))  # no temp files left behind
+
+
+@pytest.mark.parametrize("steps, message", [
+    ("last:9", r"error: spectrum: expected steps \(last U\) in 1\.\.6"),
+    ("0,2", r"error: spectrum: expected steps in the valid range 1\.\.6"),
+    ("first:2", "error: spectrum: expected --steps as last:U, all, or a comma list"),
+])
+def test_cli_spectrum_bad_steps_is_one_line_exit_2(tmp_path, steps, message):
+    r = _cli("spectrum", "--cell", "gru", "--input-size", "2", "--hidden", "3", "--batch", "2",
+             "--seq-len", "6", "--steps", steps, "--out", str(tmp_path))
+    assert r.exit_code == 2
+    err = r.stderr.strip()
+    assert "\n" not in err and "Traceback" not in err
+    assert re.match(message, err), err
