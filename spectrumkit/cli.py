@@ -428,8 +428,10 @@ def spectrum_cmd(cell, input_size, hidden, init_scheme, batch, seq_len, steps_te
              else "steps " + ",".join(map(str, idx)))
     with figures.style():
         fig, ax = figures.new_figure("single")
-        figures.sv_histogram(ax, h.counts, h.edges, label=f"{cell}, N={hidden}, {steps}",
+        what = f"{cell}{' h->h' if block == 'hh' else ''}, N={hidden}, {steps}"
+        figures.sv_histogram(ax, h.counts, h.edges, label=what,
                              annotate_mean=sp.pooled["mean"])
+        ax.legend()
         written += figures.save_figure(fig, folder / "histogram")
     for p in written:
         click.echo(f"wrote {p}")
