@@ -59,16 +59,54 @@ def cells_cmd(input_size: int, hidden: int) -> None:
 
 
 # --------------------------------------------------------------------------------------------------
+# A scoring / probing batch shared by `prune` and `spectrum`
+# --------------------------------------------------------------------------------------------------
+# NOTE [CLI data]
+# `--data gaussian`: x ~ N(0, 1) of shape (B, T, D) and labels uniform in [0, classes), drawn from a
+# generator seeded --seed + 1. `--data seq-mnist`: B examples of the row-wise sequential MNIST
+# training split (T = D = 28, unit pixel scale), chosen without replacement by a generator seeded
+# --seed + 1; `--data-root` points at the full data set, else the bundled 8k/2k split is used.
+
+_CLI_DATA = ("gaussian", "seq-mnist")
+
+
+def _cli_batch(fn: str, data: str, data_root: str | None, batch: int, seq_len: int,
+               input_size: int, classes: int, seed: int, dtype=None):
+    """Return (xs (B, T, D) batch-first, ys (B,)) on the CPU for --data (NOTE [CLI data])."""
+    import torch
+
+    from .errors import fail
+
+    if data not in _CLI_DATA:
+        raise fail(fn, f"--data one of {', '.join(_CLI_DATA)}", repr(data))
+    g = torch.Generator().manual_seed(seed + 1)
+    if data == "gaussian":
+        if data_root is not None:
+            raise fail(fn, "no --data-root with --data gaussian", repr(data_root))
+        xs = torch.randn(batch, seq_len, input_size, generator=g, dtype=dtype)
+        return xs, torch.randint(0, classes, (batch,), generator=g)
+    from .data import seq_mnist
+
+    split = seq_mnist(data_root, split="train")
+    n, T, D = split.xs.shape
+    if (seq_len, input_size) != (T, D):
+        raise fail(fn, f"--seq-len/--steps {T} and --input-size {D} for row-wise seq-mnist",
+                   f"{seq_len} and {input_size}")
+    if not 1 <= batch <= n:
+        raise fail(fn, f"a batch size in 1..{n} for seq-mnist", batch)
+    idx = torch.randperm(n, generator=g)[:batch]
+    return split.xs[idx].to(dtype or split.xs.dtype), split.ys[idx]
+
+
+# --------------------------------------------------------------------------------------------------
 # prune: scores -> exact-K masks -> anatomy (spectrumkit.scores, spectrumkit.masks, .anatomy)
 # --------------------------------------------------------------------------------------------------
 # NOTE [prune command]
-# The model is a SequenceClassifier drawn from --seed; the gaussian data (x ~ N(0, 1) of shape
-# (B, T, D), labels uniform in [0, classes)) from --seed + 1; every method's scores from a fresh
-# generator seeded --seed + 2, so a method's mask does not depend on what it is compared with.
+# The model is a SequenceClassifier drawn from --seed; the data from --seed + 1 (NOTE [CLI data]);
+# every method's scores from a fresh generator seeded --seed + 2, so a method's mask does not depend on what it is compared with.
 # Score options given on the command line go to every selected method that accepts them; one that
 # no selected method accepts is an error.
 
-_PRUNE_DATA = ("gaussian",)
 _SCORE_FLAGS = ("horizon", "estimator", "through_time", "normalize", "gamma_inputs", "gamma_state",
                 "discount", "balance", "iterations")
 
@@ -87,7 +125,10 @@ _SCORE_FLAGS = ("horizon", "estimator", "through_time", "normalize", "gamma_inpu
 @click.option("--sparsity", type=float, default=0.95, show_default=True, help="in [0, 1)")
 @click.option("--scope", default="global", show_default=True, help="global or per_tensor")
 @click.option("--include-bias", is_flag=True, help="prune the cell's biases too")
-@click.option("--data", default="gaussian", show_default=True, help="the scoring batch")
+@click.option("--data", default="gaussian", show_default=True,
+              help="the scoring batch: gaussian or seq-mnist (NOTE [CLI data])")
+@click.option("--data-root", type=click.Path(file_okay=False), default=None,
+              help="seq-mnist: folder with the full data set (default: the bundled data)")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda")
 @click.option("--out", type=click.Path(dir_okay=False), default=None, help="mask file (.pt)")
@@ -101,7 +142,7 @@ _SCORE_FLAGS = ("horizon", "estimator", "through_time", "normalize", "gamma_inpu
 @click.option("--balance", default=None, help="none, gate or block")
 @click.option("--iterations", type=int, default=None, help="synflow: rounds")
 def prune_cmd(cell, input_size, hidden, classes, steps, batch_size, init, method, compare,
-              sparsity, scope, include_bias, data, seed, device, out, **flags) -> None:
+              sparsity, scope, include_bias, data, data_root, seed, device, out, **flags) -> None:
     """Score a freshly initialized model, keep the top weights, print where they sit."""
     import torch
     from tabulate import tabulate
@@ -119,9 +160,6 @@ def prune_cmd(cell, input_size, hidden, classes, steps, batch_size, init, method
             raise fail(fn, f"methods among {', '.join(METHODS)}", repr(m))
     if len(set(methods)) != len(methods):
         raise fail(fn, "distinct methods in --compare", compare)
-    if data not in _PRUNE_DATA:
-        raise fail(fn, f"--data one of {', '.join(_PRUNE_DATA)} (seq-mnist arrives with the data "
-                   "module)", repr(data))
     if device not in ("auto", "cpu", "cuda"):
         raise fail(fn, "--device auto, cpu or cuda", repr(device))
     if device == "auto":
@@ -144,9 +182,8 @@ def prune_cmd(cell, input_size, hidden, classes, steps, batch_size, init, method
 
     model = SequenceClassifier(cell, input_size, hidden, classes, init=init, seed=seed,
                                device=device)
-    g = torch.Generator().manual_seed(seed + 1)
-    xs = torch.randn(batch_size, steps, input_size, generator=g).to(device)
-    ys = torch.randint(0, classes, (batch_size,), generator=g).to(device)
+    xs, ys = _cli_batch(fn, data, data_root, batch_size, steps, input_size, classes, seed)
+    xs, ys = xs.to(device), ys.to(device)
     masks, tables, summaries = {}, {}, {}
     for m in methods:
         opts = {k: v for k, v in given.items() if accepts(m, k)}
@@ -359,8 +396,10 @@ def _parse_steps(text: str) -> int | list[int] | None:
 @click.option("--seq-len", type=int, default=28, show_default=True, help="T")
 @click.option("--steps", "steps_text", default="last:4", show_default=True,
               help="last:U, all, or a comma list of 1-based steps")
-@click.option("--data", type=click.Choice(["gaussian"]), default="gaussian", show_default=True,
-              help="gaussian: every input entry i.i.d. N(0, 1)")
+@click.option("--data", type=click.Choice(_CLI_DATA), default="gaussian", show_default=True,
+              help="gaussian (every entry i.i.d. N(0, 1)) or seq-mnist (NOTE [CLI data])")
+@click.option("--data-root", type=click.Path(file_okay=False), default=None,
+              help="seq-mnist: folder with the full data set (default: the bundled data)")
 @click.option("--seed", type=int, default=0, show_default=True,
               help="params drawn from --seed, the data from --seed + 1")
 @click.option("--method", type=click.Choice(["auto", "closed_form", "jacrev", "jacfwd"]),
@@ -377,7 +416,8 @@ def _parse_steps(text: str) -> int | list[int] | None:
               help="auto (cuda if available), cpu, cuda or cuda:K")
 @click.option("--out", type=click.Path(file_okay=False), required=True,
               help="folder for spectrum.csv, histogram.csv and histogram.{pdf,png}")
-def spectrum_cmd(cell, input_size, hidden, init_scheme, batch, seq_len, steps_text, data, seed,
+def spectrum_cmd(cell, input_size, hidden, init_scheme, batch, seq_len, steps_text, data, data_root,
+                 seed,
                  method, block, chunk_size, bins, near_zero, dtype, device, out) -> None:
     """Singular-value spectra of the per-step Jacobians of a freshly initialized cell.
 
@@ -404,8 +444,8 @@ def spectrum_cmd(cell, input_size, hidden, init_scheme, batch, seq_len, steps_te
     dev = resolve_device(device)
     dt = getattr(torch, dtype)
     params = init_params(c, input_size, hidden, init_scheme, seed=seed, dtype=dt, device=dev)
-    g = torch.Generator().manual_seed(seed + 1)                    # as NOTE [prune command]
-    xs = torch.randn(seq_len, batch, input_size, generator=g, dtype=dt).to(dev)   # gaussian
+    xs, _ = _cli_batch(fn, data, data_root, batch, seq_len, input_size, 10, seed, dtype=dt)
+    xs = xs.transpose(0, 1).contiguous().to(dev)                   # (T, B, D), NOTE [CLI data]
     sp = spectrum(c, params, xs, steps=_parse_steps(steps_text), method=method, block=block,
                   chunk_size=chunk_size, bins=bins, near_zero=near_zero)
 

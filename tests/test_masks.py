@@ -358,8 +358,30 @@ def test_prune_cli_compare_and_file(tmp_path):
     assert all(torch.equal(alone["jacobian"][n], masks["jacobian"][n]) for n in alone["jacobian"])
 
 
+def test_prune_cli_on_seq_mnist_equals_library(tmp_path):
+    """--data seq-mnist scores B examples of the train split drawn by --seed + 1 (NOTE [CLI data])."""
+    from spectrumkit.data import seq_mnist
+    from spectrumkit.models import SequenceClassifier
+    from spectrumkit.scores import compute_scores
+
+    out = tmp_path / "m.pt"
+    r = _prune("--cell", "gru", "--input-size", "28", "--hidden", "5", "--steps", "28",
+               "--batch-size", "6", "--sparsity", "0.9", "--seed", "3", "--method", "snip",
+               "--data", "seq-mnist", "--out", str(out))
+    assert r.exit_code == 0, r.output
+    masks, _ = load_masks(out)
+    split = seq_mnist(split="train")
+    idx = torch.randperm(len(split), generator=torch.Generator().manual_seed(4))[:6]
+    model = SequenceClassifier("gru", 28, 5, 10, init="glorot", seed=3)
+    sc = compute_scores("snip", model, (split.xs[idx], split.ys[idx]),
+                        generator=torch.Generator().manual_seed(5))
+    expect = topk_mask(sc, density_from_sparsity(0.9))
+    assert all(torch.equal(expect[n], masks["snip"][n]) for n in expect)
+
+
 @pytest.mark.parametrize("args,message", [
-    (["--data", "seq-mnist"], "expected --data one of gaussian"),
+    (["--data", "mnist"], "expected --data one of gaussian, seq-mnist"),
+    (["--data", "seq-mnist"], "expected --seq-len/--steps 28 and --input-size 28"),
     (["--method", "grasp"], "expected methods among jacobian, snip"),
     (["--method", "random", "--horizon", "3"], "expected score options that apply to random"),
     (["--sparsity", "1.0"], r"expected sparsity in \[0, 1\)"),
