@@ -99,7 +99,7 @@ def test_config_is_frozen_forbids_extras_and_is_canonical():
     r = TrialConfig(epochs=1, method="random", normalize="gamma", horizon=8)
     assert (r.normalize, r.horizon, r.estimator) == (None, None, None)
     j = TrialConfig(epochs=1, method="jacobian")
-    assert (j.normalize, j.horizon, j.estimator, j.through_time) == ("gamma", 4, "ones", True)
+    assert (j.normalize, j.horizon, j.estimator, j.through_time) == ("gamma", 4, "ones", False)
     assert TrialConfig(epochs=1, method="snip").normalize == "none"
     assert TrialConfig(epochs=1, method="dense", sparsity=0.9).sparsity == 0.0
 

@@ -20,8 +20,9 @@ NOTE [Canonical configs]
 Options that do not apply to a method are reset to ``None`` before the key is taken (``horizon``
 for ``snip``, ``normalize`` for ``random``, ``sparsity`` for ``dense``...), and the defaults that
 do apply are written out (``jacobian`` gets ``normalize="gamma"``, ``horizon=4``,
-``estimator="ones"``, ``through_time=True``). So a grid ``method × normalize`` holds one ``random``
-trial, not two identical ones, and a key never depends on a default that might change later.
+``estimator="ones"`` and ``through_time=False``, the defaults of :mod:`spectrumkit.scores`). So
+a grid ``method × normalize`` holds one ``random`` trial, not two identical ones, and a key never
+depends on a default that might change later.
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ __all__ = ["SCHEMA_VERSION", "TrialConfig", "trial_key", "canonical_json", "RECO
 
 SCHEMA_VERSION = 1
 
-METHODS = ("jacobian", "snip", "foresight", "magnitude", "random", "synflow", "dense")
+METHODS = ("jacobian", "snip", "foresight", "magnitude", "random", "synflow", "dense", "l2")
 RECORDS = ("anatomy", "connection_map", "sv_hist", "spectrum_steps", "lyapunov")
 TASKS = ("seq-mnist", "wikitext", "adding", "copy")
 
@@ -61,7 +62,8 @@ class TrialConfig(BaseModel):
 
     Data: ``task`` and ``data`` (options passed to :func:`spectrumkit.data.load_task`).
     Model: ``cell``, ``hidden_size`` (N), ``embed_size`` (language models), ``init``.
-    Pruning: ``method`` (``dense`` = no mask), ``sparsity`` (K = round((1 - sparsity)·P) kept),
+    Pruning: ``method`` (``dense`` = no mask; ``l2`` = the paper's iterative magnitude
+    prune-retrain baseline, pruning every ``l2_stage_steps`` steps), ``sparsity`` (K = round((1 - sparsity)·P) kept),
     ``scope``, ``include_bias``, ``normalize``, ``horizon`` (U), ``estimator``, ``through_time``,
     ``score_batch`` (the minibatch the scores see), ``score_options`` (any further option of
     :func:`spectrumkit.scores.compute_scores`), ``score_repeats`` (timing: the best of k runs).
@@ -85,7 +87,7 @@ class TrialConfig(BaseModel):
     init: str = "glorot"
     # pruning
     method: Literal["jacobian", "snip", "foresight", "magnitude", "random", "synflow",
-                    "dense"] = "jacobian"
+                    "dense", "l2"] = "jacobian"
     sparsity: float = Field(0.95, ge=0.0, lt=1.0)
     scope: Literal["global", "per_tensor"] = "global"
     include_bias: bool = False
@@ -96,6 +98,7 @@ class TrialConfig(BaseModel):
     score_batch: PositiveInt = 64
     score_options: dict[str, Scalar] = Field(default_factory=dict)
     score_repeats: PositiveInt = 1
+    l2_stage_steps: PositiveInt | None = None
     # training
     epochs: NonNegativeInt | None = None
     steps: NonNegativeInt | None = None
@@ -147,15 +150,19 @@ class TrialConfig(BaseModel):
         method = v.get("method", "jacobian")
         if method == "jacobian":
             for k, d in (("normalize", "gamma"), ("horizon", 4), ("estimator", "ones"),
-                         ("through_time", True)):
+                         ("through_time", False)):
                 v[k] = d if v.get(k) is None else v[k]
         else:
             for k in ("horizon", "estimator", "through_time"):
                 v[k] = None
             gets = method in _GAMMA_METHODS
             v["normalize"] = ("none" if v.get("normalize") is None else v["normalize"]) if gets else None
+        if method in ("dense", "l2"):
+            v["scope"], v["score_options"], v["score_repeats"] = "global", {}, 1
         if method == "dense":
-            v["sparsity"], v["scope"], v["score_options"], v["score_repeats"] = 0.0, "global", {}, 1
+            v["sparsity"] = 0.0
+        if method != "l2":
+            v["l2_stage_steps"] = None
         rec = v.get("record") or ()
         if isinstance(rec, (list, tuple)):
             rec = tuple(r for r in RECORDS if r in rec) + tuple(r for r in rec if r not in RECORDS)
@@ -175,6 +182,11 @@ class TrialConfig(BaseModel):
         if (self.epochs is None) == (self.steps is None):
             raise ValueError("expected exactly one of epochs / steps, got "
                              + ("both" if self.epochs is not None else "neither"))
+        if self.method == "l2" and (self.l2_stage_steps is None
+                                    or not (self.epochs or self.steps)):
+            raise ValueError("expected l2_stage_steps and some training for method 'l2', got "
+                             f"l2_stage_steps={self.l2_stage_steps}, epochs={self.epochs}, "
+                             f"steps={self.steps}")
         if len(set(self.record)) != len(self.record):
             raise ValueError(f"expected record entries without repeats, got {list(self.record)}")
         return self
