@@ -23,6 +23,10 @@ from .spectra import CHI_ESTIMATORS, chi_step
 # models
 from .models import LanguageModel, SequenceClassifier
 
+# studies
+from .study import (Study, TrialConfig, collect, list_studies, load_study, run_study, summarize,
+                    trial_key)
+
 try:
     __version__ = version("spectrumkit")
 except PackageNotFoundError:  # running from a source tree that is not installed
@@ -40,4 +44,7 @@ __all__ = [
     "CHI_ESTIMATORS", "chi_step",
     # models
     "SequenceClassifier", "LanguageModel",
+    # studies
+    "Study", "TrialConfig", "collect", "list_studies", "load_study", "run_study", "summarize",
+    "trial_key",
 ]

@@ -96,9 +96,9 @@ def study_list_cmd() -> None:
         first = " ".join(s["quick"].description.split())
         rows.append((name, len(s["quick"].configs), len(s["paper"].configs),
                      s["quick"].paper or "—", first[:60] + ("…" if len(first) > 60 else "")))
-    click.echo(f"{'study':<15}{'quick':>6}{'paper':>7}  {'reference':<16}description")
+    click.echo(f"{'study':<15}{'quick':>6}{'paper':>7}  {'reference':<17}description")
     for name, q, p, ref, desc in rows:
-        click.echo(f"{name:<15}{q:>6}{p:>7}  {ref:<16}{desc}")
+        click.echo(f"{name:<15}{q:>6}{p:>7}  {ref:<17}{desc}")
 
 
 @study_cmd.command("show")
