@@ -170,8 +170,9 @@ def study_run_cmd(name: str, preset: str, seeds: int | None, device: str, execut
     paths = list(run.paths)
     # --- figures (issue 7) -------------------------------------------------------------------
     # spectrumkit.figures.render(study_dir, only=None, formats=("pdf", "png")) draws the figures
-    # the study declares from the stored results. Redrawn only when trials ran or none exist yet.
-    if figures and run.study.report.figures:
+    # the study declares (and its paper-style tables) from the stored results. Redrawn only when
+    # trials ran or nothing was drawn yet.
+    if figures:
         try:
             from .figures import render
         except ImportError:

@@ -7,6 +7,7 @@ real trial use tiny settings.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import math
@@ -18,6 +19,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
@@ -290,15 +292,32 @@ def test_process_executor_matches_local(tmp_path):
 
 def test_ray_executor_matches_local(tmp_path):
     ray = pytest.importorskip("ray", reason="ray is not installed (pip install 'spectrumkit[ray]')")
-    toml = fake_toml(tmp_path, hidden=(8, 16, 24), methods=("jacobian",), seeds=1)
-    a = run_study(toml, out=str(tmp_path / "a"), progress=False)
+    toml = tmp_path / "fake.toml"  # three real (tiny) trials
+    toml.write_text("""
+[grid]
+method = ["jacobian", "snip", "random"]
+[fixed]
+hidden_size = 8
+steps = 3
+batch_size = 16
+score_batch = 16
+data = { limit = 64, val_limit = 32 }
+[presets.quick]
+seeds = 1
+[report]
+table = { rows = "method", metric = "val_error_pct" }
+""")
+    a = run_study(toml, out=str(tmp_path / "a"), device="cpu", progress=False)
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     try:
-        b = run_study(toml, out=str(tmp_path / "b"), executor="ray", progress=False)
+        b = run_study(toml, out=str(tmp_path / "b"), executor="ray", device="cpu",
+                      progress=False)
     finally:
         ray.shutdown()
     assert a.study.keys == b.study.keys and (b.total, b.ran) == (3, 3)
-    assert _metrics(tmp_path / "a" / "fake") == _metrics(tmp_path / "b" / "fake")
+    assert a.statuses == b.statuses == {"ok": 3, "diverged": 0, "failed": 0}
+    ma, mb = _metrics(tmp_path / "a" / "fake"), _metrics(tmp_path / "b" / "fake")
+    assert ma == mb and all(m["val_error_pct"] is not None for m in ma.values())
     pids = {re.search(r"pid=(\d+)", (tmp_path / "b/fake/logs" / f"{k}.log").read_text()).group(1)
             for k in b.study.keys}
     assert str(os.getpid()) not in pids  # they ran in Ray workers
@@ -360,3 +379,87 @@ def test_cli_list_and_show():
     assert "trials:      40" in r.stdout and "hidden_size = 400" in r.stdout
     with pytest.raises(SpectrumkitError, match="preset among quick, paper"):
         load_study("init-ablation", "huge")
+
+
+# ------------------------------------------------------------------------- the real trial
+
+TINY = dict(hidden_size=8, steps=4, batch_size=16, score_batch=16,
+            data={"limit": 128, "val_limit": 64})
+
+
+def test_real_trial_equals_the_pipeline_built_by_hand():
+    from spectrumkit.anatomy import connection_map, mask_anatomy
+    from spectrumkit.data import load_task
+    from spectrumkit.masks import topk_mask
+    from spectrumkit.scores import compute_scores
+    from spectrumkit.study.executors import TrialContext
+    from spectrumkit.study.trial import run_trial, sub_seed
+    from spectrumkit.train import make_model, train
+
+    cfg = TrialConfig(seed=1, method="jacobian", record=("anatomy", "connection_map"), **TINY)
+    out = run_trial(cfg, TrialContext(device="cpu"))
+    task = load_task("seq-mnist", limit=128, val_limit=64)
+    model = make_model(task, "gru", 8, init="glorot", seed=1, device="cpu")
+    idx = torch.randperm(128, generator=torch.Generator().manual_seed(sub_seed(1, "score-batch")))
+    batch = (task.train.xs[idx[:16]], task.train.ys[idx[:16]])
+    scores = compute_scores("jacobian", model, batch, horizon=4, estimator="ones",
+                            through_time=False, normalize="gamma",
+                            generator=torch.Generator().manual_seed(sub_seed(1, "scores")))
+    mask = topk_mask(scores, 0.05)
+    res = train(model, task, mask=mask, steps=4, batch_size=16, lr=1e-3, seed=1, device="cpu",
+                progress=False)
+    P = sum(m.numel() for m in mask.values())
+    assert out["metrics"]["kept"] == round(0.05 * P) == sum(int(m.sum()) for m in mask.values())
+    assert out["metrics"]["val_error_pct"] == res.metrics["val_error_pct"]
+    assert out["history"]["train_loss"] == res.history["train_loss"].tolist()
+    rows = mask_anatomy("gru", mask, 28, 8)
+    assert out["artifacts"]["anatomy"]["rows"] == rows.to_dict(orient="records")
+    cm = out["artifacts"]["connection_map"]
+    bits = np.unpackbits(np.frombuffer(base64.b64decode(cm["packbits"]), dtype=np.uint8))
+    expected, meta = connection_map("gru", mask, 28, 8)
+    assert cm["shape"] == list(expected.shape) and cm["row_blocks"] == meta["row_blocks"]
+    assert np.array_equal(bits[:expected.size].reshape(expected.shape).astype(bool), expected)
+
+
+def test_real_trial_spectra_artifacts(tmp_path):
+    from spectrumkit.spectra import spectrum
+    from spectrumkit.study.executors import TrialContext
+    from spectrumkit.study.trial import run_trial
+
+    cfg = TrialConfig(seed=0, method="random", init="normal:0.1", lyapunov_k=3, hist_bins=7,
+                      spectrum_batch=4, record=("sv_hist", "spectrum_steps", "lyapunov"),
+                      **{**TINY, "steps": 2})
+    out = run_trial(cfg, TrialContext(device="cpu"))
+    a = out["artifacts"]
+    for phase in ("init", "trained"):
+        h = a["sv_hist"][phase]
+        assert sum(h["counts"]) == h["n"] == 28 * 4 * 8 and len(h["edges"]) == 8
+        assert len(a["spectrum_steps"][phase]["step"]) == 28
+        assert len(a["lyapunov"][phase]) == 3
+    pooled = np.average(a["spectrum_steps"]["init"]["mean_sigma"])  # equal counts per step
+    assert a["sv_hist"]["init"]["mean"] == pytest.approx(pooled, rel=1e-6)
+    assert out["metrics"]["sv_mean_init"] == a["sv_hist"]["init"]["mean"]
+
+
+def test_real_study_diverges_at_lr_10_and_completes(tmp_path):
+    toml = tmp_path / "div.toml"
+    toml.write_text("""
+[grid]
+lr = [10.0, 0.001]
+[fixed]
+method = "random"
+hidden_size = 8
+steps = 30
+batch_size = 16
+score_batch = 16
+data = { limit = 128, val_limit = 64 }
+[presets.quick]
+seeds = 1
+[report]
+table = { rows = "lr", metric = "val_error_pct" }
+""")
+    run = run_study(toml, out=str(tmp_path / "out"), device="cpu", progress=False)
+    assert run.statuses == {"ok": 1, "diverged": 1, "failed": 0}
+    df = collect(run.dir).set_index("lr")
+    assert df.loc[10.0, "status"] == "diverged" and df.loc[10.0, "diverged_at_step"] >= 1
+    assert run.pivot.loc["10", "val_error_pct"] == "— (1 diverged)"
