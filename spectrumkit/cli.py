@@ -138,6 +138,9 @@ def study_show_cmd(name: str, preset: str) -> None:
 @click.option("--executor", type=click.Choice(["local", "process", "ray"]), default="local",
               show_default=True)
 @click.option("--workers", type=int, default=2, show_default=True, help="process pool size")
+@click.option("--threads", type=int, default=None,
+              help="torch threads per trial (default: local leaves torch's setting, process "
+                   "uses cores / workers, Ray --cpus-per-trial)")
 @click.option("--out", default="results", show_default=True, help="results root (OUT/NAME/)")
 @click.option("--retry-failed", is_flag=True, help="run failed trials again")
 @click.option("--ray-address", default=None, help="Ray cluster address (default: start locally)")
@@ -148,7 +151,7 @@ def study_show_cmd(name: str, preset: str) -> None:
 @click.option("--figures/--no-figures", default=True, show_default=True,
               help="draw the study's figures at the end")
 def study_run_cmd(name: str, preset: str, seeds: int | None, device: str, executor: str,
-                  workers: int, out: str, retry_failed: bool, ray_address: str | None,
+                  workers: int, threads: int | None, out: str, retry_failed: bool, ray_address: str | None,
                   cpus_per_trial: float, gpus_per_trial: float, data_root: str | None,
                   figures: bool) -> None:
     """Run study NAME; finished trials are skipped. Ends with the summary table and the paths."""
@@ -163,7 +166,7 @@ def study_run_cmd(name: str, preset: str, seeds: int | None, device: str, execut
         warnings.simplefilter("always", StudyWarning)
         warnings.showwarning = show
         run = run_study(name, preset=preset, seeds=seeds, device=device, executor=executor,
-                        workers=workers, out=out, retry_failed=retry_failed,
+                        workers=workers, threads=threads, out=out, retry_failed=retry_failed,
                         ray_address=ray_address, cpus_per_trial=cpus_per_trial,
                         gpus_per_trial=gpus_per_trial, data_root=data_root,
                         announce=lambda msg: click.echo(msg, err=True))

@@ -282,11 +282,15 @@ def test_process_executor_matches_local(tmp_path):
     threads = torch.get_num_threads()
     a = run_study(toml, out=str(tmp_path / "a"), progress=False)
     b = run_study(toml, out=str(tmp_path / "b"), executor="process", workers=2, progress=False)
-    assert torch.get_num_threads() == threads  # the parent's threads are never changed
+    c = run_study(toml, out=str(tmp_path / "c"), threads=1, progress=False)  # scoped: restored
+    assert torch.get_num_threads() == threads  # the parent's threads are left as they were
+    assert {json.loads(p.read_text())["env"]["threads"]
+            for p in (tmp_path / "c/fake/trials").glob("*")} == {1}
+    assert c.ran == 4
     assert a.study.keys == b.study.keys and b.ran == 4
     assert _metrics(tmp_path / "a" / "fake") == _metrics(tmp_path / "b" / "fake")
     envs = [json.loads(p.read_text())["env"] for p in (tmp_path / "b/fake/trials").glob("*")]
-    assert {e["threads"] for e in envs} == {max(1, (os.cpu_count() or 1) // 2)}
+    assert {e["threads"] for e in envs} == {max(1, len(os.sched_getaffinity(0)) // 2)}
     assert all(v == (1, 1) for v in run_markers(tmp_path / "b" / "fake" / "logs").values())
 
 
@@ -349,6 +353,11 @@ def test_cli_bad_inputs(tmp_path, monkeypatch):
     ok = fake_toml(tmp_path, name="ok", hidden=(8,), seeds=1)
     err = _one_line_exit_2(cli("study", str(ok), "--seeds", "0"))
     assert err.strip() == "error: run_study: expected seeds greater than 0, got 0"
+
+    bad = fake_toml(tmp_path, name="cell", fixed_extra='cell = "gruu"')
+    err = _one_line_exit_2(cli("study", str(bad)))
+    assert err.strip().startswith("error: load_study: expected cell to be one of rnn,")
+    assert err.strip().endswith(f"in [fixed] of {bad.resolve()}, got 'gruu'")
 
     bad = fake_toml(tmp_path, name="zero", seeds=0)
     err = _one_line_exit_2(cli("study", str(bad)))

@@ -118,8 +118,8 @@ class TrialConfig(BaseModel):
     @classmethod
     def _trial_known(cls, v: str) -> str:
         if v not in BUILTIN_TRIALS and not _IMPORT_PATH.fullmatch(v):
-            raise ValueError(f"trial: expected one of {', '.join(BUILTIN_TRIALS)} or an import "
-                             f"path 'package.module:function', got {v!r}")
+            raise ValueError(f"expected one of {', '.join(BUILTIN_TRIALS)} or an import path "
+                             f"'package.module:function', got {v!r}")
         return v
 
     @field_validator("cell")
@@ -127,7 +127,7 @@ class TrialConfig(BaseModel):
     def _cell_known(cls, v: str) -> str:
         from ..cells import available
         if v not in available():
-            raise ValueError(f"cell: expected one of {', '.join(available())}, got {v!r}")
+            raise ValueError(f"expected one of {', '.join(available())}, got {v!r}")
         return v
 
     @field_validator("init")
@@ -234,7 +234,8 @@ def pydantic_message(fn: str, err: ValidationError, where: str = "") -> str:
         # our own validators already speak 'field: expected X, got Y'
         m = re.match(r"(?:\w+: )?expected (.*), got (.*)$", inner)
         if m:
-            return f"{fn}: expected {m.group(1)}{where}, got {m.group(2)}"
+            what = f"{loc} to be {m.group(1)}" if loc != "value" else m.group(1)
+            return f"{fn}: expected {what}{where}, got {m.group(2)}"
         return f"{fn}: expected a valid {loc}{where}, got {got} ({inner})"
     if e.get("type") == "extra_forbidden":
         return f"{fn}: expected known keys{where}, got unknown key {loc!r}"

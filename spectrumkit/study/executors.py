@@ -6,8 +6,12 @@ pairs as trials finish; only the calling process writes results (NOTE [Atomic re
 NOTE [Threads per worker]
 PyTorch sizes its intra-op thread pool to the machine. W pool workers with that many threads each
 oversubscribe the cores, so each *worker* calls ``torch.set_num_threads(max(1, cores // W))``
-(Ray tasks: their ``num_cpus``) when it starts. The calling process is never changed: the
-``local`` executor runs with whatever the user set.
+(Ray tasks: their ``num_cpus``) when it starts; ``threads=`` (``--threads``) overrides both. The
+calling process is not changed: the ``local`` executor runs with whatever the user set, unless
+``threads=`` asks for a count, which is then set for each trial and restored after it.
+Why offer it: the trials of the quick presets are small (N = 128, B = 64), where one thread is as
+fast as two on an idle 2-core machine, but OpenMP's spin-waiting makes two threads 10–100× slower
+as soon as other processes compete for the cores (measured on the development machine).
 
 NOTE [Run markers]
 Every run of a trial writes ``=== start key=<key> pid=<pid> ...`` when it begins and
@@ -110,8 +114,9 @@ def execute(job: Job) -> dict[str, Any]:
     """
     import torch
 
+    before = torch.get_num_threads()
     if job.threads:
-        torch.set_num_threads(job.threads)  # NOTE [Threads per worker]: workers only
+        torch.set_num_threads(job.threads)  # NOTE [Threads per worker]
     lines: list[str] = []
     fh = open(job.log_path, "a", encoding="utf-8", buffering=1) if job.log_path else None
 
@@ -147,6 +152,8 @@ def execute(job: Job) -> dict[str, Any]:
     env = {"torch": torch.__version__, "device": out.get("device") or ctx.torch_device(),
            "python": platform.python_version(), "spectrumkit": __version__, "host": host,
            "threads": torch.get_num_threads(), "seconds": round(seconds, 3)}
+    if job.threads:
+        torch.set_num_threads(before)
     return {"status": status, "error": error, "metrics": out.get("metrics", {}),
             "history": out.get("history", {}), "artifacts": out.get("artifacts", {}),
             "env": env, "log": None if fh is not None else "\n".join(lines)}
@@ -159,6 +166,13 @@ def _crashed(job: Job, e: BaseException) -> dict[str, Any]:
             "log": None if job.log_path else ""}
 
 
+def _cores() -> int:
+    """CPU cores this process may use (its affinity where the OS tells it)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1  # pragma: no cover
+
+
 def _init_worker(threads: int) -> None:
     import torch
     torch.set_num_threads(threads)  # NOTE [Threads per worker]
@@ -169,8 +183,9 @@ def _run_local(jobs: Sequence[Job]) -> Iterator[tuple[Job, dict[str, Any]]]:
         yield job, execute(job)
 
 
-def _run_process(jobs: Sequence[Job], workers: int) -> Iterator[tuple[Job, dict[str, Any]]]:
-    threads = max(1, (os.cpu_count() or 1) // workers)
+def _run_process(jobs: Sequence[Job], workers: int, threads: int | None
+                 ) -> Iterator[tuple[Job, dict[str, Any]]]:
+    threads = threads or max(1, _cores() // workers)
     # spawn, not fork: forking a process that has started torch's thread pools can deadlock
     pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
                                initializer=_init_worker, initargs=(threads,))
@@ -227,13 +242,18 @@ def _run_ray(jobs: Sequence[Job], address: str | None, cpus: float, gpus: float
 
 
 def run_jobs(jobs: Sequence[Job], executor: str = "local", *, workers: int = 1,
-             ray_address: str | None = None, cpus_per_trial: float = 1.0,
-             gpus_per_trial: float = 0.0) -> Iterator[tuple[Job, dict[str, Any]]]:
-    """Run ``jobs`` with ``executor`` and yield ``(job, outcome)`` as each finishes."""
+             threads: int | None = None, ray_address: str | None = None,
+             cpus_per_trial: float = 1.0, gpus_per_trial: float = 0.0
+             ) -> Iterator[tuple[Job, dict[str, Any]]]:
+    """Run ``jobs`` with ``executor`` and yield ``(job, outcome)`` as each finishes.
+
+    ``threads``: torch threads per trial (NOTE [Threads per worker]); the jobs carry it for the
+    local and Ray executors, the pool's initializer sets it for process workers.
+    """
     if executor == "local":
         return _run_local(jobs)
     if executor == "process":
-        return _run_process(jobs, workers)
+        return _run_process(jobs, workers, threads)
     if executor == "ray":
         _import_ray()
         return _run_ray(jobs, ray_address, cpus_per_trial, gpus_per_trial)

@@ -41,6 +41,7 @@ class RunOptions(BaseModel):
     device: Literal["auto", "cpu", "cuda"] = "auto"
     executor: Literal["local", "process", "ray"] = "local"
     workers: PositiveInt = 2
+    threads: PositiveInt | None = None
     retry_failed: bool = False
     ray_address: str | None = None
     cpus_per_trial: float = Field(1.0, gt=0)
@@ -99,7 +100,8 @@ def run_study(study: str | Path | Study, *, progress: bool | None = None,
 
     Options (:class:`RunOptions`): ``preset`` (quick), ``seeds`` (override), ``out`` (results/),
     ``device`` (auto: CUDA when present), ``executor`` (local | process | ray), ``workers``
-    (process pool size), ``retry_failed``, ``ray_address``, ``cpus_per_trial``,
+    (process pool size), ``threads`` (torch threads per trial, NOTE [Threads per worker]),
+    ``retry_failed``, ``ray_address``, ``cpus_per_trial``,
     ``gpus_per_trial`` (fractional allowed), ``data_root``. ``progress``: one tqdm bar over the
     trials (None: only on a terminal). ``announce``: called once with a line saying what will run.
 
@@ -137,7 +139,11 @@ def run_study(study: str | Path | Study, *, progress: bool | None = None,
                      f"done, {len(todo)} to run (executor {opts.executor}, device {opts.device}); "
                      f"results in {store.root}")
         remote = opts.executor == "ray"
-        threads = max(1, int(opts.cpus_per_trial)) if remote else None
+        threads = opts.threads
+        if remote and threads is None:
+            threads = max(1, int(opts.cpus_per_trial))
+        elif opts.executor == "process":
+            threads = None  # set once per worker by the pool (NOTE [Threads per worker])
         jobs = [Job(key=key, config=cfg.model_dump(mode="json"), target=cfg.target,
                     log_path=None if remote else str(store.log_path(key)), device=opts.device,
                     data_root=opts.data_root, threads=threads) for cfg, key in todo]
@@ -147,6 +153,7 @@ def run_study(study: str | Path | Study, *, progress: bool | None = None,
         counts = {"ok": 0, "diverged": 0, "failed": 0}
         try:
             for job, outcome in run_jobs(jobs, opts.executor, workers=opts.workers,
+                                         threads=opts.threads,
                                          ray_address=opts.ray_address,
                                          cpus_per_trial=opts.cpus_per_trial,
                                          gpus_per_trial=opts.gpus_per_trial):
