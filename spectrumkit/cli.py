@@ -116,6 +116,7 @@ def study_show_cmd(name: str, preset: str) -> None:
     click.echo(f"description: {' '.join(s.description.split())}")
     click.echo(f"presets:     {', '.join(s.presets)} (showing {s.preset})")
     click.echo(f"seeds:       {s.seeds}")
+    click.echo(f"threads:     {s.threads or 'torch default'} per trial (local executor)")
     click.echo(f"trials:      {len(s.configs)}")
     click.echo("grid:")
     for k, v in s.grid.items():

@@ -37,7 +37,7 @@ FAKE = "tests.study_fake:run"
 
 
 def fake_toml(tmp_path: Path, *, name="fake", hidden=(8, 16), methods=("jacobian", "random"),
-              seeds=2, data="{}", extra="", fixed_extra="") -> Path:
+              seeds=2, data="{}", extra="", fixed_extra="", preset_extra="") -> Path:
     text = f"""
 name = "{name}"
 [grid]
@@ -50,6 +50,7 @@ data = {data}
 {fixed_extra}
 [presets.quick]
 seeds = {seeds}
+{preset_extra}
 [report]
 table = {{ rows = "hidden_size", cols = "method", metric = "val_error_pct" }}
 {extra}
@@ -282,11 +283,13 @@ def test_process_executor_matches_local(tmp_path):
     threads = torch.get_num_threads()
     a = run_study(toml, out=str(tmp_path / "a"), progress=False)
     b = run_study(toml, out=str(tmp_path / "b"), executor="process", workers=2, progress=False)
-    c = run_study(toml, out=str(tmp_path / "c"), threads=1, progress=False)  # scoped: restored
-    assert torch.get_num_threads() == threads  # the parent's threads are left as they were
-    assert {json.loads(p.read_text())["env"]["threads"]
-            for p in (tmp_path / "c/fake/trials").glob("*")} == {1}
-    assert c.ran == 4
+    for out, kw in (("c", {"threads": 1}), ("d", {})):  # scoped to each trial, then restored
+        toml = fake_toml(tmp_path, hidden=(8, 16), seeds=1, preset_extra="threads = 1" * (
+            out == "d"))
+        assert run_study(toml, out=str(tmp_path / out), progress=False, **kw).ran == 4
+        assert torch.get_num_threads() == threads  # the parent's threads are as they were
+        assert {json.loads(p.read_text())["env"]["threads"]
+                for p in (tmp_path / out / "fake/trials").glob("*")} == {1}
     assert a.study.keys == b.study.keys and b.ran == 4
     assert _metrics(tmp_path / "a" / "fake") == _metrics(tmp_path / "b" / "fake")
     envs = [json.loads(p.read_text())["env"] for p in (tmp_path / "b/fake/trials").glob("*")]

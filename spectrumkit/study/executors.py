@@ -6,9 +6,10 @@ pairs as trials finish; only the calling process writes results (NOTE [Atomic re
 NOTE [Threads per worker]
 PyTorch sizes its intra-op thread pool to the machine. W pool workers with that many threads each
 oversubscribe the cores, so each *worker* calls ``torch.set_num_threads(max(1, cores // W))``
-(Ray tasks: their ``num_cpus``) when it starts; ``threads=`` (``--threads``) overrides both. The
-calling process is not changed: the ``local`` executor runs with whatever the user set, unless
-``threads=`` asks for a count, which is then set for each trial and restored after it.
+(Ray tasks: their ``num_cpus``) when it starts; ``threads=`` (``--threads``, or a preset's
+``threads``) overrides both. The calling process is not changed for good: the ``local`` executor
+runs with whatever the user set, unless ``threads=`` asks for a count, which is then set for each
+trial and restored after it (the quick presets ask for 1).
 Why offer it: the trials of the quick presets are small (N = 128, B = 64), where one thread is as
 fast as two on an idle 2-core machine, but OpenMP's spin-waiting makes two threads 10–100× slower
 as soon as other processes compete for the cores (measured on the development machine).

@@ -139,21 +139,21 @@ def run_study(study: str | Path | Study, *, progress: bool | None = None,
                      f"done, {len(todo)} to run (executor {opts.executor}, device {opts.device}); "
                      f"results in {store.root}")
         remote = opts.executor == "ray"
-        threads = opts.threads
+        threads = opts.threads if opts.threads is not None else spec.threads
         if remote and threads is None:
             threads = max(1, int(opts.cpus_per_trial))
-        elif opts.executor == "process":
-            threads = None  # set once per worker by the pool (NOTE [Threads per worker])
+        # process workers get theirs once, from the pool's initializer (NOTE [Threads per worker])
+        per_job = None if opts.executor == "process" else threads
         jobs = [Job(key=key, config=cfg.model_dump(mode="json"), target=cfg.target,
                     log_path=None if remote else str(store.log_path(key)), device=opts.device,
-                    data_root=opts.data_root, threads=threads) for cfg, key in todo]
+                    data_root=opts.data_root, threads=per_job) for cfg, key in todo]
         quiet = (not sys.stderr.isatty()) if progress is None else not progress
         bar = tqdm(total=len(jobs), desc=spec.name, unit="trial", disable=quiet,
                    dynamic_ncols=True)
         counts = {"ok": 0, "diverged": 0, "failed": 0}
         try:
             for job, outcome in run_jobs(jobs, opts.executor, workers=opts.workers,
-                                         threads=opts.threads,
+                                         threads=threads,
                                          ray_address=opts.ray_address,
                                          cpus_per_trial=opts.cpus_per_trial,
                                          gpus_per_trial=opts.gpus_per_trial):

@@ -14,8 +14,8 @@ A study file (``spectrumkit/studies/NAME.toml``, or any path) holds::
     cell = "gru"
 
     [presets.quick]                   # seeds + overrides of [fixed]; [presets.quick.grid] may
-    seeds = 2                         # replace whole axes
-    hidden_size = 64
+    seeds = 2                         # replace whole axes; threads = torch threads per trial
+    hidden_size = 64                  # (a run option: NOTE [Threads per worker])
 
     [report]
     table = { rows = "init", cols = "method", metric = "val_error_pct", paper_table = "Table 5" }
@@ -52,7 +52,7 @@ __all__ = ["FIGURES", "Study", "TableReport", "Report", "list_studies", "load_st
 FIGURES = ("anatomy", "sv_hist", "connection_maps", "curves", "lyapunov", "spectrum_steps")
 _RESERVED = ("list", "show", "run")
 _TOP_KEYS = ("name", "description", "paper", "grid", "fixed", "presets", "report")
-_PRESET_KEYS = ("seeds", "description", "grid")
+_PRESET_KEYS = ("seeds", "description", "grid", "threads")
 _DICT_FIELDS = ("data", "score_options")
 
 
@@ -87,6 +87,7 @@ class Report(BaseModel):
 class _Seeds(BaseModel):
     model_config = ConfigDict(extra="forbid")
     seeds: PositiveInt
+    threads: PositiveInt | None = None
 
 
 @dataclass(frozen=True)
@@ -103,6 +104,7 @@ class Study:
     report: Report
     source: str
     presets: tuple[str, ...] = ()
+    threads: int | None = None
     configs: tuple[TrialConfig, ...] = field(default=(), repr=False)
 
     @property
@@ -115,7 +117,7 @@ class Study:
         return {"name": self.name, "preset": self.preset, "description": self.description,
                 "paper": self.paper, "grid": self.grid, "fixed": self.fixed, "seeds": self.seeds,
                 "report": self.report.model_dump(mode="json"), "source": self.source,
-                "keys": self.keys}
+                "threads": self.threads, "keys": self.keys}
 
 
 def _studies_dir():
@@ -198,8 +200,10 @@ def load_study(name: str | Path, preset: str = "quick", *, seeds: int | None = N
     seeds_given = seeds if seeds is not None else pre.pop("seeds", None)
     pre.pop("seeds", None)
     pre.pop("description", None)
+    threads = pre.pop("threads", None)
     try:
-        n_seeds = _Seeds(seeds=seeds_given).seeds
+        checked = _Seeds(seeds=seeds_given, threads=threads)
+        n_seeds, threads = checked.seeds, checked.threads
     except ValidationError as e:
         where = "(--seeds)" if seeds is not None else f"in {psec} of {source}"
         raise SpectrumkitError(pydantic_message(fn, e, where)) from None
@@ -243,4 +247,5 @@ def load_study(name: str | Path, preset: str = "quick", *, seeds: int | None = N
                 configs.append(cfg)
     return Study(name=sname, preset=preset, description=str(raw.get("description", "")).strip(),
                  paper=raw.get("paper"), grid=grid, fixed=resolved, seeds=n_seeds, report=report,
-                 source=source, presets=tuple(presets), configs=tuple(configs))
+                 source=source, presets=tuple(presets), threads=threads,
+                 configs=tuple(configs))
