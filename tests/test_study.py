@@ -314,11 +314,14 @@ seeds = 1
 [report]
 table = { rows = "method", metric = "val_error_pct" }
 """)
-    a = run_study(toml, out=str(tmp_path / "a"), device="cpu", progress=False)
+    a = run_study(toml, out=str(tmp_path / "a"), device="cpu", threads=1, progress=False)
+    t0 = time.perf_counter()
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    print(f"ray.init {time.perf_counter() - t0:.1f} s")
     try:
         b = run_study(toml, out=str(tmp_path / "b"), executor="ray", device="cpu",
                       progress=False)
+        print(f"ray run {time.perf_counter() - t0:.1f} s")
     finally:
         ray.shutdown()
     assert a.study.keys == b.study.keys and (b.total, b.ran) == (3, 3)
@@ -470,7 +473,7 @@ seeds = 1
 [report]
 table = { rows = "lr", metric = "val_error_pct" }
 """)
-    run = run_study(toml, out=str(tmp_path / "out"), device="cpu", progress=False)
+    run = run_study(toml, out=str(tmp_path / "out"), device="cpu", threads=1, progress=False)
     assert run.statuses == {"ok": 1, "diverged": 1, "failed": 0}
     df = collect(run.dir).set_index("lr")
     assert df.loc[10.0, "status"] == "diverged" and df.loc[10.0, "diverged_at_step"] >= 1
