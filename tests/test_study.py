@@ -315,13 +315,10 @@ seeds = 1
 table = { rows = "method", metric = "val_error_pct" }
 """)
     a = run_study(toml, out=str(tmp_path / "a"), device="cpu", threads=1, progress=False)
-    t0 = time.perf_counter()
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    print(f"ray.init {time.perf_counter() - t0:.1f} s")
     try:
         b = run_study(toml, out=str(tmp_path / "b"), executor="ray", device="cpu",
                       progress=False)
-        print(f"ray run {time.perf_counter() - t0:.1f} s")
     finally:
         ray.shutdown()
     assert a.study.keys == b.study.keys and (b.total, b.ran) == (3, 3)
