@@ -203,6 +203,9 @@ def run_trial(c: TrialConfig, ctx: TrialContext) -> dict[str, Any]:
             res = train(model, task, mask=mask, **kw)
         status = res.status
         history = {k: res.history[k].tolist() for k in res.history.columns}
+        for row in res.history.to_dict(orient="records"):
+            ctx.log("eval " + " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
+                                       for k, v in row.items()))
         metrics.update(res.metrics)
         metrics["diverged_at_step"] = res.diverged_at
         ctx.log(f"training: {status} after {res.metrics.get('steps')} steps on {res.device}")
