@@ -23,9 +23,27 @@ from .spectra import CHI_ESTIMATORS, chi_step
 # models
 from .models import LanguageModel, SequenceClassifier
 
+# pruning at initialization: scores, masks, anatomy
+from .scores import METHODS, compute_gamma, compute_scores
+from .masks import (apply_mask, density_from_sparsity, load_masks, save_masks, to_torch_prune,
+                    topk_mask)
+from .anatomy import anatomy_summary, connection_map, mask_anatomy
+# data
+from .data import (SequenceDataset, TaskData, TokenStream, WikiText, adding_problem, bptt_batches,
+                   copy_task, load_task, seq_mnist, wikitext)
+from .models import SequenceRegressor
+
+# training
+from .evaluation import evaluate, make_model, resolve_device
+from .train import TrainResult, train, train_l2_iterative
+
 # studies
 from .study import (Study, TrialConfig, collect, list_studies, load_study, run_study, summarize,
                     trial_key)
+
+# figures and tables (imported on first use: matplotlib is slow to import; see __getattr__ below)
+_FIGURES_EXPORTS = ("render", "style", "save_figure", "sv_histogram", "results_table",
+                    "SINGLE_COLUMN", "DOUBLE_COLUMN")
 
 try:
     __version__ = version("spectrumkit")
@@ -44,7 +62,29 @@ __all__ = [
     "CHI_ESTIMATORS", "chi_step",
     # models
     "SequenceClassifier", "LanguageModel",
+    # pruning at initialization: scores, masks, anatomy
+    "METHODS", "compute_scores", "compute_gamma", "topk_mask", "density_from_sparsity",
+    "apply_mask", "to_torch_prune", "save_masks", "load_masks", "mask_anatomy", "anatomy_summary",
+    "connection_map",
+    # data
+    "SequenceDataset", "TaskData", "TokenStream", "WikiText", "adding_problem", "bptt_batches",
+    "copy_task", "load_task", "seq_mnist", "wikitext", "SequenceRegressor",
+    # training
+    "evaluate", "make_model", "resolve_device", "TrainResult", "train", "train_l2_iterative",
     # studies
     "Study", "TrialConfig", "collect", "list_studies", "load_study", "run_study", "summarize",
     "trial_key",
 ]
+__all__ += [
+    # figures and tables
+    *_FIGURES_EXPORTS,
+]
+
+
+def __getattr__(name: str):
+    """Lazy public names (PEP 562): ``spectrumkit.render`` etc. import :mod:`spectrumkit.figures`."""
+    if name in _FIGURES_EXPORTS:
+        from . import figures
+
+        return getattr(figures, name)
+    raise AttributeError(f"module 'spectrumkit' has no attribute {name!r}")

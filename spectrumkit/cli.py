@@ -58,6 +58,276 @@ def cells_cmd(input_size: int, hidden: int) -> None:
                    f"{count_params(c, input_size, hidden, include_bias=True):>12,}")
 
 
+# --------------------------------------------------------------------------------------------------
+# prune: scores -> exact-K masks -> anatomy (spectrumkit.scores, spectrumkit.masks, .anatomy)
+# --------------------------------------------------------------------------------------------------
+# NOTE [prune command]
+# The model is a SequenceClassifier drawn from --seed; the gaussian data (x ~ N(0, 1) of shape
+# (B, T, D), labels uniform in [0, classes)) from --seed + 1; every method's scores from a fresh
+# generator seeded --seed + 2, so a method's mask does not depend on what it is compared with.
+# Score options given on the command line go to every selected method that accepts them; one that
+# no selected method accepts is an error.
+
+_PRUNE_DATA = ("gaussian",)
+_SCORE_FLAGS = ("horizon", "estimator", "through_time", "normalize", "gamma_inputs", "gamma_state",
+                "discount", "balance", "iterations")
+
+
+@main.command("prune")
+@click.option("--cell", default="gru", show_default=True, help="built-in cell")
+@click.option("--input-size", type=int, default=28, show_default=True, help="D")
+@click.option("--hidden", type=int, default=400, show_default=True, help="N")
+@click.option("--classes", type=int, default=10, show_default=True, help="C of the head")
+@click.option("--steps", type=int, default=28, show_default=True, help="T of the batch")
+@click.option("--batch-size", type=int, default=64, show_default=True, help="B of the batch")
+@click.option("--init", default="glorot", show_default=True, help="initialization scheme")
+@click.option("--method", default="jacobian", show_default=True,
+              help="jacobian, snip, foresight, magnitude, random or synflow")
+@click.option("--compare", default=None, help="comma-separated methods, shown side by side")
+@click.option("--sparsity", type=float, default=0.95, show_default=True, help="in [0, 1)")
+@click.option("--scope", default="global", show_default=True, help="global or per_tensor")
+@click.option("--include-bias", is_flag=True, help="prune the cell's biases too")
+@click.option("--data", default="gaussian", show_default=True, help="the scoring batch")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda")
+@click.option("--out", type=click.Path(dir_okay=False), default=None, help="mask file (.pt)")
+@click.option("--horizon", type=int, default=None, help="jacobian: U")
+@click.option("--estimator", default=None, help="jacobian: ones, transpose, frobenius, hutchinson")
+@click.option("--through-time/--no-through-time", default=None, help="jacobian")
+@click.option("--normalize", default=None, help="jacobian, snip, foresight: gamma or none")
+@click.option("--gamma-inputs", default=None, help="gaussian, data or authors")
+@click.option("--gamma-state", default=None, help="zero or authors")
+@click.option("--discount", type=float, default=None, help="jacobian: λ in (0, 1]")
+@click.option("--balance", default=None, help="none, gate or block")
+@click.option("--iterations", type=int, default=None, help="synflow: rounds")
+def prune_cmd(cell, input_size, hidden, classes, steps, batch_size, init, method, compare,
+              sparsity, scope, include_bias, data, seed, device, out, **flags) -> None:
+    """Score a freshly initialized model, keep the top weights, print where they sit."""
+    import torch
+    from tabulate import tabulate
+
+    from .anatomy import anatomy_summary, mask_anatomy
+    from .errors import check_positive_int, fail
+    from .masks import density_from_sparsity, save_masks, topk_mask
+    from .models import SequenceClassifier
+    from .scores import METHODS, OPTIONS, compute_scores
+
+    fn = "prune"
+    methods = [m.strip() for m in compare.split(",")] if compare else [method]
+    for m in methods:
+        if m not in METHODS:
+            raise fail(fn, f"methods among {', '.join(METHODS)}", repr(m))
+    if len(set(methods)) != len(methods):
+        raise fail(fn, "distinct methods in --compare", compare)
+    if data not in _PRUNE_DATA:
+        raise fail(fn, f"--data one of {', '.join(_PRUNE_DATA)} (seq-mnist arrives with the data "
+                   "module)", repr(data))
+    if device not in ("auto", "cpu", "cuda"):
+        raise fail(fn, "--device auto, cpu or cuda", repr(device))
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    for name, v in (("steps", steps), ("batch_size", batch_size)):
+        check_positive_int(fn, name, v)
+    density = density_from_sparsity(sparsity)
+    if device == "cuda" and not torch.cuda.is_available():
+        raise fail(fn, "--device cuda on a machine with CUDA", "no CUDA device")
+    given = {k: v for k, v in flags.items() if v is not None}
+
+    def accepts(m: str, k: str) -> bool:  # γ options only reach methods that normalize by γ
+        return k in OPTIONS[m] and (not k.startswith("gamma_") or given.get(
+            "normalize", OPTIONS[m].get("normalize")) == "gamma")
+
+    unused = [k for k in given if not any(accepts(m, k) for m in methods)]
+    if unused:
+        raise fail(fn, f"score options that apply to {', '.join(methods)}",
+                   ", ".join("--" + k.replace("_", "-") for k in unused))
+
+    model = SequenceClassifier(cell, input_size, hidden, classes, init=init, seed=seed,
+                               device=device)
+    g = torch.Generator().manual_seed(seed + 1)
+    xs = torch.randn(batch_size, steps, input_size, generator=g).to(device)
+    ys = torch.randint(0, classes, (batch_size,), generator=g).to(device)
+    masks, tables, summaries = {}, {}, {}
+    for m in methods:
+        opts = {k: v for k, v in given.items() if accepts(m, k)}
+        if m == "synflow":
+            opts["density"] = density
+        scores = compute_scores(m, model, (xs, ys), generator=torch.Generator().manual_seed(
+            seed + 2), include_bias=include_bias, **opts)
+        masks[m] = topk_mask(scores, density, scope=scope)
+        tables[m] = mask_anatomy(model.cell, masks[m], input_size, hidden)
+        summaries[m] = anatomy_summary(model.cell, masks[m], input_size, hidden)
+
+    first = tables[methods[0]]
+    kept, total = int(first["kept"].sum()), int(first["total"].sum())
+    click.echo(f"{model.cell.name} D={input_size} N={hidden}, init {init}, data {data} "
+               f"(B={batch_size}, T={steps}), seed {seed}, sparsity {sparsity}: keep {kept:,} of "
+               f"{total:,} {'entries' if include_bias else 'weights'} ({scope})")
+    rows = [[r.gate, r.block, r.total] + [f"{tables[m].loc[i, 'kept']:,} "
+                                            f"({tables[m].loc[i, 'fraction']:.3f})"
+                                            for m in methods]
+            for i, r in first.iterrows()]
+    names = {"ir_ratio": "I/R ratio", "dense_ir_ratio": "dense I/R ratio",
+             "gate_imbalance": "gate imbalance", "dead_units": "dead units",
+             "in_degree_mean": "in-degree mean", "in_degree_min": "in-degree min",
+             "in_degree_max": "in-degree max"}
+    for key, label in names.items():
+        rows.append([label, "", ""] + [f"{summaries[m][key]:.4g}" for m in methods])
+    click.echo(tabulate(rows, headers=["gate", "block", "total"] + [f"{m} kept (fraction)"
+                                                                     for m in methods]))
+    if out is not None:
+        config = {"cell": model.cell.name, "input_size": input_size, "hidden_size": hidden,
+                  "classes": classes, "steps": steps, "batch_size": batch_size, "init": init,
+                  "sparsity": sparsity, "density": density, "scope": scope,
+                  "include_bias": include_bias, "data": data, "seed": seed, "options": given}
+        path = save_masks(out, masks, config)
+        click.echo(f"wrote {path}")
+
+
+# --------------------------------------------------------------------------------------------------
+# spectrumkit train (issue 5)
+# --------------------------------------------------------------------------------------------------
+
+_TRAIN_METHODS = ("dense", "l2")
+
+
+def _parse_option(text: str) -> tuple[str, object]:
+    """``KEY=VALUE`` with VALUE read as int, float, ``none`` or a string."""
+    if "=" not in text:
+        raise click.BadParameter(f"expected KEY=VALUE, got {text!r}", param_hint="--data-option")
+    key, value = (t.strip() for t in text.split("=", 1))
+    for cast in (int, float):
+        try:
+            return key, cast(value)
+        except ValueError:
+            pass
+    return key, None if value.lower() == "none" else value
+
+
+@main.command("train")
+@click.option("--cell", default="gru", show_default=True, help="built-in cell")
+@click.option("--hidden", type=int, default=128, show_default=True, help="N")
+@click.option("--init", "init_scheme", default="glorot", show_default=True,
+              help="init scheme (glorot, torch, normal:0.1, ...)")
+@click.option("--method", type=click.Choice(_TRAIN_METHODS), default="dense", show_default=True,
+              help="dense, or l2 (iterative magnitude prune-retrain, the paper's baseline)")
+@click.option("--sparsity", type=float, default=0.0, show_default=True,
+              help="fraction of the cell's weights pruned (0 for dense)")
+@click.option("--data", "data_name", default="seq-mnist", show_default=True,
+              help="seq-mnist, wikitext, adding or copy")
+@click.option("--data-root", type=click.Path(file_okay=False), default=None,
+              help="folder with the full data set (default: the bundled data)")
+@click.option("--data-option", "data_options", multiple=True, metavar="KEY=VALUE",
+              help="load_task option, repeatable (e.g. limit=1000, variant=pixel)")
+@click.option("--epochs", type=int, default=None, help="passes over the training split")
+@click.option("--steps", type=int, default=None, help="optimizer steps (instead of --epochs)")
+@click.option("--batch-size", type=int, default=64, show_default=True)
+@click.option("--lr", type=float, default=1e-3, show_default=True)
+@click.option("--optimizer", type=click.Choice(("adam", "sgd")), default="adam", show_default=True)
+@click.option("--clip", type=float, default=None, help="max gradient norm")
+@click.option("--eval-every", type=int, default=None, help="steps between evaluations "
+              "(default: every epoch)")
+@click.option("--stage-steps", type=int, default=None,
+              help="l2: steps per pruning stage (default: evenly spaced)")
+@click.option("--embed-size", type=int, default=None, help="language models: E (default N)")
+@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:K")
+@click.option("--seed", type=int, default=0, show_default=True,
+              help="seeds the initialization and the data order")
+@click.option("--threads", type=int, default=None, help="torch CPU threads for this process")
+@click.option("--resume/--no-resume", default=True, show_default=True,
+              help="checkpoint into OUT/checkpoint and resume from it")
+@click.option("--progress/--no-progress", default=None,
+              help="progress bar on stderr (default: when stderr is a terminal)")
+@click.option("--out", type=click.Path(file_okay=False), required=True, help="output folder")
+def train_cmd(cell, hidden, init_scheme, method, sparsity, data_name, data_root, data_options,
+              epochs, steps, batch_size, lr, optimizer, clip, eval_every, stage_steps, embed_size,
+              device, seed, threads, resume, progress, out) -> None:
+    """Train one model and write OUT/history.csv and OUT/metrics.json (atomically)."""
+    import json
+    import math
+    from pathlib import Path
+
+    import torch
+
+    from .data import load_task
+    from .errors import check_positive_int, check_unit_interval, fail
+    from .train import make_model, train, train_l2_iterative, write_atomic
+
+    fn = "spectrumkit train"
+    check_unit_interval(fn, "--sparsity", sparsity, low_open=False, high_open=True)
+    if method == "dense" and sparsity != 0:
+        raise fail(fn, "--sparsity 0 with --method dense", sparsity)
+    if method == "l2" and sparsity == 0:
+        raise fail(fn, "--sparsity > 0 with --method l2", sparsity)
+    if threads is not None:
+        check_positive_int(fn, "--threads", threads)
+        torch.set_num_threads(threads)
+    options = dict(_parse_option(t) for t in data_options)
+    task = load_task(data_name, root=data_root, **options)
+    model = make_model(task, cell, hidden, init=init_scheme, seed=seed, embed_size=embed_size)
+    outdir = Path(out)
+    common = dict(epochs=epochs, steps=steps, batch_size=batch_size, lr=lr, optimizer=optimizer,
+                  clip=clip, device=device, seed=seed, eval_every=eval_every, progress=progress,
+                  checkpoint_dir=outdir / "checkpoint" if resume else None)
+    if method == "dense":
+        result = train(model, task, **common)
+    else:
+        result = train_l2_iterative(model, task, density=round(1.0 - sparsity, 12), stage_steps=stage_steps,
+                                    **common)
+
+    def finite(v):
+        return v if not isinstance(v, float) or math.isfinite(v) else None
+
+    config = dict(cell=cell, hidden=hidden, init=init_scheme, method=method, sparsity=sparsity,
+                  data=data_name, data_root=data_root, data_options=options, epochs=epochs,
+                  steps=steps, batch_size=batch_size, lr=lr, optimizer=optimizer, clip=clip,
+                  eval_every=eval_every, stage_steps=stage_steps, embed_size=embed_size, seed=seed)
+    record = dict(config=config, status=result.status, diverged_at=result.diverged_at,
+                  metrics={k: finite(v) for k, v in result.metrics.items()},
+                  device=result.device, data=result.description, torch=torch.__version__)
+    hist = outdir / "history.csv"
+    write_atomic(hist, lambda f: f.write(result.history.to_csv(index=False).encode()))
+    met = outdir / "metrics.json"
+    write_atomic(met, lambda f: f.write(json.dumps(record, indent=2, allow_nan=False).encode()))
+    if result.mask is not None:
+        write_atomic(outdir / "mask.pt", lambda f: torch.save(result.mask, f))
+    shown = {k: v for k, v in result.metrics.items()
+             if k.startswith(("val_", "test_")) and not k.endswith("_loss") or k == "density"}
+    nums = ", ".join(f"{k} {v:.4g}" for k, v in shown.items())
+    tail = f" at step {result.diverged_at}" if result.status == "diverged" else ""
+    click.echo(f"{cell}-{hidden} {method} on {data_name}: {result.status}{tail}"
+               f"{': ' + nums if nums else ''} ({result.metrics['steps']} steps, "
+               f"{result.metrics['train_seconds']:.1f} s on {result.device})")
+    click.echo(f"data: {result.description}")
+    click.echo(f"wrote {hist}, {met}")
+
+
+# --------------------------------------------------------------------------------------------------
+# ---- figures (issue 7) -----------------------------------------------------------------------------
+@main.command("figures")
+@click.argument("results_dir", type=click.Path(file_okay=False, path_type=str))
+@click.option("--format", "formats", default="pdf,png", show_default=True,
+              help="Comma-separated figure formats among pdf, png, svg.")
+@click.option("--only", default=None, metavar="NAME[,NAME]",
+              help="Render only these declared figures ('table' for the tables).")
+def figures_cmd(results_dir: str, formats: str, only: str | None) -> None:
+    """Regenerate a study's figures and tables from its stored results (nothing is recomputed).
+
+    RESULTS_DIR is one study's folder OUT/<study> (holding spec.json and trials/), or OUT itself,
+    in which case every study folder inside it is rendered.
+    """
+    from .figures.render import render_all
+
+    names = None if only is None else [n.strip() for n in only.split(",") if n.strip()]
+    written = render_all(results_dir, only=names, formats=formats)
+    for study, paths in written.items():
+        for p in paths:
+            click.echo(str(p))
+    total = sum(len(p) for p in written.values())
+    click.echo(f"wrote {total} files for {len(written)} "
+               f"{'study' if len(written) == 1 else 'studies'}", err=True)
+
+
 # ======================================================================================= study
 # `spectrumkit study NAME ...` runs a study; `study list` and `study show NAME` inspect them
 # (issue 6). A first argument that is not a subcommand is a study name: `study NAME` = `study run
@@ -177,17 +447,13 @@ def study_run_cmd(name: str, preset: str, seeds: int | None, device: str, execut
     # the study declares (and its paper-style tables) from the stored results. Redrawn only when
     # trials ran or nothing was drawn yet.
     if figures:
-        try:
-            from .figures import render
-        except ImportError:
-            click.echo("figures: spectrumkit.figures is not installed yet (issue 7); skipped",
-                       err=True)
+        from .figures import render
+
+        fig_dir = run.dir / "figures"
+        if run.ran or not fig_dir.is_dir() or not any(fig_dir.iterdir()):
+            paths += render(run.dir, only=None, formats=("pdf", "png"))
         else:
-            fig_dir = run.dir / "figures"
-            if run.ran or not fig_dir.is_dir() or not any(fig_dir.iterdir()):
-                paths += list(render(run.dir, only=None, formats=("pdf", "png")) or [])
-            else:
-                paths += sorted(fig_dir.iterdir())
+            paths += sorted(fig_dir.iterdir())
     # -------------------------------------------------------------------------------------------
     st = run.statuses
     click.echo(f"{run.study.name} ({run.study.preset}): {run.total} trials, {run.already_done} "

@@ -36,6 +36,12 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..anatomy import anatomy_summary, connection_map, mask_anatomy
+from ..data import TokenStream, bptt_batches, load_task
+from ..masks import topk_mask
+from ..scores import compute_scores
+from ..spectra import lyapunov_exponents, spectrum
+from ..train import evaluate, make_model, resolve_device, train, train_l2_iterative
 from .config import TrialConfig
 from .executors import TrialContext
 
@@ -63,8 +69,6 @@ def _batch(split: Any, n: int, g: torch.Generator, bptt: int | None, device: str
     Fixed-length sequences: a random subset of n examples (B = n). A token stream: the first
     ``bptt`` window of the stream cut into n rows (inputs and targets (n, t)).
     """
-    from ..data import TokenStream, bptt_batches
-
     if isinstance(split, TokenStream):
         inputs, targets = next(iter(bptt_batches(split.ids, n, bptt or 35)))
         return inputs.to(device), targets.to(device)
@@ -103,8 +107,6 @@ def _masked(params: dict[str, torch.Tensor], mask: dict[str, torch.Tensor] | Non
 def _spectra(c: TrialConfig, model: Any, xs: torch.Tensor, mask: dict | None
              ) -> dict[str, Any]:
     """sv_hist, spectrum_steps and lyapunov of the (masked) cell on xs (T, B, D)."""
-    from ..spectra import lyapunov_exponents, spectrum
-
     params = _masked(model.cell_params(), mask)
     out: dict[str, Any] = {}
     with torch.no_grad():
@@ -125,8 +127,6 @@ def _spectra(c: TrialConfig, model: Any, xs: torch.Tensor, mask: dict | None
 
 
 def _anatomy(c: TrialConfig, model: Any, mask: dict[str, torch.Tensor]) -> dict[str, Any]:
-    from ..anatomy import anatomy_summary, connection_map, mask_anatomy
-
     D, N, out = model.input_size, model.hidden_size, {}
     if "anatomy" in c.record:
         table = mask_anatomy(model.cell, mask, D, N)
@@ -147,11 +147,6 @@ def run_trial(c: TrialConfig, ctx: TrialContext) -> dict[str, Any]:
     Returns ``{"status", "device", "metrics", "history", "artifacts"}`` as RESULTS_SCHEMA.md
     describes; a diverged run has status ``diverged`` and its ``diverged_at_step``.
     """
-    from ..data import load_task
-    from ..masks import topk_mask
-    from ..scores import compute_scores
-    from ..train import evaluate, make_model, resolve_device, train, train_l2_iterative
-
     device = str(resolve_device(ctx.device))
     task = load_task(c.task, root=ctx.data_root, **c.data)
     ctx.log(f"data: {task.description}")

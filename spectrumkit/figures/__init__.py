@@ -1,0 +1,38 @@
+r"""Figures and tables for papers, made only from stored study results.
+
+The package is split by concern (dependency arrows point down the list):
+
+* :mod:`spectrumkit.figures._style`: the shipped ``spectrumkit.mplstyle``, :func:`style`,
+  :func:`new_figure`, :func:`save_figure` (atomic, byte-deterministic);
+* :mod:`spectrumkit.figures.plots`: plot functions taking an ``ax`` and plain data (paper Figs. 1–5,
+  Lyapunov spectra, σ̄ per step);
+* :mod:`spectrumkit.figures.results`: reading ``spec.json`` + ``trials/*.json`` (RESULTS_SCHEMA.md);
+* :mod:`spectrumkit.figures.tables`: tables like the paper's (mean ± std (n), best in bold) as
+  Markdown, LaTeX (booktabs) and CSV;
+* :mod:`spectrumkit.figures.render`: :func:`render`, every declared figure and table of a study.
+"""
+
+from ._style import (DOUBLE_COLUMN, FORMATS, MARKERS, SINGLE_COLUMN, STYLE_FILE, new_figure,
+                     save_figure, style)
+from .plots import (anatomy_bars, connection_map, ir_ratio_bars, lyapunov_spectrum, mean_std,
+                    spectrum_steps, sv_histogram, training_curves)
+from .render import FIGURES, figure_data, render, render_all, render_figure
+from .results import StudyResults, decode_connection_map, find_study_dirs, load_study
+from .tables import (METRIC_BETTER, TABLE_FORMATS, Table, results_table, table_csv, table_latex,
+                     table_markdown, write_table)
+
+__all__ = [
+    # style and saving
+    "DOUBLE_COLUMN", "FORMATS", "MARKERS", "SINGLE_COLUMN", "STYLE_FILE", "new_figure",
+    "save_figure", "style",
+    # plot functions (ax + plain data)
+    "anatomy_bars", "connection_map", "ir_ratio_bars", "lyapunov_spectrum", "mean_std",
+    "spectrum_steps", "sv_histogram", "training_curves",
+    # stored results
+    "StudyResults", "decode_connection_map", "find_study_dirs", "load_study",
+    # tables
+    "METRIC_BETTER", "TABLE_FORMATS", "Table", "results_table", "table_csv", "table_latex",
+    "table_markdown", "write_table",
+    # rendering a study
+    "FIGURES", "figure_data", "render", "render_all", "render_figure",
+]

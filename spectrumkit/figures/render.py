@@ -1,0 +1,400 @@
+r"""Render a study's declared figures and tables from its stored results only.
+
+:func:`render` reads ``spec.json`` and ``trials/*.json`` (RESULTS_SCHEMA.md) and writes every figure
+named in the spec's ``report.figures`` into ``study_dir/figures/<name>.<fmt>`` and every table of
+``report.table`` into ``study_dir/tables/paper.{md,tex,csv}`` (laid out like the paper's tables; the
+study runner's own ``tables/summary.*`` are left alone). Nothing is recomputed: rerunning it on the same results
+gives byte-identical files (NOTE [Deterministic files]).
+
+NOTE [What each figure pools]
+Only trials of status ``ok`` are drawn. Trials are grouped into conditions (NOTE [Conditions]):
+* ``anatomy``: the kept fraction of each (gate, block) and the I/R ratio are averaged over seeds
+  (masks differ by seed); the dense I/R ratio and the uniform density are the layer's.
+* ``sv_hist``: seeds whose histogram edges equal the first seed's are pooled by summing counts, so the
+  drawn counts sum to the number of singular values pooled; σ̄ is the n-weighted mean of the stored
+  means. Seeds binned differently are not re-binned (that cannot be done exactly) and are left out;
+  the panel says how many seeds it pools.
+* ``connection_maps``: one mask is an image, so the lowest seed is shown, and the title says which.
+* ``curves``, ``lyapunov``, ``spectrum_steps``: mean over seeds with a ±std band.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ..errors import fail
+from ._style import DOUBLE_COLUMN, SINGLE_COLUMN, check_formats, new_figure, save_figure, style
+from .plots import (anatomy_bars, connection_map, ir_ratio_bars, lyapunov_spectrum, spectrum_steps,
+                    sv_histogram, training_curves)
+from .results import StudyResults, find_study_dirs, load_study
+from .tables import METRIC_TITLES, TABLE_FORMATS, results_table, write_table
+
+__all__ = ["FIGURES", "TABLE_NAME", "render", "render_all", "render_figure", "figure_data"]
+
+#: The name under which ``render(only=...)`` selects the study's tables.
+TABLE_NAME = "table"
+
+
+def _need(res: StudyResults, figure: str, artifact: str | None) -> dict[tuple, list[dict]]:
+    groups = res.conditions(need=artifact)
+    if not groups:
+        what = f"artifacts.{artifact}" if artifact else "a trial of status ok"
+        n_ok = sum(t["status"] == "ok" for t in res.trials)
+        raise fail("render", f"{what} in the trials of study {res.name!r} for figure {figure!r} "
+                   f"(the trial config's 'record' list)",
+                   f"none in {len(res.trials)} trials ({n_ok} ok)")
+    return groups
+
+
+def _panels(n: int, *, max_cols: int = 3, panel_h: float = 1.9, width: float | None = None,
+            sharex: bool = False, sharey: bool = False):
+    ncols = min(n, max_cols)
+    nrows = -(-n // ncols)
+    w = width or (SINGLE_COLUMN if ncols == 1 else DOUBLE_COLUMN)
+    fig, axes = new_figure(w, panel_h * nrows + 0.3, nrows=nrows, ncols=ncols, squeeze=False,
+                           sharex=sharex, sharey=sharey)
+    flat = list(axes.ravel())
+    for ax in flat[n:]:
+        ax.set_visible(False)
+    return fig, flat[:n]
+
+
+# --------------------------------------------------------------------------------------------------
+# data extraction: plain data for the plot functions (exposed for tests and custom figures)
+
+def _anatomy_data(res: StudyResults) -> dict[str, Any]:
+    groups = _need(res, "anatomy", "anatomy")
+    rows, ir, dense, density = {}, {}, [], []
+    for cond, trials in groups.items():
+        label = res.label(cond)
+        frames = [pd.DataFrame(t["artifacts"]["anatomy"]["rows"]) for t in trials]
+        cat = pd.concat(frames, ignore_index=True)
+        rows[label] = (cat.groupby(["gate", "block"], sort=False, as_index=False)["fraction"].mean())
+        ratios = [t["artifacts"]["anatomy"]["summary"].get("ir_ratio") for t in trials]
+        ratios = [np.inf if r is None else float(r) for r in ratios]
+        ir[label] = float(np.mean(ratios))
+        dense += [t["artifacts"]["anatomy"]["summary"].get("dense_ir_ratio") for t in trials]
+        density += [(t.get("metrics") or {}).get("density") for t in trials]
+    dense = [d for d in dense if d is not None]
+    density = [d for d in density if d is not None]
+    gates = list(next(iter(groups.values()))[0]["artifacts"].get("connection_map", {}).get("gates", [])
+                 ) or None
+    return {"rows": rows, "ir_ratios": ir, "dense_ir_ratio": float(np.mean(dense)) if dense else None,
+            "density": float(np.mean(density)) if density else None, "gates": gates}
+
+
+def _sv_hist_data(res: StudyResults) -> dict[str, dict[str, dict[str, Any]]]:
+    out: dict[str, dict[str, dict[str, Any]]] = {}
+    for cond, trials in _need(res, "sv_hist", "sv_hist").items():
+        per = {}
+        for phase in ("init", "trained"):
+            hs = [t["artifacts"]["sv_hist"][phase] for t in trials if phase in t["artifacts"]["sv_hist"]]
+            if not hs:
+                continue
+            edges = np.asarray(hs[0]["edges"], float)
+            same = [h for h in hs if np.array_equal(np.asarray(h["edges"], float), edges)]
+            counts = np.sum([np.asarray(h["counts"], float) for h in same], axis=0)
+            n = sum(int(h["n"]) for h in same)
+            mean = sum(float(h["mean"]) * int(h["n"]) for h in same) / max(n, 1)
+            per[phase] = {"counts": counts, "edges": edges, "mean": mean, "n": n,
+                          "seeds": len(same), "of": len(hs)}
+        out[res.label(cond)] = per
+    return out
+
+
+def _connection_map_data(res: StudyResults) -> dict[str, dict[str, Any]]:
+    from .results import decode_connection_map
+
+    out = {}
+    for cond, trials in _need(res, "connection_maps", "connection_map").items():
+        t = trials[0]
+        art = t["artifacts"]["connection_map"]
+        out[res.label(cond)] = {"mask": decode_connection_map(art),
+                                "row_blocks": [(str(n), int(k)) for n, k in art.get("row_blocks", [])]
+                                or None,
+                                "gates": list(art.get("gates", [])) or None,
+                                "seed": t["config"].get("seed")}
+    return out
+
+
+def _facet_axis(res: StudyResults) -> str | None:
+    """The grid axis to split line figures into panels by (NOTE [What each figure pools])."""
+    varying = res.varying_axes
+    if len(varying) < 2:
+        return None
+    for t in res.tables:
+        rows = t.get("rows")
+        if isinstance(rows, str) and rows in varying and rows != "method":
+            return rows
+    return next((a for a in varying if a != "method"), None)
+
+
+def _curves_data(res: StudyResults) -> dict[str, Any]:
+    groups = _need(res, "curves", None)
+    facet = _facet_axis(res)
+    line_axes = [a for a in res.varying_axes if a != facet] or None
+    histories = [pd.DataFrame(t.get("history") or {}) for ts in groups.values() for t in ts]
+    metrics = ["train_loss"]
+    for val in ("val_ppl", "val_error_pct"):
+        if any(val in h.columns and pd.to_numeric(h[val], errors="coerce").notna().sum() >= 2
+               for h in histories):
+            metrics.append(val)
+            break
+    fi = res.axes.index(facet) if facet is not None else None
+    panel_keys = ([""] if facet is None else
+                  list(dict.fromkeys(res.label(c, [facet]) for c in groups if c[fi] is not None)))
+    if not panel_keys:  # every method ignores the facet's setting: one panel
+        fi, panel_keys = None, [""]
+    panels: dict[str, dict[str, list[pd.DataFrame]]] = {k: {} for k in panel_keys}
+    for cond, trials in groups.items():
+        # a method that ignores the facet's setting (None) is drawn in every panel
+        targets = panel_keys if fi is None or cond[fi] is None else [res.label(cond, [facet])]
+        line = res.label(cond, line_axes) if line_axes is not None else res.label(cond)
+        hs = [pd.DataFrame(t.get("history") or {}) for t in trials]
+        hs = [h for h in hs if len(h) and {"step", "train_loss"} <= set(h.columns)]
+        if hs:
+            for k in targets:
+                panels[k][line] = hs
+    panels = {k: v for k, v in panels.items() if v}
+    if not panels:
+        raise fail("render", f"histories with 'step' and 'train_loss' in the ok trials of study "
+                   f"{res.name!r} for figure 'curves'", "none")
+    return {"panels": panels, "metrics": metrics}
+
+
+def _phase_data(res: StudyResults, figure: str, artifact: str) -> dict[str, dict[str, list]]:
+    """{phase: {label: [per-seed data]}} for ``lyapunov`` and ``spectrum_steps``."""
+    out: dict[str, dict[str, list]] = {}
+    for cond, trials in _need(res, figure, artifact).items():
+        for phase in ("init", "trained"):
+            data = [t["artifacts"][artifact][phase] for t in trials
+                    if t["artifacts"][artifact].get(phase) is not None]
+            if data:
+                out.setdefault(phase, {})[res.label(cond)] = data
+    return out
+
+
+def figure_data(results: StudyResults | str | Path, name: str) -> dict[str, Any]:
+    r"""The plain data a figure of the study is drawn from (what :func:`render` passes to the plots)."""
+    res = results if isinstance(results, StudyResults) else load_study(results, fn="figure_data")
+    _check_name("figure_data", res, name, tables=False)
+    return _DATA[name](res)
+
+
+# --------------------------------------------------------------------------------------------------
+# figure builders: StudyResults -> Figure (inside style())
+
+def _fig_anatomy(res: StudyResults):
+    d = _anatomy_data(res)
+    if len(d["rows"]) <= 4:  # side by side
+        fig, (ax, ax2) = new_figure(DOUBLE_COLUMN, 2.5, ncols=2, width_ratios=[3, 1.2])
+    else:  # many methods: stacked, full width each
+        fig, (ax, ax2) = new_figure(DOUBLE_COLUMN, 4.6, nrows=2, height_ratios=[1.5, 1])
+    anatomy_bars(ax, d["rows"], ir_ratios=d["ir_ratios"], density=d["density"],
+                         gates=d["gates"])
+    handles, labels = ax.get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside lower center", ncols=min(len(labels), 5),
+               fontsize="x-small")
+    ax.set_title("kept fraction per gate (plain: input, hatched: recurrent)")
+    ir_ratio_bars(ax2, d["ir_ratios"], d["dense_ir_ratio"])
+    ax2.set_title("input / recurrent kept")
+    if len(d["rows"]) <= 4:
+        ax2.tick_params(axis="x", labelrotation=30)
+    return fig
+
+
+def _fig_sv_hist(res: StudyResults):
+    d = _sv_hist_data(res)
+    fig, axes = _panels(len(d), sharex=True)
+    for ax, (label, per) in zip(axes, d.items()):
+        for phase, h in per.items():
+            note = "" if h["seeds"] == h["of"] else f", {h['seeds']}/{h['of']} seeds"
+            sv_histogram(ax, h["counts"], h["edges"], label=f"{phase}{note}",
+                         annotate_mean=h["mean"])
+        n = max((h["n"] for h in per.values()), default=0)
+        ax.set_title(f"{label} ({n} $\\sigma$ per phase)", fontsize="medium")
+        ax.legend(loc="upper right", fontsize="x-small")
+    return fig
+
+
+def _fig_connection_maps(res: StudyResults):
+    d = _connection_map_data(res)
+    fig, axes = _panels(len(d), panel_h=2.1)
+    for ax, (label, m) in zip(axes, d.items()):
+        connection_map(ax, m["mask"], row_blocks=m["row_blocks"], gates=m["gates"],
+                       title=f"{label} (seed {m['seed']})")
+    return fig
+
+
+_METRIC_LABELS = {"train_loss": "training loss", "val_ppl": "validation perplexity",
+                  "val_error_pct": "validation error (%)"}
+
+
+def _fig_curves(res: StudyResults):
+    d = _curves_data(res)
+    panels, metrics = d["panels"], d["metrics"]
+    ncols = len(panels)
+    w = SINGLE_COLUMN if ncols == 1 and len(metrics) == 1 else DOUBLE_COLUMN
+    fig, axes = new_figure(w, 2.0 * len(metrics) + 0.3, nrows=len(metrics), ncols=ncols,
+                           squeeze=False, sharex="col")
+    for j, (title, lines) in enumerate(panels.items()):
+        for i, metric in enumerate(metrics):
+            ax = axes[i, j]
+            use = {k: [h for h in hs if metric in h.columns] for k, hs in lines.items()}
+            use = {k: hs for k, hs in use.items() if hs}
+            if use:
+                training_curves(ax, use, y=metric, ylabel=_METRIC_LABELS.get(metric, metric),
+                                log=metric != "val_error_pct")
+            if i == 0 and title:
+                ax.set_title(title)
+            if i < len(metrics) - 1:
+                ax.set_xlabel("")
+        axes[0, j].legend(fontsize="x-small")
+    return fig
+
+
+def _fig_phases(res: StudyResults, figure: str, artifact: str, draw: Callable, prep: Callable):
+    d = _phase_data(res, figure, artifact)
+    fig, axes = _panels(len(d), max_cols=2, sharey=True,
+                        width=SINGLE_COLUMN if len(d) == 1 else DOUBLE_COLUMN)
+    for ax, (phase, per) in zip(axes, d.items()):
+        draw(ax, {k: prep(v) for k, v in per.items()})
+        ax.set_title("at initialization" if phase == "init" else "after training")
+        ax.legend(fontsize="x-small")
+    return fig
+
+
+def _fig_lyapunov(res: StudyResults):
+    def prep(v):
+        k = min(len(r) for r in v)  # seeds share K for one condition; guard anyway
+        return np.asarray([r[:k] for r in v], float)
+    return _fig_phases(res, "lyapunov", "lyapunov", lyapunov_spectrum, prep)
+
+
+def _fig_spectrum_steps(res: StudyResults):
+    return _fig_phases(res, "spectrum_steps", "spectrum_steps", spectrum_steps,
+                       lambda v: [pd.DataFrame(x) for x in v])
+
+
+#: The figures a study may declare (RESULTS_SCHEMA.md), with what draws them.
+FIGURES: dict[str, Callable[[StudyResults], Any]] = {
+    "anatomy": _fig_anatomy, "sv_hist": _fig_sv_hist, "connection_maps": _fig_connection_maps,
+    "curves": _fig_curves, "lyapunov": _fig_lyapunov, "spectrum_steps": _fig_spectrum_steps,
+}
+_DATA: dict[str, Callable[[StudyResults], Any]] = {
+    "anatomy": _anatomy_data, "sv_hist": _sv_hist_data, "connection_maps": _connection_map_data,
+    "curves": _curves_data,
+    "lyapunov": lambda r: _phase_data(r, "lyapunov", "lyapunov"),
+    "spectrum_steps": lambda r: _phase_data(r, "spectrum_steps", "spectrum_steps"),
+}
+
+
+def _check_name(fn: str, res: StudyResults, name: Any, *, tables: bool = True) -> str:
+    avail = res.declared_figures + ([TABLE_NAME] if tables and res.tables else [])
+    if not isinstance(name, str) or name not in avail:
+        raise fail(fn, f"a figure that study {res.name!r} declares: "
+                   f"{', '.join(avail) or '(none declared)'}", repr(name))
+    return name
+
+
+def render_figure(results: StudyResults, name: str):
+    """Build one declared figure of the study as a ``Figure`` (call inside :func:`style`)."""
+    _check_name("render_figure", results, name, tables=False)
+    return FIGURES[name](results)
+
+
+def _table_stem(t: dict, i: int, n: int) -> str:
+    if n == 1:
+        return "paper"
+    label = str(t.get("paper_table") or t.get("name") or i)
+    return "paper-" + (re.sub(r"[^a-z0-9]+", "-", label.lower()).strip("-") or str(i))
+
+
+def render(study_dir: str | Path, *, only: str | Iterable[str] | None = None,
+           formats: str | Iterable[str] = ("pdf", "png")) -> list[Path]:
+    r"""Write the study's declared figures (and tables) from its stored results; return the paths.
+
+    ``study_dir`` is one study's results folder ``OUT/<study>`` (``spec.json`` + ``trials/*.json``).
+    Figures go to ``study_dir/figures/<name>.<fmt>`` for each of ``formats`` (pdf, png, svg); the
+    tables of ``report.table`` go to ``study_dir/tables/paper.{md,tex,csv}`` (``paper-<paper
+    table>`` when the study declares several). ``only`` selects some of the declared figures, or
+    ``"table"`` for the tables; a name the study does not declare raises an error listing those it
+    does. A declared figure whose artifacts are missing from every trial is an error, never skipped.
+    Validation happens before anything is written.
+    """
+    fn = "render"
+    fmts = check_formats(fn, formats)
+    res = load_study(study_dir, fn=fn)
+    declared = res.declared_figures
+    unknown = [f for f in declared if f not in FIGURES]
+    if unknown:
+        raise fail(fn, f"declared figures among {', '.join(FIGURES)}",
+                   f"{unknown} in {res.path / 'spec.json'}")
+    if only is None:
+        names = declared + ([TABLE_NAME] if res.tables else [])
+    else:
+        names = [only] if isinstance(only, str) else list(only)
+        names = list(dict.fromkeys(_check_name(fn, res, n) for n in names))
+    tables = []
+    if TABLE_NAME in names:  # build (and validate) every table before writing anything
+        for i, t in enumerate(res.tables):
+            spec = {k: t[k] for k in ("rows", "cols", "metric", "better", "best_along") if k in t}
+            spec.setdefault("cols", None)
+            if "format" in t:
+                spec["fmt"] = t["format"]
+            title = t.get("paper_table")
+            tables.append((_table_stem(t, i, len(res.tables)), results_table(res, **spec, title=(
+                f"{title}: " if title else "") + _metric_title(spec.get("metric")))))
+    out: list[Path] = []
+    with style():  # build every figure first, so a missing artifact writes nothing
+        figs = [(name, FIGURES[name](res)) for name in names if name != TABLE_NAME]
+        for name, fig in figs:
+            out += save_figure(fig, res.path / "figures" / name, fmts)
+    for stem, table in tables:
+        out += write_table(table, res.path / "tables" / stem, TABLE_FORMATS)
+    return out
+
+
+def _metric_title(metric: Any) -> str:
+    return METRIC_TITLES.get(metric, str(metric))
+
+
+def render_all(results_dir: str | Path, *, only: str | Iterable[str] | None = None,
+               formats: str | Iterable[str] = ("pdf", "png")) -> dict[str, list[Path]]:
+    r""":func:`render` for ``OUT/<study>`` or for every study folder directly inside ``OUT``.
+
+    With several studies, ``only`` renders those names in the studies that declare them; a name that
+    no study declares raises an error listing the names that are declared. Returns
+    ``{study folder: paths written}``. Everything is validated before anything is written.
+    """
+    fn = "render"
+    fmts = check_formats(fn, formats)
+    dirs = find_study_dirs(results_dir)
+    if not dirs:
+        load_study(results_dir, fn=fn)  # raises the error that names the expected layout
+    if len(dirs) == 1:
+        return {str(dirs[0]): render(dirs[0], only=only, formats=fmts)}
+    studies = [load_study(d, fn=fn) for d in dirs]
+    plan: dict[Path, list[str] | None] = {s.path: None for s in studies}
+    if only is not None:
+        names = [only] if isinstance(only, str) else list(only)
+        avail = {s.path: s.declared_figures + ([TABLE_NAME] if s.tables else []) for s in studies}
+        every = list(dict.fromkeys(n for a in avail.values() for n in a))
+        for n in names:
+            if n not in every:
+                raise fail(fn, f"a figure that a study in {str(results_dir)!r} declares: "
+                           f"{', '.join(every) or '(none declared)'}", repr(n))
+        plan = {p: [n for n in names if n in a] for p, a in avail.items()}
+    out = {}
+    for s in studies:
+        sel = plan[s.path]
+        if sel == []:
+            continue
+        out[str(s.path)] = render(s.path, only=sel, formats=fmts)
+    return out

@@ -1,0 +1,262 @@
+r"""Reading stored study results (``spec.json`` + ``trials/*.json``) and grouping trials into conditions.
+
+The folder layout and the trial-file format are the contract ``RESULTS_SCHEMA.md`` (schema version 1)
+between :mod:`spectrumkit.study` (the writer) and this package (the reader). Nothing here recomputes
+anything: every number a figure or a table shows comes out of these files.
+
+NOTE [Conditions]
+A *condition* is one point of the study's grid without the seed: the tuple of the trial config's
+values for the grid axes, in the order ``spec.json`` lists them. Conditions are ordered as the grid
+lists its values (so figures and tables follow the study author's order), and labelled with the axes
+that vary, pretty-printed (``normal:0.1`` → ``N(0, 0.1)``, ``snip`` → ``SNIP``).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import fail
+
+__all__ = ["SCHEMA_VERSION", "StudyResults", "load_study", "pretty_value", "decode_connection_map",
+           "find_study_dirs", "combo_label"]
+
+#: The trial-file schema version this reader understands.
+SCHEMA_VERSION = 1
+
+_METHOD_NAMES = {"jacobian": "Jacobian", "snip": "SNIP", "foresight": "Foresight",
+                 "random": "random", "magnitude": "magnitude", "synflow": "SynFlow",
+                 "dense": "dense", "l2": "L2"}
+
+
+def _fmt_num(v: float) -> str:
+    return f"{v:g}"
+
+
+def pretty_value(axis: str, value: Any) -> str:
+    r"""A short human label for a grid value (NOTE [Conditions]).
+
+    >>> pretty_value("init", "normal:0.1"), pretty_value("method", "snip"), pretty_value("sparsity", 0.95)
+    ('N(0, 0.1)', 'SNIP', '95%')
+    >>> pretty_value("normalize", "gamma"), pretty_value("normalize", None)
+    ('norm.', '')
+    """
+    if axis == "method" and isinstance(value, str):
+        return _METHOD_NAMES.get(value, value)
+    if value is None:  # the method ignores this setting (e.g. random pruning has no normalization)
+        return ""
+    if axis == "normalize" and isinstance(value, (bool, str)):
+        return {True: "norm.", "gamma": "norm.", False: "unnorm.", "none": "unnorm."}.get(value,
+                                                                                         str(value))
+    if axis in ("sparsity", "density") and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return f"{100 * value:g}%"
+    if axis in ("hidden_size", "hidden") and isinstance(value, int):
+        return f"N={value}"
+    if axis == "horizon" and isinstance(value, (int, str)):
+        return f"U={value}"
+    if axis == "init" and isinstance(value, str):
+        name, _, args = value.partition(":")
+        if name == "normal" and args:
+            parts = args.split(",")
+            mean, std = (("0", parts[0]) if len(parts) == 1 else (parts[0], parts[1]))
+            return f"N({mean}, {std})"
+        if name == "uniform" and args:
+            return f"U({', '.join(a.strip() for a in args.split(','))})"
+        if not args:
+            return {"glorot": "Glorot", "he": "He", "orthogonal": "orthogonal"}.get(name, name)
+    if isinstance(value, float):
+        return _fmt_num(value)
+    if isinstance(value, str):
+        return value
+    return json.dumps(value)
+
+
+def combo_label(axes: Sequence[str], values: Sequence[Any]) -> str:
+    r"""Label of a combination of grid values (NOTE [Conditions]).
+
+    Settings a method ignores (None) are left out; the normalization reads as a prefix.
+
+    >>> combo_label(["init", "method"], ["normal:1", "random"])
+    'N(0, 1), random'
+    >>> combo_label(["method", "normalize"], ["snip", "gamma"]), combo_label(["method", "normalize"], ["random", None])
+    ('norm. SNIP', 'random')
+    """
+    pairs = [(a, pretty_value(a, v)) for a, v in zip(axes, values)]
+    pairs = [p for p in pairs if p[1]]
+    prefix = " ".join(p for a, p in pairs if a == "normalize")
+    rest = ", ".join(p for a, p in pairs if a != "normalize")
+    return " ".join(x for x in (prefix, rest) if x)
+
+
+def decode_connection_map(art: Mapping[str, Any]) -> np.ndarray:
+    r"""The (R, C) bool connection map of a trial's ``artifacts.connection_map`` (packbits, base64).
+
+    >>> m = np.array([[1, 0, 1], [0, 0, 1]], dtype=bool)
+    >>> art = {"shape": [2, 3], "packbits": base64.b64encode(np.packbits(m.ravel())).decode()}
+    >>> bool((decode_connection_map(art) == m).all())
+    True
+    """
+    fn = "decode_connection_map"
+    try:
+        R, C = (int(v) for v in art["shape"])
+        raw = base64.b64decode(art["packbits"], validate=True)
+    except (KeyError, TypeError, ValueError) as e:
+        raise fail(fn, "a connection_map with 'shape' [R, C] and base64 'packbits'", repr(e)) from None
+    bits = np.unpackbits(np.frombuffer(raw, dtype=np.uint8))
+    if bits.size < R * C or bits.size - R * C >= 8:
+        raise fail(fn, f"{R}x{C} = {R * C} bits", f"{bits.size} bits")
+    return bits[: R * C].reshape(R, C).astype(bool)
+
+
+def _canon(v: Any) -> str:
+    return json.dumps(v, sort_keys=True)
+
+
+@dataclass(frozen=True)
+class StudyResults:
+    r"""A study folder read from disk: its resolved spec and its trial records (schema version 1).
+
+    ``axes`` are the grid axes that define a condition (``seed`` excluded; NOTE [Conditions]).
+    """
+
+    path: Path
+    spec: dict
+    trials: tuple[dict, ...]
+
+    @property
+    def name(self) -> str:
+        return str(self.spec.get("name", self.path.name))
+
+    @property
+    def grid(self) -> dict[str, list]:
+        return {k: list(v) for k, v in dict(self.spec.get("grid") or {}).items() if k != "seed"}
+
+    @property
+    def axes(self) -> list[str]:
+        return list(self.grid)
+
+    @property
+    def varying_axes(self) -> list[str]:
+        return [a for a, vals in self.grid.items() if len(vals) > 1]
+
+    @property
+    def declared_figures(self) -> list[str]:
+        return [str(f) for f in (self.spec.get("report") or {}).get("figures", [])]
+
+    @property
+    def tables(self) -> list[dict]:
+        t = (self.spec.get("report") or {}).get("table")
+        if t is None:
+            return []
+        return [dict(x) for x in (t if isinstance(t, list) else [t])]
+
+    def condition(self, trial: Mapping[str, Any]) -> tuple:
+        cfg = trial["config"]
+        missing = [a for a in self.axes if a not in cfg]
+        if missing:
+            raise fail("StudyResults.condition", f"grid axes {missing} in the config of trial "
+                       f"{trial.get('key', '?')[:12]}", sorted(cfg))
+        return tuple(cfg[a] for a in self.axes)
+
+    def label(self, cond: tuple, axes: Iterable[str] | None = None) -> str:
+        """Label of a condition from the axes that vary (or the given ``axes``)."""
+        use = self.varying_axes if axes is None else list(axes)
+        pairs = [(a, v) for a, v in zip(self.axes, cond) if a in use]
+        if not pairs:  # nothing varies: name it by its method, or the study
+            cfg = dict(zip(self.axes, cond))
+            return pretty_value("method", cfg["method"]) if "method" in cfg else self.name
+        return combo_label([a for a, _ in pairs], [v for _, v in pairs])
+
+    def _order(self, cond: tuple) -> tuple:
+        key = []
+        for a, v in zip(self.axes, cond):
+            vals = [_canon(x) for x in self.grid[a]]
+            c = _canon(v)
+            key.append((vals.index(c), "") if c in vals else (len(vals), c))
+        return tuple(key)
+
+    def conditions(self, *, status: Iterable[str] | None = ("ok",), need: str | None = None
+                   ) -> dict[tuple, list[dict]]:
+        r"""Trials grouped by condition (ordered by the grid), each list sorted by seed.
+
+        ``status`` keeps only trials with those statuses (None: all); ``need`` keeps only trials whose
+        ``artifacts`` hold that key.
+        """
+        st = None if status is None else set(status)
+        groups: dict[tuple, list[dict]] = {}
+        for t in self.trials:
+            if st is not None and t.get("status") not in st:
+                continue
+            if need is not None and need not in (t.get("artifacts") or {}):
+                continue
+            groups.setdefault(tuple(_canon(v) for v in self.condition(t)), []).append(t)
+        out = {}
+        for ck in sorted(groups, key=lambda k: self._order(tuple(json.loads(x) for x in k))):
+            cond = tuple(json.loads(x) for x in ck)
+            out[cond] = sorted(groups[ck], key=lambda t: (_seed(t), t.get("key", "")))
+        return out
+
+
+def _seed(t: Mapping[str, Any]) -> int:
+    s = t.get("config", {}).get("seed", 0)
+    return s if isinstance(s, int) else 0
+
+
+def find_study_dirs(path: str | Path) -> list[Path]:
+    """``path`` itself if it holds ``spec.json``, else its sub-folders that do (sorted)."""
+    p = Path(path)
+    if (p / "spec.json").is_file():
+        return [p]
+    if p.is_dir():
+        return sorted(d for d in p.iterdir() if d.is_dir() and (d / "spec.json").is_file())
+    return []
+
+
+def _read_json(fn: str, path: Path) -> Any:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as e:
+        raise fail(fn, f"a readable JSON file at {path}", f"{type(e).__name__}: {e}") from None
+
+
+def load_study(study_dir: str | Path, *, fn: str = "load_study") -> StudyResults:
+    r"""Read ``study_dir/spec.json`` and every ``study_dir/trials/*.json`` (RESULTS_SCHEMA.md, v1).
+
+    Raises :class:`~spectrumkit.SpectrumkitError` naming the expected layout when the folder holds no
+    results, and when a trial file is from another schema version or study.
+    """
+    p = Path(study_dir)
+    expected = ("a study results folder OUT/<study> holding spec.json and trials/*.json, as written "
+                "by 'spectrumkit study NAME'")
+    if not p.is_dir():
+        raise fail(fn, expected, f"{str(p)!r} (not a folder)")
+    if not (p / "spec.json").is_file():
+        subs = find_study_dirs(p)
+        hint = (f" (it holds the study folders {', '.join(d.name for d in subs)}; pass one of them)"
+                if subs else " (no spec.json)")
+        raise fail(fn, expected, f"{str(p)!r}{hint}")
+    spec = _read_json(fn, p / "spec.json")
+    if not isinstance(spec, dict):
+        raise fail(fn, "spec.json to hold a JSON object", type(spec).__name__)
+    files = sorted((p / "trials").glob("*.json")) if (p / "trials").is_dir() else []
+    if not files:
+        raise fail(fn, f"{expected}; at least one trial result in {p / 'trials'}", "none")
+    trials = []
+    for f in files:
+        t = _read_json(fn, f)
+        if not isinstance(t, dict) or t.get("schema_version") != SCHEMA_VERSION:
+            got = t.get("schema_version") if isinstance(t, dict) else type(t).__name__
+            raise fail(fn, f"trial files of schema_version {SCHEMA_VERSION}", f"{got!r} in {f.name}")
+        for k in ("key", "config", "status"):
+            if k not in t:
+                raise fail(fn, f"a {k!r} field in every trial file", f"none in {f.name}")
+        if spec.get("name") is not None and t.get("study", spec["name"]) != spec["name"]:
+            raise fail(fn, f"trials of study {spec['name']!r}", f"{t.get('study')!r} in {f.name}")
+        trials.append(t)
+    return StudyResults(path=p, spec=spec, trials=tuple(trials))

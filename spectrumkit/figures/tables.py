@@ -1,0 +1,332 @@
+r"""Tables laid out like the paper's Tables 1, 2, 3, 5 and 6: mean ± std (n), best in bold.
+
+NOTE [Best in bold]
+Each table compares *methods*: the bold cell is the best mean among the cells that differ only in
+the method. So when the columns are the methods (Tables 1 and 5: rows = cell or initialization) the
+best is taken along each row, and when the rows are the methods (Tables 2, 3 and 6: columns = width,
+sparsity, or a single runtime column) it is taken down each column. Without a ``method`` axis the best
+is taken along each row. Which way is better depends on the metric (:data:`METRIC_BETTER`): lower for
+error, loss, perplexity and seconds; higher for accuracy; none (nothing bold) for descriptive
+quantities such as the I/R ratio or the mean singular value. Ties (equal means) are all bold. Cells
+with no finished trial show ``–`` and never win. The references :data:`REFERENCE_METHODS` (``dense``:
+nothing pruned; ``l2``: iterative magnitude pruning during training, the paper's upper bound) are
+shown but do not compete: the paper's question is which one-shot method at initialization is best.
+
+NOTE [Table cells]
+A cell is the mean ± sample std (ddof=1) over the trials of status ``ok``, followed by their count n;
+with n = 1 the std is undefined and shown as ``–``. Diverged and failed trials are not averaged in
+(their metric is not a result) but are counted and shown, e.g. ``(n=2, 1 diverged)``, so a method
+that fails often cannot look good by silence. The CSV holds the same numbers in long form, one line
+per cell, with full precision, for further analysis.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import io
+import itertools
+import json
+import math
+import os
+import tempfile
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+from tabulate import tabulate
+
+from ..errors import check_choice, fail
+from .results import StudyResults, combo_label
+
+__all__ = ["METRIC_BETTER", "METRIC_TITLES", "REFERENCE_METHODS", "TABLE_FORMATS", "Table", "results_table", "table_markdown",
+           "table_latex", "table_csv", "write_table"]
+
+#: Which direction is better for each known metric (NOTE [Best in bold]).
+METRIC_BETTER: dict[str, str] = {
+    "val_error_pct": "lower", "test_error_pct": "lower", "val_loss": "lower", "train_loss": "lower",
+    "val_ppl": "lower", "test_ppl": "lower", "score_seconds": "lower", "train_seconds": "lower",
+    "val_acc_pct": "higher", "val_accuracy": "higher",
+    # descriptive quantities: no direction is better, nothing is bold
+    "ir_ratio": "none", "dense_ir_ratio": "none", "gate_imbalance": "none", "density": "none",
+    "kept": "none", "sv_mean_init": "none", "sv_mean_trained": "none",
+}
+#: Methods shown in a table but never bold (NOTE [Best in bold]).
+REFERENCE_METHODS = ("dense", "l2")
+#: Table file formats written by :func:`write_table`.
+TABLE_FORMATS = ("md", "tex", "csv")
+
+METRIC_TITLES = {"val_error_pct": "validation error (%)", "test_error_pct": "test error (%)",
+                  "val_loss": "validation loss", "val_ppl": "validation perplexity",
+                  "test_ppl": "test perplexity", "score_seconds": "scoring time (s)",
+                  "train_seconds": "training time (s)"}
+
+
+@dataclass(frozen=True)
+class Table:
+    r"""A summarized table in long form plus its layout.
+
+    ``cells`` has one row per (row value, column value) with columns ``row``, ``col`` (labels),
+    ``mean``, ``std``, ``n`` (ok trials), ``n_diverged``, ``n_failed`` and ``best`` (bool).
+    ``row_labels``/``col_labels`` give the display order.
+    """
+
+    cells: pd.DataFrame
+    rows: str
+    cols: str | None
+    metric: str
+    better: str
+    best_along: str
+    row_labels: tuple[str, ...]
+    col_labels: tuple[str, ...]
+    title: str
+    fmt: str
+
+
+def _as_axes(fn: str, name: str, v: Any) -> list[str]:
+    if v is None:
+        return []
+    if isinstance(v, str):
+        return [v]
+    if isinstance(v, (list, tuple)) and v and all(isinstance(a, str) for a in v):
+        return list(v)
+    raise fail(fn, f"{name} as a grid axis name or a list of them", repr(v))
+
+
+def _check_fmt(fn: str, fmt: Any) -> str:
+    try:
+        if not isinstance(fmt, str):
+            raise TypeError
+        format(1.5, fmt)
+    except (TypeError, ValueError):
+        raise fail(fn, "fmt a float format spec such as '.2f' or '.3g'", repr(fmt)) from None
+    return fmt
+
+
+def results_table(results: StudyResults, *, rows: str | Sequence[str],
+                  cols: str | Sequence[str] | None, metric: str,
+                  better: Literal["lower", "higher", "none"] | None = None,
+                  best_along: Literal["row", "col"] | None = None, fmt: str = ".2f",
+                  title: str | None = None) -> Table:
+    r"""Summarize ``metric`` over seeds, pivoted ``rows`` × ``cols`` (trial config fields).
+
+    ``rows`` and ``cols`` are a config field (usually a grid axis) or a list of them, whose values
+    are combined (``["normalize", "method"]`` → ``norm. SNIP``); ``cols=None`` gives a single column
+    (e.g. Table 6, runtime per method). ``better`` defaults to :data:`METRIC_BETTER` (``"none"``,
+    nothing bold, for a metric without a better direction); ``best_along`` as NOTE [Best in bold]
+    says; ``fmt`` formats mean and std. A varying grid axis in neither ``rows`` nor ``cols`` would be
+    averaged away silently, so it is an error. A trial whose config holds None for a column axis (its
+    method ignores that setting, e.g. random pruning and ``normalize``) counts in every column of
+    that axis: it is the same experiment under each, and a baseline to compare against in each.
+    Cells follow NOTE [Table cells].
+    """
+    fn = "results_table"
+    r_axes, c_axes = _as_axes(fn, "rows", rows), _as_axes(fn, "cols", cols)
+    if not r_axes:
+        raise fail(fn, "rows as a config field name or a list of them", repr(rows))
+    if len(set(r_axes + c_axes)) < len(r_axes + c_axes):
+        raise fail(fn, "rows and cols without repeated fields", f"rows={rows!r}, cols={cols!r}")
+    for t in results.trials:
+        missing = [a for a in r_axes + c_axes if a not in t["config"]]
+        if missing:
+            raise fail(fn, f"rows and cols among the trial config fields "
+                       f"{sorted(t['config'])}", f"{missing}")
+    others = [a for a in results.varying_axes if a not in r_axes + c_axes]
+    if others:
+        raise fail(fn, f"every varying grid axis to be in rows or cols (rows={rows!r}, "
+                   f"cols={cols!r})", f"also {others}")
+    if not isinstance(metric, str):
+        raise fail(fn, "metric as a string", repr(metric))
+    if better is None:
+        better = METRIC_BETTER.get(metric, "none")
+    check_choice(fn, "better", better, ("lower", "higher", "none"))
+    if best_along is None:
+        best_along = "col" if "method" in r_axes else "row"
+    check_choice(fn, "best_along", best_along, ("row", "col"))
+    fmt = _check_fmt(fn, fmt)
+
+    grid = results.grid
+
+    def expand(axes: list[str], cfg: Mapping[str, Any]) -> list[tuple]:  # columns only
+        opts = [grid[a] if cfg[a] is None and a in grid else [cfg[a]] for a in axes]
+        return [tuple(p) for p in itertools.product(*opts)]
+
+    recs: dict[tuple[str, str], list[tuple[str, Any]]] = {}
+    seen_r: dict[str, tuple] = {}
+    seen_c: dict[str, tuple] = {}
+    for t in results.trials:
+        cfg = t["config"]
+        val = (t.get("metrics") or {}).get(metric)
+        if t["status"] == "ok" and (isinstance(val, bool) or not isinstance(val, (int, float))
+                                    or not math.isfinite(val)):
+            raise fail(fn, f"metric {metric!r} recorded in every ok trial",
+                       f"{val!r} in trial {t['key'][:12]}")
+        rv = tuple(cfg[a] for a in r_axes)
+        ref = "method" in cfg and cfg["method"] in REFERENCE_METHODS
+        for cv in expand(c_axes, cfg):
+            rk, ck = _key(rv), _key(cv)
+            seen_r[rk], seen_c[ck] = rv, cv
+            recs.setdefault((rk, ck), []).append((t["status"], val, ref))
+    row_keys = _grid_order([grid.get(a, []) for a in r_axes], seen_r)
+    col_keys = _grid_order([grid.get(a, []) for a in c_axes], seen_c)
+    cells = []
+    for rk in row_keys:
+        for ck in col_keys:
+            sel = recs.get((rk, ck), [])
+            ok = np.array([v for st, v, _ in sel if st == "ok"], dtype=float)
+            cells.append({"row": combo_label(r_axes, seen_r[rk]) or "–",
+                          "col": ((combo_label(c_axes, seen_c[ck]) or "–") if c_axes
+                                  else METRIC_TITLES.get(metric, metric)),
+                          "mean": float(ok.mean()) if ok.size else math.nan,
+                          "std": float(ok.std(ddof=1)) if ok.size > 1 else math.nan,
+                          "n": int(ok.size),
+                          "n_diverged": sum(st == "diverged" for st, _, _ in sel),
+                          "n_failed": sum(st == "failed" for st, _, _ in sel),
+                          "reference": bool(sel) and all(r for _, _, r in sel)})
+    cells_df = pd.DataFrame(cells)
+    cells_df["best"] = (_best(cells_df, better, best_along) if better != "none"
+                        else pd.Series(False, index=cells_df.index))
+    return Table(cells=cells_df, rows=" / ".join(r_axes), cols=" / ".join(c_axes) or None,
+                 metric=metric, better=better, best_along=best_along,
+                 row_labels=tuple(dict.fromkeys(cells_df["row"])),
+                 col_labels=tuple(dict.fromkeys(cells_df["col"])),
+                 title=title or METRIC_TITLES.get(metric, metric), fmt=fmt)
+
+
+def _key(v: Any) -> str:
+    return json.dumps(v, sort_keys=True)
+
+
+def _grid_order(axis_values: list[list], seen: Mapping[str, tuple]) -> list[str]:
+    """Keys of the seen value tuples, in the grid's product order; values off the grid go last."""
+    order = [_key(tuple(p)) for p in itertools.product(*axis_values)]
+    return [k for k in order if k in seen] + sorted(k for k in seen if k not in set(order))
+
+
+def _best(cells: pd.DataFrame, better: str, along: str) -> pd.Series:
+    best = pd.Series(False, index=cells.index)
+    for _, g in cells.groupby("row" if along == "row" else "col", sort=False):
+        m = g["mean"].where((g["n"] > 0) & ~g["reference"])
+        if m.notna().sum() < 2:  # nothing to compare against
+            continue
+        target = m.min() if better == "lower" else m.max()
+        best.loc[g.index[m == target]] = True
+    return best
+
+
+def _count_note(c: Mapping[str, Any]) -> str:
+    extra = [f"{int(c[k])} {w}" for k, w in (("n_diverged", "diverged"), ("n_failed", "failed"))
+             if c[k]]
+    return ", ".join([f"n={int(c['n'])}"] + extra)
+
+
+def _cell_text(c: Mapping[str, Any], fmt: str, *, latex: bool) -> str:
+    if c["n"] == 0:
+        core = "–" if not latex else "--"
+        return f"{core} ({_count_note(c)})"
+    mean = format(c["mean"], fmt)
+    std = format(c["std"], fmt) if math.isfinite(c["std"]) else ("–" if not latex else "--")
+    if latex:
+        body = f"{mean} \\pm {std}" if math.isfinite(c["std"]) else f"{mean}"
+        body = f"\\mathbf{{{body}}}" if c["best"] else body
+        return f"${body}$ {{\\scriptsize ({_count_note(c)})}}"
+    body = f"{mean} ± {std}"
+    return (f"**{body}**" if c["best"] else body) + f" ({_count_note(c)})"
+
+
+def _grid(table: Table, *, latex: bool) -> list[list[str]]:
+    out = []
+    for r in table.row_labels:
+        line = [r]
+        for c in table.col_labels:
+            sel = table.cells[(table.cells["row"] == r) & (table.cells["col"] == c)]
+            line.append(_cell_text(sel.iloc[0], table.fmt, latex=latex))
+        out.append(line)
+    return out
+
+
+def _caption(table: Table) -> str:
+    along = "each row" if table.best_along == "row" else "each column"
+    best = (f"{table.better} is better; best of {along} in bold" if table.better != "none" else
+            f"no best marked ({table.metric} has no better direction)")
+    return f"{table.title}: mean ± std over seeds (n = finished trials); {best}."
+
+
+def table_markdown(table: Table) -> str:
+    """The table as GitHub Markdown (tabulate), preceded by a one-line caption."""
+    head = [table.rows] + list(table.col_labels)
+    return _caption(table) + "\n\n" + tabulate(_grid(table, latex=False), headers=head,
+                                               tablefmt="github", disable_numparse=True) + "\n"
+
+
+_LATEX_SPECIAL = {"&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_", "{": r"\{",
+                  "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",
+                  "\\": r"\textbackslash{}"}
+
+
+def _tex_escape(s: str) -> str:
+    return "".join(_LATEX_SPECIAL.get(ch, ch) for ch in s)
+
+
+def table_latex(table: Table) -> str:
+    """The table as a booktabs ``tabular`` (pandas Styler) with the caption as a ``%`` comment."""
+    head = [_tex_escape(table.rows)] + [_tex_escape(c) for c in table.col_labels]
+    body = [[_tex_escape(line[0])] + line[1:] for line in _grid(table, latex=True)]
+    df = pd.DataFrame(body, columns=head)
+    tex = df.style.hide(axis="index").to_latex(hrules=True, column_format="l" + "c" * (len(head) - 1))
+    return f"% {_caption(table)}\n% requires \\usepackage{{booktabs}}\n{tex}"
+
+
+def table_csv(table: Table) -> str:
+    """The table in long form (one line per cell, full precision; NOTE [Table cells])."""
+    buf = io.StringIO()
+    cols = ["row", "col", "mean", "std", "n", "n_diverged", "n_failed", "best"]
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow([table.rows, table.cols or "metric", "mean", "std", "n", "n_diverged", "n_failed",
+                "best"])
+    for _, c in table.cells[cols].iterrows():
+        w.writerow([c["row"], c["col"], _num(c["mean"]), _num(c["std"]), int(c["n"]),
+                    int(c["n_diverged"]), int(c["n_failed"]), bool(c["best"])])
+    return buf.getvalue()
+
+
+def _num(v: float) -> str:
+    return "" if not np.isfinite(v) else repr(float(v))
+
+
+def _atomic_write_text(path: Path, text: str) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def write_table(table: Table, path: str | os.PathLike, formats: Iterable[str] = TABLE_FORMATS
+                ) -> list[Path]:
+    """Write ``table`` to ``path`` + ``.md``/``.tex``/``.csv`` atomically; return the paths written."""
+    fn = "write_table"
+    if not isinstance(table, Table):
+        raise fail(fn, "a Table from results_table", type(table).__name__)
+    fmts = tuple(formats) if not isinstance(formats, str) else tuple(formats.split(","))
+    bad = [f for f in fmts if f not in TABLE_FORMATS]
+    if bad or not fmts:
+        raise fail(fn, f"formats among {', '.join(TABLE_FORMATS)}", ", ".join(bad) or "none")
+    base = Path(path)
+    base.parent.mkdir(parents=True, exist_ok=True)
+    render = {"md": table_markdown, "tex": table_latex, "csv": table_csv}
+    out = []
+    for f in dict.fromkeys(fmts):
+        target = base.with_name(f"{base.name}.{f}")
+        _atomic_write_text(target, render[f](table))
+        out.append(target)
+    return out
