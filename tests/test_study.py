@@ -399,7 +399,17 @@ TINY = dict(hidden_size=8, steps=4, batch_size=16, score_batch=16,
             data={"limit": 128, "val_limit": 64})
 
 
-def test_real_trial_equals_the_pipeline_built_by_hand():
+@pytest.fixture
+def one_thread():
+    """One torch thread for the duration of a test, restored after (NOTE [Threads per worker]:
+    tiny models are no faster with two, and far slower when other processes compete)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def test_real_trial_equals_the_pipeline_built_by_hand(one_thread):
     from spectrumkit.anatomy import connection_map, mask_anatomy
     from spectrumkit.data import load_task
     from spectrumkit.masks import topk_mask
@@ -433,7 +443,7 @@ def test_real_trial_equals_the_pipeline_built_by_hand():
     assert np.array_equal(bits[:expected.size].reshape(expected.shape).astype(bool), expected)
 
 
-def test_real_trial_spectra_artifacts(tmp_path):
+def test_real_trial_spectra_artifacts(one_thread):
     from spectrumkit.spectra import spectrum
     from spectrumkit.study.executors import TrialContext
     from spectrumkit.study.trial import run_trial
