@@ -23,6 +23,15 @@ from .spectra import CHI_ESTIMATORS, chi_step
 # models
 from .models import LanguageModel, SequenceClassifier
 
+# per-step Jacobians, spectra, χ and Lyapunov exponents
+from .jacobians import (
+    JacobianChunk, has_closed_form, iter_step_jacobians, step_jacobians,
+)
+from .spectra import (
+    Histogram, Spectrum, chi, effective_rank, histogram, lyapunov_exponents,
+    reference_singular_values, singular_values, spectrum, spectrum_summary,
+)
+
 # pruning at initialization: scores, masks, anatomy
 from .scores import METHODS, compute_gamma, compute_scores
 from .masks import (apply_mask, density_from_sparsity, load_masks, save_masks, to_torch_prune,
@@ -62,6 +71,10 @@ __all__ = [
     "CHI_ESTIMATORS", "chi_step",
     # models
     "SequenceClassifier", "LanguageModel",
+    # per-step Jacobians, spectra, χ and Lyapunov exponents
+    "JacobianChunk", "has_closed_form", "iter_step_jacobians", "step_jacobians",
+    "Histogram", "Spectrum", "chi", "effective_rank", "histogram", "lyapunov_exponents",
+    "reference_singular_values", "singular_values", "spectrum", "spectrum_summary",
     # pruning at initialization: scores, masks, anatomy
     "METHODS", "compute_scores", "compute_gamma", "topk_mask", "density_from_sparsity",
     "apply_mask", "to_torch_prune", "save_masks", "load_masks", "mask_anatomy", "anatomy_summary",

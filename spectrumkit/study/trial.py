@@ -40,6 +40,7 @@ from ..anatomy import anatomy_summary, connection_map, mask_anatomy
 from ..data import TokenStream, bptt_batches, load_task
 from ..masks import topk_mask
 from ..scores import compute_scores
+from ..spectra import lyapunov_exponents, spectrum
 from ..train import evaluate, make_model, resolve_device, train, train_l2_iterative
 from .config import TrialConfig
 from .executors import TrialContext
@@ -106,7 +107,6 @@ def _masked(params: dict[str, torch.Tensor], mask: dict[str, torch.Tensor] | Non
 def _spectra(c: TrialConfig, model: Any, xs: torch.Tensor, mask: dict | None
              ) -> dict[str, Any]:
     """sv_hist, spectrum_steps and lyapunov of the (masked) cell on xs (T, B, D)."""
-    from ..spectra import lyapunov_exponents, spectrum  # only trials that record spectra need it
     params = _masked(model.cell_params(), mask)
     out: dict[str, Any] = {}
     with torch.no_grad():
