@@ -456,13 +456,16 @@ class _StudyGroup(click.Group):
         formatter.write_usage(ctx.command_path, "NAME [OPTIONS] | list | show NAME")
 
 
-@main.group("study", cls=_StudyGroup, no_args_is_help=True)
-def study_cmd() -> None:
+@main.group("study", cls=_StudyGroup, invoke_without_command=True)
+@click.pass_context
+def study_cmd(ctx: click.Context) -> None:
     """Run a study (`spectrumkit study NAME`), or list / show the studies.
 
     NAME is a shipped study (see `spectrumkit study list`) or a path to a study TOML file.
     Results go to OUT/NAME/ and finished trials are never run again.
     """
+    if ctx.invoked_subcommand is None:
+        click.echo(ctx.get_help())
 
 
 @study_cmd.command("list")
@@ -520,8 +523,8 @@ def study_show_cmd(name: str, preset: str) -> None:
               show_default=True)
 @click.option("--workers", type=int, default=2, show_default=True, help="process pool size")
 @click.option("--threads", type=int, default=None,
-              help="torch threads per trial (default: local leaves torch's setting, process "
-                   "uses cores / workers, Ray --cpus-per-trial)")
+              help="torch threads per trial (default: the preset's; else torch's own setting "
+                   "for local, cores / workers for process, --cpus-per-trial for Ray)")
 @click.option("--out", default="results", show_default=True, help="results root (OUT/NAME/)")
 @click.option("--retry-failed", is_flag=True, help="run failed trials again")
 @click.option("--ray-address", default=None, help="Ray cluster address (default: start locally)")
