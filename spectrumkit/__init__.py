@@ -45,6 +45,11 @@ from .models import SequenceRegressor
 # training
 from .evaluation import evaluate, make_model, resolve_device
 from .train import TrainResult, train, train_l2_iterative
+
+# studies
+from .study import (Study, TrialConfig, collect, list_studies, load_study, run_study, summarize,
+                    trial_key)
+
 # figures and tables (imported on first use: matplotlib is slow to import; see __getattr__ below)
 _FIGURES_EXPORTS = ("render", "style", "save_figure", "sv_histogram", "results_table",
                     "SINGLE_COLUMN", "DOUBLE_COLUMN")
@@ -79,6 +84,9 @@ __all__ = [
     "copy_task", "load_task", "seq_mnist", "wikitext", "SequenceRegressor",
     # training
     "evaluate", "make_model", "resolve_device", "TrainResult", "train", "train_l2_iterative",
+    # studies
+    "Study", "TrialConfig", "collect", "list_studies", "load_study", "run_study", "summarize",
+    "trial_key",
 ]
 __all__ += [
     # figures and tables
