@@ -225,7 +225,13 @@ def prune_cmd(cell, input_size, hidden, classes, steps, batch_size, init, method
 # spectrumkit train (issue 5)
 # --------------------------------------------------------------------------------------------------
 
-_TRAIN_METHODS = ("dense", "l2")
+# NOTE [train command]
+# --method dense trains the full model; l2 is the paper's iterative magnitude prune-retrain; every
+# other method is a pruning-at-initialization score (spectrumkit.scores.METHODS, default options):
+# the scoring batch is --score-batch examples of the training split drawn by a generator seeded
+# --seed + 1, the score's own randomness comes from --seed + 2 (as NOTE [prune command]), and the
+# exact-K mask keeps round((1 - sparsity) · n) of the cell's weights, held exactly during training.
+_TRAIN_METHODS = ("dense", "l2", "jacobian", "snip", "foresight", "magnitude", "random", "synflow")
 
 
 def _parse_option(text: str) -> tuple[str, object]:
@@ -247,7 +253,10 @@ def _parse_option(text: str) -> tuple[str, object]:
 @click.option("--init", "init_scheme", default="glorot", show_default=True,
               help="init scheme (glorot, torch, normal:0.1, ...)")
 @click.option("--method", type=click.Choice(_TRAIN_METHODS), default="dense", show_default=True,
-              help="dense, or l2 (iterative magnitude prune-retrain, the paper's baseline)")
+              help="dense, l2 (iterative magnitude prune-retrain, the paper's baseline), or a "
+                   "score that prunes at initialization (NOTE [train command])")
+@click.option("--score-batch", type=int, default=64, show_default=True,
+              help="examples in the scoring batch of a pruning score")
 @click.option("--sparsity", type=float, default=0.0, show_default=True,
               help="fraction of the cell's weights pruned (0 for dense)")
 @click.option("--data", "data_name", default="seq-mnist", show_default=True,
@@ -277,8 +286,8 @@ def _parse_option(text: str) -> tuple[str, object]:
               help="progress bar on stderr (default: when stderr is a terminal)")
 @click.option("--out", type=click.Path(file_okay=False), required=True, help="output folder")
 def train_cmd(cell, hidden, init_scheme, method, sparsity, data_name, data_root, data_options,
-              epochs, steps, batch_size, lr, optimizer, clip, eval_every, stage_steps, embed_size,
-              device, seed, threads, resume, progress, out) -> None:
+              score_batch, epochs, steps, batch_size, lr, optimizer, clip, eval_every, stage_steps,
+              embed_size, device, seed, threads, resume, progress, out) -> None:
     """Train one model and write OUT/history.csv and OUT/metrics.json (atomically)."""
     import json
     import math
@@ -294,8 +303,8 @@ def train_cmd(cell, hidden, init_scheme, method, sparsity, data_name, data_root,
     check_unit_interval(fn, "--sparsity", sparsity, low_open=False, high_open=True)
     if method == "dense" and sparsity != 0:
         raise fail(fn, "--sparsity 0 with --method dense", sparsity)
-    if method == "l2" and sparsity == 0:
-        raise fail(fn, "--sparsity > 0 with --method l2", sparsity)
+    if method != "dense" and sparsity == 0:
+        raise fail(fn, f"--sparsity > 0 with --method {method}", sparsity)
     if threads is not None:
         check_positive_int(fn, "--threads", threads)
         torch.set_num_threads(threads)
@@ -308,6 +317,22 @@ def train_cmd(cell, hidden, init_scheme, method, sparsity, data_name, data_root,
                   checkpoint_dir=outdir / "checkpoint" if resume else None)
     if method == "dense":
         result = train(model, task, **common)
+    elif method != "l2":
+        from .data import sample_batch
+        from .evaluation import resolve_device
+        from .masks import topk_mask
+        from .scores import compute_scores
+
+        check_positive_int(fn, "--score-batch", score_batch)
+        dev = resolve_device(device)
+        model.to(dev)
+        batch = sample_batch(task.train, score_batch, generator=torch.Generator().manual_seed(
+            seed + 1), bptt=task.bptt, device=dev)
+        density = round(1.0 - sparsity, 12)
+        opts = {"density": density} if method == "synflow" else {}
+        scores = compute_scores(method, model, batch,
+                                generator=torch.Generator().manual_seed(seed + 2), **opts)
+        result = train(model, task, mask=topk_mask(scores, density), **common)
     else:
         result = train_l2_iterative(model, task, density=round(1.0 - sparsity, 12), stage_steps=stage_steps,
                                     **common)

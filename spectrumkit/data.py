@@ -50,6 +50,7 @@ from .errors import check_choice, check_keys, check_positive_int, fail
 from .init import make_generator
 
 __all__ = [
+    "sample_batch",
     "MNIST_MEAN",
     "MNIST_STD",
     "SequenceDataset",
@@ -481,6 +482,27 @@ def bptt_batches(ids: torch.Tensor, batch_size: int, bptt: int
 # --------------------------------------------------------------------------------------------------
 # Synthetic long-memory tasks
 # --------------------------------------------------------------------------------------------------
+
+
+def sample_batch(split: SequenceDataset | TokenStream, n: int, *, generator: torch.Generator,
+                 bptt: int | None = None, device: torch.device | str | None = None
+                 ) -> tuple[torch.Tensor, torch.Tensor]:
+    r"""One batch of ``n`` examples of a split, in the models' batch format, on ``device``.
+
+    Fixed-length sequences: ``n`` examples drawn without replacement by ``generator`` (all of them
+    if the split is smaller), returned as ``(xs (B, T, D), ys)``. A token stream: the first ``bptt``
+    window (35 if None) of the stream cut into ``n`` rows, returned as ``(inputs (B, t),
+    targets (B, t))``; the generator is not used. This is the scoring batch of ``spectrumkit train``
+    and of study trials.
+    """
+    check_positive_int("sample_batch", "n", n)
+    if isinstance(split, TokenStream):
+        inputs, targets = next(iter(bptt_batches(split.ids, n, bptt or 35)))
+        return inputs.to(device), targets.to(device)
+    if not isinstance(split, SequenceDataset):
+        raise fail("sample_batch", "a SequenceDataset or TokenStream", type(split).__name__)
+    idx = torch.randperm(len(split), generator=generator)[: min(n, len(split))]
+    return split.xs[idx].to(device), split.ys[idx].to(device)
 
 
 def adding_problem(T: int, n: int, *, generator: torch.Generator | None = None,

@@ -394,7 +394,7 @@ def test_cli_train_writes_what_train_returns(tmp_path):
 
 
 @pytest.mark.parametrize("args, match", [
-    (["--method", "jacobian"], "Invalid value for '--method'"),
+    (["--method", "grasp"], "Invalid value for '--method'"),
     (["--sparsity", "0.5"], "error: spectrumkit train: expected --sparsity 0 with --method dense"),
     (["--data-option", "colour=red"], "error: load_task: expected options for seq-mnist among"),
     (["--lr", "0"], "error: train: expected lr to be a finite number > 0, got 0"),
@@ -403,3 +403,29 @@ def test_cli_train_bad_input_is_one_line_exit_2(tmp_path, args, match):
     r = _cli("train", "--steps", "1", "--out", str(tmp_path / "x"), "--device", "cpu", *args)
     assert r.returncode == 2 and match in r.stderr, r.stderr
     assert r.stderr.strip().count("\n") == 0 and "Traceback" not in r.stderr
+
+
+@pytest.mark.parametrize("method", ["jacobian", "snip"])
+def test_cli_train_with_a_pruning_score_equals_the_library(tmp_path, method):
+    """NOTE [train command]: scoring batch from --seed + 1, score randomness from --seed + 2."""
+    from spectrumkit.data import sample_batch
+    from spectrumkit.masks import topk_mask
+    from spectrumkit.scores import compute_scores
+
+    out = tmp_path / "run"
+    r = _cli("train", "--cell", "gru", "--hidden", "6", "--method", method, "--sparsity", "0.8",
+             "--data", "seq-mnist", "--data-option", "limit=96", "--data-option", "val_limit=32",
+             "--steps", "6", "--batch-size", "32", "--score-batch", "16", "--seed", "3",
+             "--out", str(out), "--device", "cpu")
+    assert r.returncode == 0, r.stderr
+    task = load_task("seq-mnist", limit=96, val_limit=32)
+    model = make_model(task, "gru", 6, init="glorot", seed=3)
+    batch = sample_batch(task.train, 16, generator=torch.Generator().manual_seed(4))
+    expect = topk_mask(compute_scores(method, model, batch,
+                                      generator=torch.Generator().manual_seed(5)), 0.2)
+    ref = train(model, task, mask=expect, steps=6, batch_size=32, seed=3, device="cpu")
+    mask = torch.load(out / "mask.pt", weights_only=True)
+    assert all(torch.equal(mask[k], expect[k]) for k in expect)
+    hist = pd.read_csv(out / "history.csv")
+    pd.testing.assert_frame_equal(no_seconds(hist), no_seconds(ref.history), check_exact=False,
+                                  rtol=1e-12)

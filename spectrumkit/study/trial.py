@@ -37,7 +37,7 @@ import numpy as np
 import torch
 
 from ..anatomy import anatomy_summary, connection_map, mask_anatomy
-from ..data import TokenStream, bptt_batches, load_task
+from ..data import load_task, sample_batch
 from ..masks import topk_mask
 from ..scores import compute_scores
 from ..spectra import lyapunov_exponents, spectrum
@@ -60,20 +60,6 @@ def sub_seed(seed: int, purpose: str) -> int:
 
 def _generator(seed: int, purpose: str) -> torch.Generator:
     return torch.Generator().manual_seed(sub_seed(seed, purpose))
-
-
-def _batch(split: Any, n: int, g: torch.Generator, bptt: int | None, device: str
-           ) -> tuple[torch.Tensor, torch.Tensor]:
-    """``n`` examples of a split in the model's batch format, on ``device``.
-
-    Fixed-length sequences: a random subset of n examples (B = n). A token stream: the first
-    ``bptt`` window of the stream cut into n rows (inputs and targets (n, t)).
-    """
-    if isinstance(split, TokenStream):
-        inputs, targets = next(iter(bptt_batches(split.ids, n, bptt or 35)))
-        return inputs.to(device), targets.to(device)
-    idx = torch.randperm(len(split), generator=g)[: min(n, len(split))]
-    return split.xs[idx].to(device), split.ys[idx].to(device)
 
 
 def _score_options(c: TrialConfig, T: int) -> dict[str, Any]:
@@ -158,8 +144,8 @@ def run_trial(c: TrialConfig, ctx: TrialContext) -> dict[str, Any]:
                                "kept": total, "prunable": total, "score_seconds": None}
     mask = None
     if c.method not in ("dense", "l2"):
-        batch = _batch(task.train, c.score_batch, _generator(c.seed, "score-batch"), task.bptt,
-                       device)
+        batch = sample_batch(task.train, c.score_batch, generator=_generator(c.seed, "score-batch"),
+                             bptt=task.bptt, device=device)
         T = int(model.cell_inputs(batch).shape[0])
         opts = _score_options(c, T)
         best = math.inf
@@ -181,8 +167,9 @@ def run_trial(c: TrialConfig, ctx: TrialContext) -> dict[str, Any]:
                        dead_units=s["dead_units"])
     spectral = any(r in c.record for r in ("sv_hist", "spectrum_steps", "lyapunov"))
     if spectral:
-        sb = _batch(task.val, c.spectrum_batch or 64, _generator(c.seed, "spectrum-batch"),
-                    task.bptt, device)
+        sb = sample_batch(task.val, c.spectrum_batch or 64,
+                          generator=_generator(c.seed, "spectrum-batch"), bptt=task.bptt,
+                          device=device)
         xs = model.cell_inputs(sb).detach()
         init_spectra = _spectra(c, model, xs, mask)
     status, history = "ok", {}
