@@ -13,36 +13,31 @@ from .cells import Cell, TensorLayout, available, count_params, entry_labels, ge
 from .init import init_params, parse_scheme
 from .interop import from_torch, to_torch
 
-# sequences and Jacobians
+# sequences and per-step Jacobians
 from .unroll import unroll
-from .jacobians import jvp_step, reference_jacobian, vjp_step
+from .jacobians import (JacobianChunk, has_closed_form, iter_step_jacobians, jvp_step,
+                        reference_jacobian, step_jacobians, vjp_step)
 
-# spectra
-from .spectra import CHI_ESTIMATORS, chi_step
+# spectra, χ and Lyapunov exponents
+from .spectra import (CHI_ESTIMATORS, Histogram, Spectrum, chi, chi_step, effective_rank,
+                      histogram, lyapunov_exponents, reference_singular_values, singular_values,
+                      spectrum, spectrum_summary)
 
 # models
-from .models import LanguageModel, SequenceClassifier
-
-# per-step Jacobians, spectra, χ and Lyapunov exponents
-from .jacobians import (
-    JacobianChunk, has_closed_form, iter_step_jacobians, step_jacobians,
-)
-from .spectra import (
-    Histogram, Spectrum, chi, effective_rank, histogram, lyapunov_exponents,
-    reference_singular_values, singular_values, spectrum, spectrum_summary,
-)
+from .models import LanguageModel, SequenceClassifier, SequenceRegressor
 
 # pruning at initialization: scores, masks, anatomy
 from .scores import METHODS, compute_gamma, compute_scores
 from .masks import (apply_mask, density_from_sparsity, load_masks, save_masks, to_torch_prune,
                     topk_mask)
 from .anatomy import anatomy_summary, connection_map, mask_anatomy
+
 # data
 from .data import (SequenceDataset, TaskData, TokenStream, WikiText, adding_problem, bptt_batches,
-                   copy_task, load_task, seq_mnist, wikitext)
-from .models import SequenceRegressor
+                   copy_task, load_task, sample_batch, seq_mnist, wikitext)
 
-# training
+# training (NOTE: the function ``train`` shadows the submodule name ``spectrumkit.train`` as an
+# attribute; ``from spectrumkit.train import ...`` still reaches the module)
 from .evaluation import evaluate, make_model, resolve_device
 from .train import TrainResult, train, train_l2_iterative
 
@@ -65,31 +60,28 @@ __all__ = [
     # cells, initialization, interop
     "Cell", "TensorLayout", "available", "count_params", "entry_labels", "get", "make_cell",
     "init_params", "parse_scheme", "from_torch", "to_torch",
-    # sequences and Jacobians
-    "unroll", "jvp_step", "vjp_step", "reference_jacobian",
-    # spectra
-    "CHI_ESTIMATORS", "chi_step",
+    # sequences and per-step Jacobians
+    "unroll", "step_jacobians", "iter_step_jacobians", "JacobianChunk", "has_closed_form",
+    "jvp_step", "vjp_step", "reference_jacobian",
+    # spectra, χ and Lyapunov exponents
+    "singular_values", "reference_singular_values", "spectrum_summary", "effective_rank",
+    "histogram", "Histogram", "spectrum", "Spectrum", "CHI_ESTIMATORS", "chi", "chi_step",
+    "lyapunov_exponents",
     # models
-    "SequenceClassifier", "LanguageModel",
-    # per-step Jacobians, spectra, χ and Lyapunov exponents
-    "JacobianChunk", "has_closed_form", "iter_step_jacobians", "step_jacobians",
-    "Histogram", "Spectrum", "chi", "effective_rank", "histogram", "lyapunov_exponents",
-    "reference_singular_values", "singular_values", "spectrum", "spectrum_summary",
+    "SequenceClassifier", "LanguageModel", "SequenceRegressor",
     # pruning at initialization: scores, masks, anatomy
     "METHODS", "compute_scores", "compute_gamma", "topk_mask", "density_from_sparsity",
     "apply_mask", "to_torch_prune", "save_masks", "load_masks", "mask_anatomy", "anatomy_summary",
     "connection_map",
     # data
     "SequenceDataset", "TaskData", "TokenStream", "WikiText", "adding_problem", "bptt_batches",
-    "copy_task", "load_task", "seq_mnist", "wikitext", "SequenceRegressor",
+    "copy_task", "load_task", "sample_batch", "seq_mnist", "wikitext",
     # training
     "evaluate", "make_model", "resolve_device", "TrainResult", "train", "train_l2_iterative",
     # studies
     "Study", "TrialConfig", "collect", "list_studies", "load_study", "run_study", "summarize",
     "trial_key",
-]
-__all__ += [
-    # figures and tables
+    # figures and tables (lazy)
     *_FIGURES_EXPORTS,
 ]
 
