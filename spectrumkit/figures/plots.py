@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.colors import ListedColormap, to_rgba
-from matplotlib.ticker import MaxNLocator
+from matplotlib.ticker import FuncFormatter, MaxNLocator
 from matplotlib.transforms import blended_transform_factory
 
 from ..errors import fail
@@ -331,6 +331,12 @@ def training_curves(ax: Axes, histories: Mapping[str, Sequence[Any]], *, y: str 
     out = _band_lines(ax, stats, band=band, n_markers=n_markers)
     if log:
         ax.set_yscale("log")
+        lo, hi = ax.get_ylim()
+        if hi / lo < 10:  # less than a decade: plain numbers read better than 2.3 × 10^0
+            ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+            ax.yaxis.set_minor_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    if x == "step":
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel(x)
     ax.set_ylabel(ylabel or y.replace("_", " "))
     return out

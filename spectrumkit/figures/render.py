@@ -218,6 +218,8 @@ def _fig_sv_hist(res: StudyResults):
             sv_histogram(ax, h["counts"], h["edges"], label=f"{phase}{note}",
                          annotate_mean=h["mean"])
         n = max((h["n"] for h in per.values()), default=0)
+        top = max((float(np.max(h["counts"])) for h in per.values()), default=1.0)
+        ax.set_ylim(0, 1.45 * top)  # headroom for the legend
         ax.set_title(f"{label} ({n} $\\sigma$ per phase)", fontsize="medium")
         ax.legend(loc="upper right", fontsize="x-small")
     return fig
