@@ -23,6 +23,33 @@ from .spectra import CHI_ESTIMATORS, chi_step
 # models
 from .models import LanguageModel, SequenceClassifier
 
+# per-step Jacobians, spectra, χ and Lyapunov exponents
+from .jacobians import (
+    JacobianChunk, has_closed_form, iter_step_jacobians, step_jacobians,
+)
+from .spectra import (
+    Histogram, Spectrum, chi, effective_rank, histogram, lyapunov_exponents,
+    reference_singular_values, singular_values, spectrum, spectrum_summary,
+)
+
+# pruning at initialization: scores, masks, anatomy
+from .scores import METHODS, compute_gamma, compute_scores
+from .masks import (apply_mask, density_from_sparsity, load_masks, save_masks, to_torch_prune,
+                    topk_mask)
+from .anatomy import anatomy_summary, connection_map, mask_anatomy
+# data
+from .data import (SequenceDataset, TaskData, TokenStream, WikiText, adding_problem, bptt_batches,
+                   copy_task, load_task, seq_mnist, wikitext)
+from .models import SequenceRegressor
+
+# training
+from .evaluation import evaluate, make_model, resolve_device
+from .train import TrainResult, train, train_l2_iterative
+
+# studies
+from .study import (Study, TrialConfig, collect, list_studies, load_study, run_study, summarize,
+                    trial_key)
+
 # figures and tables (imported on first use: matplotlib is slow to import; see __getattr__ below)
 _FIGURES_EXPORTS = ("render", "style", "save_figure", "sv_histogram", "results_table",
                     "SINGLE_COLUMN", "DOUBLE_COLUMN")
@@ -44,6 +71,22 @@ __all__ = [
     "CHI_ESTIMATORS", "chi_step",
     # models
     "SequenceClassifier", "LanguageModel",
+    # per-step Jacobians, spectra, χ and Lyapunov exponents
+    "JacobianChunk", "has_closed_form", "iter_step_jacobians", "step_jacobians",
+    "Histogram", "Spectrum", "chi", "effective_rank", "histogram", "lyapunov_exponents",
+    "reference_singular_values", "singular_values", "spectrum", "spectrum_summary",
+    # pruning at initialization: scores, masks, anatomy
+    "METHODS", "compute_scores", "compute_gamma", "topk_mask", "density_from_sparsity",
+    "apply_mask", "to_torch_prune", "save_masks", "load_masks", "mask_anatomy", "anatomy_summary",
+    "connection_map",
+    # data
+    "SequenceDataset", "TaskData", "TokenStream", "WikiText", "adding_problem", "bptt_batches",
+    "copy_task", "load_task", "seq_mnist", "wikitext", "SequenceRegressor",
+    # training
+    "evaluate", "make_model", "resolve_device", "TrainResult", "train", "train_l2_iterative",
+    # studies
+    "Study", "TrialConfig", "collect", "list_studies", "load_study", "run_study", "summarize",
+    "trial_key",
 ]
 __all__ += [
     # figures and tables

@@ -324,10 +324,7 @@ def check_params(fn: str, cell: Cell, params: Params, input_size: int | None = N
             raise fail(fn, f"parameters of {cell.name} named {sorted(_example_names(cell))}",
                        {k: tuple(t.shape) for k, t in params.items()})
         sizes = (input_size, _guess_hidden(cell, params))
-    D, N = sizes
-    if input_size is not None and D != input_size:
-        sizes = (input_size, N)
-        D = input_size
+    D, N = (sizes[0] if input_size is None else input_size), sizes[1]
     expected = cell.param_shapes(D, N)
     for k, shape in expected.items():
         if k not in params:

@@ -20,6 +20,7 @@ from collections.abc import Mapping
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.nn.utils import skip_init
 
 from .cells import Cell, get
 from .errors import check_positive_int, fail
@@ -27,6 +28,23 @@ from .init import init_params, make_generator
 from .unroll import _unroll
 
 __all__ = ["LanguageModel", "SequenceClassifier"]
+
+
+# NOTE [No global RNG in models]
+# torch.nn.Linear / Embedding draw their default init from the global RNG in __init__. Every layer
+# here is built with torch.nn.utils.skip_init (no draw at all) and then filled from the model's own
+# generator, so constructing a model never advances the global RNG.
+
+
+def _xavier_linear(in_features: int, out_features: int, g: torch.Generator, dtype: torch.dtype,
+                   device: torch.device | str | None) -> nn.Linear:
+    """A Linear layer with a Xavier-normal weight drawn from ``g`` and a zero bias."""
+    layer = skip_init(nn.Linear, in_features, out_features, dtype=dtype, device=device or "cpu")
+    std = (2.0 / (in_features + out_features)) ** 0.5
+    with torch.no_grad():
+        layer.weight.copy_(torch.randn(out_features, in_features, generator=g, dtype=dtype) * std)
+        layer.bias.zero_()
+    return layer
 
 
 class _RecurrentCore(nn.Module):
@@ -61,6 +79,15 @@ class _RecurrentCore(nn.Module):
             s0 = xs_time_major.new_zeros(xs_time_major.shape[1], self.state_size)
         return _unroll(self.cell, self.cell_params(), xs_time_major, s0)
 
+    def cell_inputs(self, batch: tuple[torch.Tensor, ...]) -> torch.Tensor:
+        """The cell's time-major inputs for a (validated) batch: (T, B, D).
+
+        The default reads float inputs ``batch[0]`` of shape (B, T, D); models that transform their
+        inputs before the cell (an embedding) override it. Pruning scores use it to run the cell on
+        the batch without knowing the model (``spectrumkit.scores``).
+        """
+        return batch[0].transpose(0, 1)
+
 
 class SequenceClassifier(_RecurrentCore):
     r"""A cell followed by a linear head on the final h: logits = W h_T + b.
@@ -87,12 +114,7 @@ class SequenceClassifier(_RecurrentCore):
         g = make_generator(generator, seed, fn)
         super().__init__(cell, input_size, hidden_size, init, g, bias, dtype, device)
         self.num_classes = num_classes
-        self.head = nn.Linear(hidden_size, num_classes, dtype=dtype, device=device)
-        std = (2.0 / (hidden_size + num_classes)) ** 0.5
-        with torch.no_grad():
-            w = torch.randn(num_classes, hidden_size, generator=g, dtype=dtype) * std
-            self.head.weight.copy_(w)
-            self.head.bias.zero_()
+        self.head = _xavier_linear(hidden_size, num_classes, g, dtype, device)
 
     def check_batch(self, fn: str, batch: tuple[torch.Tensor, torch.Tensor]) -> None:
         """Validate ``(xs (B, T, D), ys (B,))`` with labels in [0, C)."""
@@ -148,15 +170,12 @@ class LanguageModel(_RecurrentCore):
         g = make_generator(generator, seed, fn)
         super().__init__(cell, embed_size, hidden_size, init, g, bias, dtype, device)
         self.vocab_size = vocab_size
-        self.embedding = nn.Embedding(vocab_size, embed_size, dtype=dtype, device=device)
-        self.decoder = nn.Linear(hidden_size, vocab_size, dtype=dtype, device=device)
+        self.embedding = skip_init(nn.Embedding, vocab_size, embed_size, dtype=dtype,
+                                   device=device or "cpu")
         with torch.no_grad():
             self.embedding.weight.copy_(torch.randn(vocab_size, embed_size, generator=g,
                                                     dtype=dtype))
-            std = (2.0 / (hidden_size + vocab_size)) ** 0.5
-            self.decoder.weight.copy_(torch.randn(vocab_size, hidden_size, generator=g,
-                                                  dtype=dtype) * std)
-            self.decoder.bias.zero_()
+        self.decoder = _xavier_linear(hidden_size, vocab_size, g, dtype, device)
         self.embedding.weight.requires_grad_(not freeze_embedding)
 
     def check_batch(self, fn: str, batch: tuple[torch.Tensor, torch.Tensor]) -> None:
@@ -178,6 +197,10 @@ class LanguageModel(_RecurrentCore):
         """(B, T) token ids -> (T, B, E) time-major embeddings."""
         return self.embedding(tokens).transpose(0, 1)
 
+    def cell_inputs(self, batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+        """The cell's inputs for a batch ``(inputs (B, T), targets)``: embeddings (T, B, E)."""
+        return self.embed(batch[0])
+
     def forward(self, tokens: torch.Tensor, s0: torch.Tensor | None = None
                 ) -> tuple[torch.Tensor, torch.Tensor]:
         """(B, T) -> (logits (B, T, V), final state (B, S))."""
@@ -191,3 +214,62 @@ class LanguageModel(_RecurrentCore):
         inputs, targets = batch
         logits, _ = self(inputs, s0)
         return F.cross_entropy(logits.reshape(-1, self.vocab_size), targets.reshape(-1))
+
+
+class SequenceRegressor(_RecurrentCore):
+    r"""A cell followed by a linear head on the final h giving one real value: ŷ = w·h_T + b.
+
+    For regression tasks such as the adding problem; the loss is the mean squared error.
+
+    Args:
+        cell: built-in name or Cell. input_size: D. hidden_size: N.
+        init: initialization scheme of the cell (see :mod:`spectrumkit.init`).
+        generator / seed: exactly one; draws the cell and then the head (Xavier-normal weight,
+            zero bias), in that order, like :class:`SequenceClassifier` with C = 1.
+        bias: bias scheme for the cell (zero by default).
+
+    ``forward(xs)`` takes xs of shape (B, T, D) and returns predictions (B,).
+    """
+
+    def __init__(self, cell: str | Cell, input_size: int, hidden_size: int, *,
+                 init: str | Mapping = "glorot", generator: torch.Generator | None = None,
+                 seed: int | None = None, bias: str | None = None,
+                 dtype: torch.dtype = torch.float32, device: torch.device | str | None = None
+                 ) -> None:
+        fn = "SequenceRegressor"
+        check_positive_int(fn, "input_size", input_size)
+        check_positive_int(fn, "hidden_size", hidden_size)
+        g = make_generator(generator, seed, fn)
+        super().__init__(cell, input_size, hidden_size, init, g, bias, dtype, device)
+        self.head = _xavier_linear(hidden_size, 1, g, dtype, device)
+
+    def check_batch(self, fn: str, batch: tuple[torch.Tensor, torch.Tensor]) -> None:
+        """Validate ``(xs (B, T, D), ys (B,))`` with real, finite targets."""
+        if not isinstance(batch, (tuple, list)) or len(batch) != 2:
+            raise fail(fn, "a batch (xs, ys)", type(batch).__name__)
+        xs, ys = batch
+        if not isinstance(xs, torch.Tensor) or xs.dim() != 3 or xs.shape[-1] != self.input_size:
+            raise fail(fn, f"xs of shape (B, T, D={self.input_size})",
+                       f"shape {tuple(getattr(xs, 'shape', ()))}")
+        if not xs.is_floating_point():
+            raise fail(fn, "floating-point xs", xs.dtype)
+        if (not isinstance(ys, torch.Tensor) or ys.shape != (xs.shape[0],)
+                or not ys.is_floating_point()):
+            raise fail(fn, f"floating-point ys of shape ({xs.shape[0]},)",
+                       f"{getattr(ys, 'dtype', type(ys).__name__)} of shape "
+                       f"{tuple(getattr(ys, 'shape', ()))}")
+        if ys.numel() and not bool(torch.isfinite(ys).all()):
+            raise fail(fn, "finite ys", f"{int((~torch.isfinite(ys)).sum())} NaN/Inf entries")
+
+    def forward(self, xs: torch.Tensor) -> torch.Tensor:
+        """(B, T, D) -> predictions (B,)."""
+        s = self.states(xs.transpose(0, 1))
+        return self.head(self.cell.output(s[-1])).squeeze(-1)
+
+    def loss(self, batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+        """Mean squared error of the batch ``(xs (B, T, D), ys (B,))``."""
+        xs, ys = batch
+        return F.mse_loss(self(xs), ys)
+
+
+__all__ += ["SequenceRegressor"]

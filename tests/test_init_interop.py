@@ -137,3 +137,18 @@ def test_to_torch_refuses_peephole_and_user_cells():
         to_torch("peephole_lstm", init_params("peephole_lstm", 2, 3, seed=0))
     with pytest.raises(SpectrumkitError, match="user_leaky"):
         to_torch(USER_CELL, init_params(USER_CELL, 2, 3, seed=0))
+
+
+def test_models_leave_the_global_rng_alone():
+    from spectrumkit.models import LanguageModel, SequenceClassifier, SequenceRegressor
+
+    state = torch.random.get_rng_state()
+    a = SequenceClassifier("gru", 3, 4, 5, seed=0)
+    LanguageModel("lstm", 11, 3, 4, seed=0)
+    SequenceRegressor("rnn", 2, 3, seed=0)
+    assert torch.equal(torch.random.get_rng_state(), state)
+    b = SequenceClassifier("gru", 3, 4, 5, seed=0)
+    assert all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters()))
+    # the head is Xavier-normal from the model's generator: variance 2 / (fan_in + fan_out)
+    big = SequenceClassifier("rnn", 2, 400, 400, seed=1, dtype=torch.float64)
+    assert abs(big.head.weight.var().item() / (2 / 800) - 1) < 0.03

@@ -1,0 +1,113 @@
+"""Time every pruning score on one batch and print each one's ratio to SNIP.
+
+Setting of the paper's Table 6: a GRU with N=400, D=28, one batch of B=64 sequences of T=28 steps,
+float32. Methods run interleaved (the order rotates every round) after one warm-up round, and each
+row is the median over the rounds, so background load hits every method alike. The targets of
+issue 4 are jacobian <= 1.0x SNIP and foresight <= 6x SNIP; the paper's Table 6 gives 1.03x and
+3.5x.
+
+Rows:
+  snip                      |θ ⊙ ∇L| — the reference.
+  jacobian                  the paper's score with its defaults (γ from N(0, 0.1²) inputs).
+  jacobian (γ data)         gamma_inputs="data": γ's forward pass doubles as the state pass.
+  jacobian (γ given)        γ precomputed once (compute_gamma) and passed as gamma=, the way one
+                            initialization's normalized scores share it.
+  γ alone                   compute_gamma: one forward with a graph + one backward over T steps.
+  jacobian through_time     through_time=True.
+  foresight, snip (norm.)   Foresight, and SNIP divided by |γ|.
+  magnitude, random         |θ|, U(0, 1).
+  synflow                   100 rounds (own, fewer repeats: --synflow-repeats).
+
+Run:  PYTHONPATH=. python benchmarks/bench_scores.py [--repeats 9] [--device cpu]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import torch
+from tabulate import tabulate
+
+from spectrumkit.models import SequenceClassifier
+from spectrumkit.scores import compute_gamma, compute_scores
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--repeats", type=int, default=9)
+    ap.add_argument("--synflow-repeats", type=int, default=3)
+    ap.add_argument("--hidden", type=int, default=400)
+    ap.add_argument("--device", default="auto")
+    ap.add_argument("--threads", type=int, default=None, help="torch.set_num_threads")
+    args = ap.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = ("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" \
+        else args.device
+    D, N, B, T, C = 28, args.hidden, 64, 28, 10
+    model = SequenceClassifier("gru", D, N, C, seed=0, device=device)
+    g = torch.Generator().manual_seed(1)
+    batch = (torch.randn(B, T, D, generator=g).to(device),
+             torch.randint(0, C, (B,), generator=g).to(device))
+
+    def gen() -> torch.Generator:
+        return torch.Generator().manual_seed(2)
+
+    gamma = compute_gamma(model, batch, generator=gen(), batch_size=64)
+    cases = {
+        "snip": lambda: compute_scores("snip", model, batch),
+        "jacobian": lambda: compute_scores("jacobian", model, batch, generator=gen()),
+        "jacobian (γ data)": lambda: compute_scores("jacobian", model, batch,
+                                                    gamma_inputs="data"),
+        "jacobian (γ given)": lambda: compute_scores("jacobian", model, batch, gamma=gamma),
+        "γ alone": lambda: compute_gamma(model, batch, generator=gen()),
+        "jacobian through_time": lambda: compute_scores("jacobian", model, batch,
+                                                        generator=gen(), through_time=True),
+        "foresight": lambda: compute_scores("foresight", model, batch),
+        "snip (norm.)": lambda: compute_scores("snip", model, batch, generator=gen(),
+                                               normalize="gamma"),
+        "magnitude": lambda: compute_scores("magnitude", model, batch),
+        "random": lambda: compute_scores("random", model, batch, generator=gen()),
+    }
+
+    def timed(f) -> float:
+        if device == "cuda":
+            torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        f()
+        if device == "cuda":
+            torch.cuda.synchronize()
+        return time.perf_counter() - t0
+
+    names = list(cases)
+    for name in names:  # warm-up (first torch.func.jvp call loads its decompositions)
+        cases[name]()
+    times = {n: [] for n in names}
+    for r in range(args.repeats):
+        k = r % len(names)
+        for name in names[k:] + names[:k]:
+            times[name].append(timed(cases[name]))
+    syn = lambda: compute_scores("synflow", model, batch, density=0.05)  # noqa: E731
+    syn()
+    times["synflow"] = []
+    for _ in range(args.synflow_repeats):  # interleaved with SNIP for its own ratio
+        times["synflow"].append(timed(syn))
+        times["snip"].append(timed(cases["snip"]))
+
+    snip = statistics.median(times["snip"])
+    rows = [[n, f"{statistics.median(t) * 1e3:.1f}", f"{statistics.median(t) / snip:.2f}x",
+             len(t)] for n, t in times.items()]
+    print(f"GRU D={D} N={N}, B={B}, T={T}, float32, {device}, "
+          f"{torch.get_num_threads()} threads; median of interleaved rounds")
+    print(tabulate(rows, headers=["method", "ms", "/ SNIP", "rounds"]))
+    ratio_j = statistics.median(times["jacobian"]) / snip
+    ratio_f = statistics.median(times["foresight"]) / snip
+    verdict = {True: "met", False: "NOT met"}
+    print(f"targets: jacobian <= 1.0x SNIP: {ratio_j:.2f}x ({verdict[ratio_j <= 1.0]}); "
+          f"foresight <= 6x SNIP: {ratio_f:.2f}x ({verdict[ratio_f <= 6.0]})")
+
+
+if __name__ == "__main__":
+    main()

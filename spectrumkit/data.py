@@ -1,0 +1,633 @@
+r"""Data for training: sequential MNIST, WikiText language modelling, synthetic memory tasks.
+
+Legend: n = examples, T = steps, D = input size, B = batch, V = vocabulary.
+
+Every loader returns plain tensors in small frozen dataclasses with a ``description`` that says
+exactly what the data is (which files, which split rule, which scale), so that every output of a
+run can carry it. :func:`load_task` is the single entry point the trainer, the studies and the CLI
+use; it returns a :class:`TaskData` with ``train``, ``val`` and ``test`` splits.
+
+NOTE [Bundled data]
+Without ``root=`` the loaders read the data shipped in ``spectrumkit/_bundled`` (package data, so
+a non-editable install works offline; licences and sha256 sums in its README, checked on every
+load):
+
+* MNIST: only the official 10k *test* set is bundled. It is split deterministically into 8,000
+  train and 2,000 validation examples: example i goes to validation when ``i % 5 == 4``. An
+  interleaved rule, not a contiguous cut, because the first 5,000 test digits (NIST SD-3) are
+  cleaner than the last 5,000 (SD-1); the rule needs no RNG, so it never changes between torch or
+  numpy versions. There is no test split in this mode (it would overlap).
+* WikiText-2: only the ``valid`` and ``test`` splits are bundled. The model trains on the first 90 %
+  of the lines of ``valid``, validates on the last 10 %, and is tested on ``test``; the vocabulary
+  comes from that training part.
+
+With ``root=`` the standard layouts are read (MNIST IDX files plain or gzipped, also torchvision's
+``MNIST/raw``; WikiText ``{train,valid,test}.txt`` or ``wiki.{train,valid,test}.tokens``).
+For full MNIST the validation split is the last 5,000 of the 60,000 training images, train is the
+first 55,000, and test is the official 10k test set.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import logging
+import math
+import struct
+import zlib
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass
+from functools import lru_cache
+from importlib.resources import files
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+
+from .errors import check_choice, check_keys, check_positive_int, fail
+from .init import make_generator
+
+__all__ = [
+    "MNIST_MEAN",
+    "MNIST_STD",
+    "SequenceDataset",
+    "TaskData",
+    "TokenStream",
+    "WikiText",
+    "adding_problem",
+    "batchify",
+    "bptt_batches",
+    "copy_task",
+    "load_task",
+    "read_idx",
+    "seq_mnist",
+    "wikitext",
+]
+
+log = logging.getLogger("spectrumkit.data")
+
+#: Mean and std of the 60k MNIST training pixels in [0, 1] (the conventional constants). The
+#: ``standard`` scale uses these fixed values for every split and every source.
+MNIST_MEAN, MNIST_STD = 0.1307, 0.3081
+
+TASKS = ("seq-mnist", "wikitext", "adding", "copy")
+Kind = Literal["classification", "language", "regression"]
+
+_BUNDLED_SHA256 = {
+    "mnist/t10k-images-idx3-ubyte.gz":
+        "167310007f03058885c7e95e6c0b19c20de5c7fd3031f4cbdadc9014a523d80b",
+    "mnist/t10k-labels-idx1-ubyte.gz":
+        "fc607395669ec21321ea83e4b82c0544b7e8e63ff5b34337c06bc0a17cc0da3c",
+    "wikitext-2/valid.txt.gz": "13a311129adfcd8bc4240c0a1bc87100acc8a79f5c07da65ccfb52d54b7e963e",
+    "wikitext-2/test.txt.gz": "117429eaf70acf81a949f6a16724a9625d3d658989765ee75eeda330dce331fe",
+}
+
+
+# --------------------------------------------------------------------------------------------------
+# Containers
+# --------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, eq=False)
+class SequenceDataset:
+    r"""Fixed-length sequences with one target each (or one target per step for the copy task).
+
+    Attributes:
+        xs: float32 inputs (n, T, D), batch-first; for the copy task, token ids (n, T), long.
+        ys: targets: class labels (n,) long (classification), values (n,) float32 (regression),
+            or token ids (n, T) long (copy task).
+        description: what this data is, in words (source, split rule, scale).
+    """
+
+    xs: torch.Tensor
+    ys: torch.Tensor
+    description: str
+
+    def __len__(self) -> int:
+        return int(self.xs.shape[0])
+
+
+@dataclass(frozen=True, eq=False)
+class TokenStream:
+    """One split of a corpus as a single stream of token ids ``ids`` (n,) long."""
+
+    ids: torch.Tensor
+    description: str
+
+    def __len__(self) -> int:
+        return int(self.ids.numel())
+
+
+@dataclass(frozen=True, eq=False)
+class WikiText:
+    """A tokenised corpus: ``train``/``val``/``test`` streams and ``vocab`` (id -> word)."""
+
+    train: TokenStream
+    val: TokenStream
+    test: TokenStream
+    vocab: tuple[str, ...]
+    description: str
+
+
+@dataclass(frozen=True, eq=False)
+class TaskData:
+    r"""Everything a trainer needs to know about a task, from :func:`load_task`.
+
+    Attributes:
+        name: one of ``seq-mnist``, ``wikitext``, ``adding``, ``copy``.
+        kind: ``classification`` (cross-entropy on the final state, error %), ``language``
+            (per-step cross-entropy, perplexity) or ``regression`` (MSE on the final state).
+        train, val: the training and validation splits (:class:`SequenceDataset` or
+            :class:`TokenStream`); test: the test split or None (bundled MNIST has none).
+        input_size: D for classification and regression; None for language (tokens).
+        num_classes: C for classification, else None. vocab_size: V for language, else None.
+        bptt: truncation length for token streams (None for fixed-length sequences).
+        vocab: id -> word for WikiText, else None.
+        description: one line for every output of a run.
+    """
+
+    name: str
+    kind: Kind
+    train: SequenceDataset | TokenStream
+    val: SequenceDataset | TokenStream
+    test: SequenceDataset | TokenStream | None
+    description: str
+    input_size: int | None = None
+    num_classes: int | None = None
+    vocab_size: int | None = None
+    bptt: int | None = None
+    vocab: tuple[str, ...] | None = None
+
+
+# --------------------------------------------------------------------------------------------------
+# Files
+# --------------------------------------------------------------------------------------------------
+
+
+def _bundled(rel: str) -> Path:
+    """Path of a bundled file, its sha256 checked (a corrupt install is an error, not bad data)."""
+    path = Path(str(files("spectrumkit") / "_bundled" / rel))
+    digest = _sha256(str(path), *_stat(path))
+    if digest != _BUNDLED_SHA256[rel]:
+        raise fail("spectrumkit data", f"bundled {rel} with sha256 {_BUNDLED_SHA256[rel]}",
+                   f"{digest} at {path} (reinstall spectrumkit)")
+    return path
+
+
+def _stat(path: Path) -> tuple[int, int]:
+    try:
+        st = path.stat()
+    except OSError as e:
+        raise fail("spectrumkit data", f"a readable file {path}", e) from None
+    return st.st_size, st.st_mtime_ns
+
+
+@lru_cache(maxsize=8)
+def _sha256(path: str, size: int, mtime_ns: int) -> str:  # size/mtime only key the cache
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def _read_bytes(fn: str, path: Path) -> bytes:
+    """File contents, gunzipped when the file starts with the gzip magic (whatever its name)."""
+    try:
+        raw = path.read_bytes()
+        if raw[:2] == b"\x1f\x8b":
+            raw = gzip.decompress(raw)
+    except (OSError, EOFError, zlib.error) as e:  # gzip.BadGzipFile is an OSError
+        raise fail(fn, f"a readable (gzip) file {path}", f"{type(e).__name__}: {e}") from None
+    return raw
+
+
+# IDX type codes -> numpy big-endian dtypes (http://yann.lecun.com/exdb/mnist/, "the IDX format")
+_IDX_TYPES = {0x08: np.dtype("u1"), 0x09: np.dtype("i1"), 0x0B: np.dtype(">i2"),
+              0x0C: np.dtype(">i4"), 0x0D: np.dtype(">f4"), 0x0E: np.dtype(">f8")}
+
+
+def read_idx(path: str | Path) -> np.ndarray:
+    r"""Read one IDX file (plain or gzipped) into a numpy array of its declared shape and type.
+
+    The header is ``0x00 0x00 TYPE NDIM`` followed by NDIM big-endian uint32 sizes; the body must
+    hold exactly prod(sizes) items. Anything else raises :class:`SpectrumkitError` naming the file.
+    """
+    return _read_idx(str(Path(path)), *_stat(Path(path)))
+
+
+@lru_cache(maxsize=8)
+def _read_idx(path_str: str, size: int, mtime_ns: int) -> np.ndarray:
+    fn, path = "read_idx", Path(path_str)
+    raw = _read_bytes(fn, path)
+    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in _IDX_TYPES:
+        raise fail(fn, "an IDX file starting with magic 0x0000 TYPE NDIM",
+                   f"magic 0x{raw[:4].hex()} in {path}")
+    ndim = raw[3]
+    header = 4 + 4 * ndim
+    if len(raw) < header:
+        raise fail(fn, f"an IDX header of {header} bytes", f"{len(raw)} bytes in {path}")
+    dims = struct.unpack(f">{ndim}I", raw[4:header])
+    dtype = _IDX_TYPES[raw[2]]
+    want = math.prod(dims) * dtype.itemsize
+    if len(raw) - header != want:
+        raise fail(fn, f"{want} data bytes for shape {tuple(dims)}",
+                   f"{len(raw) - header} in {path} (truncated or corrupt)")
+    arr = np.frombuffer(raw, dtype=dtype, offset=header).reshape(dims)
+    arr.flags.writeable = False  # cached: callers copy
+    return arr
+
+
+def _find(fn: str, what: str, candidates: list[Path]) -> Path:
+    for p in candidates:
+        if p.is_file():
+            return p
+    raise fail(fn, f"{what} at one of: {', '.join(map(str, candidates))}", "none of them")
+
+
+# --------------------------------------------------------------------------------------------------
+# Sequential MNIST
+# --------------------------------------------------------------------------------------------------
+
+_VARIANTS = ("row", "pixel", "permuted")
+_SPLITS = ("train", "val", "test")
+_SCALES = ("unit", "standard", "paper")
+_FULL_VAL = 5000
+
+
+def _mnist_candidates(root: Path, prefix: str, kind: str) -> list[Path]:
+    idx = "idx3" if kind == "images" else "idx1"
+    out = []
+    for d in (root, root / "MNIST" / "raw", root / "raw"):
+        for name in (f"{prefix}-{kind}-{idx}-ubyte", f"{prefix}-{kind}.{idx}-ubyte"):
+            out += [d / name, d / (name + ".gz")]
+    return out
+
+
+def _mnist_arrays(fn: str, root: Path | None, split: str) -> tuple[np.ndarray, np.ndarray, str]:
+    """(images (n, 28, 28) uint8, labels (n,) uint8, source words) of one split, unscaled."""
+    if root is None:
+        if split == "test":
+            raise fail(fn, "split 'train' or 'val' for the bundled data (its 10k images are the "
+                       "MNIST test set, split 8000/2000 into train and val; pass root= for a "
+                       "test split)", repr(split))
+        img_path = _bundled("mnist/t10k-images-idx3-ubyte.gz")
+        lab_path = _bundled("mnist/t10k-labels-idx1-ubyte.gz")
+    else:
+        prefix = "t10k" if split == "test" else "train"
+        img_path = _find(fn, f"MNIST {prefix} images", _mnist_candidates(root, prefix, "images"))
+        lab_path = _find(fn, f"MNIST {prefix} labels", _mnist_candidates(root, prefix, "labels"))
+    images, labels = read_idx(img_path), read_idx(lab_path)
+    if images.ndim != 3 or images.shape[1:] != (28, 28) or images.dtype != np.uint8:
+        raise fail(fn, "uint8 images of shape (n, 28, 28)",
+                   f"{images.dtype} {images.shape} in {img_path}")
+    if labels.shape != (images.shape[0],) or labels.dtype != np.uint8 or labels.max() > 9:
+        raise fail(fn, f"{images.shape[0]} uint8 labels in 0..9",
+                   f"{labels.dtype} {labels.shape} (max {labels.max()}) in {lab_path}")
+    n = images.shape[0]
+    if root is None:
+        keep = (np.arange(n) % 5 == 4) if split == "val" else (np.arange(n) % 5 != 4)
+        src = ("bundled MNIST 10k test set, deterministic 8000/2000 split "
+               f"(index % 5 == 4 -> val); {split} split")
+    elif split == "test":
+        keep = np.ones(n, dtype=bool)
+        src = f"MNIST test set from {img_path}"
+    else:
+        if n <= _FULL_VAL:
+            raise fail(fn, f"a training set of more than {_FULL_VAL} images", f"{n} in {img_path}")
+        keep = np.arange(n) >= n - _FULL_VAL if split == "val" else np.arange(n) < n - _FULL_VAL
+        src = (f"MNIST training set from {img_path}, "
+               f"{'last' if split == 'val' else 'first'} {int(keep.sum())} as {split}")
+    return images[keep], labels[keep], src
+
+
+def _mnist_label(variant: str, scale: str, permutation_seed: int) -> str:
+    seed = f", permutation_seed={permutation_seed}" if variant == "permuted" else ""
+    return f"{variant}{seed}, {scale} scale"
+
+
+def seq_mnist(root: str | Path | None = None, *, variant: str = "row", split: str = "train",
+              scale: str = "unit", permutation_seed: int = 0, limit: int | None = None
+              ) -> SequenceDataset:
+    r"""Sequential MNIST: each 28×28 digit read as a sequence.
+
+    Variants:
+        ``row``: T = 28 steps of the D = 28 pixels of one row (the paper's setting);
+        ``pixel``: T = 784 steps of D = 1 pixel, row-major;
+        ``permuted``: ``pixel`` with one fixed permutation of the 784 positions, drawn by
+        ``torch.randperm(784)`` from a CPU generator seeded with ``permutation_seed``.
+
+    Scales of the pixel value p ∈ {0..255}:
+        ``unit``: p / 255 ∈ [0, 1];
+        ``standard``: (p / 255 − 0.1307) / 0.3081 (:data:`MNIST_MEAN`, :data:`MNIST_STD`);
+        ``paper``: 0.1 · p / 255 ∈ [0, 0.1], as the authors' code does.
+
+    Args:
+        root: a folder holding ``train-*``/``t10k-*`` IDX files (gzipped or not; also
+            ``MNIST/raw``), or None for the bundled data (NOTE [Bundled data]: 8,000 train and
+            2,000 val examples from the 10k test set; logged once at INFO and in
+            ``description``).
+        split: ``train``, ``val`` or ``test`` (see NOTE [Bundled data] for the split rules).
+        limit: keep only the first ``limit`` examples of the split (a deterministic subset; the
+            splits are already class-mixed). Must not exceed the split's size.
+
+    Returns:
+        A :class:`SequenceDataset` with xs float32 (n, T, D) and ys long (n,).
+
+    >>> ds = seq_mnist(split="val", limit=3)
+    >>> tuple(ds.xs.shape), ds.ys.tolist(), float(ds.xs.max())
+    ((3, 28, 28), [4, 9, 1], 1.0)
+    """
+    fn = "seq_mnist"
+    check_choice(fn, "variant", variant, _VARIANTS)
+    check_choice(fn, "split", split, _SPLITS)
+    check_choice(fn, "scale", scale, _SCALES)
+    if isinstance(permutation_seed, bool) or not isinstance(permutation_seed, int):
+        raise fail(fn, "permutation_seed to be an int", repr(permutation_seed))
+    if limit is not None:
+        check_positive_int(fn, "limit", limit)
+    rootp = None if root is None else Path(root).expanduser()
+    images, labels, src = _mnist_arrays(fn, rootp, split)
+    if limit is not None:
+        if limit > len(labels):
+            raise fail(fn, f"limit <= the {len(labels)} examples of the {split} split", limit)
+        images, labels = images[:limit], labels[:limit]
+        src += f", first {limit}"
+    if rootp is None:
+        log.info("seq_mnist: no root given, using the %s", src)
+    x = torch.tensor(images, dtype=torch.float32) / 255.0
+    if scale == "standard":
+        x = (x - MNIST_MEAN) / MNIST_STD
+    elif scale == "paper":
+        x = x * 0.1
+    if variant == "row":
+        xs = x
+    else:
+        xs = x.reshape(-1, 784, 1)
+        if variant == "permuted":
+            perm = torch.randperm(784, generator=torch.Generator().manual_seed(permutation_seed))
+            xs = xs[:, perm]
+    ys = torch.tensor(labels, dtype=torch.long)
+    desc = (f"seq-MNIST ({_mnist_label(variant, scale, permutation_seed)}): {src}; "
+            f"{len(ys)} examples")
+    return SequenceDataset(xs.contiguous(), ys, desc)
+
+
+# --------------------------------------------------------------------------------------------------
+# WikiText
+# --------------------------------------------------------------------------------------------------
+
+EOS, UNK = "<eos>", "<unk>"
+_BUNDLED_TRAIN_FRACTION = 0.9
+
+
+def _wikitext_lines(fn: str, root: Path | None) -> tuple[dict[str, list[str]], str]:
+    if root is None:
+        valid = _read_bytes(fn, _bundled("wikitext-2/valid.txt.gz")).decode("utf-8").splitlines()
+        test = _read_bytes(fn, _bundled("wikitext-2/test.txt.gz")).decode("utf-8").splitlines()
+        cut = int(len(valid) * _BUNDLED_TRAIN_FRACTION)
+        return ({"train": valid[:cut], "val": valid[cut:], "test": test},
+                f"bundled WikiText-2: train = lines 1-{cut} of valid, val = lines {cut + 1}-"
+                f"{len(valid)} of valid, test = test")
+    out, used = {}, []
+    for split, stem in (("train", "train"), ("val", "valid"), ("test", "test")):
+        cands = [root / f"{stem}.txt", root / f"wiki.{stem}.tokens", root / f"{stem}.txt.gz",
+                 root / f"wiki.{stem}.tokens.gz"]
+        path = _find(fn, f"the WikiText {stem} split", cands)
+        out[split] = _read_bytes(fn, path).decode("utf-8").splitlines()
+        used.append(path.name)
+    return out, f"WikiText from {root} ({', '.join(used)})"
+
+
+def _build_vocab(lines: list[str], max_vocab: int | None) -> tuple[str, ...]:
+    counts = Counter(w for line in lines for w in line.split() + [EOS])
+    # Counter.most_common orders ties by first occurrence, so the vocabulary is deterministic.
+    words = [w for w, _ in counts.most_common()]
+    if max_vocab is not None and len(words) > max_vocab:
+        words = words[: max_vocab - 1] if UNK not in words[:max_vocab] else words[:max_vocab]
+    if UNK not in words:
+        words.append(UNK)
+    return tuple(words)
+
+
+def _encode(lines: list[str], index: dict[str, int]) -> torch.Tensor:
+    unk = index[UNK]
+    return torch.tensor([index.get(w, unk) for line in lines for w in line.split() + [EOS]],
+                        dtype=torch.long)
+
+
+def wikitext(root: str | Path | None = None, *, max_vocab: int | None = None) -> WikiText:
+    r"""Word-level WikiText: whitespace tokens, ``<eos>`` at the end of every line.
+
+    The vocabulary is taken from the training split, most frequent first (ties by first
+    occurrence); words outside it map to ``<unk>``, which is always in the vocabulary.
+    ``max_vocab`` keeps the ``max_vocab`` most frequent entries, ``<unk>`` included (the paper's
+    truncated 1B-words setting uses 100,000).
+
+    Args:
+        root: a folder with ``{train,valid,test}.txt`` or ``wiki.{train,valid,test}.tokens``
+            (plain or ``.gz``), or None for the bundled WikiText-2 ``valid``/``test`` splits
+            (NOTE [Bundled data]: train on 90 % of valid, validate on the rest, test on test).
+        max_vocab: vocabulary cap V (≥ 2) or None.
+
+    Returns:
+        A :class:`WikiText` with three :class:`TokenStream` splits and the vocabulary.
+    """
+    fn = "wikitext"
+    if max_vocab is not None:
+        check_positive_int(fn, "max_vocab", max_vocab)
+        if max_vocab < 2:
+            raise fail(fn, "max_vocab >= 2 (room for <unk> and one word)", max_vocab)
+    rootp = None if root is None else Path(root).expanduser()
+    lines, src = _wikitext_lines(fn, rootp)
+    vocab = _build_vocab(lines["train"], max_vocab)
+    index = {w: i for i, w in enumerate(vocab)}
+    cap = f", vocabulary capped at {max_vocab}" if max_vocab is not None else ""
+    desc = f"{src}; word level, {len(vocab)} words from train{cap}"
+    if rootp is None:
+        log.info("wikitext: no root given, using the %s", desc)
+    streams = {s: TokenStream(_encode(lines[s], index), f"{desc}; {s} split")
+               for s in ("train", "val", "test")}
+    return WikiText(streams["train"], streams["val"], streams["test"], vocab, desc)
+
+
+def batchify(ids: torch.Tensor, batch_size: int) -> torch.Tensor:
+    """Cut a stream (n,) into ``batch_size`` contiguous rows (B, n // B); the remainder is dropped."""
+    check_positive_int("batchify", "batch_size", batch_size)
+    if ids.dim() != 1 or ids.numel() < 2 * batch_size:
+        raise fail("batchify", f"a 1-D stream of at least {2 * batch_size} tokens",
+                   f"shape {tuple(ids.shape)}")
+    L = ids.numel() // batch_size
+    return ids[: L * batch_size].view(batch_size, L)
+
+
+def bptt_batches(ids: torch.Tensor, batch_size: int, bptt: int
+                 ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    r"""Truncated-BPTT windows over a token stream.
+
+    The stream is cut into B = ``batch_size`` contiguous rows (:func:`batchify`); window k yields
+    ``inputs = rows[:, k·bptt : k·bptt + t]`` and ``targets`` shifted by one token, both (B, t)
+    with t = ``bptt`` except possibly in the last window. Row b of window k+1 continues row b of
+    window k, so a model may carry its state across windows.
+
+    >>> [a.tolist() for a, _ in bptt_batches(torch.arange(10), 2, 2)]
+    [[[0, 1], [5, 6]], [[2, 3], [7, 8]]]
+    """
+    check_positive_int("bptt_batches", "bptt", bptt)
+    rows = batchify(ids, batch_size)
+    for start in range(0, rows.shape[1] - 1, bptt):
+        t = min(bptt, rows.shape[1] - 1 - start)
+        yield rows[:, start:start + t], rows[:, start + 1:start + 1 + t]
+
+
+# --------------------------------------------------------------------------------------------------
+# Synthetic long-memory tasks
+# --------------------------------------------------------------------------------------------------
+
+
+def adding_problem(T: int, n: int, *, generator: torch.Generator | None = None,
+                   seed: int | None = None) -> SequenceDataset:
+    r"""The adding problem (Hochreiter & Schmidhuber 1997; the form of Le et al. 2015).
+
+    Each input step is (v_t, m_t) with v_t ~ U(0, 1); exactly two markers m_t = 1, one at a
+    uniform position in [0, ⌊T/2⌋) and one in [⌊T/2⌋, T). The target is the sum of the two marked
+    values. Predicting the constant 1 gives MSE Var(v_1 + v_2) = 1/6 ≈ 0.167, the baseline a model
+    must beat. Draws, in order from ``generator`` (or a fresh one seeded with ``seed``): the values
+    (n, T), the first positions, the second positions.
+
+    Returns:
+        :class:`SequenceDataset` with xs float32 (n, T, 2) and ys float32 (n,).
+    """
+    fn = "adding_problem"
+    check_positive_int(fn, "T", T)
+    check_positive_int(fn, "n", n)
+    if T < 2:
+        raise fail(fn, "T >= 2 (two marked steps)", T)
+    g = make_generator(generator, seed, fn)
+    v = torch.rand(n, T, generator=g)
+    i1 = torch.randint(0, T // 2, (n,), generator=g)
+    i2 = torch.randint(T // 2, T, (n,), generator=g)
+    m = torch.zeros(n, T)
+    rows = torch.arange(n)
+    m[rows, i1] = 1.0
+    m[rows, i2] = 1.0
+    ys = v[rows, i1] + v[rows, i2]
+    return SequenceDataset(torch.stack([v, m], dim=-1), ys,
+                           f"adding problem, T={T}, {n} examples (baseline MSE 1/6)")
+
+
+COPY_SYMBOLS, COPY_BLANK, COPY_CUE = 8, 0, 9
+
+
+def copy_task(T: int, n: int, delay: int, *, generator: torch.Generator | None = None,
+              seed: int | None = None) -> SequenceDataset:
+    r"""The copying-memory task (Hochreiter & Schmidhuber 1997; the form of Arjovsky et al. 2016).
+
+    Tokens: 0 = blank, 1..8 = symbols, 9 = cue; V = 10. An input of length L = 2T + delay holds T
+    symbols drawn uniformly from 1..8, then ``delay − 1`` blanks, the cue, and T blanks. The
+    target is blank for the first T + delay steps and then the T symbols, in order. A model
+    without memory reaches at best a mean cross-entropy of T·ln 8 / L per step.
+
+    Returns:
+        :class:`SequenceDataset` with xs long (n, L) and ys long (n, L).
+    """
+    fn = "copy_task"
+    check_positive_int(fn, "T", T)
+    check_positive_int(fn, "n", n)
+    check_positive_int(fn, "delay", delay)
+    g = make_generator(generator, seed, fn)
+    sym = torch.randint(1, COPY_SYMBOLS + 1, (n, T), generator=g)
+    L = 2 * T + delay
+    xs = torch.full((n, L), COPY_BLANK, dtype=torch.long)
+    xs[:, :T] = sym
+    xs[:, T + delay - 1] = COPY_CUE
+    ys = torch.full((n, L), COPY_BLANK, dtype=torch.long)
+    ys[:, T + delay:] = sym
+    return SequenceDataset(xs, ys, f"copy task, T={T}, delay={delay}, {n} examples "
+                           f"(memoryless cross-entropy {T * math.log(COPY_SYMBOLS) / L:.4f})")
+
+
+# --------------------------------------------------------------------------------------------------
+# The one entry point
+# --------------------------------------------------------------------------------------------------
+
+_OPTIONS = {
+    "seq-mnist": {"variant": "row", "scale": "unit", "permutation_seed": 0, "limit": None,
+                  "val_limit": None},
+    "wikitext": {"max_vocab": None, "bptt": 35, "limit": None},
+    "adding": {"T": 50, "n_train": 10000, "n_val": 1000, "n_test": 1000, "seed": 0},
+    "copy": {"T": 10, "delay": 20, "n_train": 10000, "n_val": 1000, "n_test": 1000, "seed": 0},
+}
+
+
+def load_task(name: str, *, root: str | Path | None = None, **options: Any) -> TaskData:
+    r"""Load a task by name with its options; the single entry point of training and studies.
+
+    =============  ==============  ===========================================================
+    name           kind            options (defaults)
+    =============  ==============  ===========================================================
+    ``seq-mnist``  classification  variant="row", scale="unit", permutation_seed=0,
+                                   limit=None (first n train examples), val_limit=None
+    ``wikitext``   language        max_vocab=None, bptt=35, limit=None (first n train tokens)
+    ``adding``     regression      T=50, n_train=10000, n_val=1000, n_test=1000, seed=0
+    ``copy``       language        T=10, delay=20, n_train=10000, n_val=1000, n_test=1000,
+                                   seed=0 (per-step targets; trained as independent sequences)
+    =============  ==============  ===========================================================
+
+    ``root`` is for ``seq-mnist`` and ``wikitext`` only (None = bundled, NOTE [Bundled data]).
+    The synthetic tasks draw train, then val, then test from one generator seeded with ``seed``.
+    Unknown option names are refused.
+
+    >>> task = load_task("adding", T=10, n_train=4, n_val=2, n_test=2)
+    >>> task.kind, task.input_size, len(task.train), tuple(task.val.xs.shape)
+    ('regression', 2, 4, (2, 10, 2))
+    """
+    fn = "load_task"
+    check_choice(fn, "task name", name, TASKS)
+    check_keys(fn, f"options for {name}", options, _OPTIONS[name])
+    o = {**_OPTIONS[name], **options}
+    if name in ("adding", "copy") and root is not None:
+        raise fail(fn, f"root=None for the synthetic task {name!r}", repr(root))
+    if name == "seq-mnist":
+        common = dict(variant=o["variant"], scale=o["scale"], permutation_seed=o["permutation_seed"])
+        train = seq_mnist(root, split="train", limit=o["limit"], **common)
+        val = seq_mnist(root, split="val", limit=o["val_limit"], **common)
+        test = None if root is None else seq_mnist(root, split="test", **common)
+        if root is None:
+            src = ("bundled MNIST 10k test set, deterministic 8000/2000 split (index % 5 == 4 -> "
+                   "val), no test split")
+        else:
+            src = f"MNIST from {root}, val = last {_FULL_VAL} of the training set"
+        sizes = ", ".join(f"{s} {len(d)}" for s, d in (("train", train), ("val", val),
+                                                        ("test", test)) if d is not None)
+        desc = f"seq-MNIST ({_mnist_label(**common)}): {src}; {sizes}"
+        return TaskData(name, "classification", train, val, test, desc,
+                        input_size=int(train.xs.shape[-1]), num_classes=10)
+    if name == "wikitext":
+        check_positive_int(fn, "bptt", o["bptt"])
+        corpus = wikitext(root, max_vocab=o["max_vocab"])
+        train = corpus.train
+        if o["limit"] is not None:
+            check_positive_int(fn, "limit", o["limit"])
+            if o["limit"] > len(train):
+                raise fail(fn, f"limit <= the {len(train)} training tokens", o["limit"])
+            train = TokenStream(train.ids[: o["limit"]],
+                                f"{train.description}, first {o['limit']} tokens")
+        return TaskData(name, "language", train, corpus.val, corpus.test,
+                        f"{corpus.description}; tokens train {len(train)}, val "
+                        f"{len(corpus.val)}, test {len(corpus.test)}",
+                        vocab_size=len(corpus.vocab), bptt=o["bptt"], vocab=corpus.vocab)
+    g = make_generator(None, o["seed"], fn)
+    for k in ("n_train", "n_val", "n_test"):
+        check_positive_int(fn, k, o[k])
+    if name == "adding":
+        make = lambda k: adding_problem(o["T"], o[k], generator=g)  # noqa: E731
+        splits = [make(k) for k in ("n_train", "n_val", "n_test")]
+        return TaskData(name, "regression", *splits,
+                        f"adding problem, T={o['T']}, seed={o['seed']}; train {o['n_train']}, "
+                        f"val {o['n_val']}, test {o['n_test']} (baseline MSE 1/6)",
+                        input_size=2)
+    make = lambda k: copy_task(o["T"], o[k], o["delay"], generator=g)  # noqa: E731
+    splits = [make(k) for k in ("n_train", "n_val", "n_test")]
+    return TaskData(name, "language", *splits,
+                    f"copy task, T={o['T']}, delay={o['delay']}, seed={o['seed']}; train "
+                    f"{o['n_train']}, val {o['n_val']}, test {o['n_test']}",
+                    vocab_size=COPY_SYMBOLS + 2)

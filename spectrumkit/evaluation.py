@@ -1,0 +1,199 @@
+r"""Models for a task, devices, and evaluation: what training and studies share.
+
+Legend: T = steps, B = batch, D = input size, N = hidden size, S = state size, V = vocabulary,
+n = examples.
+
+:func:`make_model` builds the model a :class:`~spectrumkit.data.TaskData` calls for,
+:func:`resolve_device` turns ``"auto"`` into CUDA-when-present, and :func:`evaluate` scores a model
+on one split. :mod:`spectrumkit.train` builds on these.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .cells import Cell
+from .data import SequenceDataset, TaskData, TokenStream, batchify
+from .errors import check_positive_int, fail
+from .models import LanguageModel, SequenceClassifier, SequenceRegressor
+
+__all__ = ["Model", "evaluate", "make_model", "resolve_device"]
+
+Model = SequenceClassifier | LanguageModel | SequenceRegressor
+
+
+# --------------------------------------------------------------------------------------------------
+# Models and devices
+# --------------------------------------------------------------------------------------------------
+
+
+def make_model(task: TaskData, cell: str | Cell, hidden_size: int, *, init: str | Mapping = "glorot",
+               seed: int | None = None, generator: torch.Generator | None = None,
+               embed_size: int | None = None, bias: str | None = None,
+               freeze_embedding: bool = True, device: torch.device | str | None = None,
+               dtype: torch.dtype = torch.float32) -> Model:
+    r"""The model ``task`` calls for, around ``cell`` with N = ``hidden_size``.
+
+    ``classification`` → :class:`~spectrumkit.models.SequenceClassifier` (D, N, C);
+    ``regression`` → :class:`~spectrumkit.models.SequenceRegressor` (D, N);
+    ``language`` → :class:`~spectrumkit.models.LanguageModel` (V, E, N) with E = ``embed_size``
+    (default N) and a frozen N(0, 1) embedding unless ``freeze_embedding=False``.
+    Exactly one of ``seed`` / ``generator`` draws the initialization.
+
+    >>> from spectrumkit.data import load_task
+    >>> m = make_model(load_task("adding", T=4, n_train=2, n_val=2, n_test=2), "gru", 3, seed=0)
+    >>> type(m).__name__, sorted(m.prunable())
+    ('SequenceRegressor', ['weight_hh', 'weight_ih'])
+    """
+    fn = "make_model"
+    if not isinstance(task, TaskData):
+        raise fail(fn, "a TaskData from load_task", type(task).__name__)
+    check_positive_int(fn, "hidden_size", hidden_size)
+    kw = dict(init=init, seed=seed, generator=generator, bias=bias, dtype=dtype, device=device)
+    if task.kind == "classification":
+        return SequenceClassifier(cell, task.input_size, hidden_size, task.num_classes, **kw)
+    if task.kind == "regression":
+        return SequenceRegressor(cell, task.input_size, hidden_size, **kw)
+    if embed_size is not None:
+        check_positive_int(fn, "embed_size", embed_size)
+    return LanguageModel(cell, task.vocab_size, embed_size or hidden_size, hidden_size,
+                         freeze_embedding, **kw)
+
+
+def resolve_device(device: str | torch.device = "auto") -> torch.device:
+    """``"auto"`` → CUDA when available, else CPU; ``"cpu"``, ``"cuda"``, ``"cuda:K"`` checked."""
+    fn = "resolve_device"
+    if isinstance(device, str) and device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise fail(fn, "device 'auto', 'cpu', 'cuda' or 'cuda:K'", repr(device)) from None
+    if dev.type == "cpu":
+        return dev
+    if dev.type != "cuda":
+        raise fail(fn, "device 'auto', 'cpu', 'cuda' or 'cuda:K'", repr(device))
+    if not torch.cuda.is_available():
+        raise fail(fn, "a CUDA device to be available for device=" + repr(str(device)),
+                   "torch.cuda.is_available() == False")
+    if dev.index is not None and dev.index >= torch.cuda.device_count():
+        raise fail(fn, f"a CUDA index below {torch.cuda.device_count()}", repr(str(device)))
+    return dev
+
+
+def _model_dtype(model: nn.Module) -> torch.dtype:
+    return next(iter(model.rnn.values())).dtype
+
+
+# --------------------------------------------------------------------------------------------------
+# Evaluation
+# --------------------------------------------------------------------------------------------------
+
+
+def _check_pair(fn: str, model: nn.Module, split: Any) -> None:
+    """Refuse a model/split pairing that cannot be scored."""
+    if not isinstance(model, (SequenceClassifier, LanguageModel, SequenceRegressor)):
+        raise fail(fn, "a SequenceClassifier, SequenceRegressor or LanguageModel",
+                   type(model).__name__)
+    if isinstance(split, TokenStream):
+        if not isinstance(model, LanguageModel):
+            raise fail(fn, "a LanguageModel for a token stream", type(model).__name__)
+        if split.ids.numel() and int(split.ids.max()) >= model.vocab_size:
+            raise fail(fn, f"token ids below the model's vocab_size {model.vocab_size}",
+                       int(split.ids.max()))
+    elif isinstance(split, SequenceDataset):
+        if len(split) == 0:
+            raise fail(fn, "a non-empty split", "0 examples")
+        model.check_batch(fn, (split.xs[:2], split.ys[:2]))
+    else:
+        raise fail(fn, "a SequenceDataset or TokenStream split", type(split).__name__)
+
+
+@torch.no_grad()
+def _evaluate(model: Model, split: SequenceDataset | TokenStream, batch_size: int, bptt: int,
+              device: torch.device) -> dict[str, float]:
+    """Trusted core of :func:`evaluate`: sums over the whole split, then one mean."""
+    was_training = model.training
+    model.eval()
+    dtype = _model_dtype(model)
+    try:
+        if isinstance(split, TokenStream):
+            rows = batchify(split.ids, max(1, min(batch_size, len(split) // 2))).to(device)
+            s, total, count = None, 0.0, 0
+            for start in range(0, rows.shape[1] - 1, bptt):
+                t = min(bptt, rows.shape[1] - 1 - start)
+                logits, s = model(rows[:, start:start + t], s)
+                tgt = rows[:, start + 1:start + 1 + t]
+                total += float(F.cross_entropy(logits.reshape(-1, model.vocab_size),
+                                               tgt.reshape(-1), reduction="sum"))
+                count += tgt.numel()
+            return {"loss": total / count, "ppl": math.exp(total / count), "tokens": count}
+        total, wrong, count = 0.0, 0, 0
+        for start in range(0, len(split), batch_size):
+            xs = split.xs[start:start + batch_size].to(device)
+            ys = split.ys[start:start + batch_size].to(device)
+            if xs.is_floating_point():
+                xs = xs.to(dtype)
+            if isinstance(model, SequenceClassifier):
+                logits = model(xs)
+                total += float(F.cross_entropy(logits, ys, reduction="sum"))
+                wrong += int((logits.argmax(-1) != ys).sum())
+                count += ys.numel()
+            elif isinstance(model, SequenceRegressor):
+                total += float(F.mse_loss(model(xs), ys.to(dtype), reduction="sum"))
+                count += ys.numel()
+            else:  # per-step targets (copy task)
+                logits, _ = model(xs)
+                total += float(F.cross_entropy(logits.reshape(-1, model.vocab_size),
+                                               ys.reshape(-1), reduction="sum"))
+                count += ys.numel()
+        if isinstance(model, SequenceClassifier):
+            return {"loss": total / count, "error_pct": 100.0 * wrong / count, "n": count}
+        if isinstance(model, SequenceRegressor):
+            return {"mse": total / count, "n": count}
+        return {"loss": total / count, "ppl": math.exp(total / count), "tokens": count}
+    finally:
+        model.train(was_training)
+
+
+def evaluate(model: Model, split: SequenceDataset | TokenStream, *, batch_size: int | None = None,
+             bptt: int = 35, device: str | torch.device | None = None) -> dict[str, float]:
+    r"""Score ``model`` on one split, without gradients; the numbers are means over the whole split.
+
+    * classifier: ``loss`` (mean cross-entropy), ``error_pct`` (100 · misclassified / n), ``n``;
+    * regressor: ``mse`` (mean squared error), ``n``;
+    * language model on a token stream: ``loss`` (mean next-token cross-entropy in nats),
+      ``ppl`` = exp(loss), ``tokens``. The stream is cut into ``batch_size`` rows (default 64;
+      fewer when the stream has under 2 · ``batch_size`` tokens) and read in windows of ``bptt``
+      tokens, carrying the state across windows from a zero start;
+    * language model on fixed sequences (copy task): per-step ``loss``, ``ppl``, ``tokens``.
+
+    ``batch_size`` defaults to 256 sequences (64 rows for a token stream); it changes only the
+    speed for sequences, but for a token stream it decides where the state restarts (64 rows
+    restart it 63 more times than one row would: on WikiText-2's 245k test tokens that changes
+    the perplexity negligibly and makes evaluation several times faster than the classic 10). ``device``
+    defaults to the model's.
+    """
+    fn = "evaluate"
+    _check_pair(fn, model, split)
+    if batch_size is None:
+        batch_size = 64 if isinstance(split, TokenStream) else 256
+    check_positive_int(fn, "batch_size", batch_size)
+    check_positive_int(fn, "bptt", bptt)
+    dev = (next(iter(model.rnn.values())).device if device is None else resolve_device(device))
+    model.to(dev)
+    return _evaluate(model, split, batch_size, bptt, dev)
+
+
+def _to_device(split: Any, device: torch.device, dtype: torch.dtype) -> Any:
+    if isinstance(split, TokenStream):
+        return TokenStream(split.ids.to(device), split.description)
+    xs = split.xs.to(device, dtype) if split.xs.is_floating_point() else split.xs.to(device)
+    ys = split.ys.to(device, dtype) if split.ys.is_floating_point() else split.ys.to(device)
+    return SequenceDataset(xs, ys, split.description)

@@ -1,0 +1,142 @@
+r"""Pruning-at-initialization scores: one entry point, six methods, higher = keep.
+
+Legend: T = steps, B = batch, D = input size, N = hidden size, S = state size, P = parameters.
+
+=============  ========================================================  ==========================
+method         score of pruned entry θ_n                                 module
+=============  ========================================================  ==========================
+``jacobian``   Σ_u λ^{u-1} |∂χ^(u)/∂θ_n| / max(|γ_n|, τ) (the paper)    ``scores/jacobian.py``
+``snip``       |θ_n ∂L/∂θ_n|  (optionally / max(|γ_n|, τ))               ``scores/saliency.py``
+``foresight``  θ_n (H g)_n    (optionally / max(|γ_n|, τ))               ``scores/saliency.py``
+``magnitude``  |θ_n|                                                     ``scores/saliency.py``
+``random``     U(0, 1)                                                   ``scores/saliency.py``
+``synflow``    iterative |θ| ⊙ ∂R/∂|θ|, all-ones input                   ``scores/synflow.py``
+=============  ========================================================  ==========================
+
+γ and its guard τ: ``scores/gamma.py`` (NOTE [γ normalization]). ``balance``: NOTE [Balance] in
+``scores/options.py``. Masks from scores: :func:`spectrumkit.masks.topk_mask`.
+
+NOTE [Score options]
+Options are keyword arguments of :func:`compute_scores`; each method accepts its own (``OPTIONS``
+lists them with their defaults) and refuses any other, listing the accepted ones. Choices are
+strings, checked exactly (``estimator="frob"`` is an error, never a silent default); integers must
+be ints (``horizon="4"`` is an error).
+
+=================  =================================  ===========================================
+option             methods                            values (default first)
+=================  =================================  ===========================================
+``horizon``        jacobian                           U in 1..T (4)
+``estimator``      jacobian                           ones, transpose, frobenius, hutchinson
+``through_time``   jacobian                           False, True (NOTE [through_time])
+``discount``       jacobian                           λ in (0, 1] (1.0; the authors' code: 0.9)
+``batch_size``     jacobian                           examples for χ and γ (64; fewer if B < 64)
+``probes``         jacobian                           Rademacher probes for hutchinson (1)
+``normalize``      jacobian, snip, foresight          gamma (jacobian) / none (snip, foresight)
+``gamma_inputs``   jacobian, snip, foresight          gaussian, data, authors
+``gamma_state``    jacobian, snip, foresight          zero, authors
+``gamma_floor``    jacobian, snip, foresight          relative floor of |γ| in (0, 1) (1e-3)
+``gamma``          jacobian, snip, foresight          a precomputed γ from :func:`compute_gamma`
+``density``        synflow (required)                 target density in (0, 1]
+``iterations``     synflow                            rounds of the schedule (100)
+``balance``        all                                none, gate, block (NOTE [Balance])
+=================  =================================  ===========================================
+
+NOTE [Score cost]
+SNIP is one forward pass with a graph and one backward pass through the T steps. γ is exactly the
+same amount of work (a forward pass with a graph and a backward pass through T steps, on the γ
+inputs, with the same B and T), so every γ-normalized score costs at least one SNIP. The jacobian
+score adds a forward pass without a graph over T − 1 steps (the states, about a third of SNIP's
+work) and U one-step JVPs with their backward passes: its floor is about 1.3× SNIP, whatever the
+implementation, and benchmarks/bench_scores.py measures about 1.6× (GRU, N = 400, B = 64, T = 28).
+With ``gamma_inputs="data"`` and ``gamma_state="zero"`` the γ pass doubles as the state pass
+(about 1.3×). To compare several normalized scores of ONE initialization, compute γ once with
+:func:`compute_gamma` and pass it as ``gamma=``: the jacobian score then costs about 0.7× SNIP.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import torch
+
+from ..errors import fail
+from .common import check_finite_scores, check_inputs_match, check_model, grad_on
+from .gamma import check_gamma, compute_gamma, gamma_needs_generator
+from .jacobian import jacobian_scores
+from .options import METHODS, OPTIONS, balance_scores, resolve_options
+from .saliency import foresight_scores, magnitude_scores, random_scores, snip_scores
+from .synflow import synflow_scores
+
+__all__ = ["METHODS", "OPTIONS", "compute_gamma", "compute_scores"]
+
+_IMPL: dict[str, Callable[..., dict[str, torch.Tensor]]] = {
+    "jacobian": jacobian_scores, "snip": snip_scores, "foresight": foresight_scores,
+    "magnitude": magnitude_scores, "random": random_scores, "synflow": synflow_scores,
+}
+
+
+def _needs_generator(method: str, o: dict[str, Any]) -> str | None:
+    """Why ``method`` with options ``o`` draws random numbers, or None."""
+    if method == "random":
+        return "method 'random'"
+    if o.get("estimator") == "hutchinson":
+        return "estimator 'hutchinson'"
+    if (o.get("normalize") == "gamma" and o.get("gamma") is None
+            and gamma_needs_generator(o["gamma_inputs"], o["gamma_state"])):
+        return f"gamma_inputs={o['gamma_inputs']!r}, gamma_state={o['gamma_state']!r}"
+    return None
+
+
+def compute_scores(method: str, model: Any, batch: Any, *,
+                   generator: torch.Generator | None = None, include_bias: bool = False,
+                   **options: Any) -> dict[str, torch.Tensor]:
+    r"""Pruning scores of ``model``'s recurrent cell; higher means keep.
+
+    Args:
+        method: one of :data:`METHODS` (see the table above).
+        model: a :class:`~spectrumkit.models.SequenceClassifier` or
+            :class:`~spectrumkit.models.LanguageModel` (any cell, user cells included).
+        batch: one minibatch in the model's format (classifier: xs (B, T, D), ys (B,); language
+            model: inputs (B, T), targets (B, T)); validated by ``model.check_batch``.
+        generator: a ``torch.Generator``, required when the method draws random numbers (random,
+            the hutchinson estimator, γ from gaussian/authors inputs or the authors' state).
+        include_bias: score the cell's biases too (they stay dense by default).
+        **options: the method's options, NOTE [Score options].
+
+    Returns:
+        ``{name: scores}`` keyed and shaped like ``model.prunable(include_bias)``, detached, with
+        the parameters' dtype and device. The model is not modified (``requires_grad`` flags are
+        restored; no ``.grad`` is written).
+
+    >>> from spectrumkit.models import SequenceClassifier
+    >>> m = SequenceClassifier("gru", 2, 3, 2, seed=0, dtype=torch.float64)
+    >>> batch = (torch.ones(4, 5, 2, dtype=torch.float64), torch.tensor([0, 1, 0, 1]))
+    >>> s = compute_scores("magnitude", m, batch)
+    >>> bool(torch.equal(s["weight_hh"], m.rnn["weight_hh"].detach().abs()))
+    True
+    """
+    fn = "compute_scores"
+    if not isinstance(method, str) or method not in METHODS:
+        raise fail(fn, f"method one of {', '.join(map(repr, METHODS))}", repr(method))
+    check_model(fn, model)
+    model.check_batch(fn, batch)
+    if not isinstance(include_bias, bool):
+        raise fail(fn, "include_bias to be True or False", repr(include_bias))
+    xs = model.cell_inputs(batch).detach()
+    check_inputs_match(fn, model, xs)
+    o = resolve_options(fn, method, options, xs.shape[0])
+    theta = model.prunable(include_bias)
+    if o.get("gamma") is not None:
+        o["gamma"] = check_gamma(fn, o["gamma"], theta)
+    why = _needs_generator(method, o)
+    if why is not None and not isinstance(generator, torch.Generator):
+        raise fail(fn, f"generator= a torch.Generator ({why} draws random numbers)",
+                   type(generator).__name__)
+    with grad_on(theta):
+        scores = _IMPL[method](fn, model, batch, xs, theta, generator, o)
+    scores = {n: s.detach() for n, s in scores.items()}
+    scores = balance_scores(fn, scores, model.cell, model.input_size, model.hidden_size,
+                            o["balance"])
+    check_finite_scores(fn, scores)
+    return scores

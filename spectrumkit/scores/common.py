@@ -1,0 +1,62 @@
+"""Shared helpers of the score methods: the model check, gradients, finite checks."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any
+
+import torch
+
+from ..errors import fail
+
+_MODEL_API = ("cell", "cell_params", "prunable", "cell_inputs", "check_batch", "loss",
+              "input_size", "hidden_size")
+
+
+def check_model(fn: str, model: Any) -> None:
+    """``model`` must be a spectrumkit model (SequenceClassifier, LanguageModel or alike)."""
+    missing = [a for a in _MODEL_API if not hasattr(model, a)]
+    if missing:
+        raise fail(fn, "a spectrumkit model (SequenceClassifier, LanguageModel) with "
+                   + ", ".join(_MODEL_API), f"{type(model).__name__} lacking {', '.join(missing)}")
+
+
+def check_inputs_match(fn: str, model: Any, xs: torch.Tensor) -> None:
+    """The batch's cell inputs (T, B, D) must have the dtype and device of the cell parameters."""
+    w = next(iter(model.cell_params().values()))
+    if xs.dtype != w.dtype or xs.device != w.device:
+        raise fail(fn, f"a batch of the model's dtype {w.dtype} on {w.device}",
+                   f"{xs.dtype} on {xs.device}")
+
+
+@contextmanager
+def grad_on(theta: Mapping[str, torch.Tensor]) -> Iterator[None]:
+    """Enable autograd and ``requires_grad`` on the pruned tensors, restoring the flags after."""
+    flags = {n: p.requires_grad for n, p in theta.items()}
+    try:
+        with torch.enable_grad():
+            for p in theta.values():
+                p.requires_grad_(True)
+            yield
+    finally:
+        for n, p in theta.items():
+            p.requires_grad_(flags[n])
+
+
+def grads(out: torch.Tensor, theta: Mapping[str, torch.Tensor], **kw: Any
+          ) -> dict[str, torch.Tensor]:
+    """∂out/∂θ for every tensor of ``theta`` (zeros where ``out`` does not depend on it)."""
+    if not out.requires_grad:
+        return {n: torch.zeros_like(p) for n, p in theta.items()}
+    gs = torch.autograd.grad(out, list(theta.values()), allow_unused=True, **kw)
+    return {n: (g if g is not None else torch.zeros_like(p))
+            for (n, p), g in zip(theta.items(), gs)}
+
+
+def check_finite_scores(fn: str, scores: Mapping[str, torch.Tensor]) -> None:
+    """Name the tensor and count the entries when a score is NaN or Inf."""
+    for n, s in scores.items():
+        bad = int((~torch.isfinite(s)).sum())
+        if bad:
+            raise fail(fn, f"finite scores in {n!r}", f"{bad} NaN/Inf entries of {s.numel()}")

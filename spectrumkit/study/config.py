@@ -1,0 +1,247 @@
+r"""Trial configs and their keys.
+
+A *trial* is one pruned-and-trained network: data → model → scores → mask → training → metrics.
+Its :class:`TrialConfig` is a frozen pydantic model that refuses unknown fields; its *key* is
+
+    key = SHA-256( canonical JSON of {"schema_version": SCHEMA_VERSION, "config": config} )
+
+where canonical JSON is ``json.dumps(..., sort_keys=True, separators=(",", ":"))`` of
+``config.model_dump(mode="json")``. The key names the result file ``trials/<key>.json``.
+
+NOTE [What the key covers]
+Only what changes a trial's numbers is in the config: data, model, scores, mask, optimizer,
+schedule, seed and what to record. Run options are not: the output folder, the executor, the
+number of workers, CPUs/GPUs per trial, the device and the data root. So a study started on a
+laptop can be resumed on a GPU or a Ray cluster and the finished trials are kept. The device and the
+data description are recorded in every result (``env.device``, ``metrics``/``env``) so a mix stays
+visible. Bumping :data:`SCHEMA_VERSION` invalidates every key at once.
+
+NOTE [Canonical configs]
+Options that do not apply to a method are reset to ``None`` before the key is taken (``horizon``
+for ``snip``, ``normalize`` for ``random``, ``sparsity`` for ``dense``...), and the defaults that
+do apply are written out (``jacobian`` gets ``normalize="gamma"``, ``horizon=4``,
+``estimator="ones"`` and ``through_time=False``, the defaults of :mod:`spectrumkit.scores`). So
+a grid ``method × normalize`` holds one ``random`` trial, not two identical ones, and a key never
+depends on a default that might change later.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from typing import Any, Literal, Union
+
+from pydantic import (BaseModel, ConfigDict, Field, NonNegativeInt, PositiveFloat, PositiveInt,
+                      ValidationError, field_validator, model_validator)
+
+from ..errors import SpectrumkitError
+
+__all__ = ["SCHEMA_VERSION", "TrialConfig", "trial_key", "canonical_json", "RECORDS", "METHODS",
+           "BUILTIN_TRIALS", "pydantic_message"]
+
+SCHEMA_VERSION = 1
+
+METHODS = ("jacobian", "snip", "foresight", "magnitude", "random", "synflow", "dense", "l2")
+RECORDS = ("anatomy", "connection_map", "sv_hist", "spectrum_steps", "lyapunov")
+TASKS = ("seq-mnist", "wikitext", "adding", "copy")
+
+#: Built-in trial functions by name; any other ``trial`` value must be an import path
+#: ``"package.module:function"`` (how user code, and the infrastructure tests, plug in).
+BUILTIN_TRIALS = {"prune-train": "spectrumkit.study.trial:run_trial"}
+
+_IMPORT_PATH = re.compile(r"[A-Za-z_][\w.]*:[A-Za-z_]\w*")
+Scalar = Union[bool, int, float, str]
+
+_GAMMA_METHODS = ("jacobian", "snip", "foresight")   # methods that take normalize=
+_SPECTRUM_RECORDS = ("sv_hist", "spectrum_steps", "lyapunov")
+
+
+class TrialConfig(BaseModel):
+    r"""Everything that determines one trial's result (NOTE [What the key covers]).
+
+    Data: ``task`` and ``data`` (options passed to :func:`spectrumkit.data.load_task`).
+    Model: ``cell``, ``hidden_size`` (N), ``embed_size`` (language models), ``init``.
+    Pruning: ``method`` (``dense`` = no mask; ``l2`` = the paper's iterative magnitude
+    prune-retrain baseline, pruning every ``l2_stage_steps`` steps), ``sparsity`` (K = round((1 - sparsity)·P) kept),
+    ``scope``, ``include_bias``, ``normalize``, ``horizon`` (U), ``estimator``, ``through_time``,
+    ``score_batch`` (the minibatch the scores see), ``score_options`` (any further option of
+    :func:`spectrumkit.scores.compute_scores`), ``score_repeats`` (timing: the best of k runs).
+    Training: exactly one of ``epochs`` / ``steps`` (0 = no training, evaluate at init),
+    ``batch_size``, ``lr``, ``optimizer``, ``clip``, ``eval_every``.
+    Records: ``record`` ⊆ anatomy, connection_map, sv_hist, spectrum_steps, lyapunov, with
+    ``spectrum_batch`` sequences, ``hist_bins`` bins and ``lyapunov_k`` exponents.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    trial: str = "prune-train"
+    seed: NonNegativeInt = 0
+    # data
+    task: Literal["seq-mnist", "wikitext", "adding", "copy"] = "seq-mnist"
+    data: dict[str, Scalar] = Field(default_factory=dict)
+    # model
+    cell: str = "gru"
+    hidden_size: PositiveInt = 400
+    embed_size: PositiveInt | None = None
+    init: str = "glorot"
+    # pruning
+    method: Literal["jacobian", "snip", "foresight", "magnitude", "random", "synflow",
+                    "dense", "l2"] = "jacobian"
+    sparsity: float = Field(0.95, ge=0.0, lt=1.0)
+    scope: Literal["global", "per_tensor"] = "global"
+    include_bias: bool = False
+    normalize: Literal["gamma", "none"] | None = None
+    horizon: PositiveInt | Literal["all"] | None = None
+    estimator: Literal["ones", "transpose", "frobenius", "hutchinson"] | None = None
+    through_time: bool | None = None
+    score_batch: PositiveInt = 64
+    score_options: dict[str, Scalar] = Field(default_factory=dict)
+    score_repeats: PositiveInt = 1
+    l2_stage_steps: PositiveInt | None = None
+    # training
+    epochs: NonNegativeInt | None = None
+    steps: NonNegativeInt | None = None
+    batch_size: PositiveInt = 64
+    lr: PositiveFloat = 1e-3
+    optimizer: Literal["adam", "sgd"] = "adam"
+    clip: PositiveFloat | None = None
+    eval_every: PositiveInt | None = None
+    # what to record
+    record: tuple[Literal["anatomy", "connection_map", "sv_hist", "spectrum_steps",
+                          "lyapunov"], ...] = ()
+    spectrum_batch: PositiveInt | None = None
+    hist_bins: PositiveInt | None = None
+    lyapunov_k: PositiveInt | None = None
+
+    @field_validator("trial")
+    @classmethod
+    def _trial_known(cls, v: str) -> str:
+        if v not in BUILTIN_TRIALS and not _IMPORT_PATH.fullmatch(v):
+            raise ValueError(f"expected one of {', '.join(BUILTIN_TRIALS)} or an import path "
+                             f"'package.module:function', got {v!r}")
+        return v
+
+    @field_validator("cell")
+    @classmethod
+    def _cell_known(cls, v: str) -> str:
+        from ..cells import available
+        if v not in available():
+            raise ValueError(f"expected one of {', '.join(available())}, got {v!r}")
+        return v
+
+    @field_validator("init")
+    @classmethod
+    def _init_parses(cls, v: str) -> str:
+        from ..init import _parse_spec
+        try:
+            _parse_spec(v, None)
+        except SpectrumkitError as e:
+            raise ValueError(str(e)) from None
+        return v
+
+    @model_validator(mode="before")
+    @classmethod
+    def _canonical(cls, values: Any) -> Any:
+        """NOTE [Canonical configs]: drop options a method ignores, write out its defaults."""
+        if not isinstance(values, dict):
+            return values
+        v = dict(values)
+        method = v.get("method", "jacobian")
+        if method == "jacobian":
+            for k, d in (("normalize", "gamma"), ("horizon", 4), ("estimator", "ones"),
+                         ("through_time", False)):
+                v[k] = d if v.get(k) is None else v[k]
+        else:
+            for k in ("horizon", "estimator", "through_time"):
+                v[k] = None
+            gets = method in _GAMMA_METHODS
+            v["normalize"] = ("none" if v.get("normalize") is None else v["normalize"]) if gets else None
+        if method in ("dense", "l2"):
+            v["scope"], v["score_options"], v["score_repeats"] = "global", {}, 1
+        if method == "dense":
+            v["sparsity"] = 0.0
+        if method != "l2":
+            v["l2_stage_steps"] = None
+        rec = v.get("record") or ()
+        if isinstance(rec, (list, tuple)):
+            rec = tuple(r for r in RECORDS if r in rec) + tuple(r for r in rec if r not in RECORDS)
+            v["record"] = rec
+        spectral = any(r in rec for r in _SPECTRUM_RECORDS)
+        def given(k: str, d: Any) -> Any:
+            return d if v.get(k) is None else v[k]
+        v["spectrum_batch"] = given("spectrum_batch", 64) if spectral else None
+        v["hist_bins"] = given("hist_bins", 50) if "sv_hist" in rec else None
+        v["lyapunov_k"] = v.get("lyapunov_k") if "lyapunov" in rec else None
+        if v.get("task", "seq-mnist") != "wikitext":
+            v["embed_size"] = None
+        return v
+
+    @model_validator(mode="after")
+    def _schedule(self) -> "TrialConfig":
+        if (self.epochs is None) == (self.steps is None):
+            raise ValueError("expected exactly one of epochs / steps, got "
+                             + ("both" if self.epochs is not None else "neither"))
+        if self.method == "l2" and (self.l2_stage_steps is None
+                                    or not (self.epochs or self.steps)):
+            raise ValueError("expected l2_stage_steps and some training for method 'l2', got "
+                             f"l2_stage_steps={self.l2_stage_steps}, epochs={self.epochs}, "
+                             f"steps={self.steps}")
+        if len(set(self.record)) != len(self.record):
+            raise ValueError(f"expected record entries without repeats, got {list(self.record)}")
+        return self
+
+    @property
+    def density(self) -> float:
+        """1 - sparsity: the kept fraction."""
+        return 1.0 - self.sparsity
+
+    @property
+    def target(self) -> str:
+        """The import path ``module:function`` of the trial function."""
+        return BUILTIN_TRIALS.get(self.trial, self.trial)
+
+
+def canonical_json(obj: Any) -> str:
+    """Sorted keys, no spaces, ASCII, no NaN: the same object always gives the same text."""
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=True,
+                      allow_nan=False)
+
+
+def trial_key(config: TrialConfig) -> str:
+    r"""The trial's key: SHA-256 hex of the canonical JSON of the config and the schema version.
+
+    >>> a = TrialConfig(seed=0, epochs=1, method="random", normalize="gamma")
+    >>> b = TrialConfig(seed=0, epochs=1, method="random", horizon=8)
+    >>> trial_key(a) == trial_key(b)         # both options are ignored by 'random'
+    True
+    >>> trial_key(a) == trial_key(TrialConfig(seed=1, epochs=1, method="random"))
+    False
+    """
+    payload = {"schema_version": SCHEMA_VERSION, "config": config.model_dump(mode="json")}
+    return hashlib.sha256(canonical_json(payload).encode("ascii")).hexdigest()
+
+
+def pydantic_message(fn: str, err: ValidationError, where: str = "") -> str:
+    """One line ``fn: expected FIELD CONSTRAINT[ where], got VALUE`` from pydantic's first error."""
+    e = err.errors(include_url=False)[0]
+    loc = ".".join(str(p) for p in e.get("loc", ()) if not isinstance(p, int)) or "value"
+    msg = " ".join(str(e.get("msg", "")).split())
+    where = f" {where}" if where else ""
+    got = repr(e.get("input"))
+    if e.get("type") == "value_error":
+        inner = msg.removeprefix("Value error, ")
+        # our own validators already speak 'field: expected X, got Y'
+        m = re.match(r"(?:\w+: )?expected (.*), got (.*)$", inner)
+        if m:
+            what = f"{loc} to be {m.group(1)}" if loc != "value" else m.group(1)
+            return f"{fn}: expected {what}{where}, got {m.group(2)}"
+        return f"{fn}: expected a valid {loc}{where}, got {got} ({inner})"
+    if e.get("type") == "extra_forbidden":
+        return f"{fn}: expected known keys{where}, got unknown key {loc!r}"
+    if e.get("type") == "missing":
+        return f"{fn}: expected {loc} to be given{where}, got nothing"
+    constraint = msg.removeprefix("Input should be ").removeprefix("input should be ")
+    if constraint == msg:
+        constraint = msg[:1].lower() + msg[1:]
+    return f"{fn}: expected {loc} {constraint}{where}, got {got}"

@@ -1,0 +1,261 @@
+r"""Executors: run trial jobs in this process, in a process pool, or as Ray core tasks.
+
+Every executor calls the same worker entry point :func:`execute` and yields ``(job, outcome)``
+pairs as trials finish; only the calling process writes results (NOTE [Atomic results]).
+
+NOTE [Threads per worker]
+PyTorch sizes its intra-op thread pool to the machine. W pool workers with that many threads each
+oversubscribe the cores, so each *worker* calls ``torch.set_num_threads(max(1, cores // W))``
+(Ray tasks: their ``num_cpus``) when it starts; ``threads=`` (``--threads``, or a preset's
+``threads``) overrides both. The calling process is not changed for good: the ``local`` executor
+runs with whatever the user set, unless ``threads=`` asks for a count, which is then set for each
+trial and restored after it (the quick presets ask for 1).
+Why offer it: the trials of the quick presets are small (N = 128, B = 64), where one thread is as
+fast as two on an idle 2-core machine, but OpenMP's spin-waiting makes two threads 10–100× slower
+as soon as other processes compete for the cores (measured on the development machine).
+
+NOTE [Run markers]
+Every run of a trial writes ``=== start key=<key> pid=<pid> ...`` when it begins and
+``=== end key=<key> status=<status> ...`` when it ends to ``logs/<key>.log``. The log is appended
+to, never truncated, so the log of a key shows every time it ran; a killed run leaves a start
+without an end. Ray tasks (possibly on other machines) return their log text, which the caller
+appends when the task ends.
+"""
+
+from __future__ import annotations
+
+import importlib
+import math
+import multiprocessing
+import numbers
+import os
+import platform
+import socket
+import time
+import traceback
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..errors import SpectrumkitError, fail
+from .config import TrialConfig
+
+__all__ = ["Job", "TrialContext", "execute", "run_jobs", "EXECUTORS", "ray_available"]
+
+EXECUTORS = ("local", "process", "ray")
+
+
+@dataclass(frozen=True)
+class Job:
+    """One trial to run: its key, config (JSON form), trial function and run options."""
+
+    key: str
+    config: dict[str, Any]
+    target: str
+    log_path: str | None
+    device: str = "auto"
+    data_root: str | None = None
+    threads: int | None = None
+
+
+@dataclass
+class TrialContext:
+    """What a trial function gets besides its config: run options and a log."""
+
+    device: str = "auto"
+    data_root: str | None = None
+    log: Callable[[str], None] = field(default=lambda msg: None)
+
+    def torch_device(self) -> str:
+        """``auto`` → ``cuda`` when a GPU is visible, else ``cpu``; others as given."""
+        if self.device != "auto":
+            return self.device
+        import torch
+        return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def _resolve(target: str) -> Callable[[TrialConfig, TrialContext], dict[str, Any]]:
+    module, _, name = target.partition(":")
+    try:
+        fn = getattr(importlib.import_module(module), name)
+    except (ImportError, AttributeError) as e:
+        raise fail("execute", f"an importable trial function {target!r}",
+                   f"{type(e).__name__}: {e}") from None
+    return fn
+
+
+def _clean(x: Any, where: str) -> Any:
+    """JSON-ready copy: numpy/torch scalars to Python, NaN/Inf to None (JSON has no NaN)."""
+    if isinstance(x, dict):
+        return {str(k): _clean(v, f"{where}.{k}") for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_clean(v, where) for v in x]
+    if isinstance(x, (bool, str)) or x is None:
+        return x
+    if isinstance(x, numbers.Integral):
+        return int(x)
+    if isinstance(x, numbers.Real):
+        return float(x) if math.isfinite(x) else None
+    if hasattr(x, "tolist"):  # numpy arrays and scalars, torch tensors
+        return _clean(x.tolist(), where)
+    raise fail("execute", f"JSON-able values in the trial's output at {where}", type(x).__name__)
+
+
+def _one_line(e: BaseException) -> str:
+    msg = " ".join(str(e).split())
+    return f"{type(e).__name__}: {msg}" if msg else type(e).__name__
+
+
+def execute(job: Job) -> dict[str, Any]:
+    """Run one trial in the current process and return its outcome (never raises for trial errors).
+
+    The outcome holds ``status`` (ok / diverged / failed), ``error`` (one line, failed only),
+    ``metrics``, ``history``, ``artifacts``, ``env`` and, for jobs without a log path, ``log``.
+    """
+    import torch
+
+    before = torch.get_num_threads()
+    if job.threads:
+        torch.set_num_threads(job.threads)  # NOTE [Threads per worker]
+    lines: list[str] = []
+    fh = open(job.log_path, "a", encoding="utf-8", buffering=1) if job.log_path else None
+
+    def log(msg: str) -> None:
+        text = f"{time.strftime('%H:%M:%S')} {msg}"
+        if fh is not None:
+            fh.write(text + "\n")
+        else:
+            lines.append(text)
+
+    host, t0 = socket.gethostname(), time.perf_counter()
+    log(f"=== start key={job.key} pid={os.getpid()} host={host} device={job.device}")
+    ctx = TrialContext(device=job.device, data_root=job.data_root, log=log)
+    out: dict[str, Any] = {}
+    error = None
+    try:
+        config = TrialConfig(**job.config)
+        out = _resolve(job.target)(config, ctx)
+        if not isinstance(out, dict) or out.get("status") not in ("ok", "diverged"):
+            raise fail("execute", "a trial output dict with status 'ok' or 'diverged'",
+                       repr(out)[:200])
+        out = _clean(out, "output")
+        status = out["status"]
+    except Exception as e:  # noqa: BLE001 - a failed trial is a result, not a crash
+        for chunk in traceback.format_exc().rstrip().splitlines():
+            log(chunk)
+        status, error, out = "failed", _one_line(e), {}
+    seconds = time.perf_counter() - t0
+    log(f"=== end key={job.key} status={status} seconds={seconds:.2f}")
+    if fh is not None:
+        fh.close()
+    from .. import __version__
+    env = {"torch": torch.__version__, "device": out.get("device") or ctx.torch_device(),
+           "python": platform.python_version(), "spectrumkit": __version__, "host": host,
+           "threads": torch.get_num_threads(), "seconds": round(seconds, 3)}
+    if job.threads:
+        torch.set_num_threads(before)
+    return {"status": status, "error": error, "metrics": out.get("metrics", {}),
+            "history": out.get("history", {}), "artifacts": out.get("artifacts", {}),
+            "env": env, "log": None if fh is not None else "\n".join(lines)}
+
+
+def _crashed(job: Job, e: BaseException) -> dict[str, Any]:
+    """The outcome of a job whose worker died before it could answer."""
+    return {"status": "failed", "error": f"worker died: {_one_line(e)}", "metrics": {},
+            "history": {}, "artifacts": {}, "env": {"device": job.device},
+            "log": None if job.log_path else ""}
+
+
+def _cores() -> int:
+    """CPU cores this process may use (its affinity where the OS tells it)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1  # pragma: no cover
+
+
+def _init_worker(threads: int) -> None:
+    import torch
+    torch.set_num_threads(threads)  # NOTE [Threads per worker]
+
+
+def _run_local(jobs: Sequence[Job]) -> Iterator[tuple[Job, dict[str, Any]]]:
+    for job in jobs:
+        yield job, execute(job)
+
+
+def _run_process(jobs: Sequence[Job], workers: int, threads: int | None
+                 ) -> Iterator[tuple[Job, dict[str, Any]]]:
+    threads = threads or max(1, _cores() // workers)
+    # spawn, not fork: forking a process that has started torch's thread pools can deadlock
+    pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
+                               initializer=_init_worker, initargs=(threads,))
+    try:
+        futures = {pool.submit(execute, job): job for job in jobs}
+        for fut in as_completed(futures):
+            job = futures[fut]
+            try:
+                yield job, fut.result()
+            except Exception as e:  # noqa: BLE001 - BrokenProcessPool: a worker was killed
+                yield job, _crashed(job, e)
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def ray_available() -> bool:
+    try:
+        import ray  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def _import_ray():
+    try:
+        import ray
+    except ImportError as e:
+        raise SpectrumkitError(
+            "run_study: expected ray installed for --executor ray (pip install "
+            f"'spectrumkit[ray]'), got ImportError: {e}") from None
+    return ray
+
+
+def _run_ray(jobs: Sequence[Job], address: str | None, cpus: float, gpus: float
+             ) -> Iterator[tuple[Job, dict[str, Any]]]:
+    ray = _import_ray()
+    started = not ray.is_initialized()
+    if started:
+        ray.init(address=address, include_dashboard=False, log_to_driver=False)
+    try:
+        task = ray.remote(num_cpus=cpus, num_gpus=gpus)(execute)
+        pending = {task.remote(job): job for job in jobs}
+        while pending:
+            done, _ = ray.wait(list(pending), num_returns=1)
+            for ref in done:
+                job = pending.pop(ref)
+                try:
+                    yield job, ray.get(ref)
+                except Exception as e:  # noqa: BLE001 - worker or node lost
+                    yield job, _crashed(job, e)
+    finally:
+        if started:
+            ray.shutdown()
+
+
+def run_jobs(jobs: Sequence[Job], executor: str = "local", *, workers: int = 1,
+             threads: int | None = None, ray_address: str | None = None,
+             cpus_per_trial: float = 1.0, gpus_per_trial: float = 0.0
+             ) -> Iterator[tuple[Job, dict[str, Any]]]:
+    """Run ``jobs`` with ``executor`` and yield ``(job, outcome)`` as each finishes.
+
+    ``threads``: torch threads per trial (NOTE [Threads per worker]); the jobs carry it for the
+    local and Ray executors, the pool's initializer sets it for process workers.
+    """
+    if executor == "local":
+        return _run_local(jobs)
+    if executor == "process":
+        return _run_process(jobs, workers, threads)
+    if executor == "ray":
+        _import_ray()
+        return _run_ray(jobs, ray_address, cpus_per_trial, gpus_per_trial)
+    raise fail("run_jobs", f"executor among {', '.join(EXECUTORS)}", repr(executor))

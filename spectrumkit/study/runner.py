@@ -1,0 +1,182 @@
+r"""Run a study: resolve it, skip what is done, run the rest, store every result, write the table.
+
+NOTE [Resume]
+A trial is done when ``trials/<key>.json`` holds a valid result (NOTE [Atomic results]) with status
+``ok`` or ``diverged``; ``failed`` results are kept too and rerun only with ``retry_failed``. A
+rerun of a finished study therefore trains nothing: it reads the results, rewrites the tables and
+returns. Results are written one by one as trials finish, so a killed run loses at most the trials
+that were in flight; their logs show a ``start`` marker without an ``end`` (NOTE [Run markers]).
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import pandas as pd
+from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationError
+from tqdm.auto import tqdm
+
+from ..errors import SpectrumkitError, fail
+from .config import SCHEMA_VERSION, pydantic_message
+from .executors import Job, run_jobs
+from .spec import Study, load_study
+from .store import ResultStore, collect
+from .tables import markdown_table, summarize, write_tables
+
+__all__ = ["RunOptions", "StudyRun", "run_study", "summary_tables"]
+
+
+class RunOptions(BaseModel):
+    """How to run a study; none of it enters a trial's key (NOTE [What the key covers])."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    preset: str = "quick"
+    seeds: PositiveInt | None = None
+    out: str = "results"
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    executor: Literal["local", "process", "ray"] = "local"
+    workers: PositiveInt = 2
+    threads: PositiveInt | None = None
+    retry_failed: bool = False
+    ray_address: str | None = None
+    cpus_per_trial: float = Field(1.0, gt=0)
+    gpus_per_trial: float = Field(0.0, ge=0)
+    data_root: str | None = None
+
+
+@dataclass
+class StudyRun:
+    """What a run did: counts, the summary and the files written."""
+
+    study: Study
+    dir: Path
+    total: int
+    already_done: int
+    ran: int
+    statuses: dict[str, int]
+    seconds: float
+    long: pd.DataFrame
+    pivot: pd.DataFrame
+    paths: list[Path] = field(default_factory=list)
+    failed: list[tuple[str, str]] = field(default_factory=list)
+
+    def table(self) -> str:
+        """The summary as a Markdown table."""
+        return markdown_table(self.pivot)
+
+
+def _caption(study: Study) -> str:
+    t = study.report.table
+    ref = f" Paper: {t.paper_table}." if t.paper_table else ""
+    return (f"{t.metric}: mean ± std over seeds (ddof=1), n = trials with status ok; "
+            f"preset {study.preset}, {study.seeds} seed(s).{ref}")
+
+
+def summary_tables(study: Study, folder: Path) -> tuple[pd.DataFrame, pd.DataFrame, list[Path]]:
+    """Collect the study's own trials from ``folder`` and write its summary tables."""
+    df = collect(folder, study.keys)
+    long, pivot = summarize(df, study.report.table, order={**study.grid})
+    paths = write_tables(folder / "tables", long, pivot,
+                         title=f"{study.name} ({study.preset})", caption=_caption(study))
+    return long, pivot, paths
+
+
+def _check_device(opts: RunOptions) -> None:
+    if opts.device == "cuda" and opts.executor != "ray":
+        import torch
+        if not torch.cuda.is_available():
+            raise fail("run_study", "a CUDA device for --device cuda", "none available "
+                       "(torch.cuda.is_available() is False)")
+
+
+def run_study(study: str | Path | Study, *, progress: bool | None = None,
+              announce: Callable[[str], None] | None = None, **options: Any) -> StudyRun:
+    r"""Run ``study`` (a shipped name, a TOML path or a loaded :class:`Study`) and return a summary.
+
+    Options (:class:`RunOptions`): ``preset`` (quick), ``seeds`` (override), ``out`` (results/),
+    ``device`` (auto: CUDA when present), ``executor`` (local | process | ray), ``workers``
+    (process pool size), ``threads`` (torch threads per trial, NOTE [Threads per worker]),
+    ``retry_failed``, ``ray_address``, ``cpus_per_trial``,
+    ``gpus_per_trial`` (fractional allowed), ``data_root``. ``progress``: one tqdm bar over the
+    trials (None: only on a terminal). ``announce``: called once with a line saying what will run.
+
+    Results go to ``OUT/<study>/`` as RESULTS_SCHEMA.md describes; finished trials are skipped
+    (NOTE [Resume]).
+    """
+    fn = "run_study"
+    try:
+        opts = RunOptions(**options)
+    except ValidationError as e:
+        raise SpectrumkitError(pydantic_message(fn, e)) from None
+    if isinstance(study, Study):
+        spec = study
+    else:
+        spec = load_study(study, opts.preset, seeds=opts.seeds)
+    if opts.executor == "ray":
+        from .executors import _import_ray
+        _import_ray()
+    _check_device(opts)
+    t0 = time.perf_counter()
+    store = ResultStore(Path(opts.out) / spec.name)
+    store.prepare()
+    with store.lock():
+        store.clean_temps()
+        store.write_spec({**spec.to_json(), "schema_version": SCHEMA_VERSION})
+        todo, done = [], 0
+        for cfg, key in zip(spec.configs, spec.keys):
+            r = store.read(key)
+            if r is not None and (r["status"] != "failed" or not opts.retry_failed):
+                done += 1
+            else:
+                todo.append((cfg, key))
+        if announce is not None:
+            announce(f"{spec.name} ({spec.preset}): {len(spec.configs)} trials, {done} already "
+                     f"done, {len(todo)} to run (executor {opts.executor}, device {opts.device}); "
+                     f"results in {store.root}")
+        remote = opts.executor == "ray"
+        threads = opts.threads if opts.threads is not None else spec.threads
+        if remote and threads is None:
+            threads = max(1, int(opts.cpus_per_trial))
+        # process workers get theirs once, from the pool's initializer (NOTE [Threads per worker])
+        per_job = None if opts.executor == "process" else threads
+        jobs = [Job(key=key, config=cfg.model_dump(mode="json"), target=cfg.target,
+                    log_path=None if remote else str(store.log_path(key)), device=opts.device,
+                    data_root=opts.data_root, threads=per_job) for cfg, key in todo]
+        quiet = (not sys.stderr.isatty()) if progress is None else not progress
+        bar = tqdm(total=len(jobs), desc=spec.name, unit="trial", disable=quiet,
+                   dynamic_ncols=True)
+        counts = {"ok": 0, "diverged": 0, "failed": 0}
+        try:
+            for job, outcome in run_jobs(jobs, opts.executor, workers=opts.workers,
+                                         threads=threads,
+                                         ray_address=opts.ray_address,
+                                         cpus_per_trial=opts.cpus_per_trial,
+                                         gpus_per_trial=opts.gpus_per_trial):
+                log = outcome.pop("log", None)
+                if log:
+                    store.append_log(job.key, log)
+                store.write({"schema_version": SCHEMA_VERSION, "key": job.key,
+                             "study": spec.name, "config": job.config, **outcome})
+                counts[outcome["status"]] += 1
+                bar.update(1)
+                bar.set_postfix(counts, refresh=False)
+        finally:
+            bar.close()
+        long, pivot, paths = summary_tables(spec, store.root)
+    statuses = {"ok": 0, "diverged": 0, "failed": 0}
+    failed = []
+    for key in spec.keys:
+        r = store.read(key, warn=False)
+        if r is not None:
+            statuses[r["status"]] += 1
+            if r["status"] == "failed":
+                failed.append((key, r.get("error") or ""))
+    return StudyRun(study=spec, dir=store.root, total=len(spec.configs), already_done=done,
+                    ran=len(jobs), statuses=statuses, seconds=time.perf_counter() - t0,
+                    long=long, pivot=pivot, paths=[store.root / "spec.json", *paths],
+                    failed=failed)

@@ -1,0 +1,220 @@
+r"""The result store of one study: ``OUT/<study>/{spec.json, trials/, logs/, tables/}``.
+
+The layout and the result format are fixed by RESULTS_SCHEMA.md (the contract with
+:mod:`spectrumkit.figures`).
+
+NOTE [Atomic results]
+A result file either exists complete or not at all. It is written to a temporary file in the same
+folder (``.<key>.json.<pid>.<random>.tmp``), flushed and fsync'ed, renamed over the final name with
+``os.replace`` (atomic on POSIX and Windows), and then the folder itself is fsync'ed so the rename
+survives a power cut. Only the process that runs the study writes results (workers return theirs),
+and it holds an exclusive lock on ``OUT/<study>/.lock`` while it runs, so a temporary file found at
+start-up belongs to a run that was killed: it is deleted. A result file that does not parse, or
+whose content does not hash to its name, is reported with a warning and its trial is run again.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import secrets
+import warnings
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from ..errors import SpectrumkitError, fail
+from .config import SCHEMA_VERSION, TrialConfig, canonical_json, trial_key
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - Windows
+    fcntl = None
+
+__all__ = ["StudyWarning", "ResultStore", "atomic_write_text", "collect", "STATUSES"]
+
+STATUSES = ("ok", "diverged", "failed")
+
+
+class StudyWarning(UserWarning):
+    """Something in a results folder needed attention (a corrupt result file, a stale lock...)."""
+
+
+def _fsync_dir(folder: Path) -> None:
+    if not hasattr(os, "O_DIRECTORY"):  # pragma: no cover - Windows cannot open folders
+        return
+    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def atomic_write_text(path: str | Path, text: str) -> Path:
+    """Write ``text`` to ``path`` atomically (NOTE [Atomic results]); returns the path."""
+    path = Path(path)
+    tmp = path.parent / f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    _fsync_dir(path.parent)
+    return path
+
+
+def _check_result(data: Any, key: str) -> str | None:
+    """Why ``data`` is not a valid result for ``key`` (None if it is)."""
+    if not isinstance(data, dict):
+        return "not a JSON object"
+    if data.get("schema_version") != SCHEMA_VERSION:
+        return f"schema_version {data.get('schema_version')!r}, expected {SCHEMA_VERSION}"
+    if data.get("key") != key:
+        return f"key {data.get('key')!r} differs from its file name"
+    if data.get("status") not in STATUSES:
+        return f"status {data.get('status')!r}"
+    try:
+        if trial_key(TrialConfig(**data["config"])) != key:
+            return "its config does not hash to its key"
+    except Exception as e:  # noqa: BLE001 - any failure means the file cannot be trusted
+        return f"its config does not validate ({type(e).__name__})"
+    return None
+
+
+class ResultStore:
+    """The folder of one study. ``prepare()`` creates it; ``lock()`` guards a run."""
+
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root)
+        self.trials = self.root / "trials"
+        self.logs = self.root / "logs"
+        self.tables = self.root / "tables"
+
+    def prepare(self) -> None:
+        """Create the folders and prove they can be written; errors name the folder."""
+        try:
+            for d in (self.root, self.trials, self.logs, self.tables):
+                d.mkdir(parents=True, exist_ok=True)
+            probe = self.trials / f".probe.{os.getpid()}.tmp"
+            probe.write_bytes(b"")
+            probe.unlink()
+        except OSError as e:
+            raise fail("run_study", "an output folder that can be written",
+                       f"{self.root} ({type(e).__name__}: {e.strerror or e})") from None
+
+    @contextlib.contextmanager
+    def lock(self) -> Iterator[None]:
+        """Hold ``.lock`` exclusively: two runs of one study folder at once are refused."""
+        if fcntl is None:  # pragma: no cover
+            yield
+            return
+        with open(self.root / ".lock", "a+") as f:
+            try:
+                fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise fail("run_study", "no other run using the study folder",
+                           f"{self.root} locked by another process") from None
+            try:
+                yield
+            finally:
+                fcntl.flock(f.fileno(), fcntl.LOCK_UN)
+
+    def clean_temps(self) -> int:
+        """Delete temporary files left by a killed run (call while holding the lock)."""
+        n = 0
+        for d in (self.root, self.trials, self.tables):
+            for p in d.glob(".*.tmp"):
+                with contextlib.suppress(FileNotFoundError):
+                    p.unlink()
+                    n += 1
+        return n
+
+    def result_path(self, key: str) -> Path:
+        return self.trials / f"{key}.json"
+
+    def log_path(self, key: str) -> Path:
+        return self.logs / f"{key}.log"
+
+    def read(self, key: str, *, warn: bool = True) -> dict[str, Any] | None:
+        """The stored result of ``key``; None if absent, or corrupt (with a warning naming it)."""
+        path = self.result_path(key)
+        try:
+            text = path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return None
+        try:
+            data = json.loads(text)
+            why = _check_result(data, key)
+        except (json.JSONDecodeError, UnicodeDecodeError) as e:
+            why = f"not valid JSON ({e.msg if hasattr(e, 'msg') else e})"
+        if why is not None:
+            if warn:
+                warnings.warn(f"corrupt result file {path}: {why}; the trial will be run again",
+                              StudyWarning, stacklevel=2)
+            return None
+        return data
+
+    def write(self, result: dict[str, Any]) -> Path:
+        """Write one result atomically; its name is its key."""
+        text = json.dumps(result, indent=1, sort_keys=False, allow_nan=False) + "\n"
+        return atomic_write_text(self.result_path(result["key"]), text)
+
+    def append_log(self, key: str, text: str) -> None:
+        with open(self.log_path(key), "a", encoding="utf-8") as f:
+            f.write(text if text.endswith("\n") or not text else text + "\n")
+
+    def write_spec(self, spec: dict[str, Any]) -> Path:
+        return atomic_write_text(self.root / "spec.json", json.dumps(spec, indent=1) + "\n")
+
+
+def _flat(result: dict[str, Any]) -> dict[str, Any]:
+    row: dict[str, Any] = {"key": result["key"], "study": result.get("study"),
+                           "status": result["status"], "error": result.get("error")}
+    for k, v in result["config"].items():
+        if isinstance(v, dict):
+            v = canonical_json(v)
+        elif isinstance(v, list):
+            v = ",".join(map(str, v))
+        row[k] = v
+    for k, v in (result.get("metrics") or {}).items():
+        row[f"metric.{k}" if k in row else k] = v
+    env = result.get("env") or {}
+    row["device"] = env.get("device")
+    return row
+
+
+def collect(study_dir: str | Path, keys: Iterable[str] | None = None) -> pd.DataFrame:
+    r"""Gather a study folder's results into one table, one row per trial.
+
+    Columns: ``key, study, status, error``, every config field (dicts as canonical JSON, lists
+    joined by commas), every metric, and ``device``. ``keys`` restricts it to those trials (in that
+    order); corrupt files are skipped with a warning naming them.
+    """
+    store = ResultStore(study_dir)
+    if not store.trials.is_dir():
+        raise fail("collect", "a study folder holding trials/ (OUT/<study>)", str(study_dir))
+    if keys is None:
+        keys = sorted(p.stem for p in store.trials.glob("*.json"))
+    rows = [_flat(r) for k in keys if (r := store.read(k)) is not None]
+    if not rows:
+        return pd.DataFrame(columns=["key", "study", "status", "error"])
+    return pd.DataFrame(rows)
+
+
+def load_spec(study_dir: str | Path) -> dict[str, Any]:
+    """The ``spec.json`` of a study folder."""
+    p = Path(study_dir) / "spec.json"
+    try:
+        return json.loads(p.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as e:
+        raise SpectrumkitError(f"load_spec: expected a readable spec.json in {study_dir}, got "
+                               f"{type(e).__name__}") from None
