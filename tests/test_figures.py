@@ -72,7 +72,8 @@ def test_save_figure_deterministic_atomic_and_fonts(tmp_path):
 def test_save_figure_unknown_format_lists_accepted(tmp_path):
     with style():
         fig, _, _ = _hist_figure()
-    with pytest.raises(SpectrumkitError, match=r"save_figure: expected formats among pdf, png, svg, got jpeg"):
+    with pytest.raises(SpectrumkitError,
+                       match=r"save_figure: expected formats among pdf, png, svg, got jpeg"):
         save_figure(fig, tmp_path / "x", ("pdf", "jpeg"))
     assert not list(tmp_path.iterdir())
 
