@@ -67,6 +67,12 @@ def test_save_figure_deterministic_atomic_and_fonts(tmp_path):
     assert fonts and "Type3" not in fonts, fonts
     assert embedded >= 1
     assert b"CreationDate" not in digests[0][0]
+    # the parser does see a Type 3 font when there is one (matplotlib's default pdf.fonttype 3)
+    with style(rc={"pdf.fonttype": 3}):
+        fig, ax = new_figure()
+        ax.set_title("plain text")
+        fig.savefig(tmp_path / "type3.pdf")
+    assert "Type3" in pdf_fonts((tmp_path / "type3.pdf").read_bytes())[0]
 
 
 def test_save_figure_unknown_format_lists_accepted(tmp_path):
