@@ -67,12 +67,19 @@ def test_save_figure_deterministic_atomic_and_fonts(tmp_path):
     assert fonts and "Type3" not in fonts, fonts
     assert embedded >= 1
     assert b"CreationDate" not in digests[0][0]
+    # the parser does see a Type 3 font when there is one (matplotlib's default pdf.fonttype 3)
+    with style(rc={"pdf.fonttype": 3}):
+        fig, ax = new_figure()
+        ax.set_title("plain text")
+        fig.savefig(tmp_path / "type3.pdf")
+    assert "Type3" in pdf_fonts((tmp_path / "type3.pdf").read_bytes())[0]
 
 
 def test_save_figure_unknown_format_lists_accepted(tmp_path):
     with style():
         fig, _, _ = _hist_figure()
-    with pytest.raises(SpectrumkitError, match=r"save_figure: expected formats among pdf, png, svg, got jpeg"):
+    with pytest.raises(SpectrumkitError,
+                       match=r"save_figure: expected formats among pdf, png, svg, got jpeg"):
         save_figure(fig, tmp_path / "x", ("pdf", "jpeg"))
     assert not list(tmp_path.iterdir())
 
@@ -92,15 +99,14 @@ def test_sv_histogram_draws_the_counts():
 # --------------------------------------------------------------------------------------------------
 # A results folder in the RESULTS_SCHEMA.md format (tests/figures_fixture.py), rendered once.
 
+import base64
 import json
 import shutil
 import subprocess
 import sys
 
 import pandas as pd
-import torch
 
-from spectrumkit import SequenceClassifier
 from spectrumkit.figures import (load_study, render, render_figure, results_table, table_csv,
                                  table_latex, table_markdown)
 from spectrumkit.figures.results import StudyResults
@@ -137,6 +143,13 @@ def test_render_writes_every_declared_figure_and_table(study):
     assert all(p.stat().st_size > 0 for p in paths)
 
 
+def _bits(art):
+    """The connection map's bits, decoded here independently of spectrumkit.figures."""
+    R, C = art["shape"]
+    raw = np.frombuffer(base64.b64decode(art["packbits"]), dtype=np.uint8)
+    return np.unpackbits(raw)[: R * C].reshape(R, C).astype(bool)
+
+
 def test_anatomy_bar_heights_are_the_stored_fractions(study):
     d, _ = study
     res = load_study(d)
@@ -144,26 +157,31 @@ def test_anatomy_bar_heights_are_the_stored_fractions(study):
         fig = render_figure(res, "anatomy")
     ax, ax2 = fig.axes[:2]
     by_m = _by_method(d)
-    methods = [ff.METHODS[0], ff.METHODS[1]]  # grid order; labels are the method names
-    assert [t.get_text() for t in ax.get_xticklabels()] == methods
+    labels = {"jacobian": "Jacobian", "random": "random"}
+    assert [t.get_text() for t in ax.get_xticklabels()] == [labels[m] for m in ff.METHODS]
     checked = 0
     for cont in ax.containers:
         gate, block = cont.get_label().split()
-        for i, m in enumerate(methods):
+        g = "rzn".index(gate)
+        rows = slice(0, ff.D) if block == "input" else slice(ff.D, ff.D + ff.N)
+        for i, m in enumerate(ff.METHODS):
             fr = [r["fraction"] for t in by_m[m] for r in t["artifacts"]["anatomy"]["rows"]
                   if (r["gate"], r["block"]) == (gate, block)]
-            assert len(fr) == len(ff.SEEDS)
+            # the stored fractions agree with the stored mask (kept / total of that gate's block)
+            from_map = [_bits(t["artifacts"]["connection_map"])[rows, g * ff.N:(g + 1) * ff.N].mean()
+                        for t in by_m[m]]
+            assert len(fr) == len(ff.SEEDS) and fr == pytest.approx(from_map, abs=1e-12)
             assert cont.patches[i].get_height() == pytest.approx(np.mean(fr), abs=1e-12), (m, gate)
             checked += 1
     assert checked == 2 * 3 * 2  # methods × gates × {input, recurrent}
-    ir = {m: np.mean([t["artifacts"]["anatomy"]["summary"]["ir_ratio"] for t in by_m[m]])
-          for m in methods}
-    texts = [t.get_text() for t in ax.texts]
-    assert texts == [f"I/R {ir[m]:.3g}" for m in methods]
-    assert [p.get_height() for p in ax2.containers[0].patches] == pytest.approx([ir[m] for m in methods])
-    dense = ff.D / ff.N  # GRU: 3·N·D input weights over 3·N·N recurrent ones
-    assert [ln.get_ydata()[0] for ln in ax2.lines] == pytest.approx([dense])
-    assert [ln.get_ydata()[0] for ln in ax.lines] == pytest.approx([1 - ff.SPARSITY])
+    ir = [np.mean([t["artifacts"]["anatomy"]["summary"]["ir_ratio"] for t in by_m[m]])
+          for m in ff.METHODS]
+    assert [t.get_text() for t in ax.texts] == [f"I/R {v:.3g}" for v in ir]
+    assert [p.get_height() for p in ax2.containers[0].patches] == pytest.approx(ir)
+    # dense I/R = 3·N·D input weights / 3·N·N recurrent ones; uniform line at K/P kept
+    assert [ln.get_ydata()[0] for ln in ax2.lines] == pytest.approx([ff.D / ff.N])
+    kept = round((1 - ff.SPARSITY) * ff.PRUNABLE)
+    assert [ln.get_ydata()[0] for ln in ax.lines] == pytest.approx([kept / ff.PRUNABLE])
 
 
 def test_sv_histogram_counts_sum_to_number_of_singular_values(study):
@@ -171,19 +189,23 @@ def test_sv_histogram_counts_sum_to_number_of_singular_values(study):
     with style():
         fig = render_figure(load_study(d), "sv_hist")
     by_m = _by_method(d)
-    n_sv = len(ff.SEEDS) * ff.T * ff.B * ff.N  # seeds × steps × batch × S singular values
+    n_sv = ff.T * ff.SPECTRUM_BATCH * ff.N  # steps × sequences × S singular values per trial
     for ax, m in zip(fig.axes, ff.METHODS):
         patches = [p for p in ax.patches if hasattr(p, "get_data")]
         assert len(patches) == 2  # init and trained
         for patch, phase in zip(patches, ("init", "trained")):
             values, edges, _ = patch.get_data()
-            assert values.sum() == n_sv
-            np.testing.assert_array_equal(edges, ff.EDGES)
-            np.testing.assert_array_equal(values, np.sum([t["artifacts"]["sv_hist"][phase]["counts"]
-                                                          for t in by_m[m]], axis=0))
+            hs = [t["artifacts"]["sv_hist"][phase] for t in by_m[m]]
+            pooled = [h for h in hs if np.array_equal(h["edges"], hs[0]["edges"])]
+            assert values.sum() == n_sv * len(pooled)
+            np.testing.assert_array_equal(edges, hs[0]["edges"])
+            np.testing.assert_array_equal(values, np.sum([h["counts"] for h in pooled], axis=0))
         means = [ln.get_xdata()[0] for ln in ax.lines]
-        expected = [np.mean([t["artifacts"]["sv_hist"][ph]["mean"] for t in by_m[m]])
-                    for ph in ("init", "trained")]  # equal n per seed: n-weighted = plain mean
+        expected = []
+        for ph in ("init", "trained"):
+            hs = [t["artifacts"]["sv_hist"][ph] for t in by_m[m]]
+            expected.append(np.mean([h["mean"] for h in hs
+                                     if np.array_equal(h["edges"], hs[0]["edges"])]))
         assert means == pytest.approx(expected, abs=1e-12)
 
 
@@ -191,17 +213,20 @@ def test_connection_map_image_is_the_mask(study):
     d, _ = study
     with style():
         fig = render_figure(load_study(d), "connection_maps")
+    by_m = _by_method(d)
     for ax, m in zip(fig.axes, ff.METHODS):
-        # recompute the seed-0 mask independently of the stored bits
-        model = SequenceClassifier("gru", ff.D, ff.N, ff.C, seed=0, dtype=torch.float64)
-        mask = ff.connection_map_of(ff._masks(model, m, 0))
+        t = by_m[m][0]  # the lowest seed
+        mask = _bits(t["artifacts"]["connection_map"])
+        assert mask.shape == (ff.D + ff.N, 3 * ff.N) and mask.sum() == t["metrics"]["kept"]
         (img,) = ax.images
         np.testing.assert_array_equal(np.asarray(img.get_array()), mask.astype(np.uint8))
-        assert mask.shape == (ff.D + ff.N, 3 * ff.N)
         # gate boundaries at multiples of N, one input/hidden separator after D rows
-        assert sorted(ln.get_xdata()[0] for ln in ax.lines if ln.get_xdata()[0] == ln.get_xdata()[1]
-                      and ln.get_xdata()[0] > 0) == [ff.N - 0.5, 2 * ff.N - 0.5]
-        assert [t.get_text() for t in ax.get_yticklabels()] == ["input", "hidden"]
+        vert = sorted(ln.get_xdata()[0] for ln in ax.lines
+                      if ln.get_xdata()[0] == ln.get_xdata()[1] and ln.get_xdata()[0] > 0)
+        horiz = [ln.get_ydata()[0] for ln in ax.lines if ln.get_ydata()[0] == ln.get_ydata()[1]]
+        assert vert == [ff.N - 0.5, 2 * ff.N - 0.5] and horiz == [ff.D - 0.5]
+        assert [x.get_text() for x in ax.get_yticklabels()] == ["input", "hidden"]
+        assert ax.get_title() == f"{'Jacobian' if m == 'jacobian' else m} (seed {ff.SEEDS[0]})"
 
 
 def test_curve_is_mean_of_history_tables_with_std_band(study):
@@ -211,7 +236,7 @@ def test_curve_is_mean_of_history_tables_with_std_band(study):
     ax_loss, ax_err = fig.axes[:2]
     by_m = _by_method(d)
     for line, m in zip(ax_loss.lines, ff.METHODS):
-        table = np.array([t["history"]["train_loss"] for t in by_m[m]])  # (seeds, steps)
+        table = np.array([t["history"]["train_loss"] for t in by_m[m]])  # (seeds, evaluations)
         np.testing.assert_allclose(line.get_ydata(), table.mean(axis=0), rtol=0, atol=1e-14)
         np.testing.assert_array_equal(line.get_xdata(), by_m[m][0]["history"]["step"])
         assert line.get_marker() not in (None, "", "None", "none")
@@ -222,11 +247,10 @@ def test_curve_is_mean_of_history_tables_with_std_band(study):
     lo = table.mean(0) - table.std(0, ddof=1)
     hi = table.mean(0) + table.std(0, ddof=1)
     assert np.isclose(verts[:, 1].min(), lo.min()) and np.isclose(verts[:, 1].max(), hi.max())
-    # validation error: evaluated every other step; missing entries are skipped, not zero
-    errs = np.array([[v for v in t["history"]["val_error_pct"] if v is not None]
-                     for t in by_m[ff.METHODS[1]]])
-    np.testing.assert_allclose(ax_err.lines[1].get_ydata(), errs.mean(0), atol=1e-12)
-    np.testing.assert_array_equal(ax_err.lines[1].get_xdata(), [2, 4, 6])
+    for line, m in zip(ax_err.lines, ff.METHODS):
+        errs = np.array([t["history"]["val_error_pct"] for t in by_m[m]])
+        np.testing.assert_allclose(line.get_ydata(), errs.mean(0), atol=1e-12)
+    np.testing.assert_array_equal(ax_err.lines[0].get_xdata(), [2, 4])
 
 
 def test_lyapunov_and_sigma_per_step_are_seed_means(study):
@@ -239,11 +263,12 @@ def test_lyapunov_and_sigma_per_step_are_seed_means(study):
         for line, m in zip(ax.lines, ff.METHODS):
             exps = np.array([t["artifacts"]["lyapunov"][phase] for t in by_m[m]])
             np.testing.assert_allclose(line.get_ydata(), exps.mean(0), atol=1e-13)
-            np.testing.assert_array_equal(line.get_xdata(), np.arange(1, ff.N + 1))
+            np.testing.assert_array_equal(line.get_xdata(), np.arange(1, exps.shape[1] + 1))
     for ax, phase in zip(fig_s.axes, ("init", "trained")):
         for line, m in zip(ax.lines, ff.METHODS):
             sig = np.array([t["artifacts"]["spectrum_steps"][phase]["mean_sigma"] for t in by_m[m]])
             np.testing.assert_allclose(line.get_ydata(), sig.mean(0), atol=1e-13)
+            np.testing.assert_array_equal(line.get_xdata(), np.arange(1, ff.T + 1))
 
 
 def test_rendering_twice_gives_byte_identical_files(study, tmp_path):
@@ -280,27 +305,28 @@ def test_table_cells_bold_and_formats(study):
     errs = {m: np.array([t["metrics"]["val_error_pct"] for t in ts])
             for m, ts in _by_method(d).items()}
     for m, e in errs.items():
-        row = csv_[csv_["method"] == m].iloc[0]
+        row = csv_[csv_["method"] == {"jacobian": "Jacobian"}.get(m, m)].iloc[0]
         assert row["mean"] == pytest.approx(e.mean()) and row["std"] == pytest.approx(e.std(ddof=1))
         assert row["n"] == len(ff.SEEDS)
         assert f"{e.mean():.2f} ± {e.std(ddof=1):.2f}" in md
     best = min(errs, key=lambda m: errs[m].mean())  # error: lower is better
     assert f"**{errs[best].mean():.2f} ± {errs[best].std(ddof=1):.2f}**" in md
-    assert "lower is better" in md and "1 diverged" in md
-    assert csv_[csv_["method"] == "random"]["n_diverged"].item() == 1
+    assert "lower is better" in md and "Table 1" in md
     assert "\\toprule" in tex and "\\midrule" in tex and "\\bottomrule" in tex
     assert f"\\mathbf{{{errs[best].mean():.2f} \\pm" in tex
 
 
 def _synthetic(tmp_path, metric, values, grid):
-    """A StudyResults over ``grid`` whose trials carry ``metric`` = the given values per condition."""
+    """A StudyResults over ``grid`` whose trials carry ``metric`` = the given values per condition;
+    a value None stands for a diverged trial."""
     trials = []
     axes = list(grid)
     for cond, vals in values.items():
         for seed, v in enumerate(vals):
             cfg = dict(zip(axes, cond), seed=seed)
             trials.append({"schema_version": 1, "key": f"{cond}-{seed}", "config": cfg,
-                           "status": "ok", "metrics": {metric: v}})
+                           "status": "ok" if v is not None else "diverged",
+                           "metrics": {metric: v}})
     return StudyResults(path=tmp_path, spec={"name": "s", "grid": grid}, trials=tuple(trials))
 
 
@@ -362,11 +388,15 @@ def test_setting_a_method_ignores_counts_for_every_column(tmp_path):
 def test_references_do_not_compete_and_rows_are_not_broadcast(tmp_path):
     # Table 1 layout with the dense reference: dense is shown but never bold
     grid = {"cell": ["gru"], "method": ["random", "jacobian", "dense"]}
-    vals = {("gru", "random"): [1.5, 1.6], ("gru", "jacobian"): [1.4, 1.5], ("gru", "dense"): [0.8, 0.7]}
+    vals = {("gru", "random"): [1.5, 1.6], ("gru", "jacobian"): [1.4, 1.5, None],
+            ("gru", "dense"): [0.8, 0.7]}
     t = results_table(_synthetic(tmp_path, "val_error_pct", vals, grid), rows="cell",
                       cols="method", metric="val_error_pct")
     assert t.cells[t.cells["best"]]["col"].tolist() == ["Jacobian"]
     assert "0.75 ± 0.07 (n=2)" in table_markdown(t)
+    # a diverged trial is counted and shown, never averaged in
+    assert "**1.45 ± 0.07** (n=2, 1 diverged)" in table_markdown(t)
+    assert t.cells.set_index("col").loc["Jacobian", "n_diverged"] == 1
     # horizon study: rows = [method, horizon]; random has no horizon: one row, not one per horizon
     grid = {"method": ["jacobian", "random"], "horizon": [1, "all"]}
     vals = {("jacobian", 1): [2.0], ("jacobian", "all"): [1.0], ("random", None): [1.5, 1.7]}

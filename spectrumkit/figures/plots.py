@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.colors import ListedColormap, to_rgba
-from matplotlib.ticker import MaxNLocator
+from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter
 from matplotlib.transforms import blended_transform_factory
 
 from ..errors import fail
@@ -183,11 +183,8 @@ def ir_ratio_bars(ax: Axes, ir_ratios: Mapping[str, float], dense_ir_ratio: floa
         raise fail(fn, "non-negative ratios (None or inf where nothing recurrent is kept)",
                    dict(ir_ratios))
     colors = _cycle_colors(ax, len(methods))
-    cont = ax.bar(np.arange(len(methods)), np.where(np.isfinite(vals), vals, np.nan), 0.6, color=[to_rgba(c, 0.8) for c in colors],
-                  edgecolor=colors, linewidth=0.5)
-    for i, v in enumerate(vals):
-        ax.annotate(f"{v:.3g}" if np.isfinite(v) else "n/a", (i, v if np.isfinite(v) else 0), xytext=(0, 1), textcoords="offset points", ha="center",
-                    va="bottom", fontsize="small")
+    cont = ax.bar(np.arange(len(methods)), np.where(np.isfinite(vals), vals, np.nan), 0.6,
+                  color=[to_rgba(c, 0.8) for c in colors], edgecolor=colors, linewidth=0.5)
     pos = np.concatenate([vals[np.isfinite(vals) & (vals > 0)],
                           [dense_ir_ratio] if dense_ir_ratio else []])
     if pos.size and pos.max() / pos.min() > 10:
@@ -201,6 +198,15 @@ def ir_ratio_bars(ax: Axes, ir_ratios: Mapping[str, float], dense_ir_ratio: floa
             ax.set_ylim(pos.min() / 2, top * 6)
         else:
             ax.set_ylim(0, top * 1.35)
+    log = ax.get_yscale() == "log"
+    for i, v in enumerate(vals):  # value labels; a zero or missing ratio is written at the axis bottom
+        text = f"{v:.3g}" if np.isfinite(v) else "n/a"
+        if np.isfinite(v) and (v > 0 or not log):
+            ax.annotate(text, (i, v), xytext=(0, 1), textcoords="offset points", ha="center",
+                        va="bottom", fontsize="small")
+        else:
+            ax.annotate(text, (i, 0.0), xycoords=("data", "axes fraction"), xytext=(0, 1),
+                        textcoords="offset points", ha="center", va="bottom", fontsize="small")
     if dense_ir_ratio is not None:
         ax.legend(loc="upper left", fontsize="x-small")
     ax.set_xticks(np.arange(len(methods)), methods)
@@ -331,6 +337,15 @@ def training_curves(ax: Axes, histories: Mapping[str, Sequence[Any]], *, y: str 
     out = _band_lines(ax, stats, band=band, n_markers=n_markers)
     if log:
         ax.set_yscale("log")
+        lo, hi = ax.get_ylim()
+        if hi / lo < 100:  # under two decades: ticks at 1, 2, 5 × 10^k read better than 2 × 10^0
+            ax.yaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+            ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+            ax.yaxis.set_minor_formatter(NullFormatter())
+            if len([t for t in ax.get_yticks() if lo <= t <= hi]) < 2:  # a very narrow range
+                ax.yaxis.set_major_locator(LogLocator(base=10, subs=np.arange(1.0, 10.0)))
+    if x == "step":
+        ax.xaxis.set_major_locator(MaxNLocator(nbins=4, integer=True))
     ax.set_xlabel(x)
     ax.set_ylabel(ylabel or y.replace("_", " "))
     return out
@@ -351,7 +366,7 @@ def lyapunov_spectrum(ax: Axes, exponents: Mapping[str, Any], *, band: bool = Tr
              for m, e in _nonempty(fn, "exponents", exponents).items()}
     out = _band_lines(ax, stats, band=band, n_markers=n_markers)
     ax.axhline(0.0, color="0.4", linewidth=0.6, linestyle=":", marker="none")
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.xaxis.set_major_locator(MaxNLocator(nbins=6, integer=True))
     ax.set_xlabel("index $k$")
     ax.set_ylabel("Lyapunov exponent $\\lambda_k$")
     return out
@@ -363,7 +378,8 @@ def spectrum_steps(ax: Axes, sigma: Mapping[str, Any], *, band: bool = True, n_m
 
     ``sigma`` maps a method label to per-seed tables with columns ``step`` and ``mean_sigma`` (a
     DataFrame, a dict, or a list of them); the line is the mean over seeds, the band ± std.
-    σ̄ = 1 is drawn as a reference. Returns ``{label: (Line2D, band or None)}``.
+    σ̄ = 1 is drawn as a reference when the data reach 0.8 or more.
+    Returns ``{label: (Line2D, band or None)}``.
     """
     fn = "spectrum_steps"
     _check_ax(fn, ax)
@@ -372,10 +388,12 @@ def spectrum_steps(ax: Axes, sigma: Mapping[str, Any], *, band: bool = True, n_m
         tabs = [tabs] if isinstance(tabs, (Mapping, pd.DataFrame)) else list(tabs)
         stats[m] = mean_std(tabs, "step", "mean_sigma")
     out = _band_lines(ax, stats, band=band, n_markers=n_markers)
-    ax.axhline(1.0, color="0.4", linewidth=0.6, linestyle=":", marker="none")
     if log:
         ax.set_yscale("log")
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    top = max(float((st["mean"] + st["std"].fillna(0.0)).max()) for st in stats.values())
+    if top >= 0.8:  # the σ̄ = 1 reference, only when the data come near it
+        ax.axhline(1.0, color="0.4", linewidth=0.6, linestyle=":", marker="none")
+    ax.xaxis.set_major_locator(MaxNLocator(nbins=6, integer=True))
     ax.set_xlabel("step $t$")
     ax.set_ylabel("mean singular value $\\bar\\sigma_t$")
     return out

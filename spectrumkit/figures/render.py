@@ -3,8 +3,8 @@ r"""Render a study's declared figures and tables from its stored results only.
 :func:`render` reads ``spec.json`` and ``trials/*.json`` (RESULTS_SCHEMA.md) and writes every figure
 named in the spec's ``report.figures`` into ``study_dir/figures/<name>.<fmt>`` and every table of
 ``report.table`` into ``study_dir/tables/paper.{md,tex,csv}`` (laid out like the paper's tables; the
-study runner's own ``tables/summary.*`` are left alone). Nothing is recomputed: rerunning it on the same results
-gives byte-identical files (NOTE [Deterministic files]).
+study runner's own ``tables/summary.*`` are left alone). Nothing is recomputed: rerunning it on the
+same results gives byte-identical files (NOTE [Deterministic files]).
 
 NOTE [What each figure pools]
 Only trials of status ``ok`` are drawn. Trials are grouped into conditions (NOTE [Conditions]):
@@ -21,6 +21,7 @@ Only trials of status ``ok`` are drawn. Trials are grouped into conditions (NOTE
 from __future__ import annotations
 
 import re
+import textwrap
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
@@ -54,7 +55,7 @@ def _need(res: StudyResults, figure: str, artifact: str | None) -> dict[tuple, l
 
 def _panels(n: int, *, max_cols: int = 3, panel_h: float = 1.9, width: float | None = None,
             sharex: bool = False, sharey: bool = False):
-    ncols = min(n, max_cols)
+    ncols = 2 if n == 4 and max_cols >= 2 else min(n, max_cols)  # 2 × 2 rather than 3 + 1
     nrows = -(-n // ncols)
     w = width or (SINGLE_COLUMN if ncols == 1 else DOUBLE_COLUMN)
     fig, axes = new_figure(w, panel_h * nrows + 0.3, nrows=nrows, ncols=ncols, squeeze=False,
@@ -94,7 +95,8 @@ def _sv_hist_data(res: StudyResults) -> dict[str, dict[str, dict[str, Any]]]:
     for cond, trials in _need(res, "sv_hist", "sv_hist").items():
         per = {}
         for phase in ("init", "trained"):
-            hs = [t["artifacts"]["sv_hist"][phase] for t in trials if phase in t["artifacts"]["sv_hist"]]
+            hs = [t["artifacts"]["sv_hist"][phase] for t in trials
+                  if phase in t["artifacts"]["sv_hist"]]
             if not hs:
                 continue
             edges = np.asarray(hs[0]["edges"], float)
@@ -192,6 +194,10 @@ def figure_data(results: StudyResults | str | Path, name: str) -> dict[str, Any]
 
 def _fig_anatomy(res: StudyResults):
     d = _anatomy_data(res)
+    if len(d["rows"]) > 4:  # many groups: wrap the labels so neighbours do not overlap
+        wrap = {k: textwrap.fill(k, 11) for k in d["rows"]}
+        d["rows"] = {wrap[k]: v for k, v in d["rows"].items()}
+        d["ir_ratios"] = {wrap[k]: v for k, v in d["ir_ratios"].items()}
     if len(d["rows"]) <= 4:  # side by side
         fig, (ax, ax2) = new_figure(DOUBLE_COLUMN, 2.5, ncols=2, width_ratios=[3, 1.2])
     else:  # many methods: stacked, full width each
@@ -211,14 +217,19 @@ def _fig_anatomy(res: StudyResults):
 
 def _fig_sv_hist(res: StudyResults):
     d = _sv_hist_data(res)
-    fig, axes = _panels(len(d), sharex=True)
+    fig, axes = _panels(len(d))
+    lo = min(float(h["edges"][0]) for per in d.values() for h in per.values())
+    hi = max(float(h["edges"][-1]) for per in d.values() for h in per.values())
     for ax, (label, per) in zip(axes, d.items()):
         for phase, h in per.items():
             note = "" if h["seeds"] == h["of"] else f", {h['seeds']}/{h['of']} seeds"
             sv_histogram(ax, h["counts"], h["edges"], label=f"{phase}{note}",
                          annotate_mean=h["mean"])
         n = max((h["n"] for h in per.values()), default=0)
-        ax.set_title(f"{label} ({n} $\\sigma$ per phase)", fontsize="medium")
+        top = max((float(np.max(h["counts"])) for h in per.values()), default=1.0)
+        ax.set_ylim(0, 1.45 * top)  # headroom for the legend
+        ax.set_xlim(lo, hi)  # one σ scale for every panel
+        ax.set_title(f"{label} (n = {n:,} per phase)", fontsize="medium")
         ax.legend(loc="upper right", fontsize="x-small")
     return fig
 
@@ -255,7 +266,9 @@ def _fig_curves(res: StudyResults):
                 ax.set_title(title)
             if i < len(metrics) - 1:
                 ax.set_xlabel("")
-        axes[0, j].legend(fontsize="x-small")
+            if j > 0:
+                ax.set_ylabel("")
+    axes[0, 0].legend(fontsize="x-small")
     return fig
 
 
@@ -266,7 +279,7 @@ def _fig_phases(res: StudyResults, figure: str, artifact: str, draw: Callable, p
     for ax, (phase, per) in zip(axes, d.items()):
         draw(ax, {k: prep(v) for k, v in per.items()})
         ax.set_title("at initialization" if phase == "init" else "after training")
-        ax.legend(fontsize="x-small")
+    axes[0].legend(fontsize="x-small")
     return fig
 
 

@@ -54,7 +54,8 @@ def pretty_value(axis: str, value: Any) -> str:
     if axis == "normalize" and isinstance(value, (bool, str)):
         return {True: "norm.", "gamma": "norm.", False: "unnorm.", "none": "unnorm."}.get(value,
                                                                                          str(value))
-    if axis in ("sparsity", "density") and isinstance(value, (int, float)) and not isinstance(value, bool):
+    number = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if axis in ("sparsity", "density") and number:
         return f"{100 * value:g}%"
     if axis in ("hidden_size", "hidden") and isinstance(value, int):
         return f"N={value}"
@@ -84,7 +85,8 @@ def combo_label(axes: Sequence[str], values: Sequence[Any]) -> str:
 
     >>> combo_label(["init", "method"], ["normal:1", "random"])
     'N(0, 1), random'
-    >>> combo_label(["method", "normalize"], ["snip", "gamma"]), combo_label(["method", "normalize"], ["random", None])
+    >>> axes = ["method", "normalize"]
+    >>> combo_label(axes, ["snip", "gamma"]), combo_label(axes, ["random", None])
     ('norm. SNIP', 'random')
     """
     pairs = [(a, pretty_value(a, v)) for a, v in zip(axes, values)]

@@ -42,7 +42,8 @@ from tabulate import tabulate
 from ..errors import check_choice, fail
 from .results import StudyResults, combo_label
 
-__all__ = ["METRIC_BETTER", "METRIC_TITLES", "REFERENCE_METHODS", "TABLE_FORMATS", "Table", "results_table", "table_markdown",
+__all__ = ["METRIC_BETTER", "METRIC_TITLES", "REFERENCE_METHODS", "TABLE_FORMATS", "Table",
+           "results_table", "table_markdown",
            "table_latex", "table_csv", "write_table"]
 
 #: Which direction is better for each known metric (NOTE [Best in bold]).
@@ -62,7 +63,10 @@ TABLE_FORMATS = ("md", "tex", "csv")
 METRIC_TITLES = {"val_error_pct": "validation error (%)", "test_error_pct": "test error (%)",
                   "val_loss": "validation loss", "val_ppl": "validation perplexity",
                   "test_ppl": "test perplexity", "score_seconds": "scoring time (s)",
-                  "train_seconds": "training time (s)"}
+                  "train_seconds": "training time (s)",
+                  "ir_ratio": "I/R ratio (kept input / kept recurrent)",
+                  "sv_mean_init": "mean singular value at initialization",
+                  "sv_mean_trained": "mean singular value after training"}
 
 
 @dataclass(frozen=True)
