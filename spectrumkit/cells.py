@@ -385,7 +385,7 @@ def entry_labels(cell: str | Cell, input_size: int, hidden_size: int
     check_positive_int("entry_labels", "input_size", input_size)
     check_positive_int("entry_labels", "hidden_size", hidden_size)
     if cell.layout is None:
-        raise fail("entry_labels", f"a cell with a layout (make_cell(..., layout=...))",
+        raise fail("entry_labels", "a cell with a layout (make_cell(..., layout=...))",
                    f"cell {cell.name!r} without one")
     out: dict[str, tuple[torch.Tensor, str]] = {}
     for name, shape in cell.param_shapes(input_size, hidden_size).items():

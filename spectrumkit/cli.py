@@ -297,7 +297,8 @@ def train_cmd(cell, hidden, init_scheme, method, sparsity, data_name, data_root,
 
     from .data import load_task
     from .errors import check_positive_int, check_unit_interval, fail
-    from .train import make_model, train, train_l2_iterative, write_atomic
+    from ._io import write_atomic
+    from .train import make_model, train, train_l2_iterative
 
     fn = "spectrumkit train"
     check_unit_interval(fn, "--sparsity", sparsity, low_open=False, high_open=True)
@@ -460,7 +461,7 @@ def spectrum_cmd(cell, input_size, hidden, init_scheme, batch, seq_len, steps_te
     from .evaluation import resolve_device
     from .init import init_params
     from .spectra import spectrum
-    from .train import write_atomic
+    from ._io import write_atomic
 
     fn = "spectrum"
     c = get(cell)

@@ -16,7 +16,6 @@ deterministic, and masks of the same scores are nested across densities.
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -25,6 +24,7 @@ import torch
 from torch import nn
 from torch.nn.utils import prune
 
+from ._io import write_atomic
 from .errors import check_choice, check_unit_interval, fail
 from .scores.ranking import k_of, top_k
 
@@ -206,19 +206,7 @@ def save_masks(path: str | os.PathLike, masks: Mapping[str, Mapping[str, torch.T
         raise fail(fn, "an output path in an existing folder", str(path))
     payload = {"kind": _KIND, "version": _VERSION, "config": dict(config or {}),
                "masks": payload_masks}
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(payload, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)  # mkstemp creates 0600; a mask file is an ordinary result file
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
+    return write_atomic(path, lambda f: torch.save(payload, f))  # NOTE [Atomic writes]
 
 
 def load_masks(path: str | os.PathLike) -> tuple[dict[str, dict[str, torch.Tensor]], dict]:

@@ -51,6 +51,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
+from ._io import write_atomic
 from .data import TaskData, TokenStream, batchify
 from .errors import check_choice, check_positive_int, fail
 from .evaluation import (Model, _check_pair, _evaluate, _model_dtype, _to_device, evaluate,
@@ -168,34 +169,6 @@ class TrainResult:
     mask: dict[str, torch.Tensor] | None = field(default=None, repr=False)
     description: str = ""
 
-
-def write_atomic(path: str | os.PathLike, write: Callable[[Any], None]) -> Path:
-    """Write a file atomically: ``write(f)`` into a temp file beside it, fsync, ``os.replace``.
-
-    Readers see either the old file or the complete new one, never a partial write; the temp file
-    is removed if ``write`` fails. Returns the path.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    try:  # make the rename itself durable
-        dfd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dfd)
-        finally:
-            os.close(dfd)
-    except OSError:
-        pass
-    return path
 
 
 def _val_columns(metrics: Mapping[str, float], prefix: str) -> dict[str, float]:

@@ -32,3 +32,28 @@ def test_library_error_is_one_line_exit_2():
     assert r.returncode == 2
     assert r.stderr.startswith("error: count_params: expected hidden_size")
     assert r.stderr.strip().count("\n") == 0
+
+
+def test_atomic_writes_leave_ordinary_permissions_and_no_temp_files(tmp_path):
+    """NOTE [Atomic writes]: one implementation; results are 0666 minus the umask, not 0600."""
+    import os
+
+    from spectrumkit._io import write_atomic, write_text_atomic
+
+    umask = os.umask(0o022)
+    os.umask(umask)
+    p = write_text_atomic(tmp_path / "sub" / "a.txt", "x\ny\n")
+    q = write_atomic(tmp_path / "b.bin", lambda f: f.write(b"\x00\x01"))
+    assert p.read_bytes() == b"x\ny\n" and q.read_bytes() == b"\x00\x01"
+    assert (p.stat().st_mode & 0o777) == (0o666 & ~umask) == (q.stat().st_mode & 0o777)
+
+    def boom(f):
+        f.write(b"partial")
+        raise RuntimeError("disk on fire")
+
+    try:
+        write_atomic(q, boom)
+    except RuntimeError:
+        pass
+    assert q.read_bytes() == b"\x00\x01"  # the old file survives a failed write
+    assert sorted(x.name for x in tmp_path.iterdir()) == ["b.bin", "sub"]

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import tempfile
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -35,6 +34,7 @@ from cycler import cycler
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from .._io import write_atomic
 from ..errors import fail
 
 __all__ = ["STYLE_FILE", "SINGLE_COLUMN", "DOUBLE_COLUMN", "FORMATS", "MARKERS", "style",
@@ -138,20 +138,10 @@ def _atomic_savefig(fig: Figure, path: Path, fmt: str) -> None:
         kwargs["metadata"] = _PNG_METADATA
     else:
         kwargs["metadata"] = _SVG_METADATA
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            # pdf/ps fonttype are read at save time: pin them here whatever style is active.
-            with matplotlib.rc_context({"pdf.fonttype": 42, "ps.fonttype": 42, "svg.hashsalt":
-                                        "spectrumkit"}):
-                fig.savefig(fh, **kwargs)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
+    # pdf/ps fonttype are read at save time: pin them here whatever style is active.
+    with matplotlib.rc_context({"pdf.fonttype": 42, "ps.fonttype": 42,
+                                "svg.hashsalt": "spectrumkit"}):
+        write_atomic(path, lambda fh: fig.savefig(fh, **kwargs))  # NOTE [Atomic writes]
 
 
 def save_figure(fig: Figure, path: str | os.PathLike, formats: Iterable[str] | str = ("pdf", "png")

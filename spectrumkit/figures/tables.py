@@ -22,14 +22,12 @@ per cell, with full precision, for further analysis.
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import io
 import itertools
 import json
 import math
 import os
-import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,6 +37,7 @@ import numpy as np
 import pandas as pd
 from tabulate import tabulate
 
+from .._io import write_text_atomic
 from ..errors import check_choice, fail
 from .results import StudyResults, combo_label
 
@@ -302,17 +301,7 @@ def _num(v: float) -> str:
 
 
 def _atomic_write_text(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
+    write_text_atomic(path, text)  # NOTE [Atomic writes]
 
 
 def write_table(table: Table, path: str | os.PathLike, formats: Iterable[str] = TABLE_FORMATS

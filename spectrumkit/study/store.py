@@ -18,7 +18,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import secrets
 import warnings
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -26,6 +25,7 @@ from typing import Any
 
 import pandas as pd
 
+from .._io import fsync_dir, write_text_atomic
 from ..errors import SpectrumkitError, fail
 from .config import SCHEMA_VERSION, TrialConfig, canonical_json, trial_key
 
@@ -43,33 +43,12 @@ class StudyWarning(UserWarning):
     """Something in a results folder needed attention (a corrupt result file, a stale lock...)."""
 
 
-def _fsync_dir(folder: Path) -> None:
-    if not hasattr(os, "O_DIRECTORY"):  # pragma: no cover - Windows cannot open folders
-        return
-    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+_fsync_dir = fsync_dir
 
 
 def atomic_write_text(path: str | Path, text: str) -> Path:
-    """Write ``text`` to ``path`` atomically (NOTE [Atomic results]); returns the path."""
-    path = Path(path)
-    tmp = path.parent / f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-    _fsync_dir(path.parent)
-    return path
+    """Write ``text`` to ``path`` atomically (NOTE [Atomic writes] in ``spectrumkit._io``)."""
+    return write_text_atomic(path, text)
 
 
 def _check_result(data: Any, key: str) -> str | None:
