@@ -69,6 +69,18 @@ class _RecurrentCore(nn.Module):
         """All cell parameters ``{name: Parameter}`` (the dict the cell's ``step`` takes)."""
         return dict(self.rnn.items())
 
+    def _check_xs(self, fn: str, batch: object) -> tuple[torch.Tensor, object]:
+        """Validate the ``(xs (B, T, D), ys)`` pair's form and ``xs``; return both."""
+        if not isinstance(batch, (tuple, list)) or len(batch) != 2:
+            raise fail(fn, "a batch (xs, ys)", type(batch).__name__)
+        xs, ys = batch
+        if not isinstance(xs, torch.Tensor) or xs.dim() != 3 or xs.shape[-1] != self.input_size:
+            raise fail(fn, f"xs of shape (B, T, D={self.input_size})",
+                       f"shape {tuple(getattr(xs, 'shape', ()))}")
+        if not xs.is_floating_point():
+            raise fail(fn, "floating-point xs", xs.dtype)
+        return xs, ys
+
     def prunable(self, include_bias: bool = False) -> dict[str, nn.Parameter]:
         """The pruned set: the cell's weights (and biases if ``include_bias``), by tensor name."""
         return {k: v for k, v in self.rnn.items() if include_bias or not self.cell.is_bias(k)}
@@ -118,14 +130,7 @@ class SequenceClassifier(_RecurrentCore):
 
     def check_batch(self, fn: str, batch: tuple[torch.Tensor, torch.Tensor]) -> None:
         """Validate ``(xs (B, T, D), ys (B,))`` with labels in [0, C)."""
-        if not isinstance(batch, (tuple, list)) or len(batch) != 2:
-            raise fail(fn, "a batch (xs, ys)", type(batch).__name__)
-        xs, ys = batch
-        if not isinstance(xs, torch.Tensor) or xs.dim() != 3 or xs.shape[-1] != self.input_size:
-            raise fail(fn, f"xs of shape (B, T, D={self.input_size})",
-                       f"shape {tuple(getattr(xs, 'shape', ()))}")
-        if not xs.is_floating_point():
-            raise fail(fn, "floating-point xs", xs.dtype)
+        xs, ys = self._check_xs(fn, batch)
         if (not isinstance(ys, torch.Tensor) or ys.shape != (xs.shape[0],)
                 or ys.is_floating_point()):
             raise fail(fn, f"integer ys of shape ({xs.shape[0]},)",
@@ -245,14 +250,7 @@ class SequenceRegressor(_RecurrentCore):
 
     def check_batch(self, fn: str, batch: tuple[torch.Tensor, torch.Tensor]) -> None:
         """Validate ``(xs (B, T, D), ys (B,))`` with real, finite targets."""
-        if not isinstance(batch, (tuple, list)) or len(batch) != 2:
-            raise fail(fn, "a batch (xs, ys)", type(batch).__name__)
-        xs, ys = batch
-        if not isinstance(xs, torch.Tensor) or xs.dim() != 3 or xs.shape[-1] != self.input_size:
-            raise fail(fn, f"xs of shape (B, T, D={self.input_size})",
-                       f"shape {tuple(getattr(xs, 'shape', ()))}")
-        if not xs.is_floating_point():
-            raise fail(fn, "floating-point xs", xs.dtype)
+        xs, ys = self._check_xs(fn, batch)
         if (not isinstance(ys, torch.Tensor) or ys.shape != (xs.shape[0],)
                 or not ys.is_floating_point()):
             raise fail(fn, f"floating-point ys of shape ({xs.shape[0]},)",
