@@ -461,6 +461,9 @@ def test_real_trial_spectra_artifacts(one_thread):
     pooled = np.average(a["spectrum_steps"]["init"]["mean_sigma"])  # equal counts per step
     assert a["sv_hist"]["init"]["mean"] == pytest.approx(pooled, rel=1e-6)
     assert out["metrics"]["sv_mean_init"] == a["sv_hist"]["init"]["mean"]
+    # NOTE [Shared histogram edges]: σ < 2 here, so both phases use the edges linspace(0, 2, 8).
+    assert a["sv_hist"]["init"]["edges"] == a["sv_hist"]["trained"]["edges"]
+    assert a["sv_hist"]["init"]["edges"] == pytest.approx(np.linspace(0, 2, 8).tolist())
 
 
 def test_real_study_diverges_at_lr_10_and_completes(tmp_path):

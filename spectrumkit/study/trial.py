@@ -40,7 +40,7 @@ from ..anatomy import anatomy_summary, connection_map, mask_anatomy
 from ..data import load_task, sample_batch
 from ..masks import topk_mask
 from ..scores import compute_scores
-from ..spectra import lyapunov_exponents, spectrum
+from ..spectra import histogram, lyapunov_exponents, spectrum
 from ..train import evaluate, make_model, resolve_device, train, train_l2_iterative
 from .config import TrialConfig
 from .executors import TrialContext
@@ -98,7 +98,11 @@ def _spectra(c: TrialConfig, model: Any, xs: torch.Tensor, mask: dict | None
     with torch.no_grad():
         if "sv_hist" in c.record or "spectrum_steps" in c.record:
             sp = spectrum(model.cell, params, xs, bins=c.hist_bins or 50)
-            h = sp.histogram
+            # NOTE [Shared histogram edges]: bins over [0, hi] with hi = max(2, ceil(max σ)), so
+            # every seed and both phases share edges whenever σ < 2 (the figures pool seeds only
+            # over equal edges), and the counts still cover every singular value.
+            hi = max(2.0, math.ceil(float(sp.singular_values.max())))
+            h = histogram(sp.singular_values, bins=c.hist_bins or 50, value_range=(0.0, hi))
             out["sv_hist"] = {"edges": h.edges.tolist(), "counts": h.counts.tolist(),
                               "mean": float(sp.pooled["mean"]), "n": int(h.counts.sum())}
             out["spectrum_steps"] = {"step": [int(s) for s in sp.table.index],
