@@ -27,7 +27,7 @@ from pydantic import ValidationError
 
 from spectrumkit.cli import main
 from spectrumkit.errors import SpectrumkitError
-from spectrumkit.study import (StudyWarning, TrialConfig, collect, list_studies, load_study,
+from spectrumkit.study import (TrialConfig, collect, list_studies, load_study,
                                run_study, trial_key)
 from spectrumkit.study.store import atomic_write_text
 from tests.study_fake import expected_error
@@ -444,7 +444,6 @@ def test_real_trial_equals_the_pipeline_built_by_hand(one_thread):
 
 
 def test_real_trial_spectra_artifacts(one_thread):
-    from spectrumkit.spectra import spectrum
     from spectrumkit.study.executors import TrialContext
     from spectrumkit.study.trial import run_trial
 
