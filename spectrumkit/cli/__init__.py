@@ -1,0 +1,62 @@
+"""The ``spectrumkit`` command: a thin click shell over the public functions.
+
+NOTE [CLI errors]
+Every failure a user can cause ends the same way: one line ``error: ...`` on stderr and exit
+status 2, no traceback. That covers click's own usage errors (unknown option, bad value) and every
+:class:`~spectrumkit.errors.SpectrumkitError` raised by the library.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from .. import __version__
+from ..errors import SpectrumkitError
+
+
+class _Group(click.Group):
+    """A click group whose errors are one line and exit status 2 (NOTE [CLI errors])."""
+
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
+        try:
+            rv = super().main(args=args, prog_name=prog_name, complete_var=complete_var,
+                              standalone_mode=False, **extra)
+        except click.exceptions.Exit as e:
+            sys.exit(e.exit_code)
+        except click.Abort:
+            click.echo("error: aborted", err=True)
+            sys.exit(130)
+        except click.ClickException as e:
+            msg = " ".join(e.format_message().split())
+            click.echo(f"error: {msg} (see 'spectrumkit --help')", err=True)
+            sys.exit(2)
+        except SpectrumkitError as e:
+            click.echo(f"error: {' '.join(str(e).split())}", err=True)
+            sys.exit(2)
+        sys.exit(rv if isinstance(rv, int) else 0)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="spectrumkit")
+def main() -> None:
+    """Temporal Jacobians, spectra and pruning at initialization for recurrent networks."""
+
+
+@main.command("cells")
+@click.option("--input-size", type=int, default=28, show_default=True, help="D")
+@click.option("--hidden", type=int, default=400, show_default=True, help="N")
+def cells_cmd(input_size: int, hidden: int) -> None:
+    """List the built-in cells with their weight counts at (D, N)."""
+    from ..cells import available, count_params, get
+
+    click.echo(f"{'cell':<15}{'gates':<10}{'weights':>12}{'with bias':>12}")
+    for name in available():
+        c = get(name)
+        click.echo(f"{name:<15}{','.join(c.gates):<10}{count_params(c, input_size, hidden):>12,}"
+                   f"{count_params(c, input_size, hidden, include_bias=True):>12,}")
+
+
+# The commands live in one module each and register themselves on `main` when imported.
+from . import cmd_figures, cmd_prune, cmd_spectrum, cmd_study, cmd_train  # noqa: E402,F401

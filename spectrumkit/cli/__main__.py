@@ -1,0 +1,5 @@
+"""``python -m spectrumkit.cli``."""
+
+from . import main
+
+main()

@@ -1,0 +1,31 @@
+"""`spectrumkit figures`: redraw a study's figures and tables from stored results."""
+
+from __future__ import annotations
+
+import click
+
+from . import main
+
+
+@main.command("figures")
+@click.argument("results_dir", type=click.Path(file_okay=False, path_type=str))
+@click.option("--format", "formats", default="pdf,png", show_default=True,
+              help="Comma-separated figure formats among pdf, png, svg.")
+@click.option("--only", default=None, metavar="NAME[,NAME]",
+              help="Render only these declared figures ('table' for the tables).")
+def figures_cmd(results_dir: str, formats: str, only: str | None) -> None:
+    """Regenerate a study's figures and tables from its stored results (nothing is recomputed).
+
+    RESULTS_DIR is one study's folder OUT/<study> (holding spec.json and trials/), or OUT itself,
+    in which case every study folder inside it is rendered.
+    """
+    from ..figures.render import render_all
+
+    names = None if only is None else [n.strip() for n in only.split(",") if n.strip()]
+    written = render_all(results_dir, only=names, formats=formats)
+    for study, paths in written.items():
+        for p in paths:
+            click.echo(str(p))
+    total = sum(len(p) for p in written.values())
+    click.echo(f"wrote {total} files for {len(written)} "
+               f"{'study' if len(written) == 1 else 'studies'}", err=True)

@@ -1,0 +1,129 @@
+"""`spectrumkit prune`: scores -> exact-K masks -> anatomy."""
+
+from __future__ import annotations
+
+import click
+
+from . import main
+from ._data import _cli_batch
+
+
+# NOTE [prune command]
+# The model is a SequenceClassifier drawn from --seed; the data from --seed + 1 (NOTE [CLI data]);
+# every method's scores from a fresh generator seeded --seed + 2, so a method's mask does not
+# depend on what it is compared with.
+# Score options given on the command line go to every selected method that accepts them; one that
+# no selected method accepts is an error.
+
+_SCORE_FLAGS = ("horizon", "estimator", "through_time", "normalize", "gamma_inputs", "gamma_state",
+                "discount", "balance", "iterations")
+
+
+@main.command("prune")
+@click.option("--cell", default="gru", show_default=True, help="built-in cell")
+@click.option("--input-size", type=int, default=28, show_default=True, help="D")
+@click.option("--hidden", type=int, default=400, show_default=True, help="N")
+@click.option("--classes", type=int, default=10, show_default=True, help="C of the head")
+@click.option("--steps", type=int, default=28, show_default=True, help="T of the batch")
+@click.option("--batch-size", type=int, default=64, show_default=True, help="B of the batch")
+@click.option("--init", default="glorot", show_default=True, help="initialization scheme")
+@click.option("--method", default="jacobian", show_default=True,
+              help="jacobian, snip, foresight, magnitude, random or synflow")
+@click.option("--compare", default=None, help="comma-separated methods, shown side by side")
+@click.option("--sparsity", type=float, default=0.95, show_default=True, help="in [0, 1)")
+@click.option("--scope", default="global", show_default=True, help="global or per_tensor")
+@click.option("--include-bias", is_flag=True, help="prune the cell's biases too")
+@click.option("--data", default="gaussian", show_default=True,
+              help="the scoring batch: gaussian or seq-mnist (NOTE [CLI data])")
+@click.option("--data-root", type=click.Path(file_okay=False), default=None,
+              help="seq-mnist: folder with the full data set (default: the bundled data)")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda")
+@click.option("--out", type=click.Path(dir_okay=False), default=None, help="mask file (.pt)")
+@click.option("--horizon", type=int, default=None, help="jacobian: U")
+@click.option("--estimator", default=None, help="jacobian: ones, transpose, frobenius, hutchinson")
+@click.option("--through-time/--no-through-time", default=None, help="jacobian")
+@click.option("--normalize", default=None, help="jacobian, snip, foresight: gamma or none")
+@click.option("--gamma-inputs", default=None, help="gaussian, data or authors")
+@click.option("--gamma-state", default=None, help="zero or authors")
+@click.option("--discount", type=float, default=None, help="jacobian: λ in (0, 1]")
+@click.option("--balance", default=None, help="none, gate or block")
+@click.option("--iterations", type=int, default=None, help="synflow: rounds")
+def prune_cmd(cell, input_size, hidden, classes, steps, batch_size, init, method, compare,
+              sparsity, scope, include_bias, data, data_root, seed, device, out, **flags) -> None:
+    """Score a freshly initialized model, keep the top weights, print where they sit."""
+    import torch
+    from tabulate import tabulate
+
+    from ..anatomy import anatomy_summary, mask_anatomy
+    from ..errors import check_positive_int, fail
+    from ..masks import density_from_sparsity, save_masks, topk_mask
+    from ..models import SequenceClassifier
+    from ..scores import METHODS, OPTIONS, compute_scores
+
+    fn = "prune"
+    methods = [m.strip() for m in compare.split(",")] if compare else [method]
+    for m in methods:
+        if m not in METHODS:
+            raise fail(fn, f"methods among {', '.join(METHODS)}", repr(m))
+    if len(set(methods)) != len(methods):
+        raise fail(fn, "distinct methods in --compare", compare)
+    if device not in ("auto", "cpu", "cuda"):
+        raise fail(fn, "--device auto, cpu or cuda", repr(device))
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    for name, v in (("steps", steps), ("batch_size", batch_size)):
+        check_positive_int(fn, name, v)
+    density = density_from_sparsity(sparsity)
+    if device == "cuda" and not torch.cuda.is_available():
+        raise fail(fn, "--device cuda on a machine with CUDA", "no CUDA device")
+    given = {k: v for k, v in flags.items() if v is not None}
+
+    def accepts(m: str, k: str) -> bool:  # γ options only reach methods that normalize by γ
+        return k in OPTIONS[m] and (not k.startswith("gamma_") or given.get(
+            "normalize", OPTIONS[m].get("normalize")) == "gamma")
+
+    unused = [k for k in given if not any(accepts(m, k) for m in methods)]
+    if unused:
+        raise fail(fn, f"score options that apply to {', '.join(methods)}",
+                   ", ".join("--" + k.replace("_", "-") for k in unused))
+
+    model = SequenceClassifier(cell, input_size, hidden, classes, init=init, seed=seed,
+                               device=device)
+    xs, ys = _cli_batch(fn, data, data_root, batch_size, steps, input_size, classes, seed)
+    xs, ys = xs.to(device), ys.to(device)
+    masks, tables, summaries = {}, {}, {}
+    for m in methods:
+        opts = {k: v for k, v in given.items() if accepts(m, k)}
+        if m == "synflow":
+            opts["density"] = density
+        scores = compute_scores(m, model, (xs, ys), generator=torch.Generator().manual_seed(
+            seed + 2), include_bias=include_bias, **opts)
+        masks[m] = topk_mask(scores, density, scope=scope)
+        tables[m] = mask_anatomy(model.cell, masks[m], input_size, hidden)
+        summaries[m] = anatomy_summary(model.cell, masks[m], input_size, hidden)
+
+    first = tables[methods[0]]
+    kept, total = int(first["kept"].sum()), int(first["total"].sum())
+    click.echo(f"{model.cell.name} D={input_size} N={hidden}, init {init}, data {data} "
+               f"(B={batch_size}, T={steps}), seed {seed}, sparsity {sparsity}: keep {kept:,} of "
+               f"{total:,} {'entries' if include_bias else 'weights'} ({scope})")
+    rows = [[r.gate, r.block, r.total] + [f"{tables[m].loc[i, 'kept']:,} "
+                                            f"({tables[m].loc[i, 'fraction']:.3f})"
+                                            for m in methods]
+            for i, r in first.iterrows()]
+    names = {"ir_ratio": "I/R ratio", "dense_ir_ratio": "dense I/R ratio",
+             "gate_imbalance": "gate imbalance", "dead_units": "dead units",
+             "in_degree_mean": "in-degree mean", "in_degree_min": "in-degree min",
+             "in_degree_max": "in-degree max"}
+    for key, label in names.items():
+        rows.append([label, "", ""] + [f"{summaries[m][key]:.4g}" for m in methods])
+    click.echo(tabulate(rows, headers=["gate", "block", "total"] + [f"{m} kept (fraction)"
+                                                                     for m in methods]))
+    if out is not None:
+        config = {"cell": model.cell.name, "input_size": input_size, "hidden_size": hidden,
+                  "classes": classes, "steps": steps, "batch_size": batch_size, "init": init,
+                  "sparsity": sparsity, "density": density, "scope": scope,
+                  "include_bias": include_bias, "data": data, "seed": seed, "options": given}
+        path = save_masks(out, masks, config)
+        click.echo(f"wrote {path}")

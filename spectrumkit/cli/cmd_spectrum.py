@@ -1,0 +1,115 @@
+"""`spectrumkit spectrum`: per-step Jacobian spectra of a freshly initialized cell."""
+
+from __future__ import annotations
+
+import click
+
+from . import main
+from ._data import _CLI_DATA, _cli_batch
+
+
+def _parse_steps(text: str) -> int | list[int] | None:
+    """``last:U`` -> U (the last U steps), ``all`` -> None, ``3,7,28`` -> [3, 7, 28]."""
+    from ..errors import SpectrumkitError
+
+    t = text.strip()
+    try:
+        if t == "all":
+            return None
+        if t.startswith("last:"):
+            return int(t[5:])
+        return [int(v) for v in t.split(",")]
+    except ValueError:
+        raise SpectrumkitError("spectrum: expected --steps as last:U, all, or a comma list of "
+                               f"1-based steps such as 1,5,28, got {text!r}") from None
+
+
+@main.command("spectrum")
+@click.option("--cell", required=True, help="a built-in cell (see 'spectrumkit cells')")
+@click.option("--input-size", type=int, default=28, show_default=True, help="D")
+@click.option("--hidden", type=int, default=400, show_default=True, help="N")
+@click.option("--init", "init_scheme", default="glorot", show_default=True,
+              help="initialization scheme, e.g. glorot, normal:0.1, uniform:0,0.1")
+@click.option("--batch", type=int, default=64, show_default=True, help="B")
+@click.option("--seq-len", type=int, default=28, show_default=True, help="T")
+@click.option("--steps", "steps_text", default="last:4", show_default=True,
+              help="last:U, all, or a comma list of 1-based steps")
+@click.option("--data", type=click.Choice(_CLI_DATA), default="gaussian", show_default=True,
+              help="gaussian (every entry i.i.d. N(0, 1)) or seq-mnist (NOTE [CLI data])")
+@click.option("--data-root", type=click.Path(file_okay=False), default=None,
+              help="seq-mnist: folder with the full data set (default: the bundled data)")
+@click.option("--seed", type=int, default=0, show_default=True,
+              help="params drawn from --seed, the data from --seed + 1")
+@click.option("--method", type=click.Choice(["auto", "closed_form", "jacrev", "jacfwd"]),
+              default="auto", show_default=True)
+@click.option("--block", type=click.Choice(["full", "hh"]), default="full", show_default=True,
+              help="full state Jacobian, or its h->h block (LSTMs)")
+@click.option("--chunk-size", type=int, default=None,
+              help="steps per streamed chunk [default: fit 256 MiB]")
+@click.option("--bins", type=int, default=50, show_default=True)
+@click.option("--near-zero", type=float, default=1e-2, show_default=True)
+@click.option("--dtype", type=click.Choice(["float32", "float64"]), default="float32",
+              show_default=True)
+@click.option("--device", default="auto", show_default=True,
+              help="auto (cuda if available), cpu, cuda or cuda:K")
+@click.option("--out", type=click.Path(file_okay=False), required=True,
+              help="folder for spectrum.csv, histogram.csv and histogram.{pdf,png}")
+def spectrum_cmd(cell, input_size, hidden, init_scheme, batch, seq_len, steps_text, data, data_root,
+                 seed,
+                 method, block, chunk_size, bins, near_zero, dtype, device, out) -> None:
+    """Singular-value spectra of the per-step Jacobians of a freshly initialized cell.
+
+    Prints the per-step summary table and writes DIR/spectrum.csv (one row per step),
+    DIR/histogram.csv (pooled counts) and the histogram figure DIR/histogram.pdf and .png.
+    """
+    from pathlib import Path
+
+    import torch
+    from tabulate import tabulate
+
+    from .. import figures
+    from ..cells import get
+    from ..errors import check_positive_int
+    from ..evaluation import resolve_device
+    from ..init import init_params
+    from ..spectra import spectrum
+    from .._io import write_atomic
+
+    fn = "spectrum"
+    c = get(cell)
+    for name, value in (("batch", batch), ("seq-len", seq_len)):
+        check_positive_int(fn, name, value)
+    dev = resolve_device(device)
+    dt = getattr(torch, dtype)
+    params = init_params(c, input_size, hidden, init_scheme, seed=seed, dtype=dt, device=dev)
+    xs, _ = _cli_batch(fn, data, data_root, batch, seq_len, input_size, 10, seed, dtype=dt)
+    xs = xs.transpose(0, 1).contiguous().to(dev)                   # (T, B, D), NOTE [CLI data]
+    sp = spectrum(c, params, xs, steps=_parse_steps(steps_text), method=method, block=block,
+                  chunk_size=chunk_size, bins=bins, near_zero=near_zero)
+
+    click.echo(f"{cell}  D={input_size} N={hidden} init={init_scheme} B={batch} T={seq_len} "
+               f"data={data} seed={seed} block={block} dtype={dtype} device={dev}")
+    click.echo(tabulate(sp.table, headers="keys", floatfmt=".4g", tablefmt="simple"))
+    click.echo("pooled: " + ", ".join(f"{k}={v:.4g}" for k, v in sp.pooled.items()))
+
+    folder = Path(out)
+    h = sp.histogram
+    rows = ["left,right,count"] + [f"{a!r},{b!r},{int(n)}" for a, b, n in
+                                   zip(h.edges[:-1].tolist(), h.edges[1:].tolist(), h.counts)]
+    hist_csv = ("\n".join(rows) + "\n").encode()
+    written = [
+        write_atomic(folder / "spectrum.csv", lambda f: f.write(sp.table.to_csv().encode())),
+        write_atomic(folder / "histogram.csv", lambda f: f.write(hist_csv)),
+    ]
+    idx = list(sp.table.index)
+    steps = (f"steps {idx[0]}..{idx[-1]}" if idx == list(range(idx[0], idx[-1] + 1))
+             else "steps " + ",".join(map(str, idx)))
+    with figures.style():
+        fig, ax = figures.new_figure("single")
+        what = f"{cell}{' h->h' if block == 'hh' else ''}, N={hidden}, {steps}"
+        figures.sv_histogram(ax, h.counts, h.edges, label=what,
+                             annotate_mean=sp.pooled["mean"])
+        ax.legend()
+        written += figures.save_figure(fig, folder / "histogram")
+    for p in written:
+        click.echo(f"wrote {p}")

@@ -1,0 +1,152 @@
+"""`spectrumkit study`: list, show and run declarative studies."""
+
+from __future__ import annotations
+
+import click
+
+from . import main
+
+
+# `spectrumkit study NAME ...` runs a study; `study list` and `study show NAME` inspect them
+# (issue 6). A first argument that is not a subcommand is a study name: `study NAME` = `study run
+# NAME`.
+
+
+class _StudyGroup(click.Group):
+    """A group whose unknown first argument is a study name for the ``run`` subcommand."""
+
+    def resolve_command(self, ctx, args):
+        if args and args[0] not in self.commands and not args[0].startswith("-"):
+            args = ["run", *args]
+        return super().resolve_command(ctx, args)
+
+    def format_usage(self, ctx, formatter):
+        formatter.write_usage(ctx.command_path, "NAME [OPTIONS] | list | show NAME")
+
+
+@main.group("study", cls=_StudyGroup, invoke_without_command=True)
+@click.pass_context
+def study_cmd(ctx: click.Context) -> None:
+    """Run a study (`spectrumkit study NAME`), or list / show the studies.
+
+    NAME is a shipped study (see `spectrumkit study list`) or a path to a study TOML file.
+    Results go to OUT/NAME/ and finished trials are never run again.
+    """
+    if ctx.invoked_subcommand is None:
+        click.echo(ctx.get_help())
+
+
+@study_cmd.command("list")
+def study_list_cmd() -> None:
+    """List the shipped studies with their trial counts per preset."""
+    from ..study import list_studies, load_study
+
+    rows = []
+    for name in list_studies():
+        s = {p: load_study(name, p) for p in ("quick", "paper")}
+        first = " ".join(s["quick"].description.split())
+        rows.append((name, len(s["quick"].configs), len(s["paper"].configs),
+                     s["quick"].paper or "—", first[:60] + ("…" if len(first) > 60 else "")))
+    click.echo(f"{'study':<15}{'quick':>6}{'paper':>7}  {'reference':<17}description")
+    for name, q, p, ref, desc in rows:
+        click.echo(f"{name:<15}{q:>6}{p:>7}  {ref:<17}{desc}")
+
+
+@study_cmd.command("show")
+@click.argument("name")
+@click.option("--preset", default="quick", show_default=True, help="preset to resolve")
+def study_show_cmd(name: str, preset: str) -> None:
+    """Show a study resolved with a preset: grid, fixed settings, seeds, trials, report."""
+    import json
+
+    from ..study import load_study
+
+    s = load_study(name, preset)
+    click.echo(f"study:       {s.name}   ({s.source})")
+    click.echo(f"reference:   {s.paper or '—'}")
+    click.echo(f"description: {' '.join(s.description.split())}")
+    click.echo(f"presets:     {', '.join(s.presets)} (showing {s.preset})")
+    click.echo(f"seeds:       {s.seeds}")
+    click.echo(f"threads:     {s.threads or 'torch default'} per trial (local executor)")
+    click.echo(f"trials:      {len(s.configs)}")
+    click.echo("grid:")
+    for k, v in s.grid.items():
+        click.echo(f"  {k} = {json.dumps(v)}")
+    click.echo("fixed:")
+    for k, v in s.fixed.items():
+        click.echo(f"  {k} = {json.dumps(v)}")
+    t = s.report.table
+    click.echo(f"table:       rows {t.rows}, cols {t.cols or '—'}, metric {t.metric}"
+               + (f" ({t.paper_table})" if t.paper_table else ""))
+    click.echo(f"figures:     {', '.join(s.report.figures) or '—'}")
+
+
+@study_cmd.command("run")
+@click.argument("name")
+@click.option("--preset", default="quick", show_default=True, help="quick (CPU, minutes) or paper")
+@click.option("--seeds", type=int, default=None, help="number of seeds (default: the preset's)")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto",
+              show_default=True, help="auto uses CUDA when present")
+@click.option("--executor", type=click.Choice(["local", "process", "ray"]), default="local",
+              show_default=True)
+@click.option("--workers", type=int, default=2, show_default=True, help="process pool size")
+@click.option("--threads", type=int, default=None,
+              help="torch threads per trial (default: the preset's; else torch's own setting "
+                   "for local, cores / workers for process, --cpus-per-trial for Ray)")
+@click.option("--out", default="results", show_default=True, help="results root (OUT/NAME/)")
+@click.option("--retry-failed", is_flag=True, help="run failed trials again")
+@click.option("--ray-address", default=None, help="Ray cluster address (default: start locally)")
+@click.option("--cpus-per-trial", type=float, default=1.0, show_default=True, help="Ray only")
+@click.option("--gpus-per-trial", type=float, default=0.0, show_default=True,
+              help="Ray only; fractional shares one GPU")
+@click.option("--data-root", default=None, help="folder with the full data set (default: bundled)")
+@click.option("--figures/--no-figures", default=True, show_default=True,
+              help="draw the study's figures at the end")
+def study_run_cmd(name: str, preset: str, seeds: int | None, device: str, executor: str,
+                  workers: int, threads: int | None, out: str, retry_failed: bool,
+                  ray_address: str | None, cpus_per_trial: float, gpus_per_trial: float,
+                  data_root: str | None, figures: bool) -> None:
+    """Run study NAME; finished trials are skipped. Ends with the summary table and the paths."""
+    import warnings
+
+    from ..study import StudyWarning, run_study
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        click.echo(f"warning: {' '.join(str(message).split())}", err=True)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("always", StudyWarning)
+        warnings.showwarning = show
+        run = run_study(name, preset=preset, seeds=seeds, device=device, executor=executor,
+                        workers=workers, threads=threads, out=out, retry_failed=retry_failed,
+                        ray_address=ray_address, cpus_per_trial=cpus_per_trial,
+                        gpus_per_trial=gpus_per_trial, data_root=data_root,
+                        announce=lambda msg: click.echo(msg, err=True))
+    paths = list(run.paths)
+    # --- figures (issue 7) -------------------------------------------------------------------
+    # spectrumkit.figures.render(study_dir, only=None, formats=("pdf", "png")) draws the figures
+    # the study declares (and its paper-style tables) from the stored results. Redrawn only when
+    # trials ran or nothing was drawn yet.
+    if figures:
+        from ..figures import render
+
+        fig_dir = run.dir / "figures"
+        if run.ran or not fig_dir.is_dir() or not any(fig_dir.iterdir()):
+            paths += render(run.dir, only=None, formats=("pdf", "png"))
+        else:
+            paths += sorted(fig_dir.iterdir())
+    # -------------------------------------------------------------------------------------------
+    st = run.statuses
+    click.echo(f"{run.study.name} ({run.study.preset}): {run.total} trials, {run.already_done} "
+               f"already done, {run.ran} run now; ok {st['ok']}, diverged {st['diverged']}, "
+               f"failed {st['failed']}; {run.seconds:.1f} s")
+    for key, err in run.failed[:5]:
+        click.echo(f"  failed {key[:12]}: {err}  (log: {run.dir / 'logs' / (key + '.log')})")
+    if len(run.failed) > 5:
+        click.echo(f"  ... and {len(run.failed) - 5} more failed (--retry-failed reruns them)")
+    click.echo("")
+    click.echo(run.table())
+    click.echo("")
+    click.echo("wrote:")
+    for p in paths:
+        click.echo(f"  {p}")
