@@ -199,3 +199,25 @@ def test_bad_tensors_are_named(gru_case, what):
         with pytest.raises(SpectrumkitError, match=rf"^{fn.__name__}: expected") as e:
             fn("gru", p, xs, states=states)
         assert name in str(e.value)
+
+
+def test_gru_cho_chi_and_its_gradient_through_the_closed_form():
+    """χ_F of gru_cho (closed form inside chi_step) and ∂χ_F/∂θ against the reference J and
+    vmap(jacrev): the paths spectra and the jacobian score take for this cell."""
+    from torch.func import jacrev, vmap
+
+    from spectrumkit.spectra import chi
+
+    p, xs, states = make_case("gru_cho", 3, 4, 3, 2, seed=4)
+    ref = reference_jacobian("gru_cho", p, xs, states=states)
+    assert_close(chi("gru_cho", p, xs, states=states, estimator="frobenius"),
+                 ref.pow(2).sum((-1, -2)) / 4, atol=1e-12, what="chi frobenius")
+    q = {k: v.clone().requires_grad_(True) for k, v in p.items()}
+    g_closed = torch.autograd.grad(chi("gru_cho", q, xs, states=states, estimator="frobenius")
+                                   .sum(), list(q.values()))
+    step = get("gru_cho").step
+    J = torch.stack([vmap(jacrev(step, argnums=2), in_dims=(None, 0, 0))(q, xs[t], states[t])
+                     for t in range(3)])
+    g_auto = torch.autograd.grad(J.pow(2).sum() / 4, list(q.values()))
+    for a, b in zip(g_closed, g_auto):
+        assert_close(a, b, atol=1e-12, what="grad")
