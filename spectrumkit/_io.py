@@ -22,7 +22,8 @@ file and the result in the link target's folder, which may lie outside the outpu
 higher up the path are ordinary folders and are followed (``results -> /scratch/results`` works).
 
 Any ``OSError`` while writing (a read-only file system, a full disk, a folder that vanished) is
-re-raised as a one-line :class:`SpectrumkitError` naming the final path.
+re-raised as a one-line ``WriteError`` naming the final path: a :class:`SpectrumkitError` (so the
+CLI prints one line) that is also an ``OSError`` (so callers that handle those keep working).
 
 NOTE [Output paths]
 Every command that writes (train, prune, spectrum, figures, study run) calls
@@ -44,7 +45,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import BinaryIO
 
-from .errors import fail
+from .errors import WriteError, fail
 
 __all__ = ["check_output_dir", "check_output_file", "fsync_dir", "write_atomic",
            "write_text_atomic"]
@@ -65,6 +66,11 @@ def _what(mode: int) -> str:
 
 def _oserror(e: OSError) -> str:
     return f"{type(e).__name__}: {e.strerror or e}"
+
+
+def _write_error(fn: str, path: Path, e: OSError) -> WriteError:
+    """The one-line error for an OSError while writing ``path``: a SpectrumkitError and OSError."""
+    return WriteError(str(fail(fn, "a path that can be written", f"{path} ({_oserror(e)})")))
 
 
 def _check_target(fn: str, path: Path) -> None:
@@ -111,7 +117,7 @@ def write_atomic(path: str | os.PathLike, write: Callable[[BinaryIO], object]) -
         path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     except OSError as e:
-        raise fail(fn, "a path that can be written", f"{path} ({_oserror(e)})") from None
+        raise _write_error(fn, path, e) from None
     try:
         with os.fdopen(fd, "wb") as f:
             write(f)
@@ -122,8 +128,8 @@ def write_atomic(path: str | os.PathLike, write: Callable[[BinaryIO], object]) -
     except BaseException as e:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
-        if isinstance(e, OSError):
-            raise fail(fn, "a path that can be written", f"{path} ({_oserror(e)})") from None
+        if isinstance(e, OSError) and not isinstance(e, WriteError):
+            raise _write_error(fn, path, e) from None
         raise
     fsync_dir(path.parent)
     return path

@@ -23,6 +23,14 @@ class SpectrumkitError(ValueError):
     """
 
 
+class WriteError(SpectrumkitError, OSError):
+    """A file could not be written (NOTE [Atomic writes] in ``spectrumkit/_io.py``).
+
+    A :class:`SpectrumkitError` (one line at the CLI, naming the path) that is also an ``OSError``,
+    so code that handles ``OSError`` around a write keeps working.
+    """
+
+
 def fail(fn: str, expected: str, got: Any) -> SpectrumkitError:
     """Build (not raise) the canonical error ``fn: expected X, got Y``."""
     return SpectrumkitError(f"{fn}: expected {expected}, got {got}")

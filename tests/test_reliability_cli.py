@@ -103,8 +103,9 @@ def test_atomic_write_turns_os_errors_into_one_line_naming_the_path(tmp_path):
     blocker = tmp_path / "a-file"
     blocker.write_text("")
     with pytest.raises(SpectrumkitError, match=rf"write_atomic: expected a path that can be "
-                       rf"written, got {blocker / 'sub' / 'x.csv'} \("):
+                       rf"written, got {blocker / 'sub' / 'x.csv'} \(") as e:
         write_text_atomic(blocker / "sub" / "x.csv", "x")
+    assert isinstance(e.value, OSError)  # still an OSError for code that handles those
 
 
 # --------------------------------------------------------------------------------------------------
