@@ -4,7 +4,7 @@ from __future__ import annotations
 
 # NOTE [CLI data]
 # `--data gaussian`: x ~ N(0, 1) of shape (B, T, D) and labels uniform in [0, classes), drawn from a
-# generator seeded --seed + 1. `--data seq-mnist`: B examples of the row-wise sequential MNIST
+# generator seeded --seed + 1 (x in float32, then cast to the dtype: NOTE [One draw] in init.py). `--data seq-mnist`: B examples of the row-wise sequential MNIST
 # training split (T = D = 28, unit pixel scale), chosen without replacement by a generator seeded
 # --seed + 1; `--data-root` points at the full data set, else the bundled 8k/2k split is used.
 
