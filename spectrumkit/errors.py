@@ -23,6 +23,14 @@ class SpectrumkitError(ValueError):
     """
 
 
+class WriteError(SpectrumkitError, OSError):
+    """A file could not be written (NOTE [Atomic writes] in ``spectrumkit/_io.py``).
+
+    A :class:`SpectrumkitError` (one line at the CLI, naming the path) that is also an ``OSError``,
+    so code that handles ``OSError`` around a write keeps working.
+    """
+
+
 def fail(fn: str, expected: str, got: Any) -> SpectrumkitError:
     """Build (not raise) the canonical error ``fn: expected X, got Y``."""
     return SpectrumkitError(f"{fn}: expected {expected}, got {got}")
@@ -64,6 +72,60 @@ def check_float_tensor(fn: str, name: str, t: Any, *, finite: bool = True) -> to
         bad = int((~torch.isfinite(t)).sum())
         raise fail(fn, f"{name} to be finite", f"{bad} NaN/Inf entries of {t.numel()}")
     return t
+
+
+#: The largest seed a command accepts: torch generators take 64 bits, and the CLI derives the
+#: seeds ``seed + 1`` and ``seed + 2`` (NOTE [CLI data]), which must stay below 2**64.
+SEED_MAX = 2**63 - 1
+
+
+def check_seed(fn: str, name: str, value: Any) -> int:
+    """``value`` must be an ``int`` (not a bool) in 0..2**63 - 1 (a torch generator's range)."""
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= SEED_MAX:
+        raise fail(fn, f"{name} to be an integer in 0..2**63 - 1", repr(value))
+    return value
+
+
+def _gib(n: float) -> str:
+    return f"{n / 2**30:,.3g} GiB"
+
+
+def available_memory(device: Any = "cpu") -> int | None:
+    """Bytes that can still be allocated on ``device``: for CUDA what the driver reports free; for
+    the CPU the smaller of MemAvailable (/proc/meminfo) and the cgroup's limit minus its usage.
+    None where neither can be read (the check is then skipped)."""
+    dev = torch.device(device)
+    if dev.type == "cuda":
+        return int(torch.cuda.mem_get_info(dev)[0])
+    found = []
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    found.append(int(line.split()[1]) * 1024)
+    except (OSError, ValueError, IndexError):
+        pass
+    for limit, usage in (("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory.current"),
+                         ("/sys/fs/cgroup/memory/memory.limit_in_bytes",
+                          "/sys/fs/cgroup/memory/memory.usage_in_bytes")):
+        try:
+            with open(limit) as a, open(usage) as b:
+                text = a.read().strip()
+                if text != "max":
+                    found.append(max(0, int(text) - int(b.read().strip())))
+            break
+        except (OSError, ValueError):
+            continue
+    return min(found) if found else None
+
+
+def check_memory(fn: str, what: str, needed: int, device: Any = "cpu") -> None:
+    """Refuse work whose memory ``needed`` (bytes, a lower bound) exceeds what ``device`` has free,
+    instead of letting the process be killed (NOTE [Memory estimate] in ``spectrumkit/cli``)."""
+    have = available_memory(device)
+    if have is not None and needed > have:
+        raise fail(fn, f"{what} that fits in memory ({_gib(have)} available on "
+                   f"{torch.device(device).type})", f"at least {_gib(needed)} needed")
 
 
 def check_keys(fn: str, what: str, given: Mapping[str, Any], accepted: Iterable[str]) -> None:

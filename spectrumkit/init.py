@@ -58,6 +58,15 @@ from .errors import SpectrumkitError, check_positive_int, fail
 
 __all__ = ["AUTHORS_GRU_INIT", "init_params", "make_generator", "parse_scheme"]
 
+# NOTE [One draw]
+# A seed means the same numbers in every dtype: random values are drawn (and scaled) in float32,
+# DRAW_DTYPE, and then cast to the dtype asked for, so a float64 model is EXACTLY the float32
+# model cast to float64 and a float64 run can check the precision of a float32 run. The
+# orthogonal scheme is computed in float64 (QR) for every dtype and then cast; constants
+# (``zero``, ``constant:C``) are made in the dtype asked for, so they are exact in every dtype.
+# The models' heads and embeddings and the CLI's Gaussian batches follow the same rule.
+DRAW_DTYPE = torch.float32
+
 _GRAMMAR = ("glorot | glorot_uniform | he | normal:STD | uniform:A,B | orthogonal | torch | zero | "
             "constant:C | constant:C1,...,CG, optionally followed by ';block=scheme' overrides "
             "(blocks: input, recurrent, cell, bias; or a tensor name such as bias_ih)")
@@ -240,6 +249,8 @@ def init_params(
     check_positive_int(fn, "hidden_size", hidden_size)
     if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
         raise fail(fn, "a floating dtype", repr(dtype))
+    if device is not None and torch.device(device).type == "meta":
+        raise fail(fn, "a device that holds data (cpu or cuda)", "meta")
     per_block = _parse_spec(scheme, bias, set(cell.param_shapes(input_size, hidden_size)))
     g = make_generator(generator, seed, fn)
     out: dict[str, torch.Tensor] = {}
@@ -260,7 +271,14 @@ def init_params(
         block_shape = (rows // n_gates, *shape[1:])
         fan_out = block_shape[0]
         fan_in = block_shape[1] if len(block_shape) > 1 else block_shape[0]
-        parts = [_draw(s, block_shape, fan_in, fan_out, hidden_size, g, dtype, k)
+        exact = s.kind in ("orthogonal", "zero", "constant")
+        draw = dtype if exact else DRAW_DTYPE  # NOTE [One draw]
+        parts = [_draw(s, block_shape, fan_in, fan_out, hidden_size, g, draw, k).to(dtype)
                  for k in range(n_gates)]
-        out[name] = torch.cat(parts, dim=0).to(device=device)
+        t = torch.cat(parts, dim=0)
+        if not bool(torch.isfinite(t).all()):
+            raise fail(fn, f"finite initial values (scheme {s} in {DRAW_DTYPE})",
+                       f"{int((~torch.isfinite(t)).sum())} NaN/Inf entries of {t.numel()} in "
+                       f"{name}")
+        out[name] = t.to(device=device)
     return out

@@ -24,7 +24,7 @@ import torch
 from torch import nn
 from torch.nn.utils import prune
 
-from ._io import write_atomic
+from ._io import check_output_file, write_atomic
 from .errors import check_choice, check_unit_interval, fail
 from .scores.ranking import k_of, top_k
 
@@ -186,36 +186,104 @@ def to_torch_prune(module: nn.Module, mask: Mapping[str, torch.Tensor]) -> nn.Mo
 # a reader never sees a half-written file. Tensors are saved on the CPU.
 
 _KIND, _VERSION = "spectrumkit.masks", 1
+_JSON_TYPES = (str, int, float, bool, type(None))
+
+
+# NOTE [Mask file validation]
+# save_masks refuses anything load_masks could not read back: torch.load(weights_only=True)
+# rejects every pickled class outside plain containers and tensors, so the config must be
+# JSON-like — exactly str, int, float, bool, None, and lists / tuples / dicts of them with str
+# keys (a numpy scalar or a Path is a subclass or an object, and is refused, naming its key).
+# load_masks checks the whole structure: an unreadable file, another kind or version, missing or
+# empty masks, a non-bool mask tensor: each is one line naming the file.
+
+
+def _check_json(fn: str, where: str, value: Any) -> None:
+    if type(value) in _JSON_TYPES:
+        return
+    if type(value) in (list, tuple):
+        for i, v in enumerate(value):
+            _check_json(fn, f"{where}[{i}]", v)
+        return
+    if type(value) is dict:
+        for k, v in value.items():
+            if type(k) is not str:
+                raise fail(fn, "a JSON-like config (str keys; str, int, float, bool, None, lists "
+                           "and dicts)", f"key {k!r} ({type(k).__name__}) in {where}")
+            _check_json(fn, f"{where}[{k!r}]", v)
+        return
+    raise fail(fn, "a JSON-like config (str keys; str, int, float, bool, None, lists and dicts)",
+               f"{type(value).__module__}.{type(value).__name__} at {where}")
 
 
 def save_masks(path: str | os.PathLike, masks: Mapping[str, Mapping[str, torch.Tensor]],
                config: Mapping[str, Any] | None = None) -> Path:
-    """Write ``{method: mask}`` (and a JSON-able ``config``) atomically (NOTE [Mask files])."""
+    """Write ``{method: mask}`` (and a JSON-like ``config``) atomically (NOTE [Mask files]).
+
+    Everything is validated before anything is written (NOTE [Mask file validation]): method and
+    tensor names are strings, every mask is a non-empty dict of bool tensors, and the config holds
+    only what :func:`load_masks` can read back.
+    """
     fn = "save_masks"
     if not isinstance(masks, Mapping) or not masks:
         raise fail(fn, "masks as a non-empty dict {method: {name: BoolTensor}}",
                    type(masks).__name__)
     payload_masks = {}
     for method, mask in masks.items():
-        if not isinstance(mask, Mapping) or not all(
-                isinstance(m, torch.Tensor) and m.dtype == torch.bool for m in mask.values()):
-            raise fail(fn, f"masks[{method!r}] a dict of bool tensors", type(mask).__name__)
-        payload_masks[str(method)] = {n: m.detach().cpu() for n, m in mask.items()}
+        if not isinstance(method, str):
+            raise fail(fn, "method names as strings", repr(method))
+        if not isinstance(mask, Mapping) or not mask:
+            raise fail(fn, f"masks[{method!r}] a non-empty dict of bool tensors",
+                       type(mask).__name__ if not isinstance(mask, Mapping) else "{}")
+        for n, m in mask.items():
+            if not isinstance(n, str) or not isinstance(m, torch.Tensor) or m.dtype != torch.bool:
+                raise fail(fn, f"masks[{method!r}] a dict of bool tensors keyed by tensor name",
+                           f"{n!r}: {getattr(m, 'dtype', type(m).__name__)}")
+        payload_masks[method] = {n: m.detach().cpu() for n, m in mask.items()}
+    if config is not None and not isinstance(config, Mapping):
+        raise fail(fn, "config as a dict or None", type(config).__name__)
+    config = dict(config or {})
+    _check_json(fn, "config", config)
     path = Path(path)
     if not path.parent.exists():
         raise fail(fn, "an output path in an existing folder", str(path))
-    payload = {"kind": _KIND, "version": _VERSION, "config": dict(config or {}),
-               "masks": payload_masks}
+    check_output_file(fn, path)  # NOTE [Output paths]
+    payload = {"kind": _KIND, "version": _VERSION, "config": config, "masks": payload_masks}
     return write_atomic(path, lambda f: torch.save(payload, f))  # NOTE [Atomic writes]
 
 
 def load_masks(path: str | os.PathLike) -> tuple[dict[str, dict[str, torch.Tensor]], dict]:
-    """Read a file written by :func:`save_masks`: ``(masks {method: mask}, config)``."""
+    """Read a file written by :func:`save_masks`: ``(masks {method: mask}, config)``.
+
+    A file that is not such a file (unreadable, truncated, another kind or version, masks missing,
+    empty or not bool) is a one-line :class:`SpectrumkitError` naming it (NOTE [Mask file
+    validation]).
+    """
     fn = "load_masks"
     path = Path(path)
     if not path.is_file():
         raise fail(fn, "an existing mask file", str(path))
-    payload = torch.load(path, map_location="cpu", weights_only=True)
+    expected = f"a {_KIND} file (from save_masks or 'spectrumkit prune')"
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # noqa: BLE001 - any unreadable file is the same error for the user
+        first = " ".join((str(e).strip().splitlines() or [""])[0].split())[:160]
+        raise fail(fn, expected, f"{path} (unreadable: {type(e).__name__}: {first})") from None
     if not isinstance(payload, dict) or payload.get("kind") != _KIND:
-        raise fail(fn, f"a {_KIND} file (from save_masks or 'spectrumkit prune')", str(path))
-    return payload["masks"], payload["config"]
+        raise fail(fn, expected, str(path))
+    if payload.get("version") != _VERSION:
+        raise fail(fn, f"{expected} of version {_VERSION}",
+                   f"{path} (version {payload.get('version')!r})")
+    masks, config = payload.get("masks"), payload.get("config")
+    if not isinstance(config, dict):
+        raise fail(fn, f"{expected} with a config dict", f"{path} (config {type(config).__name__})")
+    if not isinstance(masks, dict) or not masks:
+        raise fail(fn, f"{expected} holding at least one mask",
+                   f"{path} (masks {masks!r:.40})")
+    for method, mask in masks.items():
+        if not isinstance(method, str) or not isinstance(mask, dict) or not mask or not all(
+                isinstance(n, str) and isinstance(m, torch.Tensor) and m.dtype == torch.bool
+                for n, m in mask.items()):
+            raise fail(fn, f"{expected}: every mask a non-empty dict of bool tensors",
+                       f"{path} (masks[{method!r}] is not)")
+    return masks, config

@@ -24,7 +24,7 @@ from torch.nn.utils import skip_init
 
 from .cells import Cell, get
 from .errors import check_positive_int, fail
-from .init import init_params, make_generator
+from .init import DRAW_DTYPE, init_params, make_generator
 from .unroll import _unroll
 
 __all__ = ["LanguageModel", "SequenceClassifier"]
@@ -42,7 +42,8 @@ def _xavier_linear(in_features: int, out_features: int, g: torch.Generator, dtyp
     layer = skip_init(nn.Linear, in_features, out_features, dtype=dtype, device=device or "cpu")
     std = (2.0 / (in_features + out_features)) ** 0.5
     with torch.no_grad():
-        layer.weight.copy_(torch.randn(out_features, in_features, generator=g, dtype=dtype) * std)
+        w = torch.randn(out_features, in_features, generator=g, dtype=DRAW_DTYPE) * std
+        layer.weight.copy_(w.to(dtype))  # NOTE [One draw]
         layer.bias.zero_()
     return layer
 
@@ -179,7 +180,7 @@ class LanguageModel(_RecurrentCore):
                                    device=device or "cpu")
         with torch.no_grad():
             self.embedding.weight.copy_(torch.randn(vocab_size, embed_size, generator=g,
-                                                    dtype=dtype))
+                                                    dtype=DRAW_DTYPE).to(dtype))  # NOTE [One draw]
         self.decoder = _xavier_linear(hidden_size, vocab_size, g, dtype, device)
         self.embedding.weight.requires_grad_(not freeze_embedding)
 

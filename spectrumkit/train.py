@@ -51,9 +51,9 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
-from ._io import write_atomic
+from ._io import check_output_dir, write_atomic
 from .data import TaskData, TokenStream, batchify
-from .errors import check_choice, check_positive_int, fail
+from .errors import SpectrumkitError, check_choice, check_positive_int, check_seed, fail
 from .evaluation import (Model, _check_pair, _evaluate, _model_dtype, _to_device, evaluate,
                          make_model, resolve_device)
 
@@ -64,7 +64,8 @@ OPTIMIZERS = ("adam", "sgd")
 #: The paper's L2 baseline anneals the density along this schedule (stopping at the target).
 L2_DENSITIES = (0.8, 0.6, 0.4, 0.2, 0.1, 0.05, 0.02, 0.01)
 _CHECKPOINT = "checkpoint.pt"
-_CHECKPOINT_VERSION = 1
+_CHECKPOINT_VERSION = 2  # 2: the run's identity (NOTE [Checkpoint identity])
+_CHECKPOINT_KEYS = ("version", "config", "model", "optimizer", "generator", "state", "mask")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -125,13 +126,74 @@ def _magnitude_mask(params: Mapping[str, torch.Tensor], old: Mapping[str, torch.
 
 
 def _digest(mask: Mapping[str, torch.Tensor] | None) -> str | None:
+    """SHA-256 over the sorted names and the bytes of the tensors (a mask or a state dict)."""
     if mask is None:
         return None
     h = hashlib.sha256()
     for k in sorted(mask):
         h.update(k.encode())
-        h.update(mask[k].detach().cpu().contiguous().numpy().tobytes())
+        t = mask[k].detach().cpu().contiguous()
+        h.update(str(t.dtype).encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
     return h.hexdigest()
+
+
+# NOTE [Checkpoint identity]
+# A checkpoint is resumed only by the run that wrote it. Its "config" is the run's identity:
+#   routine         train or train_l2_iterative (the method of training)
+#   initial_weights SHA-256 of the model's state dict BEFORE training: the init scheme, the seed,
+#                   the sizes and the cell, whatever made the model (make_model, a user's model)
+#   dtype, model, cell, shapes
+#   data            the data's description (the task, its source, its sizes)
+#   mask            SHA-256 of the mask held (so the pruning method, sparsity and score batch)
+#   batch_size, lr, optimizer, clip, seed, eval_every, diverge_factor, prune_at, bptt
+#   + the caller's `identity` fields (the CLI passes its flags: init, method, sparsity, ...).
+# Only epochs / steps may differ (to train on). Any other difference is refused with one line
+# naming the fields, never loaded over the new model. The CLI's --no-resume starts afresh.
+_FRESH = "start afresh with --no-resume on the command line, or delete it"
+
+
+def _short(v: Any) -> str:
+    text = repr(v)
+    return text if len(text) <= 40 else ""
+
+
+def _identity_diff(old: Mapping[str, Any], new: Mapping[str, Any]) -> str:
+    """The differing fields, the caller's first, with both values where they are short."""
+    out = []
+    old_run, new_run = old.get("identity") or {}, new.get("identity") or {}
+    pairs = [(k, old_run.get(k), new_run.get(k)) for k in sorted(set(old_run) | set(new_run))]
+    pairs += [(k, old.get(k), new.get(k)) for k in new if k != "identity"]
+    for k, a, b in pairs:
+        if a != b:
+            ka, kb = _short(a), _short(b)
+            out.append(f"{k} ({ka} in the checkpoint, {kb} now)" if ka and kb else k)
+    return ", ".join(out)
+
+
+def _bad_checkpoint(path: Path, why: str) -> SpectrumkitError:
+    why = " ".join(why.split())
+    return fail("train", f"a checkpoint written by spectrumkit's train ({_FRESH})",
+                f"{path} ({why[:160]}{'…' if len(why) > 160 else ''})")
+
+
+def _load_checkpoint(path: Path) -> dict[str, Any]:
+    """torch.load(weights_only=True) and a structure check; every failure is one line."""
+    try:
+        ck = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # noqa: BLE001 - any unreadable file is the same error for the user
+        first = (str(e).strip().splitlines() or [""])[0]
+        raise _bad_checkpoint(path, f"unreadable: {type(e).__name__}: {first}") from None
+    if not isinstance(ck, dict) or not all(k in ck for k in _CHECKPOINT_KEYS):
+        got = type(ck).__name__ if not isinstance(ck, dict) else \
+            f"a dict without {', '.join(k for k in _CHECKPOINT_KEYS if k not in ck)}"
+        raise _bad_checkpoint(path, f"not a spectrumkit checkpoint: {got}")
+    if ck["version"] != _CHECKPOINT_VERSION:
+        raise _bad_checkpoint(path, f"format version {ck['version']!r}, this spectrumkit "
+                              f"reads version {_CHECKPOINT_VERSION}")
+    if not isinstance(ck["config"], dict) or not isinstance(ck["state"], dict):
+        raise _bad_checkpoint(path, "not a spectrumkit checkpoint: config or state not a dict")
+    return ck
 
 
 # --------------------------------------------------------------------------------------------------
@@ -180,7 +242,8 @@ def _train_impl(model: Model, data: TaskData, *, mask: dict[str, torch.Tensor] |
                 optimizer: str, clip: float | None, device: torch.device, seed: int,
                 eval_every: int | None, checkpoint_dir: Path | None, progress: bool | None,
                 diverge_factor: float | None, callback: Callable[[dict], None] | None,
-                prune: tuple[int | None, list[float]] | None) -> TrainResult:
+                prune: tuple[int | None, list[float]] | None, routine: str = "train",
+                identity: Mapping[str, Any] | None = None) -> TrainResult:
     """Trusted core of :func:`train` (inputs validated).
 
     ``prune`` = (stage_steps or None for evenly spaced stages, densities) for the L2 schedule.
@@ -229,34 +292,39 @@ def _train_impl(model: Model, data: TaskData, *, mask: dict[str, torch.Tensor] |
                         buf.masked_fill_(pruned, 0.0)
         return pairs
 
-    config = {"model": type(model).__name__, "cell": model.cell.name,
+    config = {"routine": routine, "initial_weights": _digest(model.state_dict()),
+              "dtype": str(dtype), "model": type(model).__name__, "cell": model.cell.name,
               "shapes": {k: list(v.shape) for k, v in model.state_dict().items()},
               "data": data.description, "batch_size": batch_size, "lr": lr,
               "optimizer": optimizer, "clip": clip, "seed": seed, "eval_every": eval_every,
               "diverge_factor": diverge_factor, "mask": _digest(mask),
-              "prune_at": sorted(prune_at.items()), "bptt": data.bptt}
+              "prune_at": sorted(prune_at.items()), "bptt": data.bptt,
+              "identity": dict(identity or {})}  # NOTE [Checkpoint identity]
     g = torch.Generator().manual_seed(seed)
     st: dict[str, Any] = {"step": 0, "pos": 0, "order": None, "state": None, "rows": [],
                           "loss_sum": 0.0, "loss_count": 0, "seconds": 0.0, "first_loss": None,
                           "status": "ok", "diverged_at": None, "metrics": None}
     ckpt_path = None if checkpoint_dir is None else checkpoint_dir / _CHECKPOINT
     if ckpt_path is not None and ckpt_path.exists():
-        ck = torch.load(ckpt_path, map_location="cpu", weights_only=True)
-        if ck.get("version") != _CHECKPOINT_VERSION or ck["config"] != config:
-            diff = sorted(k for k in config if ck.get("config", {}).get(k) != config[k])
-            raise fail("train", f"a checkpoint in {checkpoint_dir} made by the same run",
-                       f"one that differs in {', '.join(diff) or 'version'}")
-        if ck["state"]["step"] > total:
+        ck = _load_checkpoint(ckpt_path)
+        if ck["config"] != config:
+            raise fail("train", f"a checkpoint in {checkpoint_dir} made by the same run ({_FRESH})",
+                       f"one that differs in {_identity_diff(ck['config'], config)}")
+        if ck["state"].get("step", 0) > total:
             raise fail("train", f"at most {total} steps done in the checkpoint",
                        f"{ck['state']['step']} in {ckpt_path}")
-        model.load_state_dict(ck["model"])
-        opt.load_state_dict(ck["optimizer"])
-        g.set_state(ck["generator"])
-        st = ck["state"]
-        mask = None if ck["mask"] is None else {k: m.to(device) for k, m in ck["mask"].items()}
-        for key in ("order", "state"):
-            if st[key] is not None:
-                st[key] = st[key].to(device)
+        try:
+            model.load_state_dict(ck["model"])
+            opt.load_state_dict(ck["optimizer"])
+            g.set_state(ck["generator"])
+            st = ck["state"]
+            mask = None if ck["mask"] is None else {k: m.to(device) for k, m in ck["mask"].items()}
+            for key in ("order", "state"):
+                if st[key] is not None:
+                    st[key] = st[key].to(device)
+        except (RuntimeError, KeyError, TypeError, ValueError, AttributeError) as e:
+            first = (str(e).strip().splitlines() or [""])[0]
+            raise _bad_checkpoint(ckpt_path, f"inconsistent: {type(e).__name__}: {first}") from None
     pairs = hold(mask) if mask is not None else []
 
     def checkpoint() -> None:
@@ -370,10 +438,15 @@ def _check_real(fn: str, name: str, value: Any, *, low: float = 0.0) -> float:
 
 def _validate(fn: str, model: Any, data: Any, mask: Any, epochs: Any, steps: Any, batch_size: Any,
               lr: Any, optimizer: Any, clip: Any, device: Any, seed: Any, eval_every: Any,
-              checkpoint_dir: Any, progress: Any, diverge_factor: Any, callback: Any
-              ) -> dict[str, Any]:
+              checkpoint_dir: Any, progress: Any, diverge_factor: Any, callback: Any,
+              identity: Any = None) -> dict[str, Any]:
     if not isinstance(data, TaskData):
         raise fail(fn, "data to be a TaskData from load_task", type(data).__name__)
+    if isinstance(model, nn.Module):
+        meta = [k for k, p in model.named_parameters() if p.is_meta]
+        if meta:
+            raise fail(fn, "a model whose parameters hold data (not on the meta device)",
+                       f"{len(meta)} parameters on meta, e.g. {meta[0]}")
     _check_pair(fn, model, data.train)
     _check_pair(fn, model, data.val)
     if (epochs is None) == (steps is None):
@@ -390,12 +463,16 @@ def _validate(fn: str, model: Any, data: Any, mask: Any, epochs: Any, steps: Any
     lr = _check_real(fn, "lr", lr)
     check_choice(fn, "optimizer", optimizer, OPTIMIZERS)
     clip = None if clip is None else _check_real(fn, "clip", clip)
-    if isinstance(seed, bool) or not isinstance(seed, int):
-        raise fail(fn, "seed to be an int", repr(seed))
+    check_seed(fn, "seed", seed)
     if eval_every is not None:
         check_positive_int(fn, "eval_every", eval_every)
     if checkpoint_dir is not None and not isinstance(checkpoint_dir, (str, os.PathLike)):
         raise fail(fn, "checkpoint_dir to be a path or None", type(checkpoint_dir).__name__)
+    if checkpoint_dir is not None:  # NOTE [Output paths]: before any step, not at the first save
+        check_output_dir(fn, checkpoint_dir, files=[_CHECKPOINT])
+    if identity is not None and not isinstance(identity, Mapping):
+        raise fail(fn, "identity to be a dict of the run's defining settings or None",
+                   type(identity).__name__)
     if progress is not None and not isinstance(progress, bool):
         raise fail(fn, "progress to be None (on when stderr is a terminal), True or False",
                    repr(progress))
@@ -407,7 +484,8 @@ def _validate(fn: str, model: Any, data: Any, mask: Any, epochs: Any, steps: Any
                 steps=steps, batch_size=batch_size, lr=lr, optimizer=optimizer, clip=clip,
                 device=resolve_device(device), seed=seed, eval_every=eval_every,
                 checkpoint_dir=None if checkpoint_dir is None else Path(checkpoint_dir),
-                progress=progress, diverge_factor=diverge_factor, callback=callback)
+                progress=progress, diverge_factor=diverge_factor, callback=callback,
+                identity=None if identity is None else dict(identity))
 
 
 def train(model: Model, data: TaskData, *, mask: Mapping[str, torch.Tensor] | None = None,
@@ -415,8 +493,8 @@ def train(model: Model, data: TaskData, *, mask: Mapping[str, torch.Tensor] | No
           lr: float = 1e-3, optimizer: str = "adam", clip: float | None = None,
           device: str | torch.device = "auto", seed: int, eval_every: int | None = None,
           checkpoint_dir: str | os.PathLike | None = None, progress: bool | None = None,
-          diverge_factor: float | None = 10.0, callback: Callable[[dict], None] | None = None
-          ) -> TrainResult:
+          diverge_factor: float | None = 10.0, callback: Callable[[dict], None] | None = None,
+          identity: Mapping[str, Any] | None = None) -> TrainResult:
     r"""Train ``model`` on ``data`` in place, holding ``mask`` exactly; return a :class:`TrainResult`.
 
     The issue asked for the history table as the return value; a :class:`TrainResult` *carrying*
@@ -453,20 +531,26 @@ def train(model: Model, data: TaskData, *, mask: Mapping[str, torch.Tensor] | No
         checkpoint_dir: save a checkpoint (``checkpoint.pt``: model, optimizer, data order and
             generator, history, mask; written atomically) at every evaluation and at the end, and
             resume from it when present. A resumed run ends with the same weights and history as
-            an uninterrupted one. The checkpoint must come from the same configuration (model
-            shapes, data, mask, batch size, lr, optimizer, clip, seed, eval_every); ``epochs`` or
-            ``steps`` may grow, to train on. Loaded with ``torch.load(weights_only=True)``.
+            an uninterrupted one. The checkpoint must come from the same run (NOTE [Checkpoint
+            identity]: the initial weights, hence init, seed and sizes; dtype, data, mask,
+            batch size, lr, optimizer, clip, seed, eval_every, routine, ``identity``); only
+            ``epochs`` or ``steps`` may grow, to train on. A mismatch, or a file that is not such
+            a checkpoint, is a one-line error naming the fields or the file. Loaded with
+            ``torch.load(weights_only=True)``. The folder is checked up front (NOTE [Output
+            paths]).
         progress: a tqdm bar on stderr; None = only when stderr is a terminal.
         diverge_factor: see NOTE [Divergence]; None keeps only the non-finite rule.
         callback: called after every step with ``{"step", "loss"}``; its exceptions propagate.
+        identity: JSON-able settings that also define the run (e.g. the CLI's ``init``,
+            ``method``, ``sparsity``), stored in the checkpoint and compared on resume.
 
     Returns:
         :class:`TrainResult`. Divergence is a status, never an exception.
     """
     fn = "train"
     v = _validate(fn, model, data, mask, epochs, steps, batch_size, lr, optimizer, clip, device,
-                  seed, eval_every, checkpoint_dir, progress, diverge_factor, callback)
-    return _train_impl(model, data, prune=None, **v)
+                  seed, eval_every, checkpoint_dir, progress, diverge_factor, callback, identity)
+    return _train_impl(model, data, prune=None, routine=fn, **v)
 
 
 def train_l2_iterative(model: Model, data: TaskData, *, density: float,
@@ -478,7 +562,8 @@ def train_l2_iterative(model: Model, data: TaskData, *, density: float,
                        eval_every: int | None = None,
                        checkpoint_dir: str | os.PathLike | None = None,
                        progress: bool | None = None, diverge_factor: float | None = 10.0,
-                       callback: Callable[[dict], None] | None = None) -> TrainResult:
+                       callback: Callable[[dict], None] | None = None,
+                       identity: Mapping[str, Any] | None = None) -> TrainResult:
     r"""The paper's L2 baseline: iterative magnitude prune-retrain with an annealed density.
 
     Training starts dense. After every ``stage_steps`` steps the cell's weights are pruned to the
@@ -507,5 +592,5 @@ def train_l2_iterative(model: Model, data: TaskData, *, density: float,
     # 1e-9: a density computed as 1 - 0.9 = 0.0999... must not add a stage after 0.1
     schedule = [d for d in ds if d > density + 1e-9] + [float(density)]
     v = _validate(fn, model, data, None, epochs, steps, batch_size, lr, optimizer, clip, device,
-                  seed, eval_every, checkpoint_dir, progress, diverge_factor, callback)
-    return _train_impl(model, data, prune=(stage_steps, schedule), **v)
+                  seed, eval_every, checkpoint_dir, progress, diverge_factor, callback, identity)
+    return _train_impl(model, data, prune=(stage_steps, schedule), routine=fn, **v)

@@ -397,3 +397,66 @@ def test_prune_cli_errors_one_line(args, message):
     assert r.exit_code == 2
     assert r.stderr.strip().count("\n") == 0 and re.search(message, r.stderr), r.stderr
     assert r.stderr.startswith("error: ")
+
+
+# ------------------------------------------------------------ mask files are validated (#12)
+
+
+def test_save_masks_refuses_what_load_masks_could_not_read(tmp_path):
+    """Issue 12, defect 10: a config value that torch.load(weights_only=True) would refuse (a numpy
+    scalar, a Path, any object) is refused at save time, naming the key; nothing is written."""
+    import numpy as np
+
+    p = init_params("gru", 2, 3, seed=0)
+    masks = {"random": _random_mask(p, 0.5, 0)}
+    for config, key in (({"density": np.float64(0.5)}, "density"),
+                        ({"root": tmp_path}, "root"),
+                        ({"options": {"deep": [1, np.int64(2)]}}, r"options.*deep.*1"),
+                        ({3: "int key"}, "3")):
+        with pytest.raises(SpectrumkitError, match=rf"save_masks: expected .*JSON.*{key}"):
+            save_masks(tmp_path / "m.pt", masks, config)
+    for bad, what in (({"random": {"weight_ih": torch.ones(9, 2)}}, "bool"),
+                      ({"random": {}}, "non-empty"), ({5: masks["random"]}, "method names")):
+        with pytest.raises(SpectrumkitError, match=rf"save_masks: expected .*{what}"):
+            save_masks(tmp_path / "m.pt", bad)
+    assert list(tmp_path.iterdir()) == []
+    ok = {"cell": "gru", "density": 0.5, "steps": [1, 2], "none": None, "flag": True,
+          "options": {"horizon": 4}}
+    got, config = load_masks(save_masks(tmp_path / "m.pt", masks, ok))
+    assert config == ok and torch.equal(got["random"]["weight_hh"], masks["random"]["weight_hh"])
+
+
+def _bad_mask_file(path, kind, good):
+    import fractions
+
+    if kind == "empty":
+        path.write_bytes(b"")
+    elif kind == "truncated":
+        path.write_bytes(good[: len(good) // 2])
+    elif kind == "blocked-pickle":
+        torch.save({"kind": "spectrumkit.masks", "x": fractions.Fraction(1, 2)}, path)
+    else:
+        payload = {"kind": "spectrumkit.masks", "version": 1, "config": {},
+                   "masks": {"random": {"weight_ih": torch.ones(9, 2, dtype=torch.bool)}}}
+        payload.update({"no-masks": {"masks": None}, "no-config": {"config": None},
+                        "list": {}, "other-version": {"version": 7},
+                        "float-mask": {"masks": {"random": {"weight_ih": torch.ones(9, 2)}}},
+                        "empty-masks": {"masks": {}}}[kind])
+        if kind == "no-masks":
+            del payload["masks"]
+        torch.save([1, 2] if kind == "list" else payload, path)
+
+
+@pytest.mark.parametrize("kind", ["empty", "truncated", "blocked-pickle", "list", "no-masks",
+                                  "no-config", "other-version", "float-mask", "empty-masks"])
+def test_load_masks_refuses_a_bad_file_in_one_line(tmp_path, kind):
+    """Issue 12, defect 10: a bad mask file is a one-line error naming it, never a bare KeyError or
+    EOFError, and never unchecked junk returned."""
+    good = tmp_path / "good.pt"
+    save_masks(good, {"random": _random_mask(init_params("gru", 2, 3, seed=0), 0.5, 0)})
+    path = tmp_path / "bad.pt"
+    _bad_mask_file(path, kind, good.read_bytes())
+    with pytest.raises(SpectrumkitError) as e:
+        load_masks(path)
+    msg = str(e.value)
+    assert msg.startswith("load_masks: expected ") and str(path) in msg and "\n" not in msg, msg

@@ -311,9 +311,9 @@ def test_cli_spectrum_writes_what_the_library_computes(tmp_path):
     r = _cli(*args)
     assert r.exit_code == 0, r.output
     # The same draws: params from seed 7, x ~ N(0, 1) of shape (B, T, D) from seed 8 (NOTE [CLI
-    # data]), then time-major.
+    # data]) drawn in float32 and cast (NOTE [One draw]), then time-major.
     p = init_params("lstm", 3, 4, "normal:0.5", seed=7, dtype=F64)
-    xs = torch.randn(5, 6, 3, generator=torch.Generator().manual_seed(8), dtype=F64).transpose(0, 1)
+    xs = torch.randn(5, 6, 3, generator=torch.Generator().manual_seed(8)).to(F64).transpose(0, 1)
     want = spectrum("lstm", p, xs, steps=3, bins=6)
     got = pd.read_csv(tmp_path / "out" / "spectrum.csv", index_col="step")
     assert list(got.index) == [4, 5, 6]

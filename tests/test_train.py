@@ -429,3 +429,67 @@ def test_cli_train_with_a_pruning_score_equals_the_library(tmp_path, method):
     hist = pd.read_csv(out / "history.csv")
     pd.testing.assert_frame_equal(no_seconds(hist), no_seconds(ref.history), check_exact=False,
                                   rtol=1e-12)
+
+
+# ------------------------------------------------- checkpoint identity and bad checkpoints (#12)
+
+
+def test_resume_refuses_a_checkpoint_of_another_experiment(mnist, tmp_path):
+    """Issue 12, defect 1: the checkpoint identifies the run; a different init (same sizes, same
+    seed), seed, size, dtype or caller identity is refused, naming the field, never loaded over."""
+    ckdir = tmp_path / "ck"
+    kw = {"steps": 2, "batch_size": 16, "seed": 0, "device": "cpu", "checkpoint_dir": ckdir}
+    train(make_model(mnist, "gru", 4, seed=0), mnist, identity={"init": "glorot"}, **kw)
+    other = [
+        (make_model(mnist, "gru", 4, init="normal:1", seed=0), {"init": "normal:1"},
+         r"differs in init \('glorot' in the checkpoint, 'normal:1' now\), initial_weights"),
+        (make_model(mnist, "gru", 4, init="normal:1", seed=0), None, r"init .*, initial_weights"),
+        (make_model(mnist, "gru", 4, seed=1), {"init": "glorot"}, r"differs in initial_weights"),
+        (make_model(mnist, "gru", 5, seed=0), {"init": "glorot"},
+         r"differs in initial_weights, shapes"),
+        (make_model(mnist, "gru", 4, seed=0, dtype=F64), {"init": "glorot"},
+         r"differs in initial_weights, dtype"),
+    ]
+    for model, identity, message in other:
+        before = {k: v.clone() for k, v in model.state_dict().items()}
+        with pytest.raises(SpectrumkitError, match=rf"train: expected a checkpoint in {ckdir} made "
+                           rf"by the same run .*{message}"):
+            train(model, mnist, identity=identity, **kw)
+        assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+    with pytest.raises(SpectrumkitError, match=r"differs in routine"):
+        train_l2_iterative(make_model(mnist, "gru", 4, seed=0), mnist, density=0.5,
+                           identity={"init": "glorot"}, **{**kw, "steps": 4})
+    r = train(make_model(mnist, "gru", 4, seed=0), mnist, identity={"init": "glorot"}, **kw)
+    assert r.metrics["steps"] == 2  # the same run resumes (and is already finished)
+
+
+class _NotAllowed:  # pickled by reference: torch.load(weights_only=True) blocks it
+    pass
+
+
+@pytest.mark.parametrize("kind", ["blocked-pickle", "saved-list", "truncated", "foreign-dict",
+                                  "other-version"])
+def test_corrupt_or_foreign_checkpoint_is_one_line_naming_the_file(mnist, tmp_path, kind):
+    """Issue 12, defect 7: every unreadable checkpoint is a one-line error naming the file and the
+    way out (--no-resume), never an UnpicklingError, AttributeError, OSError or KeyError."""
+    import fractions
+
+    ckdir = tmp_path / "ck"
+    ckdir.mkdir()
+    path = ckdir / "checkpoint.pt"
+    kw = {"steps": 2, "batch_size": 16, "seed": 0, "device": "cpu", "checkpoint_dir": ckdir}
+    if kind in ("truncated", "other-version"):
+        train(make_model(mnist, "gru", 4, seed=0), mnist, **kw)
+        if kind == "truncated":
+            path.write_bytes(path.read_bytes()[:path.stat().st_size // 2])
+        else:
+            ck = torch.load(path, weights_only=True)
+            torch.save({**ck, "version": 0}, path)
+    else:
+        torch.save({"blocked-pickle": {"x": fractions.Fraction(1, 2)}, "saved-list": [1, 2, 3],
+                    "foreign-dict": {"model": {}}}[kind], path)
+    with pytest.raises(SpectrumkitError) as e:
+        train(make_model(mnist, "gru", 4, seed=0), mnist, **kw)
+    msg = str(e.value)
+    assert msg.startswith("train: expected ") and str(path) in msg and "--no-resume" in msg, msg
+    assert "\n" not in msg

@@ -35,6 +35,10 @@ class _Group(click.Group):
         except SpectrumkitError as e:
             click.echo(f"error: {' '.join(str(e).split())}", err=True)
             sys.exit(2)
+        except OSError as e:  # NOTE [Output paths]: whatever the file system says, one line
+            where = f"{e.filename}: " if e.filename is not None else ""
+            click.echo(f"error: {where}{' '.join(str(e.strerror or e).split())}", err=True)
+            sys.exit(2)
         sys.exit(rv if isinstance(rv, int) else 0)
 
 
@@ -51,11 +55,16 @@ def cells_cmd(input_size: int, hidden: int) -> None:
     """List the built-in cells with their weight counts at (D, N)."""
     from ..cells import available, count_params, get
 
-    click.echo(f"{'cell':<15}{'gates':<10}{'weights':>12}{'with bias':>12}")
-    for name in available():
-        c = get(name)
-        click.echo(f"{name:<15}{','.join(c.gates):<10}{count_params(c, input_size, hidden):>12,}"
-                   f"{count_params(c, input_size, hidden, include_bias=True):>12,}")
+    rows = [(name, ",".join(get(name).gates), f"{count_params(name, input_size, hidden):,}",
+             f"{count_params(name, input_size, hidden, include_bias=True):,}")
+            for name in available()]
+    # columns as wide as their widest entry (a huge --hidden must not run the numbers together)
+    w = [max(len(h), *(len(r[i]) for r in rows)) for i, h in
+         enumerate(("cell", "gates", "weights", "with bias"))]
+    click.echo(f"{'cell':<{w[0] + 2}}{'gates':<{w[1] + 2}}{'weights':>{w[2]}}  "
+               f"{'with bias':>{w[3]}}")
+    for name, gates, weights, with_bias in rows:
+        click.echo(f"{name:<{w[0] + 2}}{gates:<{w[1] + 2}}{weights:>{w[2]}}  {with_bias:>{w[3]}}")
 
 
 # The commands live in one module each and register themselves on `main` when imported.

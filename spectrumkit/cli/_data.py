@@ -4,7 +4,7 @@ from __future__ import annotations
 
 # NOTE [CLI data]
 # `--data gaussian`: x ~ N(0, 1) of shape (B, T, D) and labels uniform in [0, classes), drawn from a
-# generator seeded --seed + 1. `--data seq-mnist`: B examples of the row-wise sequential MNIST
+# generator seeded --seed + 1 (x in float32, then cast to the dtype: NOTE [One draw] in init.py). `--data seq-mnist`: B examples of the row-wise sequential MNIST
 # training split (T = D = 28, unit pixel scale), chosen without replacement by a generator seeded
 # --seed + 1; `--data-root` points at the full data set, else the bundled 8k/2k split is used.
 
@@ -24,7 +24,9 @@ def _cli_batch(fn: str, data: str, data_root: str | None, batch: int, seq_len: i
     if data == "gaussian":
         if data_root is not None:
             raise fail(fn, "no --data-root with --data gaussian", repr(data_root))
-        xs = torch.randn(batch, seq_len, input_size, generator=g, dtype=dtype)
+        # drawn in float32 whatever the dtype, then cast: a seed is one batch (NOTE [One draw])
+        xs = torch.randn(batch, seq_len, input_size, generator=g, dtype=torch.float32)
+        xs = xs.to(dtype or torch.float32)
         return xs, torch.randint(0, classes, (batch,), generator=g)
     from ..data import seq_mnist
 
@@ -37,3 +39,22 @@ def _cli_batch(fn: str, data: str, data_root: str | None, batch: int, seq_len: i
         raise fail(fn, f"a batch size in 1..{n} for seq-mnist", batch)
     idx = torch.randperm(n, generator=g)[:batch]
     return split.xs[idx].to(dtype or split.xs.dtype), split.ys[idx]
+
+
+# NOTE [Memory estimate]
+# A size that cannot fit is refused before anything is allocated, instead of the process being
+# killed by the kernel. The estimate is a LOWER bound in bytes: 4 per float32 entry times
+#   train:    4 × P   (weights, gradients, Adam's two moments; 2 × P for plain SGD)
+#   prune:    3 × P   (weights, gradients, scores)
+#   spectrum: P + B·S² (the weights and one step's Jacobians of the batch)
+# where P counts every parameter of the model (the cell with its biases, the head, an embedding),
+# against what the device has free (spectrumkit.errors.available_memory). A refusal is therefore
+# certain; a run that passes may still need more (activations, the data) than the bound says.
+
+
+def _check_memory(fn: str, what: str, params: int, copies: int, device, extra: int = 0,
+                  itemsize: int = 4) -> None:
+    """Refuse ``copies`` × ``params`` (+ ``extra``) entries that cannot fit (NOTE [Memory estimate])."""
+    from ..errors import check_memory
+
+    check_memory(fn, what, itemsize * (copies * params + extra), device)

@@ -55,13 +55,19 @@ def prune_cmd(cell, input_size, hidden, classes, steps, batch_size, init, method
     import torch
     from tabulate import tabulate
 
+    from .._io import check_output_file
     from ..anatomy import anatomy_summary, mask_anatomy
-    from ..errors import check_positive_int, fail
+    from ..cells import count_params
+    from ..errors import check_positive_int, check_seed, fail
     from ..masks import density_from_sparsity, save_masks, topk_mask
     from ..models import SequenceClassifier
     from ..scores import METHODS, OPTIONS, compute_scores
+    from ._data import _check_memory
 
     fn = "prune"
+    check_seed(fn, "--seed", seed)
+    if out is not None:
+        check_output_file(f"{fn} --out", out)  # NOTE [Output paths]
     methods = [m.strip() for m in compare.split(",")] if compare else [method]
     for m in methods:
         if m not in METHODS:
@@ -87,6 +93,16 @@ def prune_cmd(cell, input_size, hidden, classes, steps, batch_size, init, method
     if unused:
         raise fail(fn, f"score options that apply to {', '.join(methods)}",
                    ", ".join("--" + k.replace("_", "-") for k in unused))
+    for m in methods:  # the horizon is a flag here: name it, and its default
+        if "horizon" in OPTIONS[m] and given.get("horizon", OPTIONS[m]["horizon"]) > steps:
+            raise fail(fn, f"--horizon U in 1..T={steps} (T = --steps; the default --horizon is "
+                       f"{OPTIONS[m]['horizon']})",
+                       f"{given.get('horizon', OPTIONS[m]['horizon'])} for --method {m}")
+    check_positive_int(fn, "--hidden", hidden)
+    check_positive_int(fn, "--input-size", input_size)
+    check_positive_int(fn, "--classes", classes)
+    _check_memory(fn, f"--hidden {hidden}: a model", count_params(cell, input_size, hidden,
+                  include_bias=True) + (hidden + 1) * classes, 3, device)
 
     model = SequenceClassifier(cell, input_size, hidden, classes, init=init, seed=seed,
                                device=device)

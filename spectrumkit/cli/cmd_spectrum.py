@@ -24,6 +24,9 @@ def _parse_steps(text: str) -> int | list[int] | None:
                                f"1-based steps such as 1,5,28, got {text!r}") from None
 
 
+_OUTPUTS = ("spectrum.csv", "histogram.csv", "histogram.pdf", "histogram.png")
+
+
 @main.command("spectrum")
 @click.option("--cell", required=True, help="a built-in cell (see 'spectrumkit cells')")
 @click.option("--input-size", type=int, default=28, show_default=True, help="D")
@@ -62,25 +65,32 @@ def spectrum_cmd(cell, input_size, hidden, init_scheme, batch, seq_len, steps_te
     Prints the per-step summary table and writes DIR/spectrum.csv (one row per step),
     DIR/histogram.csv (pooled counts) and the histogram figure DIR/histogram.pdf and .png.
     """
-    from pathlib import Path
-
     import torch
     from tabulate import tabulate
 
     from .. import figures
-    from ..cells import get
-    from ..errors import check_positive_int
+    from ..cells import count_params, get
+    from ..errors import check_positive_int, check_seed
+    from .._io import check_output_dir
+    from ._data import _check_memory
     from ..evaluation import resolve_device
     from ..init import init_params
     from ..spectra import spectrum
     from .._io import write_atomic
 
     fn = "spectrum"
+    check_seed(fn, "--seed", seed)
+    folder = check_output_dir(f"{fn} --out", out, files=_OUTPUTS)  # NOTE [Output paths]
     c = get(cell)
-    for name, value in (("batch", batch), ("seq-len", seq_len)):
+    for name, value in (("batch", batch), ("seq-len", seq_len), ("--hidden", hidden),
+                        ("--input-size", input_size)):
         check_positive_int(fn, name, value)
     dev = resolve_device(device)
     dt = getattr(torch, dtype)
+    S = c.state_size(hidden)
+    _check_memory(fn, f"--hidden {hidden}: a cell and one step's Jacobians",
+                  count_params(c, input_size, hidden, include_bias=True), 1, dev,
+                  extra=batch * S * S, itemsize=dt.itemsize)
     params = init_params(c, input_size, hidden, init_scheme, seed=seed, dtype=dt, device=dev)
     xs, _ = _cli_batch(fn, data, data_root, batch, seq_len, input_size, 10, seed, dtype=dt)
     xs = xs.transpose(0, 1).contiguous().to(dev)                   # (T, B, D), NOTE [CLI data]
@@ -92,7 +102,6 @@ def spectrum_cmd(cell, input_size, hidden, init_scheme, batch, seq_len, steps_te
     click.echo(tabulate(sp.table, headers="keys", floatfmt=".4g", tablefmt="simple"))
     click.echo("pooled: " + ", ".join(f"{k}={v:.4g}" for k, v in sp.pooled.items()))
 
-    folder = Path(out)
     h = sp.histogram
     rows = ["left,right,count"] + [f"{a!r},{b!r},{int(n)}" for a, b, n in
                                    zip(h.edges[:-1].tolist(), h.edges[1:].tolist(), h.counts)]

@@ -13,6 +13,9 @@ from . import main
 # the scoring batch is --score-batch examples of the training split drawn by a generator seeded
 # --seed + 1, the score's own randomness comes from --seed + 2 (as NOTE [prune command]), and the
 # exact-K mask keeps round((1 - sparsity) · n) of the cell's weights, held exactly during training.
+
+#: What a run writes in OUT: checked up front, and removed first by --no-resume.
+_OUTPUTS = ("history.csv", "metrics.json", "mask.pt", "checkpoint/checkpoint.pt")
 _TRAIN_METHODS = ("dense", "l2", "jacobian", "snip", "foresight", "magnitude", "random", "synflow")
 
 
@@ -63,7 +66,8 @@ def _parse_option(text: str) -> tuple[str, object]:
               help="seeds the initialization and the data order")
 @click.option("--threads", type=int, default=None, help="torch CPU threads for this process")
 @click.option("--resume/--no-resume", default=True, show_default=True,
-              help="checkpoint into OUT/checkpoint and resume from it")
+              help="checkpoint into OUT/checkpoint and resume from it (the same run only); "
+                   "--no-resume starts afresh and first removes an earlier run's files in OUT")
 @click.option("--progress/--no-progress", default=None,
               help="progress bar on stderr (default: when stderr is a terminal)")
 @click.option("--out", type=click.Path(file_okay=False), required=True, help="output folder")
@@ -73,14 +77,16 @@ def train_cmd(cell, hidden, init_scheme, method, sparsity, data_name, data_root,
     """Train one model and write OUT/history.csv and OUT/metrics.json (atomically)."""
     import json
     import math
-    from pathlib import Path
 
     import torch
 
+    from .._io import check_output_dir, write_atomic
+    from ..cells import count_params
     from ..data import load_task
-    from ..errors import check_positive_int, check_unit_interval, fail
-    from .._io import write_atomic
+    from ..errors import check_positive_int, check_seed, check_unit_interval, fail
+    from ..evaluation import resolve_device
     from ..train import make_model, train, train_l2_iterative
+    from ._data import _check_memory
 
     fn = "spectrumkit train"
     check_unit_interval(fn, "--sparsity", sparsity, low_open=False, high_open=True)
@@ -88,16 +94,41 @@ def train_cmd(cell, hidden, init_scheme, method, sparsity, data_name, data_root,
         raise fail(fn, "--sparsity 0 with --method dense", sparsity)
     if method != "dense" and sparsity == 0:
         raise fail(fn, f"--sparsity > 0 with --method {method}", sparsity)
+    check_seed(fn, "--seed", seed)
     if threads is not None:
         check_positive_int(fn, "--threads", threads)
         torch.set_num_threads(threads)
+    outdir = check_output_dir(f"{fn} --out", out, files=_OUTPUTS)  # NOTE [Output paths]
     options = dict(_parse_option(t) for t in data_options)
     task = load_task(data_name, root=data_root, **options)
+    if embed_size is not None:
+        if task.kind != "language":
+            raise fail(fn, "--embed-size only for a language task (--data wikitext)",
+                       f"--embed-size {embed_size} with --data {data_name}")
+        check_positive_int(fn, "--embed-size", embed_size)
+    check_positive_int(fn, "--hidden", hidden)
+    e = embed_size or hidden
+    D = task.input_size if task.kind != "language" else e
+    heads = {"classification": (hidden + 1) * (task.num_classes or 0), "regression": hidden + 1,
+             "language": (task.vocab_size or 0) * (e + hidden + 1)}[task.kind]
+    _check_memory(fn, f"--hidden {hidden}: a model", count_params(cell, D, hidden, include_bias=True)
+                  + heads, 4 if optimizer == "adam" else 2, resolve_device(device))
     model = make_model(task, cell, hidden, init=init_scheme, seed=seed, embed_size=embed_size)
-    outdir = Path(out)
+    config = dict(cell=cell, hidden=hidden, init=init_scheme, method=method, sparsity=sparsity,
+                  data=data_name, data_root=data_root, data_options=options, epochs=epochs,
+                  steps=steps, batch_size=batch_size, lr=lr, optimizer=optimizer, clip=clip,
+                  eval_every=eval_every, stage_steps=stage_steps, embed_size=embed_size, seed=seed)
+    # NOTE [Checkpoint identity]: everything that defines the run, but the length, which may grow
+    identity = {k: v for k, v in config.items() if k not in ("epochs", "steps")}
+    if method not in ("dense", "l2"):
+        identity["score_batch"] = score_batch
+    if not resume:  # start afresh: no artifact of an earlier run in OUT may survive
+        for name in _OUTPUTS:
+            if (outdir / name).is_file():
+                (outdir / name).unlink()
     common = dict(epochs=epochs, steps=steps, batch_size=batch_size, lr=lr, optimizer=optimizer,
                   clip=clip, device=device, seed=seed, eval_every=eval_every, progress=progress,
-                  checkpoint_dir=outdir / "checkpoint" if resume else None)
+                  checkpoint_dir=outdir / "checkpoint" if resume else None, identity=identity)
     if method == "dense":
         result = train(model, task, **common)
     elif method != "l2":
@@ -123,10 +154,6 @@ def train_cmd(cell, hidden, init_scheme, method, sparsity, data_name, data_root,
     def finite(v):
         return v if not isinstance(v, float) or math.isfinite(v) else None
 
-    config = dict(cell=cell, hidden=hidden, init=init_scheme, method=method, sparsity=sparsity,
-                  data=data_name, data_root=data_root, data_options=options, epochs=epochs,
-                  steps=steps, batch_size=batch_size, lr=lr, optimizer=optimizer, clip=clip,
-                  eval_every=eval_every, stage_steps=stage_steps, embed_size=embed_size, seed=seed)
     record = dict(config=config, status=result.status, diverged_at=result.diverged_at,
                   metrics={k: finite(v) for k, v in result.metrics.items()},
                   device=result.device, data=result.description, torch=torch.__version__)
@@ -136,6 +163,8 @@ def train_cmd(cell, hidden, init_scheme, method, sparsity, data_name, data_root,
     write_atomic(met, lambda f: f.write(json.dumps(record, indent=2, allow_nan=False).encode()))
     if result.mask is not None:
         write_atomic(outdir / "mask.pt", lambda f: torch.save(result.mask, f))
+    elif (outdir / "mask.pt").is_file():  # a dense run: an earlier run's mask would mislead
+        (outdir / "mask.pt").unlink()
     shown = {k: v for k, v in result.metrics.items()
              if k.startswith(("val_", "test_")) and not k.endswith("_loss") or k == "density"}
     nums = ", ".join(f"{k} {v:.4g}" for k, v in shown.items())

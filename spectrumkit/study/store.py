@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import warnings
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -25,7 +24,7 @@ from typing import Any
 
 import pandas as pd
 
-from .._io import fsync_dir, write_text_atomic
+from .._io import check_output_dir, fsync_dir, write_text_atomic
 from ..errors import SpectrumkitError, fail
 from .config import SCHEMA_VERSION, TrialConfig, canonical_json, trial_key
 
@@ -80,12 +79,10 @@ class ResultStore:
 
     def prepare(self) -> None:
         """Create the folders and prove they can be written; errors name the folder."""
+        check_output_dir("run_study", self.root)  # the one check of every command (_io.py)
         try:
             for d in (self.root, self.trials, self.logs, self.tables):
                 d.mkdir(parents=True, exist_ok=True)
-            probe = self.trials / f".probe.{os.getpid()}.tmp"
-            probe.write_bytes(b"")
-            probe.unlink()
         except OSError as e:
             raise fail("run_study", "an output folder that can be written",
                        f"{self.root} ({type(e).__name__}: {e.strerror or e})") from None
