@@ -17,7 +17,7 @@ _TRAIN_METHODS = ("dense", "l2", "jacobian", "snip", "foresight", "magnitude", "
 
 
 def _parse_option(text: str) -> tuple[str, object]:
-    """``KEY=VALUE`` with VALUE read as int, float, ``none`` or a string."""
+    """``KEY=VALUE`` with VALUE read as int, float, ``true``/``false``, ``none`` or a string."""
     if "=" not in text:
         raise click.BadParameter(f"expected KEY=VALUE, got {text!r}", param_hint="--data-option")
     key, value = (t.strip() for t in text.split("=", 1))
@@ -26,6 +26,8 @@ def _parse_option(text: str) -> tuple[str, object]:
             return key, cast(value)
         except ValueError:
             pass
+    if value.lower() in ("true", "false"):  # e.g. sample=true for load_task("1b")
+        return key, value.lower() == "true"
     return key, None if value.lower() == "none" else value
 
 
@@ -42,7 +44,7 @@ def _parse_option(text: str) -> tuple[str, object]:
 @click.option("--sparsity", type=float, default=0.0, show_default=True,
               help="fraction of the cell's weights pruned (0 for dense)")
 @click.option("--data", "data_name", default="seq-mnist", show_default=True,
-              help="seq-mnist, wikitext, adding or copy")
+              help="seq-mnist, wikitext, wikitext-103, 1b, adding or copy")
 @click.option("--data-root", type=click.Path(file_okay=False), default=None,
               help="folder with the full data set (default: the bundled data)")
 @click.option("--data-option", "data_options", multiple=True, metavar="KEY=VALUE",
@@ -58,6 +60,9 @@ def _parse_option(text: str) -> tuple[str, object]:
 @click.option("--stage-steps", type=int, default=None,
               help="l2: steps per pruning stage (default: evenly spaced)")
 @click.option("--embed-size", type=int, default=None, help="language models: E (default N)")
+@click.option("--softmax-samples", type=int, default=None,
+              help="language models: train with a sampled softmax of this many log-uniform "
+                   "candidates (0 < S < V; default: full softmax; evaluation is always full)")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:K")
 @click.option("--seed", type=int, default=0, show_default=True,
               help="seeds the initialization and the data order")
@@ -69,7 +74,8 @@ def _parse_option(text: str) -> tuple[str, object]:
 @click.option("--out", type=click.Path(file_okay=False), required=True, help="output folder")
 def train_cmd(cell, hidden, init_scheme, method, sparsity, data_name, data_root, data_options,
               score_batch, epochs, steps, batch_size, lr, optimizer, clip, eval_every, stage_steps,
-              embed_size, device, seed, threads, resume, progress, out) -> None:
+              embed_size, device, seed, threads, resume, progress, out, softmax_samples=None
+              ) -> None:
     """Train one model and write OUT/history.csv and OUT/metrics.json (atomically)."""
     import json
     import math
@@ -93,7 +99,8 @@ def train_cmd(cell, hidden, init_scheme, method, sparsity, data_name, data_root,
         torch.set_num_threads(threads)
     options = dict(_parse_option(t) for t in data_options)
     task = load_task(data_name, root=data_root, **options)
-    model = make_model(task, cell, hidden, init=init_scheme, seed=seed, embed_size=embed_size)
+    model = make_model(task, cell, hidden, init=init_scheme, seed=seed, embed_size=embed_size,
+                       softmax_samples=softmax_samples)
     outdir = Path(out)
     common = dict(epochs=epochs, steps=steps, batch_size=batch_size, lr=lr, optimizer=optimizer,
                   clip=clip, device=device, seed=seed, eval_every=eval_every, progress=progress,
@@ -126,7 +133,8 @@ def train_cmd(cell, hidden, init_scheme, method, sparsity, data_name, data_root,
     config = dict(cell=cell, hidden=hidden, init=init_scheme, method=method, sparsity=sparsity,
                   data=data_name, data_root=data_root, data_options=options, epochs=epochs,
                   steps=steps, batch_size=batch_size, lr=lr, optimizer=optimizer, clip=clip,
-                  eval_every=eval_every, stage_steps=stage_steps, embed_size=embed_size, seed=seed)
+                  eval_every=eval_every, stage_steps=stage_steps, embed_size=embed_size, seed=seed,
+                  softmax_samples=softmax_samples)
     record = dict(config=config, status=result.status, diverged_at=result.diverged_at,
                   metrics={k: finite(v) for k, v in result.metrics.items()},
                   device=result.device, data=result.description, torch=torch.__version__)
