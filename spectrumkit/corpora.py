@@ -52,11 +52,13 @@ import logging
 import math
 import re
 import sys
+import shutil
 import tempfile
+import weakref
 import zlib
 from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -207,7 +209,6 @@ class StreamedTokens:
     per_file: tuple[int, ...]
     vocab: tuple[str, ...]
     description: str
-    _keep: Any = field(default=None, repr=False)  # e.g. the TemporaryDirectory of a sample
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "_index", {w: i for i, w in enumerate(self.vocab)})
@@ -360,7 +361,7 @@ def corpus_task(name: str, root: str | Path | None, o: dict[str, Any]) -> Any:
     Options ``o`` (validated here): ``max_vocab`` (V ≥ 2 or None), ``bptt``, ``limit`` (read only
     the first ``limit`` training tokens, for the vocabulary *and* for training: quick runs never
     read the whole corpus), and for ``1b`` ``sample`` (True: read :func:`write_1b_sample`'s corpus,
-    written into a temporary folder that lives as long as the task; ``root`` must then be None).
+    written into a temporary folder removed with the training split; ``root`` must then be None).
     The training split is a :class:`StreamedTokens`; val and test are
     :class:`~spectrumkit.data.TokenStream` (NOTE [One Billion Words layout] for the split rule).
     """
@@ -382,8 +383,8 @@ def corpus_task(name: str, root: str | Path | None, o: dict[str, Any]) -> Any:
             if root is not None:
                 raise fail(fn, "root=None with sample=True (the sample is written to a temporary "
                            "folder)", repr(str(root)))
-            keep = tempfile.TemporaryDirectory(prefix="spectrumkit-1b-sample-")
-            root = write_1b_sample(keep.name)
+            keep = tempfile.mkdtemp(prefix="spectrumkit-1b-sample-")
+            root = write_1b_sample(keep)
         elif root is None:
             raise fail(fn, _ONE_B_LAYOUT + " given as root= (One Billion Words is not bundled; "
                        "sample=True reads a small corpus in its layout)", "root=None")
@@ -408,7 +409,9 @@ def corpus_task(name: str, root: str | Path | None, o: dict[str, Any]) -> Any:
     lim = f", first {n} tokens (limit {o['limit']})" if o["limit"] is not None else ""
     desc = f"{src}: {split_words}{lim}; word level, {len(vocab)} words from train{cap}"
     train = StreamedTokens(tuple(train_files[:len(per_file)]), tuple(per_file), vocab,
-                           f"{desc}; train split, streamed", keep)
+                           f"{desc}; train split, streamed")
+    if keep is not None:  # the sample's folder goes when the stream that reads it goes
+        weakref.finalize(train, shutil.rmtree, keep, ignore_errors=True)
     val = TokenStream(_encode_all(fn, val_file, index), f"{desc}; val split")
     test = TokenStream(_encode_all(fn, test_file, index), f"{desc}; test split")
     log.info("%s: %s", name, desc)
