@@ -24,7 +24,8 @@ load):
 With ``root=`` the standard layouts are read (MNIST IDX files plain or gzipped, also torchvision's
 ``MNIST/raw``; WikiText ``{train,valid,test}.txt`` or ``wiki.{train,valid,test}.tokens``).
 For full MNIST the validation split is the last 5,000 of the 60,000 training images, train is the
-first 55,000, and test is the official 10k test set.
+first 55,000, and test is the official 10k test set. WikiText-103 and One Billion Words (tasks
+``wikitext-103`` and ``1b``) are read, streamed, by :mod:`spectrumkit.corpora`.
 """
 
 from __future__ import annotations
@@ -138,11 +139,13 @@ class TaskData:
     r"""Everything a trainer needs to know about a task, from :func:`load_task`.
 
     Attributes:
-        name: one of ``seq-mnist``, ``wikitext``, ``adding``, ``copy``.
+        name: one of ``seq-mnist``, ``wikitext``, ``adding``, ``copy``, ``wikitext-103``, ``1b``.
         kind: ``classification`` (cross-entropy on the final state, error %), ``language``
             (per-step cross-entropy, perplexity) or ``regression`` (MSE on the final state).
         train, val: the training and validation splits (:class:`SequenceDataset` or
-            :class:`TokenStream`); test: the test split or None (bundled MNIST has none).
+            :class:`TokenStream`; the training split of ``wikitext-103`` and ``1b`` is a
+            :class:`~spectrumkit.corpora.StreamedTokens`); test: the test split or None (bundled
+            MNIST has none).
         input_size: D for classification and regression; None for language (tokens).
         num_classes: C for classification, else None. vocab_size: V for language, else None.
         bptt: truncation length for token streams (None for fixed-length sequences).

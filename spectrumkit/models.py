@@ -256,11 +256,11 @@ class LanguageModel(_RecurrentCore):
                  ) -> None:
         fn = "LanguageModel"
         check_positive_int(fn, "vocab_size", vocab_size)
-        if softmax_samples is not None:
-            if isinstance(softmax_samples, bool) or not isinstance(softmax_samples, int) \
-                    or not 0 < softmax_samples < vocab_size:
-                raise fail(fn, f"softmax_samples in [1, V - 1] = [1, {vocab_size - 1}] or None "
-                           "(full softmax)", repr(softmax_samples))
+        if softmax_samples is not None and (
+                isinstance(softmax_samples, bool) or not isinstance(softmax_samples, int)
+                or not 0 < softmax_samples < vocab_size):
+            raise fail(fn, f"softmax_samples in [1, V - 1] = [1, {vocab_size - 1}] or None "
+                       "(full softmax)", repr(softmax_samples))
         check_positive_int(fn, "embed_size", embed_size)
         check_positive_int(fn, "hidden_size", hidden_size)
         g = make_generator(generator, seed, fn)

@@ -226,7 +226,7 @@ def test_bad_roots_and_options(tmp_path):
 
 
 def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "spectrumkit.cli", *args], capture_output=True,
+    return subprocess.run([sys.executable, "-m", "spectrumkit.cli", *args], check=False, capture_output=True,
                           text=True, cwd=Path(__file__).resolve().parents[1],
                           env={**__import__("os").environ, "OMP_NUM_THREADS": "1"}, timeout=300)
 
@@ -281,7 +281,7 @@ def test_a_5m_token_corpus_streams_in_bounded_memory(tmp_path):
     one_b_tree(tmp_path, {}, {0: ["w1 w2"], 1: ["w3"]})
 
     def rss(*args: str) -> dict:
-        r = subprocess.run([sys.executable, "-c", _PROBE, *args], capture_output=True, text=True,
+        r = subprocess.run([sys.executable, "-c", _PROBE, *args], check=False, capture_output=True, text=True,
                            cwd=Path(__file__).resolve().parents[1], timeout=600,
                            env={**__import__("os").environ, "OMP_NUM_THREADS": "1"})
         assert r.returncode == 0, r.stderr

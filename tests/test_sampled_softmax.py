@@ -18,8 +18,12 @@ import torch
 from spectrumkit.data import TokenStream, load_task
 from spectrumkit.errors import SpectrumkitError
 from spectrumkit.evaluation import evaluate, make_model
-from spectrumkit.models import (LanguageModel, log_uniform_probs, log_uniform_sample,
-                                sampled_softmax_loss)
+from spectrumkit.models import (
+    LanguageModel,
+    log_uniform_probs,
+    log_uniform_sample,
+    sampled_softmax_loss,
+)
 from spectrumkit.study import TrialConfig
 
 D64 = torch.float64
@@ -214,7 +218,7 @@ def test_cli_refuses_bad_softmax_and_budget(tmp_path, args, message):
     r = subprocess.run([sys.executable, "-m", "spectrumkit.cli", "train", "--data", "1b",
                         "--data-option", "sample=true", "--data-option", "max_vocab=300",
                         "--data-option", "limit=3000", "--hidden", "4", "--embed-size", "4",
-                        "--out", str(tmp_path / "o"), *args], capture_output=True, text=True,
+                        "--out", str(tmp_path / "o"), *args], check=False, capture_output=True, text=True,
                        cwd=ROOT, env={**os.environ, "OMP_NUM_THREADS": "1"}, timeout=300)
     assert r.returncode == 2 and "Traceback" not in r.stderr
     lines = r.stderr.strip().splitlines()
@@ -226,7 +230,7 @@ def test_cli_study_refuses_steps_with_epochs(tmp_path):
     study.write_text('[fixed]\ntask = "1b"\nsteps = 10\nepochs = 1\n[presets.quick]\nseeds = 1\n'
                      '[report]\ntable = { rows = "method", metric = "test_ppl" }\n')
     r = subprocess.run([sys.executable, "-m", "spectrumkit.cli", "study", "run", str(study),
-                        "--out", str(tmp_path / "o"), "--no-figures"], capture_output=True,
+                        "--out", str(tmp_path / "o"), "--no-figures"], check=False, capture_output=True,
                        text=True, cwd=ROOT, env={**os.environ, "OMP_NUM_THREADS": "1"}, timeout=300)
     assert r.returncode == 2 and "Traceback" not in r.stderr
     lines = r.stderr.strip().splitlines()
