@@ -188,7 +188,11 @@ class _Row:
         parts = []
         while m > 0:
             if self.pos == len(self.cur):
-                self.cur, self.pos = next(self.blocks), 0
+                block = next(self.blocks, None)
+                if block is None:
+                    raise fail("StreamedTokens.windows", "the files to hold the tokens counted "
+                               "when the corpus was loaded", "fewer (changed on disk?)")
+                self.cur, self.pos = block, 0
             part = self.cur[self.pos:self.pos + m]
             self.pos += len(part)
             m -= len(part)
@@ -228,7 +232,8 @@ class StreamedTokens:
         Equal, window by window, to ``bptt_batches(whole stream, batch_size, bptt)``; ``start``
         skips the first windows (to resume) without running a model over them.
 
-        >>> s = corpus_task("1b", None, {"sample": True, "limit": 50, "max_vocab": 100}).train
+        >>> from spectrumkit.data import load_task
+        >>> s = load_task("1b", sample=True, limit=50).train  # 25 tokens a row
         >>> [tuple(a.shape) for a, _ in s.windows(2, 10)]
         [(2, 10), (2, 10), (2, 4)]
         """

@@ -300,3 +300,11 @@ def test_a_5m_token_corpus_streams_in_bounded_memory(tmp_path):
           f"{array_mb:.1f} MiB)")
     assert array_grew_mb > 0.9 * array_mb  # the measurement sees an array of that size
     assert grew_mb < array_mb / 4
+
+
+def test_a_shard_that_shrinks_after_loading_is_an_error(tmp_path):
+    base = one_b_tree(tmp_path, TRAIN_LINES, HELD_LINES, gz_odd=False)
+    s = load_task("1b", root=tmp_path).train
+    write(base / TRAIN / "news.en-00003-of-00100", ["the"], gz=False)
+    with pytest.raises(SpectrumkitError, match="changed on disk"):
+        list(s.windows(2, 2))
