@@ -235,3 +235,37 @@ def test_cli_study_refuses_steps_with_epochs(tmp_path):
     assert r.returncode == 2 and "Traceback" not in r.stderr
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1 and "exactly one of epochs / steps" in lines[0], r.stderr
+
+
+def test_language_study_paper_rows_carry_the_appendix_settings():
+    from spectrumkit.study import load_study
+
+    paper = load_study("language", "paper")
+    want = {"wikitext": (20000, None, {}), "wikitext-103": (12000, 1000, {}),
+            "1b": (30000, 1000, {"max_vocab": 100000})}
+    got = {}
+    for c in paper.configs:
+        assert (c.cell, c.hidden_size, c.embed_size, c.init, c.epochs) == ("lstm", 2000, 400,
+                                                                          "he", None)
+        got.setdefault(c.task, set()).add((c.steps, c.softmax_samples, tuple(c.data.items()),
+                                           c.method, c.seed))
+    assert set(got) == set(want) and len(paper.configs) == 3 * 2 * 3
+    for task, (steps, samples, data) in want.items():
+        assert got[task] == {(steps, samples, tuple(data.items()), m, s)
+                             for m in ("jacobian", "random") for s in range(3)}
+    quick = load_study("language", "quick")
+    assert {(c.task, c.data["sample"], c.steps, c.softmax_samples) for c in quick.configs} == \
+        {("1b", True, 150, 200)}
+
+
+def test_study_cases_refuse_unknown_keys_and_grid_axes(tmp_path):
+    from spectrumkit.study import load_study
+
+    base = ('[grid]\nmethod = ["random"]\n[presets.quick]\nseeds = 1\n'
+            '[report]\ntable = { rows = "method", metric = "test_ppl" }\n')
+    for case, message in (("stepz = 3", "unknown key 'stepz'"),
+                          ("method = 'dense'", "unknown key 'method'")):
+        p = tmp_path / "s.toml"
+        p.write_text(base + f"[[presets.quick.cases]]\nsteps = 1\n{case}\n")
+        with pytest.raises(SpectrumkitError, match=message):
+            load_study(p, "quick")
