@@ -24,7 +24,8 @@ from .spectra import (CHI_ESTIMATORS, Histogram, Spectrum, chi, chi_step, effect
                       spectrum, spectrum_summary)
 
 # models
-from .models import LanguageModel, SequenceClassifier, SequenceRegressor
+from .models import (LanguageModel, SequenceClassifier, SequenceRegressor, log_uniform_probs,
+                     log_uniform_sample, sampled_softmax_loss)
 
 # pruning at initialization: scores, masks, anatomy
 from .scores import METHODS, compute_gamma, compute_scores
@@ -35,6 +36,7 @@ from .anatomy import anatomy_summary, connection_map, mask_anatomy
 # data
 from .data import (SequenceDataset, TaskData, TokenStream, WikiText, adding_problem, bptt_batches,
                    copy_task, load_task, sample_batch, seq_mnist, wikitext)
+from .corpora import StreamedTokens, write_1b_sample
 
 # training (NOTE: the function ``train`` shadows the submodule name ``spectrumkit.train`` as an
 # attribute; ``from spectrumkit.train import ...`` still reaches the module)
@@ -69,14 +71,16 @@ __all__ = [
     "histogram", "Histogram", "spectrum", "Spectrum", "CHI_ESTIMATORS", "chi", "chi_step",
     "lyapunov_exponents",
     # models
-    "SequenceClassifier", "LanguageModel", "SequenceRegressor",
+    "SequenceClassifier", "LanguageModel", "SequenceRegressor", "sampled_softmax_loss",
+    "log_uniform_probs", "log_uniform_sample",
     # pruning at initialization: scores, masks, anatomy
     "METHODS", "compute_scores", "compute_gamma", "topk_mask", "density_from_sparsity",
     "apply_mask", "to_torch_prune", "save_masks", "load_masks", "mask_anatomy", "anatomy_summary",
     "connection_map",
     # data
     "SequenceDataset", "TaskData", "TokenStream", "WikiText", "adding_problem", "bptt_batches",
-    "copy_task", "load_task", "sample_batch", "seq_mnist", "wikitext",
+    "copy_task", "load_task", "sample_batch", "seq_mnist", "wikitext", "StreamedTokens",
+    "write_1b_sample",
     # training
     "evaluate", "make_model", "resolve_device", "TrainResult", "train", "train_l2_iterative",
     # studies

@@ -24,7 +24,8 @@ load):
 With ``root=`` the standard layouts are read (MNIST IDX files plain or gzipped, also torchvision's
 ``MNIST/raw``; WikiText ``{train,valid,test}.txt`` or ``wiki.{train,valid,test}.tokens``).
 For full MNIST the validation split is the last 5,000 of the 60,000 training images, train is the
-first 55,000, and test is the official 10k test set.
+first 55,000, and test is the official 10k test set. WikiText-103 and One Billion Words (tasks
+``wikitext-103`` and ``1b``) are read, streamed, by :mod:`spectrumkit.corpora`.
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
+from .corpora import StreamedTokens, corpus_task, vocab_from_counts
 from .errors import check_choice, check_keys, check_positive_int, fail
 from .init import make_generator
 
@@ -73,7 +75,7 @@ log = logging.getLogger("spectrumkit.data")
 #: ``standard`` scale uses these fixed values for every split and every source.
 MNIST_MEAN, MNIST_STD = 0.1307, 0.3081
 
-TASKS = ("seq-mnist", "wikitext", "adding", "copy")
+TASKS = ("seq-mnist", "wikitext", "adding", "copy", "wikitext-103", "1b")
 Kind = Literal["classification", "language", "regression"]
 
 _BUNDLED_SHA256 = {
@@ -137,11 +139,13 @@ class TaskData:
     r"""Everything a trainer needs to know about a task, from :func:`load_task`.
 
     Attributes:
-        name: one of ``seq-mnist``, ``wikitext``, ``adding``, ``copy``.
+        name: one of ``seq-mnist``, ``wikitext``, ``adding``, ``copy``, ``wikitext-103``, ``1b``.
         kind: ``classification`` (cross-entropy on the final state, error %), ``language``
             (per-step cross-entropy, perplexity) or ``regression`` (MSE on the final state).
         train, val: the training and validation splits (:class:`SequenceDataset` or
-            :class:`TokenStream`); test: the test split or None (bundled MNIST has none).
+            :class:`TokenStream`; the training split of ``wikitext-103`` and ``1b`` is a
+            :class:`~spectrumkit.corpora.StreamedTokens`); test: the test split or None (bundled
+            MNIST has none).
         input_size: D for classification and regression; None for language (tokens).
         num_classes: C for classification, else None. vocab_size: V for language, else None.
         bptt: truncation length for token streams (None for fixed-length sequences).
@@ -389,6 +393,8 @@ def _wikitext_lines(fn: str, root: Path | None) -> tuple[dict[str, list[str]], s
                 f"bundled WikiText-2: train = lines 1-{cut} of valid, val = lines {cut + 1}-"
                 f"{len(valid)} of valid, test = test")
     out, used = {}, []
+    if (root / "wikitext-2").is_dir():  # a data root holding the unzipped wikitext-2/ folder
+        root = root / "wikitext-2"
     for split, stem in (("train", "train"), ("val", "valid"), ("test", "test")):
         cands = [root / f"{stem}.txt", root / f"wiki.{stem}.tokens", root / f"{stem}.txt.gz",
                  root / f"wiki.{stem}.tokens.gz"]
@@ -399,14 +405,8 @@ def _wikitext_lines(fn: str, root: Path | None) -> tuple[dict[str, list[str]], s
 
 
 def _build_vocab(lines: list[str], max_vocab: int | None) -> tuple[str, ...]:
-    counts = Counter(w for line in lines for w in line.split() + [EOS])
     # Counter.most_common orders ties by first occurrence, so the vocabulary is deterministic.
-    words = [w for w, _ in counts.most_common()]
-    if max_vocab is not None and len(words) > max_vocab:
-        words = words[: max_vocab - 1] if UNK not in words[:max_vocab] else words[:max_vocab]
-    if UNK not in words:
-        words.append(UNK)
-    return tuple(words)
+    return vocab_from_counts(Counter(w for line in lines for w in line.split() + [EOS]), max_vocab)
 
 
 def _encode(lines: list[str], index: dict[str, int]) -> torch.Tensor:
@@ -496,6 +496,9 @@ def sample_batch(split: SequenceDataset | TokenStream, n: int, *, generator: tor
     and of study trials.
     """
     check_positive_int("sample_batch", "n", n)
+    if isinstance(split, StreamedTokens):
+        inputs, targets = split.head_window(n, bptt or 35)
+        return inputs.to(device), targets.to(device)
     if isinstance(split, TokenStream):
         inputs, targets = next(iter(bptt_batches(split.ids, n, bptt or 35)))
         return inputs.to(device), targets.to(device)
@@ -577,6 +580,8 @@ _OPTIONS = {
     "wikitext": {"max_vocab": None, "bptt": 35, "limit": None},
     "adding": {"T": 50, "n_train": 10000, "n_val": 1000, "n_test": 1000, "seed": 0},
     "copy": {"T": 10, "delay": 20, "n_train": 10000, "n_val": 1000, "n_test": 1000, "seed": 0},
+    "wikitext-103": {"max_vocab": None, "bptt": 35, "limit": None},
+    "1b": {"max_vocab": 100000, "bptt": 35, "limit": None, "sample": False},
 }
 
 
@@ -592,9 +597,17 @@ def load_task(name: str, *, root: str | Path | None = None, **options: Any) -> T
     ``adding``     regression      T=50, n_train=10000, n_val=1000, n_test=1000, seed=0
     ``copy``       language        T=10, delay=20, n_train=10000, n_val=1000, n_test=1000,
                                    seed=0 (per-step targets; trained as independent sequences)
+    ``wikitext-``  language        max_vocab=None, bptt=35, limit=None (first n train tokens,
+    ``103``                        vocabulary included); root required, training streamed
+    ``1b``         language        max_vocab=100000, bptt=35, limit=None (as wikitext-103),
+                                   sample=False (True: a small corpus in the 1b layout)
     =============  ==============  ===========================================================
 
-    ``root`` is for ``seq-mnist`` and ``wikitext`` only (None = bundled, NOTE [Bundled data]).
+    ``root`` is for ``seq-mnist`` and ``wikitext`` (None = bundled, NOTE [Bundled data]; a root
+    holding a ``wikitext-2/`` folder reads it), ``wikitext-103`` and ``1b`` (One Billion Words);
+    the last two are read by :mod:`spectrumkit.corpora` (NOTE [One Billion Words layout], NOTE
+    [WikiText-103 layout]) and their training split is a streamed
+    :class:`~spectrumkit.corpora.StreamedTokens`.
     The synthetic tasks draw train, then val, then test from one generator seeded with ``seed``.
     Unknown option names are refused.
 
@@ -608,6 +621,8 @@ def load_task(name: str, *, root: str | Path | None = None, **options: Any) -> T
     o = {**_OPTIONS[name], **options}
     if name in ("adding", "copy") and root is not None:
         raise fail(fn, f"root=None for the synthetic task {name!r}", repr(root))
+    if name in ("wikitext-103", "1b"):
+        return corpus_task(name, root, o)
     if name == "seq-mnist":
         common = dict(variant=o["variant"], scale=o["scale"], permutation_seed=o["permutation_seed"])
         train = seq_mnist(root, split="train", limit=o["limit"], **common)

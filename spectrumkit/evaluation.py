@@ -37,13 +37,14 @@ def make_model(task: TaskData, cell: str | Cell, hidden_size: int, *, init: str 
                seed: int | None = None, generator: torch.Generator | None = None,
                embed_size: int | None = None, bias: str | None = None,
                freeze_embedding: bool = True, device: torch.device | str | None = None,
-               dtype: torch.dtype = torch.float32) -> Model:
+               dtype: torch.dtype = torch.float32, softmax_samples: int | None = None) -> Model:
     r"""The model ``task`` calls for, around ``cell`` with N = ``hidden_size``.
 
     ``classification`` → :class:`~spectrumkit.models.SequenceClassifier` (D, N, C);
     ``regression`` → :class:`~spectrumkit.models.SequenceRegressor` (D, N);
     ``language`` → :class:`~spectrumkit.models.LanguageModel` (V, E, N) with E = ``embed_size``
-    (default N) and a frozen N(0, 1) embedding unless ``freeze_embedding=False``.
+    (default N) and a frozen N(0, 1) embedding unless ``freeze_embedding=False``, trained with a
+    sampled softmax of ``softmax_samples`` candidates when given (language tasks only).
     Exactly one of ``seed`` / ``generator`` draws the initialization.
 
     >>> from spectrumkit.data import load_task
@@ -56,6 +57,9 @@ def make_model(task: TaskData, cell: str | Cell, hidden_size: int, *, init: str 
         raise fail(fn, "a TaskData from load_task", type(task).__name__)
     check_positive_int(fn, "hidden_size", hidden_size)
     kw = dict(init=init, seed=seed, generator=generator, bias=bias, dtype=dtype, device=device)
+    if softmax_samples is not None and task.kind != "language":
+        raise fail(fn, "softmax_samples=None for a task of kind " + repr(task.kind),
+                   repr(softmax_samples))
     if task.kind == "classification":
         return SequenceClassifier(cell, task.input_size, hidden_size, task.num_classes, **kw)
     if task.kind == "regression":
@@ -63,7 +67,7 @@ def make_model(task: TaskData, cell: str | Cell, hidden_size: int, *, init: str 
     if embed_size is not None:
         check_positive_int(fn, "embed_size", embed_size)
     return LanguageModel(cell, task.vocab_size, embed_size or hidden_size, hidden_size,
-                         freeze_embedding, **kw)
+                         freeze_embedding, softmax_samples=softmax_samples, **kw)
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:

@@ -15,6 +15,7 @@ routine use.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 
 import torch
@@ -27,7 +28,8 @@ from .errors import check_positive_int, fail
 from .init import DRAW_DTYPE, init_params, make_generator
 from .unroll import _unroll
 
-__all__ = ["LanguageModel", "SequenceClassifier"]
+__all__ = ["LanguageModel", "SequenceClassifier", "log_uniform_probs", "log_uniform_sample",
+           "sampled_softmax_loss"]
 
 
 # NOTE [No global RNG in models]
@@ -46,6 +48,86 @@ def _xavier_linear(in_features: int, out_features: int, g: torch.Generator, dtyp
         layer.weight.copy_(w.to(dtype))  # NOTE [One draw]
         layer.bias.zero_()
     return layer
+
+
+# --------------------------------------------------------------------------------------------------
+# Sampled softmax
+# --------------------------------------------------------------------------------------------------
+
+# NOTE [Sampled softmax]
+# Training a language model over V = 100,000 words with a full softmax costs a (B·T, N) × (N, V)
+# product per step. The sampled softmax (Jean et al. 2015, "On using very large target vocabulary";
+# the form of TensorFlow's sampled_softmax_loss) scores only the true word and S candidates drawn
+# once per step, shared by every position of the batch:
+#   * candidates are drawn i.i.d. (with replacement) from the log-uniform (Zipfian) distribution
+#     over frequency-sorted ids, Q(k) = (log(k+2) − log(k+1)) / log(V+1), k = 0..V−1 (our
+#     vocabularies are most frequent first), by inverting its CDF: k = ⌊exp(u·log(V+1))⌋ − 1 with
+#     u ~ U[0, 1) from an explicit generator;
+#   * the "log Q correction": every logit, true and sampled, has log(S·Q(k)) subtracted, the log of
+#     k's expected count among the S draws, which makes the sampled loss's gradient approach the
+#     full softmax's (measured in tests/test_sampled_softmax.py);
+#   * accidental hits are removed: a candidate equal to the position's true word is masked to −inf,
+#     so the true word is never also a negative. With the whole vocabulary as candidates and no
+#     correction this gives exactly the full softmax.
+# Evaluation always uses the full softmax: perplexities never come from a sampled loss.
+
+
+def log_uniform_probs(V: int, *, dtype: torch.dtype = torch.float64,
+                      device: torch.device | str | None = None) -> torch.Tensor:
+    r"""The log-uniform (Zipfian) distribution over ids 0..V−1: Q(k) = log((k+2)/(k+1)) / log(V+1).
+
+    It sums to 1 (the logs telescope to log(V+1)). NOTE [Sampled softmax].
+
+    >>> [round(float(q), 4) for q in log_uniform_probs(3)]
+    [0.5, 0.2925, 0.2075]
+    """
+    check_positive_int("log_uniform_probs", "V", V)
+    k = torch.arange(V, dtype=torch.float64, device=device)
+    return (torch.log1p(1.0 / (k + 1.0)) / math.log(V + 1.0)).to(dtype)
+
+
+def log_uniform_sample(V: int, S: int, *, generator: torch.Generator) -> torch.Tensor:
+    r"""S i.i.d. ids (S,) long from :func:`log_uniform_probs`, on the generator's device.
+
+    Inverse CDF: k = ⌊exp(u·log(V+1))⌋ − 1 with u ~ U[0, 1) (float64), since
+    P(k+1 ≤ exp(u·log(V+1)) < k+2) = Q(k).
+    """
+    fn = "log_uniform_sample"
+    check_positive_int(fn, "V", V)
+    check_positive_int(fn, "S", S)
+    if not isinstance(generator, torch.Generator):
+        raise fail(fn, "generator to be a torch.Generator", type(generator).__name__)
+    u = torch.rand(S, generator=generator, dtype=torch.float64, device=generator.device)
+    k = torch.floor(torch.exp(u * math.log(V + 1.0))).long() - 1
+    return k.clamp_(0, V - 1)
+
+
+def sampled_softmax_loss(hidden: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
+                         targets: torch.Tensor, samples: torch.Tensor,
+                         log_expected: torch.Tensor | None = None) -> torch.Tensor:
+    r"""Mean sampled-softmax cross-entropy (NOTE [Sampled softmax]).
+
+    With z = hidden · weightᵀ + bias and c = ``log_expected`` (0 when None), position i scores
+    the logits [z_{i,y_i} − c_{y_i}, z_{i,s_1} − c_{s_1}, ..., z_{i,s_S} − c_{s_S}], a candidate
+    s_j = y_i masked to −inf (accidental hit), and the loss is the mean of −log softmax(...)₀.
+
+    Args:
+        hidden: (M, N) with M = B·T. weight: (V, N) decoder weight. bias: (V,) or None.
+        targets: (M,) ids in [0, V). samples: (S,) candidate ids. log_expected: (V,) log of each
+            id's expected count among the candidates, log(S·Q(k)) for log-uniform draws, or None
+            for no correction.
+    """
+    true_logits = (hidden * weight[targets]).sum(-1)  # (M,)
+    cand = hidden @ weight[samples].T  # (M, S)
+    if bias is not None:
+        true_logits = true_logits + bias[targets]
+        cand = cand + bias[samples]
+    if log_expected is not None:
+        true_logits = true_logits - log_expected[targets]
+        cand = cand - log_expected[samples]
+    cand = cand.masked_fill(samples[None, :] == targets[:, None], float("-inf"))
+    logits = torch.cat([true_logits[:, None], cand], dim=1)
+    return (torch.logsumexp(logits, dim=1) - true_logits).mean()
 
 
 class _RecurrentCore(nn.Module):
@@ -159,6 +241,9 @@ class LanguageModel(_RecurrentCore):
         cell: built-in name or Cell. vocab_size: V. embed_size: E (the cell's D). hidden_size: N.
         freeze_embedding: keep the N(0, 1)-initialized embedding fixed (the paper's setting).
         init, generator / seed, bias: as for :class:`SequenceClassifier`.
+        softmax_samples: None for the full softmax (the default), or S with 0 < S < V for a
+            sampled softmax with S log-uniform candidates per step in :meth:`train_loss` (NOTE
+            [Sampled softmax]). ``forward``, :meth:`loss` and every evaluation stay full.
 
     ``forward(tokens, s0=None)`` takes tokens (B, T) and returns ``(logits (B, T, V), s_T (B, S))``
     so that truncated BPTT can carry the state across batches.
@@ -168,9 +253,15 @@ class LanguageModel(_RecurrentCore):
                  freeze_embedding: bool = True, *, init: str | Mapping = "glorot",
                  generator: torch.Generator | None = None, seed: int | None = None,
                  bias: str | None = None, dtype: torch.dtype = torch.float32,
-                 device: torch.device | str | None = None) -> None:
+                 device: torch.device | str | None = None, softmax_samples: int | None = None
+                 ) -> None:
         fn = "LanguageModel"
         check_positive_int(fn, "vocab_size", vocab_size)
+        if softmax_samples is not None and (
+                isinstance(softmax_samples, bool) or not isinstance(softmax_samples, int)
+                or not 0 < softmax_samples < vocab_size):
+            raise fail(fn, f"softmax_samples in [1, V - 1] = [1, {vocab_size - 1}] or None "
+                       "(full softmax)", repr(softmax_samples))
         check_positive_int(fn, "embed_size", embed_size)
         check_positive_int(fn, "hidden_size", hidden_size)
         g = make_generator(generator, seed, fn)
@@ -183,6 +274,7 @@ class LanguageModel(_RecurrentCore):
                                                     dtype=DRAW_DTYPE).to(dtype))  # NOTE [One draw]
         self.decoder = _xavier_linear(hidden_size, vocab_size, g, dtype, device)
         self.embedding.weight.requires_grad_(not freeze_embedding)
+        self.softmax_samples = softmax_samples
 
     def check_batch(self, fn: str, batch: tuple[torch.Tensor, torch.Tensor]) -> None:
         """Validate ``(inputs (B, T), targets (B, T))`` of token ids in [0, V)."""
@@ -220,6 +312,32 @@ class LanguageModel(_RecurrentCore):
         inputs, targets = batch
         logits, _ = self(inputs, s0)
         return F.cross_entropy(logits.reshape(-1, self.vocab_size), targets.reshape(-1))
+
+    def train_loss(self, batch: tuple[torch.Tensor, torch.Tensor], s0: torch.Tensor | None = None,
+                   *, generator: torch.Generator | None = None
+                   ) -> tuple[torch.Tensor, torch.Tensor]:
+        r"""The training loss of ``(inputs (B, T), targets (B, T))`` and the final state (B, S).
+
+        Full softmax: as :meth:`loss`. Sampled (``softmax_samples`` = S): S candidates drawn by
+        :func:`log_uniform_sample` from ``generator`` (required; a CPU generator serves any
+        device), scored by :func:`sampled_softmax_loss` with the log(S·Q) correction.
+        """
+        inputs, targets = batch
+        if self.softmax_samples is None:
+            logits, s_T = self(inputs, s0)
+            return F.cross_entropy(logits.reshape(-1, self.vocab_size), targets.reshape(-1)), s_T
+        if not isinstance(generator, torch.Generator):
+            raise fail("LanguageModel.train_loss", "a torch.Generator for the sampled softmax",
+                       type(generator).__name__)
+        s = self.states(self.embed(inputs), s0)
+        h = self.cell.output(s[1:]).transpose(0, 1).reshape(-1, self.hidden_size)  # (B·T, N)
+        S, V = self.softmax_samples, self.vocab_size
+        w = self.decoder.weight
+        samples = log_uniform_sample(V, S, generator=generator).to(w.device)
+        log_expected = (math.log(S) + torch.log(log_uniform_probs(V, device=w.device))).to(w.dtype)
+        loss = sampled_softmax_loss(h, w, self.decoder.bias, targets.reshape(-1), samples,
+                                    log_expected)
+        return loss, s[-1]
 
 
 class SequenceRegressor(_RecurrentCore):

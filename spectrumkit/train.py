@@ -47,11 +47,11 @@ from typing import Any, Literal
 
 import pandas as pd
 import torch
-import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
 from ._io import check_output_dir, write_atomic
+from .corpora import StreamedTokens
 from .data import TaskData, TokenStream, batchify
 from .errors import SpectrumkitError, check_choice, check_positive_int, check_seed, fail
 from .evaluation import (Model, _check_pair, _evaluate, _model_dtype, _to_device, evaluate,
@@ -250,10 +250,14 @@ def _train_impl(model: Model, data: TaskData, *, mask: dict[str, torch.Tensor] |
     """
     dtype = _model_dtype(model)
     model.to(device)
-    train_split = _to_device(data.train, device, dtype)
+    streamed = isinstance(data.train, StreamedTokens)  # read from disk (spectrumkit.corpora)
+    train_split = data.train if streamed else _to_device(data.train, device, dtype)
     val_split = _to_device(data.val, device, dtype)
-    stream = isinstance(train_split, TokenStream)
-    if stream:
+    stream = streamed or isinstance(train_split, TokenStream)
+    windows = None
+    if streamed:
+        per_epoch = data.train.num_windows(batch_size, data.bptt)
+    elif stream:
         rows = batchify(train_split.ids, batch_size)
         per_epoch = math.ceil((rows.shape[1] - 1) / data.bptt)
     else:
@@ -300,6 +304,8 @@ def _train_impl(model: Model, data: TaskData, *, mask: dict[str, torch.Tensor] |
               "diverge_factor": diverge_factor, "mask": _digest(mask),
               "prune_at": sorted(prune_at.items()), "bptt": data.bptt,
               "identity": dict(identity or {})}  # NOTE [Checkpoint identity]
+    if getattr(model, "softmax_samples", None) is not None:  # NOTE [Sampled softmax]
+        config["softmax_samples"] = model.softmax_samples
     g = torch.Generator().manual_seed(seed)
     st: dict[str, Any] = {"step": 0, "pos": 0, "order": None, "state": None, "rows": [],
                           "loss_sum": 0.0, "loss_count": 0, "seconds": 0.0, "first_loss": None,
@@ -354,20 +360,30 @@ def _train_impl(model: Model, data: TaskData, *, mask: dict[str, torch.Tensor] |
     try:
         while not finished and st["step"] < total and st["status"] == "ok":
             if st["pos"] == 0:  # a new epoch
+                windows = None
                 if stream:
                     st["state"] = None
                 else:
                     st["order"] = torch.randperm(len(train_split), generator=g).to(device)
-            if stream:
+            if streamed:
+                if windows is None:  # a new epoch, or a resume mid-epoch
+                    windows = train_split.windows(batch_size, data.bptt, start=st["pos"])
+                inputs, targets = (x.to(device) for x in next(windows))
+            elif stream:
                 start = st["pos"] * data.bptt
                 t = min(data.bptt, rows.shape[1] - 1 - start)
                 inputs, targets = rows[:, start:start + t], rows[:, start + 1:start + 1 + t]
-                logits, s_next = model(inputs, st["state"])
-                loss = F.cross_entropy(logits.reshape(-1, model.vocab_size), targets.reshape(-1))
+            if stream:
+                # the sampled softmax draws its candidates from g (NOTE [Sampled softmax])
+                loss, s_next = model.train_loss((inputs, targets), st["state"], generator=g)
                 st["state"] = s_next.detach()
             else:
                 idx = st["order"][st["pos"] * batch_size:(st["pos"] + 1) * batch_size]
-                loss = model.loss((train_split.xs[idx], train_split.ys[idx]))
+                batch = (train_split.xs[idx], train_split.ys[idx])
+                if getattr(model, "softmax_samples", None) is not None:  # copy task, sampled
+                    loss = model.train_loss(batch, generator=g)[0]
+                else:
+                    loss = model.loss(batch)
             value = loss.detach().item()
             st["step"] += 1
             if st["first_loss"] is None:
@@ -447,8 +463,14 @@ def _validate(fn: str, model: Any, data: Any, mask: Any, epochs: Any, steps: Any
         if meta:
             raise fail(fn, "a model whose parameters hold data (not on the meta device)",
                        f"{len(meta)} parameters on meta, e.g. {meta[0]}")
-    _check_pair(fn, model, data.train)
-    _check_pair(fn, model, data.val)
+    if isinstance(data.train, StreamedTokens):  # a streamed corpus: check what is known
+        _check_pair(fn, model, data.val)  # a LanguageModel
+        if len(data.train.vocab) > model.vocab_size:
+            raise fail(fn, f"a model vocab_size of at least the corpus's {len(data.train.vocab)}",
+                       model.vocab_size)
+    else:
+        _check_pair(fn, model, data.train)
+        _check_pair(fn, model, data.val)
     if (epochs is None) == (steps is None):
         raise fail(fn, "exactly one of epochs= or steps=", "both" if epochs is not None
                    else "neither")
@@ -457,7 +479,8 @@ def _validate(fn: str, model: Any, data: Any, mask: Any, epochs: Any, steps: Any
     else:
         check_positive_int(fn, "steps", steps)
     check_positive_int(fn, "batch_size", batch_size)
-    if isinstance(data.train, TokenStream) and len(data.train) < 2 * batch_size + 1:
+    if isinstance(data.train, (TokenStream, StreamedTokens)) \
+            and len(data.train) < 2 * batch_size + 1:
         raise fail(fn, f"a training stream of more than {2 * batch_size} tokens for "
                    f"batch_size={batch_size}", f"{len(data.train)} tokens")
     lr = _check_real(fn, "lr", lr)

@@ -75,6 +75,9 @@ def study_show_cmd(name: str, preset: str) -> None:
     click.echo("fixed:")
     for k, v in s.fixed.items():
         click.echo(f"  {k} = {json.dumps(v)}")
+    for i, case in enumerate(s.cases):  # [[presets.P.cases]]: settings that go together
+        click.echo(f"case {i + 1}:     " + ", ".join(f"{k} = {json.dumps(v)}"
+                                                     for k, v in case.items()))
     t = s.report.table
     click.echo(f"table:       rows {t.rows}, cols {t.cols or '—'}, metric {t.metric}"
                + (f" ({t.paper_table})" if t.paper_table else ""))

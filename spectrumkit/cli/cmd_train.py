@@ -20,7 +20,7 @@ _TRAIN_METHODS = ("dense", "l2", "jacobian", "snip", "foresight", "magnitude", "
 
 
 def _parse_option(text: str) -> tuple[str, object]:
-    """``KEY=VALUE`` with VALUE read as int, float, ``none`` or a string."""
+    """``KEY=VALUE`` with VALUE read as int, float, ``true``/``false``, ``none`` or a string."""
     if "=" not in text:
         raise click.BadParameter(f"expected KEY=VALUE, got {text!r}", param_hint="--data-option")
     key, value = (t.strip() for t in text.split("=", 1))
@@ -29,6 +29,8 @@ def _parse_option(text: str) -> tuple[str, object]:
             return key, cast(value)
         except ValueError:
             pass
+    if value.lower() in ("true", "false"):  # e.g. sample=true for load_task("1b")
+        return key, value.lower() == "true"
     return key, None if value.lower() == "none" else value
 
 
@@ -45,7 +47,7 @@ def _parse_option(text: str) -> tuple[str, object]:
 @click.option("--sparsity", type=float, default=0.0, show_default=True,
               help="fraction of the cell's weights pruned (0 for dense)")
 @click.option("--data", "data_name", default="seq-mnist", show_default=True,
-              help="seq-mnist, wikitext, adding or copy")
+              help="seq-mnist, wikitext, wikitext-103, 1b, adding or copy")
 @click.option("--data-root", type=click.Path(file_okay=False), default=None,
               help="folder with the full data set (default: the bundled data)")
 @click.option("--data-option", "data_options", multiple=True, metavar="KEY=VALUE",
@@ -61,6 +63,9 @@ def _parse_option(text: str) -> tuple[str, object]:
 @click.option("--stage-steps", type=int, default=None,
               help="l2: steps per pruning stage (default: evenly spaced)")
 @click.option("--embed-size", type=int, default=None, help="language models: E (default N)")
+@click.option("--softmax-samples", type=int, default=None,
+              help="language models: train with a sampled softmax of this many log-uniform "
+                   "candidates (0 < S < V; default: full softmax; evaluation is always full)")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:K")
 @click.option("--seed", type=int, default=0, show_default=True,
               help="seeds the initialization and the data order")
@@ -73,7 +78,8 @@ def _parse_option(text: str) -> tuple[str, object]:
 @click.option("--out", type=click.Path(file_okay=False), required=True, help="output folder")
 def train_cmd(cell, hidden, init_scheme, method, sparsity, data_name, data_root, data_options,
               score_batch, epochs, steps, batch_size, lr, optimizer, clip, eval_every, stage_steps,
-              embed_size, device, seed, threads, resume, progress, out) -> None:
+              embed_size, device, seed, threads, resume, progress, out, softmax_samples=None
+              ) -> None:
     """Train one model and write OUT/history.csv and OUT/metrics.json (atomically)."""
     import json
     import math
@@ -113,11 +119,13 @@ def train_cmd(cell, hidden, init_scheme, method, sparsity, data_name, data_root,
              "language": (task.vocab_size or 0) * (e + hidden + 1)}[task.kind]
     _check_memory(fn, f"--hidden {hidden}: a model", count_params(cell, D, hidden, include_bias=True)
                   + heads, 4 if optimizer == "adam" else 2, resolve_device(device))
-    model = make_model(task, cell, hidden, init=init_scheme, seed=seed, embed_size=embed_size)
+    model = make_model(task, cell, hidden, init=init_scheme, seed=seed, embed_size=embed_size,
+                       softmax_samples=softmax_samples)
     config = dict(cell=cell, hidden=hidden, init=init_scheme, method=method, sparsity=sparsity,
                   data=data_name, data_root=data_root, data_options=options, epochs=epochs,
                   steps=steps, batch_size=batch_size, lr=lr, optimizer=optimizer, clip=clip,
-                  eval_every=eval_every, stage_steps=stage_steps, embed_size=embed_size, seed=seed)
+                  eval_every=eval_every, stage_steps=stage_steps, embed_size=embed_size, seed=seed,
+                  softmax_samples=softmax_samples)
     # NOTE [Checkpoint identity]: everything that defines the run, but the length, which may grow
     identity = {k: v for k, v in config.items() if k not in ("epochs", "steps")}
     if method not in ("dense", "l2"):

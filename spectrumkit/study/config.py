@@ -44,7 +44,8 @@ SCHEMA_VERSION = 1
 
 METHODS = ("jacobian", "snip", "foresight", "magnitude", "random", "synflow", "dense", "l2")
 RECORDS = ("anatomy", "connection_map", "sv_hist", "spectrum_steps", "lyapunov")
-TASKS = ("seq-mnist", "wikitext", "adding", "copy")
+TASKS = ("seq-mnist", "wikitext", "adding", "copy", "wikitext-103", "1b")
+_WORD_TASKS = ("wikitext", "wikitext-103", "1b")  # word-level corpora: embed_size, softmax_samples
 
 #: Built-in trial functions by name; any other ``trial`` value must be an import path
 #: ``"package.module:function"`` (how user code, and the infrastructure tests, plug in).
@@ -61,13 +62,16 @@ class TrialConfig(BaseModel):
     r"""Everything that determines one trial's result (NOTE [What the key covers]).
 
     Data: ``task`` and ``data`` (options passed to :func:`spectrumkit.data.load_task`).
-    Model: ``cell``, ``hidden_size`` (N), ``embed_size`` (language models), ``init``.
+    Model: ``cell``, ``hidden_size`` (N), ``embed_size`` (language models), ``init``,
+    ``softmax_samples`` (word-level language models: a sampled softmax with S candidates in
+    training; None = full).
     Pruning: ``method`` (``dense`` = no mask; ``l2`` = the paper's iterative magnitude
     prune-retrain baseline, pruning every ``l2_stage_steps`` steps), ``sparsity`` (K = round((1 - sparsity)·P) kept),
     ``scope``, ``include_bias``, ``normalize``, ``horizon`` (U), ``estimator``, ``through_time``,
     ``score_batch`` (the minibatch the scores see), ``score_options`` (any further option of
     :func:`spectrumkit.scores.compute_scores`), ``score_repeats`` (timing: the best of k runs).
-    Training: exactly one of ``epochs`` / ``steps`` (0 = no training, evaluate at init),
+    Training: exactly one of ``epochs`` / ``steps`` (a budget in optimizer steps, as the paper
+    counts; 0 = no training, evaluate at init),
     ``batch_size``, ``lr``, ``optimizer``, ``clip``, ``eval_every``.
     Records: ``record`` ⊆ anatomy, connection_map, sv_hist, spectrum_steps, lyapunov, with
     ``spectrum_batch`` sequences, ``hist_bins`` bins and ``lyapunov_k`` exponents.
@@ -78,12 +82,13 @@ class TrialConfig(BaseModel):
     trial: str = "prune-train"
     seed: NonNegativeInt = 0
     # data
-    task: Literal["seq-mnist", "wikitext", "adding", "copy"] = "seq-mnist"
+    task: Literal["seq-mnist", "wikitext", "adding", "copy", "wikitext-103", "1b"] = "seq-mnist"
     data: dict[str, Scalar] = Field(default_factory=dict)
     # model
     cell: str = "gru"
     hidden_size: PositiveInt = 400
     embed_size: PositiveInt | None = None
+    softmax_samples: PositiveInt | None = None  # None = full softmax (NOTE [Sampled softmax])
     init: str = "glorot"
     # pruning
     method: Literal["jacobian", "snip", "foresight", "magnitude", "random", "synflow",
@@ -173,8 +178,9 @@ class TrialConfig(BaseModel):
         v["spectrum_batch"] = given("spectrum_batch", 64) if spectral else None
         v["hist_bins"] = given("hist_bins", 50) if "sv_hist" in rec else None
         v["lyapunov_k"] = v.get("lyapunov_k") if "lyapunov" in rec else None
-        if v.get("task", "seq-mnist") != "wikitext":
+        if v.get("task", "seq-mnist") not in _WORD_TASKS:
             v["embed_size"] = None
+            v["softmax_samples"] = None
         return v
 
     @model_validator(mode="after")

@@ -17,13 +17,17 @@ A study file (``spectrumkit/studies/NAME.toml``, or any path) holds::
     seeds = 2                         # replace whole axes; threads = torch threads per trial
     hidden_size = 64                  # (a run option: NOTE [Threads per worker])
 
+    [[presets.P.cases]]               # optional: settings that go together (one case per row,
+    task = "wikitext"                 # e.g. per data set), crossed with the grid
+    steps = 20000
+
     [report]
     table = { rows = "init", cols = "method", metric = "val_error_pct", paper_table = "Table 5" }
     figures = ["curves", "anatomy"]
 
-A trial's config is ``defaults ← [fixed] ← [presets.P] ← grid point ← seed``; dict-valued fields
-(``data``, ``score_options``) merge key by key. The trials are ordered seed-major (every grid point
-for seed 0, then seed 1, ...) so partial results already fill whole tables, and duplicates (NOTE
+A trial's config is ``defaults ← [fixed] ← [presets.P] ← case ← grid point ← seed``; dict-valued
+fields (``data``, ``score_options``) merge key by key. The trials are ordered seed-major (every
+case and grid point for seed 0, then seed 1, ...) so partial results already fill whole tables, and duplicates (NOTE
 [Canonical configs]) are dropped.
 """
 
@@ -52,7 +56,7 @@ __all__ = ["FIGURES", "Study", "TableReport", "Report", "list_studies", "load_st
 FIGURES = ("anatomy", "sv_hist", "connection_maps", "curves", "lyapunov", "spectrum_steps")
 _RESERVED = ("list", "show", "run")
 _TOP_KEYS = ("name", "description", "paper", "grid", "fixed", "presets", "report")
-_PRESET_KEYS = ("seeds", "description", "grid", "threads")
+_PRESET_KEYS = ("seeds", "description", "grid", "threads", "cases")
 _DICT_FIELDS = ("data", "score_options")
 
 
@@ -106,6 +110,7 @@ class Study:
     presets: tuple[str, ...] = ()
     threads: int | None = None
     configs: tuple[TrialConfig, ...] = field(default=(), repr=False)
+    cases: tuple[dict[str, Any], ...] = ()
 
     @property
     def keys(self) -> list[str]:
@@ -117,7 +122,7 @@ class Study:
         return {"name": self.name, "preset": self.preset, "description": self.description,
                 "paper": self.paper, "grid": self.grid, "fixed": self.fixed, "seeds": self.seeds,
                 "report": self.report.model_dump(mode="json"), "source": self.source,
-                "threads": self.threads, "keys": self.keys}
+                "threads": self.threads, "keys": self.keys, "cases": list(self.cases)}
 
 
 def _studies_dir():
@@ -150,6 +155,15 @@ def _unknown(fn: str, key: str, accepted: list[str], section: str, source: str
     near = difflib.get_close_matches(key, accepted, n=1)
     hint = f" (did you mean {near[0]!r}?)" if near else ""
     return fail(fn, f"known keys in {section} of {source}{hint}", f"unknown key {key!r}")
+
+
+def _merged(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    """``base`` updated by ``over``; dict-valued fields (``data``, ...) merge key by key."""
+    out = dict(base)
+    for k, v in over.items():
+        both = k in _DICT_FIELDS and isinstance(v, dict) and isinstance(out.get(k), dict)
+        out[k] = {**out[k], **v} if both else v
+    return out
 
 
 def load_study(name: str | Path, preset: str = "quick", *, seeds: int | None = None) -> Study:
@@ -192,6 +206,14 @@ def load_study(name: str | Path, preset: str = "quick", *, seeds: int | None = N
             raise _unknown(fn, k, [f for f in fields if f != "seed"], "[fixed]", source)
     grid = dict(raw.get("grid", {}))
     grid.update(pre.pop("grid", {}))
+    cases = pre.pop("cases", [{}])
+    if not isinstance(cases, list) or not cases or not all(isinstance(c, dict) for c in cases):
+        raise fail(fn, f"[[presets.{preset}.cases]] tables in {source}", repr(cases))
+    for case in cases:
+        for k in case:
+            if k not in fields or k == "seed" or k in grid:
+                raise _unknown(fn, k, [f for f in fields if f != "seed" and f not in grid],
+                               f"[[presets.{preset}.cases]] (grid axes excluded)", source)
     for k, vals in grid.items():
         if k not in fields or k == "seed":
             raise _unknown(fn, k, [f for f in fields if f != "seed"], "[grid]", source)
@@ -226,16 +248,17 @@ def load_study(name: str | Path, preset: str = "quick", *, seeds: int | None = N
             raise fail(fn, f"report.table rows/cols among the config fields in {source}", repr(f))
 
     def where(loc: str) -> str:
-        sec = ("[grid]" if loc in grid else psec if loc in pre else "[fixed]" if loc in fixed
-               else "the defaults")
+        sec = ("[grid]" if loc in grid else f"[[presets.{preset}.cases]]"
+               if any(loc in c for c in cases) else psec if loc in pre
+               else "[fixed]" if loc in fixed else "the defaults")
         return f"in {sec} of {source}"
 
     configs: list[TrialConfig] = []
     seen: set[str] = set()
     axes = list(grid)
     for seed in range(n_seeds):
-        for point in itertools.product(*(grid[a] for a in axes)):
-            values = {**resolved, **dict(zip(axes, point)), "seed": seed}
+        for case, point in itertools.product(cases, itertools.product(*(grid[a] for a in axes))):
+            values = {**_merged(resolved, case), **dict(zip(axes, point)), "seed": seed}
             try:
                 cfg = TrialConfig(**values)
             except ValidationError as e:
@@ -248,4 +271,4 @@ def load_study(name: str | Path, preset: str = "quick", *, seeds: int | None = N
     return Study(name=sname, preset=preset, description=str(raw.get("description", "")).strip(),
                  paper=raw.get("paper"), grid=grid, fixed=resolved, seeds=n_seeds, report=report,
                  source=source, presets=tuple(presets), threads=threads,
-                 configs=tuple(configs))
+                 configs=tuple(configs), cases=tuple(c for c in cases if c))

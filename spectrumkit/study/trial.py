@@ -141,7 +141,7 @@ def run_trial(c: TrialConfig, ctx: TrialContext) -> dict[str, Any]:
     task = load_task(c.task, root=ctx.data_root, **c.data)
     ctx.log(f"data: {task.description}")
     model = make_model(task, c.cell, c.hidden_size, init=c.init, seed=c.seed,
-                       embed_size=c.embed_size, device=device)
+                       embed_size=c.embed_size, device=device, softmax_samples=c.softmax_samples)
     prunable = model.prunable(c.include_bias)
     total = sum(p.numel() for p in prunable.values())
     metrics: dict[str, Any] = {"density": 1.0 if c.method == "dense" else c.density,
