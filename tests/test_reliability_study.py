@@ -411,9 +411,11 @@ def test_a_huge_seed_count_is_refused_at_once(tmp_path):
         load_study(toml, seeds=100_000_000)
 
 
-def test_ctrl_c_under_the_process_executor_is_one_line(tmp_path):
+@pytest.mark.parametrize("when", ["workers starting", "trials running"])
+def test_ctrl_c_under_the_process_executor_is_one_line(tmp_path, when):
     """Defect 13: Ctrl-C (SIGINT to the terminal's process group) under the process executor
-    printed ~88 lines of worker tracebacks; now one line and exit 130."""
+    printed ~88 lines of worker tracebacks; now one line and exit 130, whether the workers are
+    still starting (importing torch) or inside their trials."""
     toml = study_toml(tmp_path, hidden=(8, 16, 24, 32), data="{ sleep = 30 }")
     out = tmp_path / "out"
     cmd = [sys.executable, "-m", "spectrumkit.cli", "study", str(toml), "--out", str(out),
@@ -424,11 +426,15 @@ def test_ctrl_c_under_the_process_executor_is_one_line(tmp_path):
     try:
         deadline = time.monotonic() + 120
         logs = out / "fake" / "logs"
-        while len(list(logs.glob("*.log"))) < 2:  # both workers are inside a trial
+        if when == "workers starting":  # spec.json is written just before the pool starts
+            ready = lambda: (out / "fake" / "spec.json").exists()  # noqa: E731
+        else:  # both workers are inside a trial
+            ready = lambda: len(list(logs.glob("*.log"))) >= 2  # noqa: E731
+        while not ready():
             assert proc.poll() is None, proc.communicate()
             assert time.monotonic() < deadline, "the workers never started"
-            time.sleep(0.05)
-        time.sleep(0.5)
+            time.sleep(0.02)
+        time.sleep(1.0 if when == "workers starting" else 0.5)
         os.killpg(proc.pid, signal.SIGINT)  # as the terminal does: the whole process group
         stdout, stderr = proc.communicate(timeout=60)
     finally:

@@ -33,6 +33,7 @@ import os
 import platform
 import signal
 import socket
+import threading
 import time
 import traceback
 from collections.abc import Callable, Iterator, Sequence
@@ -199,7 +200,8 @@ def _run_process(jobs: Sequence[Job], workers: int, threads: int | None
                                initializer=_init_worker, initargs=(threads,))
     finished = False
     try:
-        futures = {pool.submit(execute, job): job for job in jobs}
+        with _sigint_ignored():  # NOTE [Ctrl-C]: the workers are spawned in submit()
+            futures = {pool.submit(execute, job): job for job in jobs}
         for fut in as_completed(futures):
             job = futures[fut]
             try:
@@ -213,6 +215,25 @@ def _run_process(jobs: Sequence[Job], workers: int, threads: int | None
         pool.shutdown(wait=True, cancel_futures=True)
 
 
+@contextlib.contextmanager
+def _sigint_ignored() -> Iterator[None]:
+    """Ignore SIGINT in this process while workers are spawned (NOTE [Ctrl-C]).
+
+    A disposition of SIG_IGN survives ``exec``, and Python installs its KeyboardInterrupt handler
+    only where SIGINT is not ignored, so a spawned worker ignores Ctrl-C from its first
+    instruction, also while it is still importing torch. Only from the main thread (elsewhere
+    signal handlers cannot be changed, and nothing is done).
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    before = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, before)
+
+
 def _terminate_workers(pool: ProcessPoolExecutor) -> None:
     """Kill the pool's worker processes (the trials in flight are lost; their logs show a start
     marker without an end, NOTE [Run markers]).
@@ -220,7 +241,9 @@ def _terminate_workers(pool: ProcessPoolExecutor) -> None:
     NOTE [Ctrl-C]
     On KeyboardInterrupt the parent must not wait for the running trials (``shutdown(wait=True)``
     would block until they end) nor let the workers die on SIGINT each with a traceback (about
-    88 lines for two workers). The workers ignore SIGINT (:func:`_init_worker`); the parent cancels
+    88 lines for two workers, interrupted while importing). The workers ignore SIGINT: it is
+    ignored in the parent while they are spawned, so they inherit SIG_IGN through ``exec``
+    (:func:`_sigint_ignored`), and :func:`_init_worker` sets it again; the parent cancels
     what has not started and terminates the workers, and the CLI prints one line, ``error:
     aborted``, with exit status 130. ``ProcessPoolExecutor`` has no public way to terminate its
     workers before Python 3.14, so its ``_processes`` table is used (guarded: absent, nothing is
