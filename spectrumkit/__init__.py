@@ -37,6 +37,7 @@ from .anatomy import anatomy_summary, connection_map, mask_anatomy
 from .data import (SequenceDataset, TaskData, TokenStream, WikiText, adding_problem, bptt_batches,
                    copy_task, load_task, sample_batch, seq_mnist, wikitext)
 from .corpora import StreamedTokens, write_1b_sample
+from .data import data_identity
 
 # training (NOTE: the function ``train`` shadows the submodule name ``spectrumkit.train`` as an
 # attribute; ``from spectrumkit.train import ...`` still reaches the module)
@@ -81,6 +82,7 @@ __all__ = [
     "SequenceDataset", "TaskData", "TokenStream", "WikiText", "adding_problem", "bptt_batches",
     "copy_task", "load_task", "sample_batch", "seq_mnist", "wikitext", "StreamedTokens",
     "write_1b_sample",
+    "data_identity",
     # training
     "evaluate", "make_model", "resolve_device", "TrainResult", "train", "train_l2_iterative",
     # studies

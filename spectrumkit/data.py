@@ -34,6 +34,7 @@ import gzip
 import hashlib
 import logging
 import math
+import os
 import struct
 import zlib
 from collections import Counter
@@ -63,6 +64,7 @@ __all__ = [
     "batchify",
     "bptt_batches",
     "copy_task",
+    "data_identity",
     "load_task",
     "read_idx",
     "seq_mnist",
@@ -384,6 +386,11 @@ EOS, UNK = "<eos>", "<unk>"
 _BUNDLED_TRAIN_FRACTION = 0.9
 
 
+def _wikitext_candidates(root: Path, stem: str) -> list[Path]:
+    return [root / f"{stem}.txt", root / f"wiki.{stem}.tokens", root / f"{stem}.txt.gz",
+            root / f"wiki.{stem}.tokens.gz"]
+
+
 def _wikitext_lines(fn: str, root: Path | None) -> tuple[dict[str, list[str]], str]:
     if root is None:
         valid = _read_bytes(fn, _bundled("wikitext-2/valid.txt.gz")).decode("utf-8").splitlines()
@@ -396,9 +403,7 @@ def _wikitext_lines(fn: str, root: Path | None) -> tuple[dict[str, list[str]], s
     if (root / "wikitext-2").is_dir():  # a data root holding the unzipped wikitext-2/ folder
         root = root / "wikitext-2"
     for split, stem in (("train", "train"), ("val", "valid"), ("test", "test")):
-        cands = [root / f"{stem}.txt", root / f"wiki.{stem}.tokens", root / f"{stem}.txt.gz",
-                 root / f"wiki.{stem}.tokens.gz"]
-        path = _find(fn, f"the WikiText {stem} split", cands)
+        path = _find(fn, f"the WikiText {stem} split", _wikitext_candidates(root, stem))
         out[split] = _read_bytes(fn, path).decode("utf-8").splitlines()
         used.append(path.name)
     return out, f"WikiText from {root} ({', '.join(used)})"
@@ -668,3 +673,91 @@ def load_task(name: str, *, root: str | Path | None = None, **options: Any) -> T
                     f"copy task, T={o['T']}, delay={o['delay']}, seed={o['seed']}; train "
                     f"{o['n_train']}, val {o['n_val']}, test {o['n_test']}",
                     vocab_size=COPY_SYMBOLS + 2)
+
+
+# --------------------------------------------------------------------------------------------------
+# Data identity
+# --------------------------------------------------------------------------------------------------
+
+# NOTE [Data identity]
+# Which data a task reads, as a small JSON-able dict ``{"source", "fingerprint"}`` that the study
+# runner puts into every trial's key and result, so results on different data never mix:
+#
+# * ``bundled``: the shipped files; the fingerprint is the SHA-256 of their pinned digests (no I/O:
+#   they are checked against those digests on every load anyway).
+# * ``root``: the files that ``load_task(task, root=...)`` reads (MNIST train and test images and
+#   labels; the three WikiText splits). The fingerprint is the SHA-256 over, per file in a fixed
+#   order: its role, its size, and its first and last 1 MiB (for MNIST that covers the IDX header
+#   and the first and last images). It reads at most 2 MiB per file, so it is cheap even for
+#   WikiText-103, and it tells apart MNIST from Fashion-MNIST (same names and sizes), a truncated
+#   copy, or a different split; an edit in the middle of a file that keeps its size is not seen.
+#   The root's path and the files' mtimes are NOT part of it: the same files copied elsewhere (or
+#   to another machine) are the same data, and a resumed study keeps its trials.
+# * ``generated``: the synthetic tasks; their data follow from the config's options alone.
+#
+# The streamed corpora follow the same rule: ``wikitext-103`` fingerprints its three
+# ``wiki.*.tokens`` files, ``1b`` every training shard found plus the two held-out shards it reads
+# (NOTE [One Billion Words layout] in corpora.py). ``1b`` without a root reads its small sample,
+# written from the bundled WikiText-2 text, so it is ``bundled`` with WikiText-2's digests;
+# ``wikitext-103`` has no bundled copy and needs a root.
+_FINGERPRINT_CHUNK = 1 << 20
+
+
+def _file_fingerprint(h: Any, role: str, path: Path) -> None:
+    try:
+        with open(path, "rb") as f:
+            size = os.fstat(f.fileno()).st_size
+            head = f.read(_FINGERPRINT_CHUNK)
+            f.seek(max(size - _FINGERPRINT_CHUNK, len(head)))
+            tail = f.read(_FINGERPRINT_CHUNK)
+    except OSError as e:
+        raise fail("data_identity", f"a readable file {path}",
+                   f"{type(e).__name__}: {e.strerror or e}") from None
+    for part in (role.encode(), str(size).encode(), head, tail):
+        h.update(len(part).to_bytes(8, "little"))
+        h.update(part)
+
+
+def data_identity(task: str, root: str | Path | None = None) -> dict[str, Any]:
+    r"""What data ``load_task(task, root=root)`` reads: ``{"source", "fingerprint"}``.
+
+    ``source`` is ``"bundled"`` (no root), ``"root"`` (files under ``root``) or ``"generated"``
+    (the synthetic tasks, fingerprint None); the fingerprint is a SHA-256 hex digest of the files
+    read, NOTE [Data identity]. A root without the task's files, or a root for a synthetic task,
+    is refused with the error :func:`load_task` would give.
+
+    >>> data_identity("adding")
+    {'source': 'generated', 'fingerprint': None}
+    >>> data_identity("seq-mnist")["source"]
+    'bundled'
+    """
+    fn = "data_identity"
+    check_choice(fn, "task name", task, TASKS)
+    if task in ("adding", "copy"):
+        if root is not None:
+            raise fail(fn, f"root=None for the synthetic task {task!r}", repr(str(root)))
+        return {"source": "generated", "fingerprint": None}
+    h = hashlib.sha256()
+    if root is None:
+        if task == "wikitext-103":
+            raise fail(fn, "a root holding WikiText-103 (wiki.{train,valid,test}.tokens); "
+                       "it is not bundled", "root=None")
+        prefix = "mnist/" if task == "seq-mnist" else "wikitext-2/"  # 1b: its sample, from WT-2
+        for rel in sorted(r for r in _BUNDLED_SHA256 if r.startswith(prefix)):
+            h.update(f"{rel}={_BUNDLED_SHA256[rel]}\n".encode())
+        return {"source": "bundled", "fingerprint": h.hexdigest()}
+    rootp = Path(root).expanduser()
+    if task == "seq-mnist":
+        files = [(f"{prefix}-{kind}", _find(fn, f"MNIST {prefix} {kind}",
+                                            _mnist_candidates(rootp, prefix, kind)))
+                 for prefix in ("train", "t10k") for kind in ("images", "labels")]
+    elif task in ("wikitext-103", "1b"):
+        from .corpora import _one_b_files, _wt103_files
+        _, train, val, test = (_one_b_files if task == "1b" else _wt103_files)(fn, rootp)
+        files = [(f"train-{p.name}", p) for p in train] + [("val", val), ("test", test)]
+    else:
+        files = [(stem, _find(fn, f"the WikiText {stem} split", _wikitext_candidates(rootp, stem)))
+                 for stem in ("train", "valid", "test")]
+    for role, path in files:
+        _file_fingerprint(h, role, path)
+    return {"source": "root", "fingerprint": h.hexdigest()}

@@ -80,7 +80,15 @@ def run_markers(log_dir: Path) -> dict[str, tuple[int, int]]:
 
 def test_key_is_sha256_of_canonical_json_and_schema_version():
     cfg = TrialConfig(seed=3, epochs=2, method="snip", hidden_size=32, data={"limit": 100})
-    payload = {"schema_version": 1, "config": json.loads(cfg.model_dump_json())}
+    # schema 2: the data identity is part of the key (issue 12); None = the bundled data, whose
+    # fingerprint is the SHA-256 of the pinned digests of its two MNIST files
+    bundled = hashlib.sha256(
+        b"mnist/t10k-images-idx3-ubyte.gz="
+        b"167310007f03058885c7e95e6c0b19c20de5c7fd3031f4cbdadc9014a523d80b\n"
+        b"mnist/t10k-labels-idx1-ubyte.gz="
+        b"fc607395669ec21321ea83e4b82c0544b7e8e63ff5b34337c06bc0a17cc0da3c\n").hexdigest()
+    payload = {"schema_version": 2, "config": json.loads(cfg.model_dump_json()),
+               "data": {"source": "bundled", "fingerprint": bundled}}
     text = json.dumps(payload, sort_keys=True, separators=(",", ":"))
     assert trial_key(cfg) == hashlib.sha256(text.encode()).hexdigest()
     # the same config spelled differently (ints for floats, key order) has the same key
@@ -160,7 +168,7 @@ def test_atomic_write_leaves_old_content_and_no_temp_on_failure(tmp_path, monkey
 def test_run_resume_and_summary_values(tmp_path):
     toml = fake_toml(tmp_path, hidden=(8, 16))
     out = tmp_path / "out"
-    run = run_study(toml, out=str(out), progress=False)
+    run = run_study(toml, out=str(out), progress=False, allow_trial_code=True)
     assert (run.total, run.already_done, run.ran) == (8, 0, 8)
     # the summary equals mean ± std (ddof=1) computed by hand from the closed-form metric
     long = run.long.set_index(["hidden_size", "method"])
@@ -183,11 +191,11 @@ def test_run_resume_and_summary_values(tmp_path):
     assert sorted(df["key"]) == sorted(run.study.keys) and set(df["status"]) == {"ok"}
     before = {p.name: p.read_bytes() for p in (out / "fake" / "trials").iterdir()}
     # rerun: nothing runs, nothing is rewritten
-    again = run_study(toml, out=str(out), progress=False)
+    again = run_study(toml, out=str(out), progress=False, allow_trial_code=True)
     assert (again.already_done, again.ran) == (8, 0)
     assert {p.name: p.read_bytes() for p in (out / "fake" / "trials").iterdir()} == before
     # one more seed runs only the new seed's 4 trials
-    more = run_study(toml, out=str(out), seeds=3, progress=False)
+    more = run_study(toml, out=str(out), seeds=3, progress=False, allow_trial_code=True)
     assert (more.already_done, more.ran) == (8, 4)
     assert all(v == (1, 1) for v in run_markers(out / "fake" / "logs").values())
 
@@ -196,18 +204,19 @@ def test_failed_diverged_and_retry(tmp_path):
     toml = fake_toml(tmp_path, hidden=(8,), methods=("random",), seeds=1,
                      data='{ fail = true }')
     out = tmp_path / "out"
-    run = run_study(toml, out=str(out), progress=False)
+    run = run_study(toml, out=str(out), progress=False, allow_trial_code=True)
     assert run.statuses == {"ok": 0, "diverged": 0, "failed": 1}
     key, err = run.failed[0]
     assert err == "RuntimeError: requested failure second line"  # one line
     log = (out / "fake" / "logs" / f"{key}.log").read_text()
     assert "Traceback" in log and "status=failed" in log
     assert run.pivot.iloc[0, 0] == "— (1 failed)"
-    assert run_study(toml, out=str(out), progress=False).ran == 0          # kept
-    assert run_study(toml, out=str(out), retry_failed=True, progress=False).ran == 1
+    assert run_study(toml, out=str(out), progress=False, allow_trial_code=True).ran == 0  # kept
+    assert run_study(toml, out=str(out), retry_failed=True, progress=False,
+                     allow_trial_code=True).ran == 1
     # lr = 10: the trial diverges, the study completes and the table says so
     div = fake_toml(tmp_path, name="div", hidden=(8,), seeds=2, fixed_extra="lr = 10.0")
-    run = run_study(div, out=str(out), progress=False)
+    run = run_study(div, out=str(out), progress=False, allow_trial_code=True)
     assert run.statuses == {"ok": 0, "diverged": 4, "failed": 0}
     r = json.loads(next((out / "div" / "trials").glob("*.json")).read_text())
     assert r["status"] == "diverged" and r["metrics"]["val_loss"] is None  # NaN -> null
@@ -217,11 +226,11 @@ def test_failed_diverged_and_retry(tmp_path):
 def test_corrupt_result_is_named_and_rerun(tmp_path):
     toml = fake_toml(tmp_path, hidden=(8,), seeds=2)
     out = tmp_path / "out"
-    run = run_study(toml, out=str(out), progress=False)
+    run = run_study(toml, out=str(out), progress=False, allow_trial_code=True)
     bad = out / "fake" / "trials" / f"{run.study.keys[1]}.json"
     good = {p.name: p.read_bytes() for p in bad.parent.iterdir() if p != bad}
     bad.write_bytes(bad.read_bytes()[:50])  # truncated JSON
-    r = cli("study", str(toml), "--out", str(out))
+    r = cli("study", str(toml), "--out", str(out), "--allow-trial-code")
     assert r.exit_code == 0, r.output
     assert f"warning: corrupt result file {bad}" in r.stderr
     assert "3 already done, 1 run now" in r.stdout
@@ -238,16 +247,22 @@ def test_kill_then_resume_loses_and_repeats_nothing(tmp_path):
                      data="{ sleep = 0.4 }")
     out = tmp_path / "out"
     trials = out / "fake" / "trials"
-    cmd = [sys.executable, "-m", "spectrumkit.cli", "study", str(toml), "--out", str(out)]
+    cmd = [sys.executable, "-m", "spectrumkit.cli", "study", str(toml), "--out", str(out),
+           "--allow-trial-code"]
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
     try:
+        # Kill once a result exists AND a later trial is running (its start marker written,
+        # its end marker not): on a loaded machine the first result file can appear well before
+        # the next trial starts, and a kill in that gap would test nothing.
         deadline = time.monotonic() + 60
-        while not list(trials.glob("*.json")):
+        logs = out / "fake" / "logs"
+        while not (list(trials.glob("*.json")) and logs.is_dir()
+                   and any(s > e for s, e in run_markers(logs).values())):
             assert proc.poll() is None, "the study ended before it could be killed"
-            assert time.monotonic() < deadline, "no result file appeared"
-            time.sleep(0.005)
+            assert time.monotonic() < deadline, "no result file and running trial appeared"
+            time.sleep(0.01)
         os.kill(proc.pid, signal.SIGKILL)
     finally:
         proc.wait(timeout=30)
@@ -281,12 +296,14 @@ def _metrics(folder: Path) -> dict[str, dict]:
 def test_process_executor_matches_local(tmp_path):
     toml = fake_toml(tmp_path, hidden=(8, 16), seeds=1)
     threads = torch.get_num_threads()
-    a = run_study(toml, out=str(tmp_path / "a"), progress=False)
-    b = run_study(toml, out=str(tmp_path / "b"), executor="process", workers=2, progress=False)
+    a = run_study(toml, out=str(tmp_path / "a"), progress=False, allow_trial_code=True)
+    b = run_study(toml, out=str(tmp_path / "b"), executor="process", workers=2, progress=False,
+                  allow_trial_code=True)
     for out, kw in (("c", {"threads": 1}), ("d", {})):  # scoped to each trial, then restored
         toml = fake_toml(tmp_path, hidden=(8, 16), seeds=1, preset_extra="threads = 1" * (
             out == "d"))
-        assert run_study(toml, out=str(tmp_path / out), progress=False, **kw).ran == 4
+        assert run_study(toml, out=str(tmp_path / out), progress=False, allow_trial_code=True,
+                         **kw).ran == 4
         assert torch.get_num_threads() == threads  # the parent's threads are as they were
         assert {json.loads(p.read_text())["env"]["threads"]
                 for p in (tmp_path / out / "fake/trials").glob("*")} == {1}
@@ -345,36 +362,38 @@ def test_cli_bad_inputs(tmp_path, monkeypatch):
     assert "no-such-study" in err and all(n in err for n in list_studies())
 
     bad = fake_toml(tmp_path, name="typo", fixed_extra="sparsty = 0.5")
-    err = _one_line_exit_2(cli("study", str(bad)))
+    err = _one_line_exit_2(cli("study", str(bad), "--allow-trial-code"))
     assert "'sparsty'" in err and str(bad) in err and "did you mean 'sparsity'" in err
 
     bad = fake_toml(tmp_path, name="value", fixed_extra="sparsity = 1.5")
-    err = _one_line_exit_2(cli("study", str(bad)))
+    err = _one_line_exit_2(cli("study", str(bad), "--allow-trial-code"))
     assert err.strip() == (f"error: load_study: expected sparsity less than 1 in [fixed] of "
                            f"{bad.resolve()}, got 1.5")
 
     ok = fake_toml(tmp_path, name="ok", hidden=(8,), seeds=1)
-    err = _one_line_exit_2(cli("study", str(ok), "--seeds", "0"))
+    err = _one_line_exit_2(cli("study", str(ok), "--allow-trial-code", "--seeds", "0"))
     assert err.strip() == "error: run_study: expected seeds greater than 0, got 0"
 
     bad = fake_toml(tmp_path, name="cell", fixed_extra='cell = "gruu"')
-    err = _one_line_exit_2(cli("study", str(bad)))
+    err = _one_line_exit_2(cli("study", str(bad), "--allow-trial-code"))
     assert err.strip().startswith("error: load_study: expected cell to be one of rnn,")
     assert err.strip().endswith(f"in [fixed] of {bad.resolve()}, got 'gruu'")
 
     bad = fake_toml(tmp_path, name="zero", seeds=0)
-    err = _one_line_exit_2(cli("study", str(bad)))
+    err = _one_line_exit_2(cli("study", str(bad), "--allow-trial-code"))
     assert err.strip() == (f"error: load_study: expected seeds greater than 0 in [presets.quick] "
                            f"of {bad.resolve()}, got 0")
 
     monkeypatch.setitem(sys.modules, "ray", None)  # as if ray were not installed
-    err = _one_line_exit_2(cli("study", str(ok), "--executor", "ray", "--out", str(tmp_path)))
+    err = _one_line_exit_2(cli("study", str(ok), "--allow-trial-code", "--executor", "ray",
+                               "--out", str(tmp_path)))
     assert "pip install 'spectrumkit[ray]'" in err
     monkeypatch.undo()
 
     blocker = tmp_path / "a-file"
     blocker.write_text("")
-    err = _one_line_exit_2(cli("study", str(ok), "--out", str(blocker / "sub")))
+    err = _one_line_exit_2(cli("study", str(ok), "--allow-trial-code", "--out",
+                               str(blocker / "sub")))
     assert f"{blocker / 'sub' / 'ok'}" in err and "can be written" in err
 
 

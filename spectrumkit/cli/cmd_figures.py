@@ -19,15 +19,24 @@ def figures_cmd(results_dir: str, formats: str, only: str | None) -> None:
     RESULTS_DIR is one study's folder OUT/<study> (holding spec.json and trials/), or OUT itself,
     in which case every study folder inside it is rendered.
     """
+    import warnings
+
     from .._io import check_output_dir
     from ..figures.render import render_all
     from ..figures.results import find_study_dirs
+    from ..study import StudyWarning
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        click.echo(f"warning: {' '.join(str(message).split())}", err=True)
 
     for d in find_study_dirs(results_dir):  # NOTE [Output paths]: before anything is drawn
         check_output_dir("figures", d / "figures")
         check_output_dir("figures", d / "tables")
     names = None if only is None else [n.strip() for n in only.split(",") if n.strip()]
-    written = render_all(results_dir, only=names, formats=formats)
+    with warnings.catch_warnings():  # what was left out, and why, on one line each
+        warnings.simplefilter("always", StudyWarning)
+        warnings.showwarning = show
+        written = render_all(results_dir, only=names, formats=formats)
     for study, paths in written.items():
         for p in paths:
             click.echo(str(p))

@@ -105,13 +105,20 @@ def study_show_cmd(name: str, preset: str) -> None:
 @click.option("--data-root", default=None, help="folder with the full data set (default: bundled)")
 @click.option("--figures/--no-figures", default=True, show_default=True,
               help="draw the study's figures at the end")
+@click.option("--allow-trial-code", is_flag=True,
+              help="let the study's trial be an import path 'module:function' (runs that code)")
 def study_run_cmd(name: str, preset: str, seeds: int | None, device: str, executor: str,
                   workers: int, threads: int | None, out: str, retry_failed: bool,
                   ray_address: str | None, cpus_per_trial: float, gpus_per_trial: float,
-                  data_root: str | None, figures: bool) -> None:
-    """Run study NAME; finished trials are skipped. Ends with the summary table and the paths."""
+                  data_root: str | None, figures: bool, allow_trial_code: bool) -> None:
+    """Run study NAME; finished trials are skipped. Ends with the summary table and the paths.
+
+    The summary comes first: the counts, the first failures with their one-line errors and log
+    paths. A run in which every trial failed then ends with one error line (exit status 2).
+    """
     import warnings
 
+    from ..errors import fail
     from ..study import StudyWarning, run_study
 
     def show(message, category, filename, lineno, file=None, line=None):
@@ -124,32 +131,45 @@ def study_run_cmd(name: str, preset: str, seeds: int | None, device: str, execut
                         workers=workers, threads=threads, out=out, retry_failed=retry_failed,
                         ray_address=ray_address, cpus_per_trial=cpus_per_trial,
                         gpus_per_trial=gpus_per_trial, data_root=data_root,
+                        allow_trial_code=allow_trial_code,
                         announce=lambda msg: click.echo(msg, err=True))
-    paths = list(run.paths)
-    # --- figures (issue 7) -------------------------------------------------------------------
-    # spectrumkit.figures.render(study_dir, only=None, formats=("pdf", "png")) draws the figures
-    # the study declares (and its paper-style tables) from the stored results. Redrawn only when
-    # trials ran or nothing was drawn yet.
-    if figures:
-        from ..figures import render
+        # the failure summary first (issue 12, defect 8), whatever happens to the figures
+        st = run.statuses
+        before = (f", {run.failed_before} failed before (kept; --retry-failed runs them again)"
+                  if run.failed_before else "")
+        click.echo(f"{run.study.name} ({run.study.preset}): {run.total} trials, "
+                   f"{run.already_done} already done{before}, {run.ran} run now; ok {st['ok']}, "
+                   f"diverged {st['diverged']}, failed {st['failed']}; {run.seconds:.1f} s")
+        for key, err in run.failed[:5]:
+            click.echo(f"  failed {key[:12]}: {err}  (log: {run.dir / 'logs' / (key + '.log')})")
+        if len(run.failed) > 5:
+            click.echo(f"  ... and {len(run.failed) - 5} more failed (--retry-failed reruns them)")
+        paths = list(run.paths)
+        # --- figures (issue 7) ---------------------------------------------------------------
+        # spectrumkit.figures.render(study_dir, only=None, formats=("pdf", "png")) draws the
+        # figures the study declares (and its paper-style tables) from the stored results of the
+        # study as resolved now. Redrawn only when trials ran or nothing was drawn yet.
+        if figures and st["ok"] == 0:
+            counts = ", ".join(f"{st[k]} {k}" for k in ("diverged", "failed") if st[k])
+            click.echo(f"figures: none drawn, no trial of study {run.study.name!r} has status ok"
+                       f" ({counts or 'no results'})")
+        elif figures:
+            from ..figures import render
 
-        fig_dir = run.dir / "figures"
-        if run.ran or not fig_dir.is_dir() or not any(fig_dir.iterdir()):
-            paths += render(run.dir, only=None, formats=("pdf", "png"))
-        else:
-            paths += sorted(fig_dir.iterdir())
-    # -------------------------------------------------------------------------------------------
-    st = run.statuses
-    click.echo(f"{run.study.name} ({run.study.preset}): {run.total} trials, {run.already_done} "
-               f"already done, {run.ran} run now; ok {st['ok']}, diverged {st['diverged']}, "
-               f"failed {st['failed']}; {run.seconds:.1f} s")
-    for key, err in run.failed[:5]:
-        click.echo(f"  failed {key[:12]}: {err}  (log: {run.dir / 'logs' / (key + '.log')})")
-    if len(run.failed) > 5:
-        click.echo(f"  ... and {len(run.failed) - 5} more failed (--retry-failed reruns them)")
+            fig_dir = run.dir / "figures"
+            if run.ran or not fig_dir.is_dir() or not any(fig_dir.iterdir()):
+                paths += render(run.dir, only=None, formats=("pdf", "png"))
+            else:
+                paths += sorted(fig_dir.iterdir())
+        # ---------------------------------------------------------------------------------------
     click.echo("")
     click.echo(run.table())
     click.echo("")
     click.echo("wrote:")
     for p in paths:
         click.echo(f"  {p}")
+    if run.total and st["ok"] + st["diverged"] == 0:
+        first = run.failed[0][1] if run.failed else "?"
+        raise fail("run_study", "at least one trial that does not fail",
+                   f"{st['failed']} of {run.total} trials failed (first: {first}; the failures "
+                   f"and logs are listed above; fix the cause, then --retry-failed)")

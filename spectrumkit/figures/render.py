@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..errors import fail
+from ..errors import SpectrumkitError, fail
 from ._style import DOUBLE_COLUMN, SINGLE_COLUMN, check_formats, new_figure, save_figure, style
 from .plots import (anatomy_bars, connection_map, ir_ratio_bars, lyapunov_spectrum, spectrum_steps,
                     sv_histogram, training_curves)
@@ -329,11 +329,13 @@ def _table_stem(t: dict, i: int, n: int) -> str:
     return "paper-" + (re.sub(r"[^a-z0-9]+", "-", label.lower()).strip("-") or str(i))
 
 
-def render(study_dir: str | Path, *, only: str | Iterable[str] | None = None,
+def render(study_dir: str | Path | StudyResults, *, only: str | Iterable[str] | None = None,
            formats: str | Iterable[str] = ("pdf", "png")) -> list[Path]:
     r"""Write the study's declared figures (and tables) from its stored results; return the paths.
 
-    ``study_dir`` is one study's results folder ``OUT/<study>`` (``spec.json`` + ``trials/*.json``).
+    ``study_dir`` is one study's results folder ``OUT/<study>`` (``spec.json`` + ``trials/*.json``;
+    only the trials ``spec.json`` lists are read, NOTE [Only the resolved trials]), or its
+    :class:`StudyResults`. A study without a trial of status ok is refused in one line.
     Figures go to ``study_dir/figures/<name>.<fmt>`` for each of ``formats`` (pdf, png, svg); the
     tables of ``report.table`` go to ``study_dir/tables/paper.{md,tex,csv}`` (``paper-<paper
     table>`` when the study declares several). ``only`` selects some of the declared figures, or
@@ -343,7 +345,7 @@ def render(study_dir: str | Path, *, only: str | Iterable[str] | None = None,
     """
     fn = "render"
     fmts = check_formats(fn, formats)
-    res = load_study(study_dir, fn=fn)
+    res = study_dir if isinstance(study_dir, StudyResults) else load_study(study_dir, fn=fn)
     declared = res.declared_figures
     unknown = [f for f in declared if f not in FIGURES]
     if unknown:
@@ -354,6 +356,31 @@ def render(study_dir: str | Path, *, only: str | Iterable[str] | None = None,
     else:
         names = [only] if isinstance(only, str) else list(only)
         names = list(dict.fromkeys(_check_name(fn, res, n) for n in names))
+    if names and not any(t.get("status") == "ok" for t in res.trials):
+        raise fail(fn, f"at least one trial of status ok in study {res.name!r} to draw its "
+                   "figures and tables", f"none of {len(res.trials)}{_status_counts(res)}")
+    try:
+        return _render(res, names, fmts)
+    except (KeyError, TypeError, ValueError, IndexError, AttributeError) as e:
+        if isinstance(e, SpectrumkitError):
+            raise
+        # NOTE [Only the resolved trials]: the reader checks a trial file's frame; an artifact
+        # edited by hand can still be ill-formed inside: one line, never a traceback
+        raise fail(fn, f"well-formed artifacts in the trial files of study {res.name!r} "
+                   f"({res.path / 'trials'})", f"{type(e).__name__}: "
+                   f"{' '.join(str(e).split())[:200]}") from None
+
+
+def _status_counts(res: StudyResults) -> str:
+    counts: dict[str, int] = {}
+    for t in res.trials:
+        counts[str(t.get("status"))] = counts.get(str(t.get("status")), 0) + 1
+    inner = ", ".join(f"{n} {st}" for st, n in sorted(counts.items()))
+    return f" ({inner})" if inner else ""
+
+
+def _render(res: StudyResults, names: list[str], fmts: tuple[str, ...]) -> list[Path]:
+    """Trusted core of :func:`render`: build every table and figure, then write them."""
     tables = []
     if TABLE_NAME in names:  # build (and validate) every table before writing anything
         for i, t in enumerate(res.tables):
@@ -409,5 +436,5 @@ def render_all(results_dir: str | Path, *, only: str | Iterable[str] | None = No
         sel = plan[s.path]
         if sel == []:
             continue
-        out[str(s.path)] = render(s.path, only=sel, formats=fmts)
+        out[str(s.path)] = render(s, only=sel, formats=fmts)
     return out

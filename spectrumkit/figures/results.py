@@ -1,6 +1,6 @@
 r"""Reading stored study results (``spec.json`` + ``trials/*.json``) and grouping trials into conditions.
 
-The folder layout and the trial-file format are the contract ``RESULTS_SCHEMA.md`` (schema version 1)
+The folder layout and the trial-file format are the contract ``RESULTS_SCHEMA.md`` (schema version 2)
 between :mod:`spectrumkit.study` (the writer) and this package (the reader). Nothing here recomputes
 anything: every number a figure or a table shows comes out of these files.
 
@@ -23,12 +23,10 @@ from typing import Any
 import numpy as np
 
 from ..errors import fail
+from ..study.config import SCHEMA_VERSION  # the trial-file schema this reader understands
 
 __all__ = ["SCHEMA_VERSION", "StudyResults", "load_study", "pretty_value", "decode_connection_map",
            "find_study_dirs", "combo_label"]
-
-#: The trial-file schema version this reader understands.
-SCHEMA_VERSION = 1
 
 _METHOD_NAMES = {"jacobian": "Jacobian", "snip": "SNIP", "foresight": "Foresight",
                  "random": "random", "magnitude": "magnitude", "synflow": "SynFlow",
@@ -122,14 +120,17 @@ def _canon(v: Any) -> str:
 
 @dataclass(frozen=True)
 class StudyResults:
-    r"""A study folder read from disk: its resolved spec and its trial records (schema version 1).
+    r"""A study folder read from disk: its resolved spec and its trial records (schema version 2).
 
     ``axes`` are the grid axes that define a condition (``seed`` excluded; NOTE [Conditions]).
+    ``left_out``: trial files in the folder that are not trials of the resolved study (NOTE [Only
+    the resolved trials]).
     """
 
     path: Path
     spec: dict
     trials: tuple[dict, ...]
+    left_out: int = 0
 
     @property
     def name(self) -> str:
@@ -222,17 +223,31 @@ def find_study_dirs(path: str | Path) -> list[Path]:
 
 def _read_json(fn: str, path: Path) -> Any:
     try:
-        return json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as e:
-        raise fail(fn, f"a readable JSON file at {path}", f"{type(e).__name__}: {e}") from None
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError, RecursionError) as e:  # ValueError: not UTF-8, not JSON
+        raise fail(fn, f"a readable JSON file at {path}",
+                   f"{type(e).__name__}: {' '.join(str(e).split())}") from None
 
 
 def load_study(study_dir: str | Path, *, fn: str = "load_study") -> StudyResults:
-    r"""Read ``study_dir/spec.json`` and every ``study_dir/trials/*.json`` (RESULTS_SCHEMA.md, v1).
+    r"""Read ``study_dir/spec.json`` and the trials of the study it resolves (RESULTS_SCHEMA.md).
+
+    NOTE [Only the resolved trials]
+    ``trials/`` may hold results of other presets or seed counts run into the same folder (a
+    ``paper`` run, then a ``quick`` one): counting them as extra seeds would mix settings. Only
+    the trials whose keys ``spec.json`` lists (the study as last resolved) are read, each through
+    :func:`spectrumkit.study.store.read_trial_file`; a :class:`~spectrumkit.study.StudyWarning`
+    says how many other trial files were left out, names every ill-formed file (left out too,
+    its trial runs again on the next ``study run``) and counts the trials without a result yet.
+    ``StudyResults.left_out`` holds the number of other trial files.
 
     Raises :class:`~spectrumkit.SpectrumkitError` naming the expected layout when the folder holds no
-    results, and when a trial file is from another schema version or study.
+    results, or when ``spec.json`` lists no keys.
     """
+    import warnings
+
+    from ..study.store import StudyWarning, read_trial_file
+
     p = Path(study_dir)
     expected = ("a study results folder OUT/<study> holding spec.json and trials/*.json, as written "
                 "by 'spectrumkit study NAME'")
@@ -246,19 +261,36 @@ def load_study(study_dir: str | Path, *, fn: str = "load_study") -> StudyResults
     spec = _read_json(fn, p / "spec.json")
     if not isinstance(spec, dict):
         raise fail(fn, "spec.json to hold a JSON object", type(spec).__name__)
-    files = sorted((p / "trials").glob("*.json")) if (p / "trials").is_dir() else []
+    tdir = p / "trials"
+    files = sorted(tdir.glob("*.json")) if tdir.is_dir() else []
     if not files:
-        raise fail(fn, f"{expected}; at least one trial result in {p / 'trials'}", "none")
-    trials = []
-    for f in files:
-        t = _read_json(fn, f)
-        if not isinstance(t, dict) or t.get("schema_version") != SCHEMA_VERSION:
-            got = t.get("schema_version") if isinstance(t, dict) else type(t).__name__
-            raise fail(fn, f"trial files of schema_version {SCHEMA_VERSION}", f"{got!r} in {f.name}")
-        for k in ("key", "config", "status"):
-            if k not in t:
-                raise fail(fn, f"a {k!r} field in every trial file", f"none in {f.name}")
-        if spec.get("name") is not None and t.get("study", spec["name"]) != spec["name"]:
-            raise fail(fn, f"trials of study {spec['name']!r}", f"{t.get('study')!r} in {f.name}")
-        trials.append(t)
-    return StudyResults(path=p, spec=spec, trials=tuple(trials))
+        raise fail(fn, f"{expected}; at least one trial result in {tdir}", "none")
+    keys = spec.get("keys")
+    if not isinstance(keys, list) or not all(isinstance(k, str) for k in keys):
+        raise fail(fn, f"a 'keys' list of trial keys in {p / 'spec.json'} (written by "
+                   "'spectrumkit study NAME')", type(keys).__name__)
+    name = spec.get("name", p.name)
+    trials, missing = [], 0
+    for key in dict.fromkeys(keys):
+        path = tdir / f"{key}.json"
+        t, why = read_trial_file(path, key)
+        if why is not None:
+            warnings.warn(f"corrupt result file {path}: {why}; left out of the figures and "
+                          "tables (the next 'spectrumkit study' run will run the trial again)",
+                          StudyWarning, stacklevel=2)
+        elif t is None:
+            missing += 1
+        else:
+            trials.append(t)
+    wanted = set(keys)
+    left_out = sum(f.stem not in wanted for f in files)
+    if left_out:
+        warnings.warn(f"{left_out} trial file{'s' * (left_out != 1)} in {tdir} "
+                      f"{'are' if left_out != 1 else 'is'} not trials of study {name!r} as "
+                      f"resolved in spec.json (preset {spec.get('preset')}); left out",
+                      StudyWarning, stacklevel=2)
+    if missing:
+        warnings.warn(f"{missing} of the {len(wanted)} trials of study {name!r} have no result "
+                      f"in {tdir} yet; the figures and tables show the others",
+                      StudyWarning, stacklevel=2)
+    return StudyResults(path=p, spec=spec, trials=tuple(trials), left_out=left_out)

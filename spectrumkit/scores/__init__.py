@@ -61,7 +61,8 @@ from typing import Any
 import torch
 
 from ..errors import fail
-from .common import check_finite_scores, check_inputs_match, check_model, grad_on
+from .common import (check_finite_scores, check_inputs_match, check_model, check_nonempty_batch,
+                     grad_on)
 from .gamma import check_gamma, compute_gamma, gamma_needs_generator
 from .jacobian import jacobian_scores
 from .options import METHODS, OPTIONS, balance_scores, resolve_options
@@ -124,6 +125,7 @@ def compute_scores(method: str, model: Any, batch: Any, *,
     if not isinstance(include_bias, bool):
         raise fail(fn, "include_bias to be True or False", repr(include_bias))
     xs = model.cell_inputs(batch).detach()
+    check_nonempty_batch(fn, xs)
     check_inputs_match(fn, model, xs)
     o = resolve_options(fn, method, options, xs.shape[0])
     theta = model.prunable(include_bias)

@@ -30,6 +30,17 @@ def check_inputs_match(fn: str, model: Any, xs: torch.Tensor) -> None:
                    f"{xs.dtype} on {xs.device}")
 
 
+def check_nonempty_batch(fn: str, xs: torch.Tensor) -> None:
+    """The cell inputs xs (T, B, D) must hold at least one step of one sequence.
+
+    An empty batch has no loss and no trajectory: SNIP and Foresight would score every entry 0 and
+    the exact-K mask would keep the first K entries by position, so every score refuses it.
+    """
+    T, B = int(xs.shape[0]), int(xs.shape[1])
+    if T < 1 or B < 1:
+        raise fail(fn, "a non-empty batch (B >= 1 sequences of T >= 1 steps)", f"B={B}, T={T}")
+
+
 @contextmanager
 def grad_on(theta: Mapping[str, torch.Tensor]) -> Iterator[None]:
     """Enable autograd and ``requires_grad`` on the pruned tensors, restoring the flags after."""

@@ -3,18 +3,22 @@ r"""Trial configs and their keys.
 A *trial* is one pruned-and-trained network: data → model → scores → mask → training → metrics.
 Its :class:`TrialConfig` is a frozen pydantic model that refuses unknown fields; its *key* is
 
-    key = SHA-256( canonical JSON of {"schema_version": SCHEMA_VERSION, "config": config} )
+    key = SHA-256( canonical JSON of {"schema_version": SCHEMA_VERSION, "config": config,
+                                      "data": data identity} )
 
 where canonical JSON is ``json.dumps(..., sort_keys=True, separators=(",", ":"))`` of
 ``config.model_dump(mode="json")``. The key names the result file ``trials/<key>.json``.
 
 NOTE [What the key covers]
-Only what changes a trial's numbers is in the config: data, model, scores, mask, optimizer,
-schedule, seed and what to record. Run options are not: the output folder, the executor, the
-number of workers, CPUs/GPUs per trial, the device and the data root. So a study started on a
-laptop can be resumed on a GPU or a Ray cluster and the finished trials are kept. The device and the
-data description are recorded in every result (``env.device``, ``metrics``/``env``) so a mix stays
-visible. Bumping :data:`SCHEMA_VERSION` invalidates every key at once.
+Only what changes a trial's numbers is in the key: the config (data options, model, scores, mask,
+optimizer, schedule, seed and what to record) and the identity of the data files the trial reads
+(NOTE [Data identity] in :mod:`spectrumkit.data`: bundled, or a root's file fingerprint; schema 2).
+Run options are not: the output folder, the executor, the number of workers, CPUs/GPUs per trial,
+the device, and the data root's *path* (the same files elsewhere are the same data). So a study
+started on a laptop can be resumed on a GPU or a Ray cluster and the finished trials are kept,
+while a ``--data-root`` run never reuses a bundled-data result. The device and the data (identity,
+root path, the loader's description) are recorded in every result (``env.device``, ``data``).
+Bumping :data:`SCHEMA_VERSION` invalidates every key at once.
 
 NOTE [Canonical configs]
 Options that do not apply to a method are reset to ``None`` before the key is taken (``horizon``
@@ -38,9 +42,9 @@ from pydantic import (BaseModel, ConfigDict, Field, NonNegativeInt, PositiveFloa
 from ..errors import SpectrumkitError
 
 __all__ = ["SCHEMA_VERSION", "TrialConfig", "trial_key", "canonical_json", "RECORDS", "METHODS",
-           "BUILTIN_TRIALS", "pydantic_message"]
+           "BUILTIN_TRIALS", "pydantic_message", "DATA_IDENTITY_FIELDS", "TRIAL_METRICS"]
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: the data identity entered the key and the result (issue 12)
 
 METHODS = ("jacobian", "snip", "foresight", "magnitude", "random", "synflow", "dense", "l2")
 RECORDS = ("anatomy", "connection_map", "sv_hist", "spectrum_steps", "lyapunov")
@@ -214,8 +218,24 @@ def canonical_json(obj: Any) -> str:
                       allow_nan=False)
 
 
-def trial_key(config: TrialConfig) -> str:
-    r"""The trial's key: SHA-256 hex of the canonical JSON of the config and the schema version.
+#: The fields of a data identity that enter the key (NOTE [What the key covers]).
+DATA_IDENTITY_FIELDS = ("source", "fingerprint")
+
+#: The metrics each built-in trial reports: a study's ``[report]`` metric must be one of them.
+TRIAL_METRICS = {"prune-train": (
+    "density", "kept", "prunable", "score_seconds", "ir_ratio", "gate_imbalance", "dead_units",
+    "diverged_at_step", "steps", "epochs", "train_seconds", "train_loss", "sv_mean_init",
+    "sv_mean_trained", "val_loss", "val_error_pct", "val_ppl", "val_mse", "test_loss",
+    "test_error_pct", "test_ppl", "test_mse")}
+
+
+def trial_key(config: TrialConfig, data: dict[str, Any] | None = None) -> str:
+    r"""The trial's key: SHA-256 hex of the canonical JSON of the config, the data identity and
+    the schema version.
+
+    ``data`` is the identity of the data the trial reads (:func:`spectrumkit.data.data_identity`;
+    only its ``source`` and ``fingerprint`` count); None means the bundled data of the config's
+    task.
 
     >>> a = TrialConfig(seed=0, epochs=1, method="random", normalize="gamma")
     >>> b = TrialConfig(seed=0, epochs=1, method="random", horizon=8)
@@ -224,7 +244,12 @@ def trial_key(config: TrialConfig) -> str:
     >>> trial_key(a) == trial_key(TrialConfig(seed=1, epochs=1, method="random"))
     False
     """
-    payload = {"schema_version": SCHEMA_VERSION, "config": config.model_dump(mode="json")}
+    if data is None:
+        from ..data import data_identity
+        data = data_identity(config.task, None)
+    ident = {k: data.get(k) for k in DATA_IDENTITY_FIELDS}
+    payload = {"schema_version": SCHEMA_VERSION, "config": config.model_dump(mode="json"),
+               "data": ident}
     return hashlib.sha256(canonical_json(payload).encode("ascii")).hexdigest()
 
 

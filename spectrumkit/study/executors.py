@@ -24,13 +24,16 @@ appends when the task ends.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import math
 import multiprocessing
 import numbers
 import os
 import platform
+import signal
 import socket
+import threading
 import time
 import traceback
 from collections.abc import Callable, Iterator, Sequence
@@ -155,16 +158,18 @@ def execute(job: Job) -> dict[str, Any]:
            "threads": torch.get_num_threads(), "seconds": round(seconds, 3)}
     if job.threads:
         torch.set_num_threads(before)
+    described = out.get("data")  # the loader's description of the data (NOTE [Data identity])
     return {"status": status, "error": error, "metrics": out.get("metrics", {}),
             "history": out.get("history", {}), "artifacts": out.get("artifacts", {}),
-            "env": env, "log": None if fh is not None else "\n".join(lines)}
+            "env": env, "log": None if fh is not None else "\n".join(lines),
+            "data_description": described if isinstance(described, str) else None}
 
 
 def _crashed(job: Job, e: BaseException) -> dict[str, Any]:
     """The outcome of a job whose worker died before it could answer."""
     return {"status": "failed", "error": f"worker died: {_one_line(e)}", "metrics": {},
             "history": {}, "artifacts": {}, "env": {"device": job.device},
-            "log": None if job.log_path else ""}
+            "log": None if job.log_path else "", "data_description": None}
 
 
 def _cores() -> int:
@@ -176,6 +181,9 @@ def _cores() -> int:
 
 def _init_worker(threads: int) -> None:
     import torch
+    # NOTE [Ctrl-C]: the terminal sends SIGINT to the whole process group; the parent alone
+    # answers it, so a worker ignores it (and prints no traceback of its own).
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     torch.set_num_threads(threads)  # NOTE [Threads per worker]
 
 
@@ -190,16 +198,64 @@ def _run_process(jobs: Sequence[Job], workers: int, threads: int | None
     # spawn, not fork: forking a process that has started torch's thread pools can deadlock
     pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
                                initializer=_init_worker, initargs=(threads,))
+    finished = False
     try:
-        futures = {pool.submit(execute, job): job for job in jobs}
+        with _sigint_ignored():  # NOTE [Ctrl-C]: the workers are spawned in submit()
+            futures = {pool.submit(execute, job): job for job in jobs}
         for fut in as_completed(futures):
             job = futures[fut]
             try:
                 yield job, fut.result()
             except Exception as e:  # noqa: BLE001 - BrokenProcessPool: a worker was killed
                 yield job, _crashed(job, e)
+        finished = True
     finally:
+        if not finished:  # NOTE [Ctrl-C]: interrupted (or abandoned): stop the workers now
+            _terminate_workers(pool)
         pool.shutdown(wait=True, cancel_futures=True)
+
+
+@contextlib.contextmanager
+def _sigint_ignored() -> Iterator[None]:
+    """Ignore SIGINT in this process while workers are spawned (NOTE [Ctrl-C]).
+
+    A disposition of SIG_IGN survives ``exec``, and Python installs its KeyboardInterrupt handler
+    only where SIGINT is not ignored, so a spawned worker ignores Ctrl-C from its first
+    instruction, also while it is still importing torch. Only from the main thread (elsewhere
+    signal handlers cannot be changed, and nothing is done).
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    before = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, before)
+
+
+def _terminate_workers(pool: ProcessPoolExecutor) -> None:
+    """Kill the pool's worker processes (the trials in flight are lost; their logs show a start
+    marker without an end, NOTE [Run markers]).
+
+    NOTE [Ctrl-C]
+    On KeyboardInterrupt the parent must not wait for the running trials (``shutdown(wait=True)``
+    would block until they end) nor let the workers die on SIGINT each with a traceback (about
+    88 lines for two workers, interrupted while importing). The workers ignore SIGINT: it is
+    ignored in the parent while they are spawned, so they inherit SIG_IGN through ``exec``
+    (:func:`_sigint_ignored`), and :func:`_init_worker` sets it again; the parent cancels
+    what has not started and terminates the workers, and the CLI prints one line, ``error:
+    aborted``, with exit status 130. ``ProcessPoolExecutor`` has no public way to terminate its
+    workers before Python 3.14, so its ``_processes`` table is used (guarded: absent, nothing is
+    killed and shutdown waits as before).
+    """
+    procs = list((getattr(pool, "_processes", None) or {}).values())
+    for p in procs:
+        with contextlib.suppress(Exception):
+            p.terminate()
+    for p in procs:
+        with contextlib.suppress(Exception):
+            p.join(timeout=10)
 
 
 def ray_available() -> bool:

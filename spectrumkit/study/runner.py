@@ -2,7 +2,8 @@ r"""Run a study: resolve it, skip what is done, run the rest, store every result
 
 NOTE [Resume]
 A trial is done when ``trials/<key>.json`` holds a valid result (NOTE [Atomic results]) with status
-``ok`` or ``diverged``; ``failed`` results are kept too and rerun only with ``retry_failed``. A
+``ok`` or ``diverged``; ``failed`` results are kept too and rerun only with ``retry_failed`` (a
+rerun counts them as "failed before", never as "already done", and names the flag). A
 rerun of a finished study therefore trains nothing: it reads the results, rewrites the tables and
 returns. Results are written one by one as trials finish, so a killed run loses at most the trials
 that were in flight; their logs show a ``start`` marker without an ``end`` (NOTE [Run markers]).
@@ -24,7 +25,7 @@ from tqdm.auto import tqdm
 from ..errors import SpectrumkitError, fail
 from .config import SCHEMA_VERSION, pydantic_message
 from .executors import Job, run_jobs
-from .spec import Study, load_study
+from .spec import Study, check_study_name, load_study
 from .store import ResultStore, collect
 from .tables import markdown_table, summarize, write_tables
 
@@ -47,6 +48,7 @@ class RunOptions(BaseModel):
     cpus_per_trial: float = Field(1.0, gt=0)
     gpus_per_trial: float = Field(0.0, ge=0)
     data_root: str | None = None
+    allow_trial_code: bool = False
 
 
 @dataclass
@@ -64,6 +66,7 @@ class StudyRun:
     pivot: pd.DataFrame
     paths: list[Path] = field(default_factory=list)
     failed: list[tuple[str, str]] = field(default_factory=list)
+    failed_before: int = 0
 
     def table(self) -> str:
         """The summary as a Markdown table."""
@@ -94,6 +97,16 @@ def _check_device(opts: RunOptions) -> None:
                        "(torch.cuda.is_available() is False)")
 
 
+def _check_trial_code(spec: Study, allowed: bool) -> None:
+    """NOTE [Trial code]: an import path as ``trial`` runs code, so it needs the explicit flag."""
+    from .config import BUILTIN_TRIALS
+    code = sorted({c.trial for c in spec.configs if c.trial not in BUILTIN_TRIALS})
+    if code and not allowed:
+        raise fail("run_study", f"trial kinds among {', '.join(BUILTIN_TRIALS)} (an import path "
+                   "runs code: pass allow_trial_code=True, --allow-trial-code)",
+                   ", ".join(map(repr, code)))
+
+
 def run_study(study: str | Path | Study, *, progress: bool | None = None,
               announce: Callable[[str], None] | None = None, **options: Any) -> StudyRun:
     r"""Run ``study`` (a shipped name, a TOML path or a loaded :class:`Study`) and return a summary.
@@ -102,11 +115,20 @@ def run_study(study: str | Path | Study, *, progress: bool | None = None,
     ``device`` (auto: CUDA when present), ``executor`` (local | process | ray), ``workers``
     (process pool size), ``threads`` (torch threads per trial, NOTE [Threads per worker]),
     ``retry_failed``, ``ray_address``, ``cpus_per_trial``,
-    ``gpus_per_trial`` (fractional allowed), ``data_root``. ``progress``: one tqdm bar over the
-    trials (None: only on a terminal). ``announce``: called once with a line saying what will run.
+    ``gpus_per_trial`` (fractional allowed), ``data_root`` (the trials' keys depend on its files,
+    NOTE [What the key covers]), ``allow_trial_code`` (NOTE [Trial code]). ``progress``: one tqdm
+    bar over the trials (None: only on a terminal). ``announce``: called once with a line saying
+    what will run.
 
     Results go to ``OUT/<study>/`` as RESULTS_SCHEMA.md describes; finished trials are skipped
     (NOTE [Resume]).
+
+    NOTE [Trial code]
+    A study's ``trial`` is a built-in kind (``prune-train``) or an import path
+    ``"package.module:function"``, which imports that module and calls the function: code
+    execution chosen by whoever wrote the TOML. A study file is data, so an import path is refused
+    unless the caller says so explicitly (``allow_trial_code=True``, ``--allow-trial-code``); the
+    check runs before any module is imported or any folder is created.
     """
     fn = "run_study"
     try:
@@ -114,9 +136,12 @@ def run_study(study: str | Path | Study, *, progress: bool | None = None,
     except ValidationError as e:
         raise SpectrumkitError(pydantic_message(fn, e)) from None
     if isinstance(study, Study):
-        spec = study
+        spec = study if study.data_root == opts.data_root and study.data else \
+            study.with_data_root(opts.data_root)
     else:
-        spec = load_study(study, opts.preset, seeds=opts.seeds)
+        spec = load_study(study, opts.preset, seeds=opts.seeds, data_root=opts.data_root)
+    check_study_name(fn, spec.name, spec.source)
+    _check_trial_code(spec, opts.allow_trial_code)
     if opts.executor == "ray":
         from .executors import _import_ray
         _import_ray()
@@ -127,17 +152,21 @@ def run_study(study: str | Path | Study, *, progress: bool | None = None,
     with store.lock():
         store.clean_temps()
         store.write_spec({**spec.to_json(), "schema_version": SCHEMA_VERSION})
-        todo, done = [], 0
+        todo, done, kept_failed = [], 0, 0
         for cfg, key in zip(spec.configs, spec.keys):
             r = store.read(key)
-            if r is not None and (r["status"] != "failed" or not opts.retry_failed):
-                done += 1
-            else:
+            if r is None or (r["status"] == "failed" and opts.retry_failed):
                 todo.append((cfg, key))
+            elif r["status"] == "failed":
+                kept_failed += 1  # a failure is a result, but not "done" (NOTE [Resume])
+            else:
+                done += 1
         if announce is not None:
+            before = (f", {kept_failed} failed before (kept; --retry-failed runs them again)"
+                      if kept_failed else "")
             announce(f"{spec.name} ({spec.preset}): {len(spec.configs)} trials, {done} already "
-                     f"done, {len(todo)} to run (executor {opts.executor}, device {opts.device}); "
-                     f"results in {store.root}")
+                     f"done{before}, {len(todo)} to run (executor {opts.executor}, device "
+                     f"{opts.device}); results in {store.root}")
         remote = opts.executor == "ray"
         threads = opts.threads if opts.threads is not None else spec.threads
         if remote and threads is None:
@@ -160,8 +189,10 @@ def run_study(study: str | Path | Study, *, progress: bool | None = None,
                 log = outcome.pop("log", None)
                 if log:
                     store.append_log(job.key, log)
+                data = {**spec.data[job.config["task"]], "root": opts.data_root,
+                        "description": outcome.pop("data_description", None)}
                 store.write({"schema_version": SCHEMA_VERSION, "key": job.key,
-                             "study": spec.name, "config": job.config, **outcome})
+                             "study": spec.name, "config": job.config, **outcome, "data": data})
                 counts[outcome["status"]] += 1
                 bar.update(1)
                 bar.set_postfix(counts, refresh=False)
@@ -179,4 +210,4 @@ def run_study(study: str | Path | Study, *, progress: bool | None = None,
     return StudyRun(study=spec, dir=store.root, total=len(spec.configs), already_done=done,
                     ran=len(jobs), statuses=statuses, seconds=time.perf_counter() - t0,
                     long=long, pivot=pivot, paths=[store.root / "spec.json", *paths],
-                    failed=failed)
+                    failed=failed, failed_before=kept_failed)

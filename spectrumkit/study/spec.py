@@ -35,8 +35,10 @@ from __future__ import annotations
 
 import difflib
 import itertools
+import math
+import re
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
@@ -44,7 +46,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, PositiveInt, ValidationError
 
 from ..errors import SpectrumkitError, fail
-from .config import TrialConfig, pydantic_message, trial_key
+from .config import TRIAL_METRICS, TrialConfig, canonical_json, pydantic_message, trial_key
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -111,18 +113,43 @@ class Study:
     threads: int | None = None
     configs: tuple[TrialConfig, ...] = field(default=(), repr=False)
     cases: tuple[dict[str, Any], ...] = ()
+    data_root: str | None = None
+    data: dict[str, dict[str, Any]] = field(default_factory=dict, repr=False)
 
     @property
     def keys(self) -> list[str]:
-        """The trial keys, in run order."""
-        return [trial_key(c) for c in self.configs]
+        """The trial keys, in run order (they depend on the data, NOTE [What the key covers])."""
+        return [trial_key(c, data=self.data.get(c.task)) for c in self.configs]
+
+    def with_data_root(self, root: str | None) -> "Study":
+        """The same study on the data under ``root`` (None: bundled); its keys follow the data.
+
+        The identity of each task's files is taken once, here (NOTE [Data identity]); a root
+        without the files a task needs is refused before anything runs.
+        """
+        from ..data import data_identity
+        tasks = sorted({c.task for c in self.configs})
+        data: dict[str, dict[str, Any]] = {}
+        missing: list[SpectrumkitError] = []
+        for t in tasks:
+            try:
+                data[t] = data_identity(t, root)
+            except SpectrumkitError as e:
+                # A study over several data sets (the language study's paper rows) runs the rows
+                # whose data is under the root; the others fail, each with the loader's message.
+                missing.append(e)
+                data[t] = {"source": "missing", "fingerprint": None, "error": str(e)}
+        if missing and len(missing) == len(tasks):
+            raise missing[0]
+        return replace(self, data_root=root, data=data)
 
     def to_json(self) -> dict[str, Any]:
         """The resolved spec as written to ``spec.json`` (RESULTS_SCHEMA.md)."""
         return {"name": self.name, "preset": self.preset, "description": self.description,
                 "paper": self.paper, "grid": self.grid, "fixed": self.fixed, "seeds": self.seeds,
                 "report": self.report.model_dump(mode="json"), "source": self.source,
-                "threads": self.threads, "keys": self.keys, "cases": list(self.cases)}
+                "threads": self.threads, "data_root": self.data_root, "data": self.data,
+                "keys": self.keys, "cases": list(self.cases)}
 
 
 def _studies_dir():
@@ -150,6 +177,24 @@ def study_file(name: str | Path) -> tuple[str, str]:
     return entry.read_text(encoding="utf-8"), f"spectrumkit/studies/{s}.toml"
 
 
+# NOTE [Study names]
+# The name is the folder OUT/<name> the results go to, so it must be ONE safe path component:
+# letters, digits and ``._-``, starting with a letter or a digit, at most 100 characters. That
+# refuses absolute paths, ``..``, ``.``, the empty name, separators of any platform, NUL, leading
+# dashes (taken for options) and hidden names, so a study can neither write outside ``--out`` nor
+# land on a sibling's folder. A name from the file name (no ``name =``) is checked the same way.
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
+
+
+def check_study_name(fn: str, name: Any, source: str) -> str:
+    """``name`` must be one safe path component, not a reserved word (NOTE [Study names])."""
+    if not isinstance(name, str) or not _NAME.fullmatch(name) or name in _RESERVED:
+        raise fail(fn, "a study name that is one path component (letters, digits, '.', '_', '-'; "
+                   f"starting with a letter or digit; not {', '.join(_RESERVED)}) in {source}",
+                   repr(name))
+    return name
+
+
 def _unknown(fn: str, key: str, accepted: list[str], section: str, source: str
              ) -> SpectrumkitError:
     near = difflib.get_close_matches(key, accepted, n=1)
@@ -166,12 +211,21 @@ def _merged(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def load_study(name: str | Path, preset: str = "quick", *, seeds: int | None = None) -> Study:
+#: The most trials one study may resolve to (seeds x grid points): a typo such as
+#: ``--seeds 100000000`` is refused at once instead of building configs for hours.
+MAX_TRIALS = 10_000
+
+
+def load_study(name: str | Path, preset: str = "quick", *, seeds: int | None = None,
+               data_root: str | None = None) -> Study:
     r"""Load a study by name (or path) and resolve it with ``preset`` into trial configs.
 
     Every trial config is validated here, before anything runs: an unknown key names the key and
     the file; an invalid value gives pydantic's complaint in one line, with the section it came
-    from. ``seeds`` overrides the preset's number of seeds (seeds are 0, 1, ..., seeds-1).
+    from; the study name must be one path component (NOTE [Study names]); the report's metric
+    must be one the study's trial reports; at most :data:`MAX_TRIALS` trials. ``seeds``
+    overrides the preset's number of seeds (seeds are 0, 1, ..., seeds-1). ``data_root``: the
+    data the keys are taken for (None: bundled; :meth:`Study.with_data_root`).
 
     >>> s = load_study("init-ablation", "quick")
     >>> s.grid["method"], len(s.configs) == 4 * 2 * s.seeds
@@ -188,8 +242,7 @@ def load_study(name: str | Path, preset: str = "quick", *, seeds: int | None = N
         if k not in _TOP_KEYS:
             raise _unknown(fn, k, list(_TOP_KEYS), "the top level", source)
     sname = raw.get("name", Path(source).stem)
-    if not isinstance(sname, str) or not sname or sname in _RESERVED:
-        raise fail(fn, f"a study name other than {', '.join(_RESERVED)} in {source}", repr(sname))
+    check_study_name(fn, sname, source)
     presets = raw.get("presets", {})
     if not isinstance(presets, dict) or not presets:
         raise fail(fn, f"a [presets.NAME] table in {source}", repr(presets))
@@ -246,6 +299,14 @@ def load_study(name: str | Path, preset: str = "quick", *, seeds: int | None = N
     for f in report.table.row_fields() + report.table.col_fields():
         if f not in fields:
             raise fail(fn, f"report.table rows/cols among the config fields in {source}", repr(f))
+    try:
+        format(1.0, report.table.format)
+    except (ValueError, TypeError):
+        raise fail(fn, f"report.table.format a float format spec such as '.2f' in {source}",
+                   repr(report.table.format)) from None
+    n_trials = n_seeds * len(cases) * math.prod(len(v) for v in grid.values())
+    if n_trials > MAX_TRIALS:
+        raise fail(fn, f"at most {MAX_TRIALS} trials (seeds x cases x grid points)", n_trials)
 
     def where(loc: str) -> str:
         sec = ("[grid]" if loc in grid else f"[[presets.{preset}.cases]]"
@@ -264,11 +325,29 @@ def load_study(name: str | Path, preset: str = "quick", *, seeds: int | None = N
             except ValidationError as e:
                 loc = str(e.errors()[0].get("loc", ("",))[0]) if e.errors()[0].get("loc") else ""
                 raise SpectrumkitError(pydantic_message(fn, e, where(loc))) from None
-            k = trial_key(cfg)
+            k = canonical_json(cfg.model_dump(mode="json"))  # the same config once (any data)
             if k not in seen:
                 seen.add(k)
                 configs.append(cfg)
+    _check_metric(fn, report.table.metric, {c.trial for c in configs}, source)
     return Study(name=sname, preset=preset, description=str(raw.get("description", "")).strip(),
                  paper=raw.get("paper"), grid=grid, fixed=resolved, seeds=n_seeds, report=report,
                  source=source, presets=tuple(presets), threads=threads,
-                 configs=tuple(configs), cases=tuple(c for c in cases if c))
+                 configs=tuple(configs), cases=tuple(c for c in cases if c)
+                 ).with_data_root(data_root)
+
+
+def _check_metric(fn: str, metric: str, trials: set[str], source: str) -> None:
+    """The report's metric must be one that the study's built-in trials report.
+
+    A trial given as an import path reports what it likes, so its metric cannot be checked here.
+    """
+    if not trials or any(t not in TRIAL_METRICS for t in trials):
+        return
+    known = sorted({m for t in trials for m in TRIAL_METRICS[t]})
+    if metric not in known:
+        near = difflib.get_close_matches(metric, known, n=1)
+        hint = f" (did you mean {near[0]!r}?)" if near else ""
+        kinds = ", ".join(repr(t) for t in sorted(trials))
+        raise fail(fn, f"report.table.metric among the metrics of trial {kinds} "
+                   f"({', '.join(known)}) in {source}", f"{metric!r}{hint}")

@@ -9,8 +9,10 @@ folder (``.<key>.json.<pid>.<random>.tmp``), flushed and fsync'ed, renamed over 
 ``os.replace`` (atomic on POSIX and Windows), and then the folder itself is fsync'ed so the rename
 survives a power cut. Only the process that runs the study writes results (workers return theirs),
 and it holds an exclusive lock on ``OUT/<study>/.lock`` while it runs, so a temporary file found at
-start-up belongs to a run that was killed: it is deleted. A result file that does not parse, or
-whose content does not hash to its name, is reported with a warning and its trial is run again.
+start-up belongs to a run that was killed: it is deleted. A result file that cannot be used —
+not UTF-8, not JSON, not an object, a field missing or of the wrong type, a config and data block
+that do not hash to its name — is reported with a warning naming it and its trial is run again.
+:func:`read_trial_file` is the one reader that decides this, for the runner and the figures alike.
 """
 
 from __future__ import annotations
@@ -26,14 +28,15 @@ import pandas as pd
 
 from .._io import check_output_dir, fsync_dir, write_text_atomic
 from ..errors import SpectrumkitError, fail
-from .config import SCHEMA_VERSION, TrialConfig, canonical_json, trial_key
+from .config import DATA_IDENTITY_FIELDS, SCHEMA_VERSION, TrialConfig, canonical_json, trial_key
 
 try:
     import fcntl
 except ImportError:  # pragma: no cover - Windows
     fcntl = None
 
-__all__ = ["StudyWarning", "ResultStore", "atomic_write_text", "collect", "STATUSES"]
+__all__ = ["StudyWarning", "ResultStore", "atomic_write_text", "collect", "read_trial_file",
+           "STATUSES"]
 
 STATUSES = ("ok", "diverged", "failed")
 
@@ -50,22 +53,66 @@ def atomic_write_text(path: str | Path, text: str) -> Path:
     return write_text_atomic(path, text)
 
 
+def _no_constant(name: str) -> None:
+    raise ValueError(f"{name} is not JSON")
+
+
 def _check_result(data: Any, key: str) -> str | None:
     """Why ``data`` is not a valid result for ``key`` (None if it is)."""
     if not isinstance(data, dict):
-        return "not a JSON object"
+        return f"not a JSON object but {type(data).__name__}"
     if data.get("schema_version") != SCHEMA_VERSION:
         return f"schema_version {data.get('schema_version')!r}, expected {SCHEMA_VERSION}"
     if data.get("key") != key:
         return f"key {data.get('key')!r} differs from its file name"
     if data.get("status") not in STATUSES:
         return f"status {data.get('status')!r}"
+    for field in ("config", "metrics", "history", "artifacts", "env", "data"):
+        if not isinstance(data.get(field), dict):
+            return (f"no {field!r} object" if field not in data else
+                    f"{field!r} is {type(data[field]).__name__}, not a JSON object")
+    if not isinstance(data.get("error"), (str, type(None))):
+        return f"'error' is {type(data['error']).__name__}, not a string"
     try:
-        if trial_key(TrialConfig(**data["config"])) != key:
-            return "its config does not hash to its key"
+        ident = {k: data["data"].get(k) for k in DATA_IDENTITY_FIELDS}
+        if trial_key(TrialConfig(**data["config"]), data=ident) != key:
+            return "its config and data do not hash to its key"
     except Exception as e:  # noqa: BLE001 - any failure means the file cannot be trusted
         return f"its config does not validate ({type(e).__name__})"
     return None
+
+
+def read_trial_file(path: str | Path, key: str | None = None
+                    ) -> tuple[dict[str, Any] | None, str | None]:
+    r"""Read one trial result file: ``(result, None)``, ``(None, why)`` or ``(None, None)``.
+
+    The one reader of ``trials/<key>.json`` (the runner, :func:`collect` and the figures use it).
+    It never raises for the file's content: bytes that are not UTF-8, text that is not JSON (NaN
+    and Infinity included), JSON that is not an object, a wrong schema version, a missing or
+    mistyped field (``"config": 5``), an unknown status, or a config and data block that do not
+    hash to ``key`` (default: the file's stem) all give ``(None, why)`` with ``why`` one line.
+    An absent file gives ``(None, None)``.
+    """
+    path = Path(path)
+    key = path.stem if key is None else key
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        return None, None
+    except OSError as e:
+        return None, f"unreadable ({type(e).__name__}: {e.strerror or e})"
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        return None, f"not UTF-8 (byte 0x{raw[e.start]:02x} at offset {e.start})"
+    try:
+        data = json.loads(text, parse_constant=_no_constant)
+    except json.JSONDecodeError as e:
+        return None, f"not valid JSON ({e.msg} at line {e.lineno} column {e.colno})"
+    except (ValueError, RecursionError) as e:
+        return None, f"not valid JSON ({' '.join(str(e).split()) or type(e).__name__})"
+    why = _check_result(data, key)
+    return (data, None) if why is None else (None, why)
 
 
 class ResultStore:
@@ -121,22 +168,15 @@ class ResultStore:
         return self.logs / f"{key}.log"
 
     def read(self, key: str, *, warn: bool = True) -> dict[str, Any] | None:
-        """The stored result of ``key``; None if absent, or corrupt (with a warning naming it)."""
+        """The stored result of ``key``; None if absent, or ill-formed (with a warning naming it).
+
+        An ill-formed file (:func:`read_trial_file`) counts as not done: its trial runs again.
+        """
         path = self.result_path(key)
-        try:
-            text = path.read_text(encoding="utf-8")
-        except FileNotFoundError:
-            return None
-        try:
-            data = json.loads(text)
-            why = _check_result(data, key)
-        except (json.JSONDecodeError, UnicodeDecodeError) as e:
-            why = f"not valid JSON ({e.msg if hasattr(e, 'msg') else e})"
-        if why is not None:
-            if warn:
-                warnings.warn(f"corrupt result file {path}: {why}; the trial will be run again",
-                              StudyWarning, stacklevel=2)
-            return None
+        data, why = read_trial_file(path, key)
+        if why is not None and warn:
+            warnings.warn(f"corrupt result file {path}: {why}; the trial will be run again",
+                          StudyWarning, stacklevel=2)
         return data
 
     def write(self, result: dict[str, Any]) -> Path:
@@ -190,7 +230,11 @@ def load_spec(study_dir: str | Path) -> dict[str, Any]:
     """The ``spec.json`` of a study folder."""
     p = Path(study_dir) / "spec.json"
     try:
-        return json.loads(p.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as e:
+        spec = json.loads(p.read_text(encoding="utf-8"))
+    except (OSError, ValueError, RecursionError) as e:  # ValueError: not UTF-8, not JSON
         raise SpectrumkitError(f"load_spec: expected a readable spec.json in {study_dir}, got "
                                f"{type(e).__name__}") from None
+    if not isinstance(spec, dict):
+        raise SpectrumkitError(f"load_spec: expected a JSON object in {p}, got "
+                               f"{type(spec).__name__}")
+    return spec

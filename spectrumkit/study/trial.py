@@ -134,8 +134,9 @@ def _anatomy(c: TrialConfig, model: Any, mask: dict[str, torch.Tensor]) -> dict[
 def run_trial(c: TrialConfig, ctx: TrialContext) -> dict[str, Any]:
     r"""Run one ``prune-train`` trial (see the module docstring) and return its outcome.
 
-    Returns ``{"status", "device", "metrics", "history", "artifacts"}`` as RESULTS_SCHEMA.md
-    describes; a diverged run has status ``diverged`` and its ``diverged_at_step``.
+    Returns ``{"status", "device", "metrics", "history", "artifacts", "data"}`` as
+    RESULTS_SCHEMA.md describes (``data``: the loader's description of the data used); a diverged
+    run has status ``diverged`` and its ``diverged_at_step``.
     """
     device = str(resolve_device(ctx.device))
     task = load_task(c.task, root=ctx.data_root, **c.data)
@@ -212,4 +213,4 @@ def run_trial(c: TrialConfig, ctx: TrialContext) -> dict[str, Any]:
     metrics.setdefault("val_ppl", None)
     metrics.setdefault("test_ppl", None)
     return {"status": status, "device": device, "metrics": metrics, "history": history,
-            "artifacts": artifacts}
+            "artifacts": artifacts, "data": task.description}
