@@ -245,11 +245,11 @@ def _():
             f"{cudnn:.2f} s: spectrumkit/cuDNN time ratio {ours / cudnn:.1f}")
 
 
-def study(out, *extra):
+def study(out, *extra, limit=150):
     cmd = [sys.executable, "-m", "spectrumkit.cli", "study", "run",
            os.path.join(WORK, "gpucheck.toml"), "--out", out, "--no-figures", *extra]
     t0 = time.perf_counter()
-    r = subprocess.run(cmd, capture_output=True, text=True, timeout=150)
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=limit)
     if r.returncode != 0:
         raise RuntimeError(f"exit {r.returncode}: {(r.stderr or r.stdout).strip()[-300:]}")
     trials = os.path.join(out, "gpucheck", "trials")
@@ -275,7 +275,7 @@ def _():
         raise RuntimeError("ray is not installed: pip install -e '.[ray]'") from None
     gpus = [] if DRY else ["--gpus-per-trial", "0.5"]
     t, k, devs, st = study(os.path.join(WORK, "ray"), "--device", DEV.type, "--executor", "ray",
-                           *gpus)
+                           *gpus, limit=200)
     return f"--executor ray {' '.join(gpus)}: {k} trials {st} on {devs} in {t:.1f} s"
 
 

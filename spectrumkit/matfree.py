@@ -70,13 +70,19 @@ from .cells import Cell, get
 from .errors import SpectrumkitError, check_choice, check_positive_int, fail
 from .init import make_generator
 from .jacobians import BLOCKS, CHUNK_BYTES, _check_states, _jvp_step, resolve_steps
-from .spectra import (SUMMARY_COLUMNS, Histogram, Spectrum, _check_bins, _check_near_zero,
-                      _histogram)
+from .spectra import (
+    SUMMARY_COLUMNS,
+    Histogram,
+    Spectrum,
+    _check_bins,
+    _check_near_zero,
+)
 from .unroll import _unroll, batched_step, check_sequence
 
 __all__ = [
     "ExtremeSingularValues",
     "LanczosOptions",
+    "MatrixFree",
     "SpectralDensity",
     "extreme_singular_values",
     "lanczos_spectrum",

@@ -15,7 +15,11 @@ from spectrumkit import SpectrumkitError
 from spectrumkit.cells import get, make_cell
 from spectrumkit.init import init_params
 from spectrumkit.jacobians import step_jacobians
-from spectrumkit.matfree import (LanczosOptions, extreme_singular_values, lanczos_spectrum)
+from spectrumkit.matfree import (
+    LanczosOptions,
+    extreme_singular_values,
+    lanczos_spectrum,
+)
 from spectrumkit.spectra import SUMMARY_COLUMNS, spectrum
 
 F64 = torch.float64
@@ -61,11 +65,14 @@ def test_lanczos_agrees_with_dense(cell, N, B, P, m, init):
     ev = sp.matrix_free.extremes
     # top-5 σ equal torch.linalg.svdvals to 1e-4 relative, and say they converged
     rel = ((ev.top - sv[..., :5]).abs() / sv[..., :5]).max().item()
+    l1 = _l1(dense.histogram.counts, sp.histogram.counts)
+    mean_err = sp.pooled["mean"] / float(sv.mean()) - 1
+    print(f"\n{cell} N={N} {init} B={B} P={P} m={m}: top-5 rel err {rel:.1e}, L1 {l1:.4f}, "
+          f"sigma-bar rel err {mean_err:+.2%}")
     assert rel <= 1e-4, f"top-5 relative error {rel:.2e}"
     assert bool(ev.top_converged.all()), ev.top_residual
     # the SLQ density is within 0.05 of the dense histogram in L1, on the same bins
     np.testing.assert_array_equal(sp.histogram.edges, dense.histogram.edges)
-    l1 = _l1(dense.histogram.counts, sp.histogram.counts)
     assert l1 <= 0.05, f"L1 {l1:.4f}"
     assert sp.histogram.counts.sum() == pytest.approx(sv.numel(), rel=1e-9)
     # σ̄ within 2 %; χ_F = mean σ² (the Hutchinson value of the same products) within 5 %
@@ -339,3 +346,46 @@ def test_gpu_check_skips_in_one_line_without_cuda():
     assert r.stderr == ""
     lines = r.stdout.splitlines()
     assert len(lines) == 1 and lines[0].startswith("gpu_check: skipped: no CUDA device")
+
+
+# ----------------------------------------------------------------------------------------------
+# The spectrum study's matrix-free row
+# ----------------------------------------------------------------------------------------------
+
+
+def test_spectrum_study_has_a_matrix_free_width_row():
+    from spectrumkit.study import load_study, trial_key
+    from spectrumkit.study.config import TrialConfig
+
+    quick = [c for c in load_study("spectrum", "quick").configs if c.spectrum_method == "lanczos"]
+    paper = [c for c in load_study("spectrum", "paper").configs if c.spectrum_method == "lanczos"]
+    assert quick and all(c.cell == "lstm" and c.hidden_size * 2 >= 2000 for c in quick)
+    assert paper and all((c.task, c.cell, c.hidden_size) == ("wikitext", "lstm", 2000)
+                         for c in paper)
+    # the dense default stays out of the key: configs written before the field keep their keys
+    a = TrialConfig(epochs=1, record=("sv_hist",))
+    assert trial_key(a) == trial_key(TrialConfig(epochs=1, record=("sv_hist",),
+                                                 spectrum_method="dense"))
+    assert trial_key(a) != trial_key(TrialConfig(epochs=1, record=("sv_hist",),
+                                                 spectrum_method="lanczos"))
+    assert TrialConfig(epochs=1, spectrum_method="lanczos").spectrum_method is None  # no spectra
+
+
+def test_lanczos_trial_matches_the_dense_trial():
+    from spectrumkit.study.config import TrialConfig
+    from spectrumkit.study.executors import TrialContext
+    from spectrumkit.study.trial import run_trial
+
+    tiny = dict(seed=0, method="dense", cell="lstm", hidden_size=6, epochs=0, hist_bins=9,
+                spectrum_batch=3, record=("sv_hist", "spectrum_steps"),
+                data={"limit": 64, "val_limit": 32})
+    dense = run_trial(TrialConfig(**tiny), TrialContext(device="cpu"))["artifacts"]
+    lz = run_trial(TrialConfig(**tiny, spectrum_method="lanczos"),
+                   TrialContext(device="cpu"))["artifacts"]
+    d, h = dense["sv_hist"]["init"], lz["sv_hist"]["init"]
+    assert h["method"] == "lanczos" and h["edges"] == d["edges"]
+    assert h["n"] == d["n"] == 28 * 3 * 12
+    # S = 12 ≤ 64 Lanczos steps: the nodes are the exact σ; 4 probes weight them
+    assert h["mean"] == pytest.approx(d["mean"], rel=0.05)
+    assert sum(h["counts"]) == pytest.approx(d["n"], rel=1e-9)
+    assert _l1(d["counts"], h["counts"]) < 0.1

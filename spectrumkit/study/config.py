@@ -70,7 +70,9 @@ class TrialConfig(BaseModel):
     Training: exactly one of ``epochs`` / ``steps`` (0 = no training, evaluate at init),
     ``batch_size``, ``lr``, ``optimizer``, ``clip``, ``eval_every``.
     Records: ``record`` ⊆ anatomy, connection_map, sv_hist, spectrum_steps, lyapunov, with
-    ``spectrum_batch`` sequences, ``hist_bins`` bins and ``lyapunov_k`` exponents.
+    ``spectrum_batch`` sequences, ``hist_bins`` bins and ``lyapunov_k`` exponents;
+    ``spectrum_method="lanczos"`` computes sv_hist and spectrum_steps without forming J
+    (:mod:`spectrumkit.matfree`; None, the default, is the dense SVD and stays out of the key).
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -111,6 +113,7 @@ class TrialConfig(BaseModel):
     record: tuple[Literal["anatomy", "connection_map", "sv_hist", "spectrum_steps",
                           "lyapunov"], ...] = ()
     spectrum_batch: PositiveInt | None = None
+    spectrum_method: Literal["dense", "lanczos"] | None = None
     hist_bins: PositiveInt | None = None
     lyapunov_k: PositiveInt | None = None
 
@@ -171,6 +174,9 @@ class TrialConfig(BaseModel):
         def given(k: str, d: Any) -> Any:
             return d if v.get(k) is None else v[k]
         v["spectrum_batch"] = given("spectrum_batch", 64) if spectral else None
+        sm = v.get("spectrum_method")
+        v["spectrum_method"] = "lanczos" if sm == "lanczos" and spectral else (
+            None if sm in (None, "dense") or not spectral else sm)
         v["hist_bins"] = given("hist_bins", 50) if "sv_hist" in rec else None
         v["lyapunov_k"] = v.get("lyapunov_k") if "lyapunov" in rec else None
         if v.get("task", "seq-mnist") != "wikitext":
@@ -218,7 +224,10 @@ def trial_key(config: TrialConfig) -> str:
     >>> trial_key(a) == trial_key(TrialConfig(seed=1, epochs=1, method="random"))
     False
     """
-    payload = {"schema_version": SCHEMA_VERSION, "config": config.model_dump(mode="json")}
+    dump = config.model_dump(mode="json")
+    if dump.get("spectrum_method") is None:   # added later: the dense default keeps old keys
+        dump.pop("spectrum_method", None)
+    payload = {"schema_version": SCHEMA_VERSION, "config": dump}
     return hashlib.sha256(canonical_json(payload).encode("ascii")).hexdigest()
 
 

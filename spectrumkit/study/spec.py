@@ -17,6 +17,9 @@ A study file (``spectrumkit/studies/NAME.toml``, or any path) holds::
     seeds = 2                         # replace whole axes; threads = torch threads per trial
     hidden_size = 64                  # (a run option: NOTE [Threads per worker])
 
+    [[presets.quick.extra]]           # optional: one more trial per seed outside the product,
+    cell = "lstm"                     # [fixed] and the preset's overrides with these on top
+
     [report]
     table = { rows = "init", cols = "method", metric = "val_error_pct", paper_table = "Table 5" }
     figures = ["curves", "anatomy"]
@@ -52,7 +55,7 @@ __all__ = ["FIGURES", "Study", "TableReport", "Report", "list_studies", "load_st
 FIGURES = ("anatomy", "sv_hist", "connection_maps", "curves", "lyapunov", "spectrum_steps")
 _RESERVED = ("list", "show", "run")
 _TOP_KEYS = ("name", "description", "paper", "grid", "fixed", "presets", "report")
-_PRESET_KEYS = ("seeds", "description", "grid", "threads")
+_PRESET_KEYS = ("seeds", "description", "grid", "threads", "extra")
 _DICT_FIELDS = ("data", "score_options")
 
 
@@ -197,6 +200,15 @@ def load_study(name: str | Path, preset: str = "quick", *, seeds: int | None = N
             raise _unknown(fn, k, [f for f in fields if f != "seed"], "[grid]", source)
         if not isinstance(vals, list) or not vals:
             raise fail(fn, f"a non-empty list for grid axis {k!r} in {source}", repr(vals))
+    extra = pre.pop("extra", [])
+    if not isinstance(extra, list) or not all(isinstance(e, dict) for e in extra):
+        raise fail(fn, f"[[presets.{preset}.extra]] tables of field overrides in {source}",
+                   repr(extra))
+    for e in extra:
+        for k in e:
+            if k not in fields or k == "seed":
+                raise _unknown(fn, k, [f for f in fields if f != "seed"],
+                               f"[[presets.{preset}.extra]]", source)
     seeds_given = seeds if seeds is not None else pre.pop("seeds", None)
     pre.pop("seeds", None)
     pre.pop("description", None)
@@ -234,8 +246,11 @@ def load_study(name: str | Path, preset: str = "quick", *, seeds: int | None = N
     seen: set[str] = set()
     axes = list(grid)
     for seed in range(n_seeds):
-        for point in itertools.product(*(grid[a] for a in axes)):
-            values = {**resolved, **dict(zip(axes, point)), "seed": seed}
+        # the grid's product, then the preset's extra trials (rows outside the product)
+        points = [{**resolved, **dict(zip(axes, pt))} for pt in
+                  itertools.product(*(grid[a] for a in axes))]
+        for values in points + [{**resolved, **e} for e in extra]:
+            values = {**values, "seed": seed}
             try:
                 cfg = TrialConfig(**values)
             except ValidationError as e:
