@@ -156,8 +156,9 @@ def main() -> None:
             "hist L1": l1_on_dense_bins(d, lz),
             "top-5 converged": f"{lz['top5_converged']}/{lz['top5_total']}"})
         print(json.dumps(rows[-1]), flush=True)
-    print(tabulate(rows, headers="keys", floatfmt=".3g"))
-    print(f"peak memory: {d['mode']} (resident memory added by the spectrum call)")
+    if rows:
+        print(tabulate(rows, headers="keys", floatfmt=".3g"))
+        print(f"peak memory: {d['mode']} (resident memory added by the spectrum call)")
     if not args.no_large:
         lz = run_case("lstm", 2000, "lanczos", args.batch, args.threads)
         print(tabulate([{"cell": "lstm", "N": 2000, "S": 4000, "B": args.batch,

@@ -51,6 +51,7 @@ from torch.func import jacrev, vmap
 from .cells import Cell, get
 from .errors import check_choice, check_float_tensor, check_positive_int, fail
 from .init import make_generator
+from .jacobians import METHODS as JACOBIAN_METHODS
 from .jacobians import (
     Block,
     Method,
@@ -345,6 +346,7 @@ def spectrum(cell: str | Cell, params: Params, xs: torch.Tensor, *,
     ([3, 4, 5, 6], 48)
     """
     fn = "spectrum"
+    check_choice(fn, "method", method, (*JACOBIAN_METHODS, "lanczos"))
     if method == "lanczos":
         if chunk_size is not None:
             raise fail(fn, "chunk_size only with a dense method (lanczos sizes its own chunks)",

@@ -33,7 +33,7 @@ import re
 from typing import Any, Literal, Union
 
 from pydantic import (BaseModel, ConfigDict, Field, NonNegativeInt, PositiveFloat, PositiveInt,
-                      ValidationError, field_validator, model_validator)
+                      ValidationError, field_validator, model_serializer, model_validator)
 
 from ..errors import SpectrumkitError
 
@@ -197,6 +197,15 @@ class TrialConfig(BaseModel):
             raise ValueError(f"expected record entries without repeats, got {list(self.record)}")
         return self
 
+    @model_serializer(mode="wrap")
+    def _without_unset_spectrum_method(self, handler: Any) -> Any:
+        """``spectrum_method`` (added later) is left out while None (dense, the old behaviour),
+        so every config written before it keeps its dump, hence its key."""
+        out = handler(self)
+        if isinstance(out, dict) and out.get("spectrum_method", 0) is None:
+            del out["spectrum_method"]
+        return out
+
     @property
     def density(self) -> float:
         """1 - sparsity: the kept fraction."""
@@ -224,10 +233,7 @@ def trial_key(config: TrialConfig) -> str:
     >>> trial_key(a) == trial_key(TrialConfig(seed=1, epochs=1, method="random"))
     False
     """
-    dump = config.model_dump(mode="json")
-    if dump.get("spectrum_method") is None:   # added later: the dense default keeps old keys
-        dump.pop("spectrum_method", None)
-    payload = {"schema_version": SCHEMA_VERSION, "config": dump}
+    payload = {"schema_version": SCHEMA_VERSION, "config": config.model_dump(mode="json")}
     return hashlib.sha256(canonical_json(payload).encode("ascii")).hexdigest()
 
 
