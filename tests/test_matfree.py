@@ -389,3 +389,30 @@ def test_lanczos_trial_matches_the_dense_trial():
     assert h["mean"] == pytest.approx(d["mean"], rel=0.05)
     assert sum(h["counts"]) == pytest.approx(d["n"], rel=1e-9)
     assert _l1(d["counts"], h["counts"]) < 0.1
+
+
+def test_preset_extra_rows_are_added_once_per_seed(tmp_path):
+    from spectrumkit.study import load_study
+
+    text = """
+[grid]
+method = ["random", "magnitude"]
+[fixed]
+hidden_size = 8
+epochs = 1
+[presets.quick]
+seeds = 2
+[[presets.quick.extra]]
+method = "dense"
+hidden_size = 4
+[report]
+table = { rows = "method", metric = "val_error_pct" }
+"""
+    (tmp_path / "x.toml").write_text(text)
+    s = load_study(tmp_path / "x.toml")
+    assert [(c.seed, c.method, c.hidden_size) for c in s.configs] == [
+        (0, "random", 8), (0, "magnitude", 8), (0, "dense", 4),
+        (1, "random", 8), (1, "magnitude", 8), (1, "dense", 4)]
+    (tmp_path / "y.toml").write_text(text.replace('hidden_size = 4', 'hiden_size = 4'))
+    with pytest.raises(SpectrumkitError, match=r"presets.quick.extra.*'hiden_size'"):
+        load_study(tmp_path / "y.toml")
