@@ -26,7 +26,11 @@
 #                        `spectrumkit study run ... --device cuda`, and the same with --device cpu
 #   7 ray                the same study with `--executor ray --gpus-per-trial 0.5 --device cuda`
 set -u
-PY="${PYTHON:-python}"
+PY="${PYTHON:-$(command -v python || command -v python3 || echo python)}"
+if ! "$PY" -c "import torch, spectrumkit" >/dev/null 2>&1; then
+    echo "gpu_check: skipped: $PY cannot import torch and spectrumkit (pip install -e '.[dev,ray]')"
+    exit 0
+fi
 if [ "${GPU_CHECK_DRY:-0}" != "1" ] && ! "$PY" -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)" >/dev/null 2>&1; then
     echo "gpu_check: skipped: no CUDA device visible to torch (torch.cuda.is_available() is False)"
     exit 0

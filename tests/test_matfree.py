@@ -341,7 +341,7 @@ def test_gpu_check_skips_in_one_line_without_cuda():
     if torch.cuda.is_available():
         pytest.skip("this machine has CUDA: gpu_check.sh would run, not skip")
     r = subprocess.run(["bash", str(ROOT / "benchmarks" / "gpu_check.sh")], capture_output=True,
-                       text=True, env=dict(os.environ, PYTHON=sys.executable))
+                       text=True, cwd=ROOT, env=dict(os.environ, PYTHON=sys.executable))
     assert r.returncode == 0, r.stderr
     assert r.stderr == ""
     lines = r.stdout.splitlines()
