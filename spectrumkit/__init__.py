@@ -22,6 +22,8 @@ from .jacobians import (JacobianChunk, has_closed_form, iter_step_jacobians, jvp
 from .spectra import (CHI_ESTIMATORS, Histogram, Spectrum, chi, chi_step, effective_rank,
                       histogram, lyapunov_exponents, reference_singular_values, singular_values,
                       spectrum, spectrum_summary)
+from .matfree import (ExtremeSingularValues, LanczosOptions, SpectralDensity,
+                      extreme_singular_values, lanczos_spectrum)
 
 # models
 from .models import (LanguageModel, SequenceClassifier, SequenceRegressor, log_uniform_probs,
@@ -71,6 +73,8 @@ __all__ = [
     "singular_values", "reference_singular_values", "spectrum_summary", "effective_rank",
     "histogram", "Histogram", "spectrum", "Spectrum", "CHI_ESTIMATORS", "chi", "chi_step",
     "lyapunov_exponents",
+    "extreme_singular_values", "lanczos_spectrum", "LanczosOptions", "ExtremeSingularValues",
+    "SpectralDensity",
     # models
     "SequenceClassifier", "LanguageModel", "SequenceRegressor", "sampled_softmax_loss",
     "log_uniform_probs", "log_uniform_sample",

@@ -41,7 +41,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Literal, NamedTuple
+from typing import Any, Literal, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -51,6 +51,7 @@ from torch.func import jacrev, vmap
 from .cells import Cell, get
 from .errors import check_choice, check_float_tensor, check_positive_int, fail
 from .init import make_generator
+from .jacobians import METHODS as JACOBIAN_METHODS
 from .jacobians import (
     Block,
     Method,
@@ -290,21 +291,34 @@ class Spectrum:
             summarizing the B matrices of that step.
         pooled: :func:`spectrum_summary` over every selected step and example.
         histogram: the pooled :class:`Histogram`.
-        singular_values: (U, B, S) (or (U, B, N) for ``block="hh"``) on the CPU, descending.
+        singular_values: (U, B, S) (or (U, B, N) for ``block="hh"``) on the CPU, descending;
+            with ``method="lanczos"`` only the top-k Ritz values (U, B, k).
+        matrix_free: None for the dense methods; with ``method="lanczos"`` a
+            :class:`~spectrumkit.matfree.MatrixFree` (the SLQ density, the extreme singular values
+            with their residuals and convergence flags, the options used).
     """
 
     table: pd.DataFrame
     pooled: dict[str, float]
     histogram: Histogram
     singular_values: torch.Tensor
+    matrix_free: Any = None
 
 
 def spectrum(cell: str | Cell, params: Params, xs: torch.Tensor, *,
              states: torch.Tensor | None = None, steps: int | Sequence[int] | None = None,
-             method: Method = "auto", chunk_size: int | None = None, block: Block = "full",
-             bins: int | Sequence[float] = 50, value_range: tuple[float, float] | None = None,
-             near_zero: float = 1e-2) -> Spectrum:
+             method: Method | Literal["lanczos"] = "auto", chunk_size: int | None = None,
+             block: Block = "full", bins: int | Sequence[float] = 50,
+             value_range: tuple[float, float] | None = None, near_zero: float = 1e-2,
+             lanczos: Any = None, generator: torch.Generator | None = None,
+             seed: int | None = None) -> Spectrum:
     r"""Streamed singular-value spectra of the per-step Jacobians of a sequence.
+
+    ``method="lanczos"`` never forms a Jacobian: it returns the same table, pooled summary and
+    histogram (on the same bins) from stochastic Lanczos quadrature, with the options ``lanczos``
+    (:class:`~spectrumkit.matfree.LanczosOptions` or a dict) and exactly one of ``generator`` /
+    ``seed`` for the probes; see :func:`~spectrumkit.matfree.lanczos_spectrum`. The other methods
+    (dense) take neither.
 
     The Jacobians come chunk by chunk from :func:`~spectrumkit.jacobians.iter_step_jacobians`
     (``steps``, ``method``, ``chunk_size``, ``block`` as there; chunk_size None fits a chunk in
@@ -332,6 +346,20 @@ def spectrum(cell: str | Cell, params: Params, xs: torch.Tensor, *,
     ([3, 4, 5, 6], 48)
     """
     fn = "spectrum"
+    check_choice(fn, "method", method, (*JACOBIAN_METHODS, "lanczos"))
+    if method == "lanczos":
+        if chunk_size is not None:
+            raise fail(fn, "chunk_size only with a dense method (lanczos sizes its own chunks)",
+                       chunk_size)
+        from .matfree import lanczos_spectrum
+
+        return lanczos_spectrum(cell, params, xs, states=states, steps=steps, block=block,
+                                lanczos=lanczos, generator=generator, seed=seed, bins=bins,
+                                value_range=value_range, near_zero=near_zero)
+    given = [n for n, v in (("lanczos", lanczos), ("generator", generator), ("seed", seed))
+             if v is not None]
+    if given:
+        raise fail(fn, f"{', '.join(given)} only with method='lanczos'", f"method={method!r}")
     near_zero = _check_near_zero(fn, near_zero)
     _check_bins(fn, bins, value_range)
     plan = _plan(fn, cell, params, xs, states, steps, method, chunk_size, block,

@@ -43,8 +43,18 @@ _OUTPUTS = ("spectrum.csv", "histogram.csv", "histogram.pdf", "histogram.png")
               help="seq-mnist: folder with the full data set (default: the bundled data)")
 @click.option("--seed", type=int, default=0, show_default=True,
               help="params drawn from --seed, the data from --seed + 1")
-@click.option("--method", type=click.Choice(["auto", "closed_form", "jacrev", "jacfwd"]),
-              default="auto", show_default=True)
+@click.option("--method", type=click.Choice(["auto", "closed_form", "jacrev", "jacfwd", "lanczos"]),
+              default="auto", show_default=True,
+              help="a dense engine (forms J), or lanczos: matrix-free SLQ density and extreme "
+                   "singular values (NOTE [SLQ density])")
+@click.option("--top-k", type=int, default=None,
+              help="lanczos: extreme singular values per matrix [default: 5]")
+@click.option("--iterations", type=int, default=None,
+              help="lanczos: Lanczos steps per probe [default: 64]")
+@click.option("--probes", type=int, default=None,
+              help="lanczos: probes per example [default: 4]")
+@click.option("--tol", type=float, default=None,
+              help="lanczos: relative residual of a converged Ritz value [default: 1e-05]")
 @click.option("--block", type=click.Choice(["full", "hh"]), default="full", show_default=True,
               help="full state Jacobian, or its h->h block (LSTMs)")
 @click.option("--chunk-size", type=int, default=None,
@@ -58,19 +68,21 @@ _OUTPUTS = ("spectrum.csv", "histogram.csv", "histogram.pdf", "histogram.png")
 @click.option("--out", type=click.Path(file_okay=False), required=True,
               help="folder for spectrum.csv, histogram.csv and histogram.{pdf,png}")
 def spectrum_cmd(cell, input_size, hidden, init_scheme, batch, seq_len, steps_text, data, data_root,
-                 seed,
-                 method, block, chunk_size, bins, near_zero, dtype, device, out) -> None:
+                 seed, method, top_k, iterations, probes, tol, block, chunk_size, bins, near_zero,
+                 dtype, device, out) -> None:
     """Singular-value spectra of the per-step Jacobians of a freshly initialized cell.
 
     Prints the per-step summary table and writes DIR/spectrum.csv (one row per step),
     DIR/histogram.csv (pooled counts) and the histogram figure DIR/histogram.pdf and .png.
+    With --method lanczos no Jacobian is formed: the same files hold the SLQ estimates (expected
+    counts), the probes are drawn from --seed + 2, and one more line reports convergence.
     """
     import torch
     from tabulate import tabulate
 
     from .. import figures
     from ..cells import count_params, get
-    from ..errors import check_positive_int, check_seed
+    from ..errors import SpectrumkitError, check_positive_int, check_seed
     from .._io import check_output_dir
     from ._data import _check_memory
     from ..evaluation import resolve_device
@@ -94,16 +106,31 @@ def spectrum_cmd(cell, input_size, hidden, init_scheme, batch, seq_len, steps_te
     params = init_params(c, input_size, hidden, init_scheme, seed=seed, dtype=dt, device=dev)
     xs, _ = _cli_batch(fn, data, data_root, batch, seq_len, input_size, 10, seed, dtype=dt)
     xs = xs.transpose(0, 1).contiguous().to(dev)                   # (T, B, D), NOTE [CLI data]
+    lanczos = {k: v for k, v in (("k", top_k), ("iterations", iterations), ("probes", probes),
+                                 ("tol", tol)) if v is not None}
+    if lanczos and method != "lanczos":
+        flags = ", ".join("--" + {"k": "top-k"}.get(k, k) for k in lanczos)
+        raise SpectrumkitError(f"spectrum: expected {flags} only with --method lanczos, got "
+                               f"--method {method}")
+    extra = dict(lanczos=lanczos, seed=seed + 2) if method == "lanczos" else {}
     sp = spectrum(c, params, xs, steps=_parse_steps(steps_text), method=method, block=block,
-                  chunk_size=chunk_size, bins=bins, near_zero=near_zero)
+                  chunk_size=chunk_size, bins=bins, near_zero=near_zero, **extra)
 
     click.echo(f"{cell}  D={input_size} N={hidden} init={init_scheme} B={batch} T={seq_len} "
                f"data={data} seed={seed} block={block} dtype={dtype} device={dev}")
     click.echo(tabulate(sp.table, headers="keys", floatfmt=".4g", tablefmt="simple"))
     click.echo("pooled: " + ", ".join(f"{k}={v:.4g}" for k, v in sp.pooled.items()))
+    if sp.matrix_free is not None:
+        ev, o = sp.matrix_free.extremes, sp.matrix_free.options
+        click.echo(f"lanczos: {o.iterations} steps x {o.probes} probes per example; top-{o.k} "
+                   f"converged {int(ev.top_converged.sum())}/{ev.top_converged.numel()}, "
+                   f"bottom-{o.k} {int(ev.bottom_converged.sum())}/"
+                   f"{ev.bottom_converged.numel()} (relative residual <= {o.tol:g}); "
+                   f"max residual of the top {float(ev.top_residual.max()):.2g}")
 
     h = sp.histogram
-    rows = ["left,right,count"] + [f"{a!r},{b!r},{int(n)}" for a, b, n in
+    count = (lambda n: repr(float(n))) if sp.matrix_free is not None else int  # SLQ: expected
+    rows = ["left,right,count"] + [f"{a!r},{b!r},{count(n)}" for a, b, n in
                                    zip(h.edges[:-1].tolist(), h.edges[1:].tolist(), h.counts)]
     hist_csv = ("\n".join(rows) + "\n").encode()
     written = [
@@ -115,7 +142,8 @@ def spectrum_cmd(cell, input_size, hidden, init_scheme, batch, seq_len, steps_te
              else "steps " + ",".join(map(str, idx)))
     with figures.style():
         fig, ax = figures.new_figure("single")
-        what = f"{cell}{' h->h' if block == 'hh' else ''}, N={hidden}, {steps}"
+        what = (f"{cell}{' h->h' if block == 'hh' else ''}, N={hidden}, {steps}"
+                + (", SLQ" if sp.matrix_free is not None else ""))
         figures.sv_histogram(ax, h.counts, h.edges, label=what,
                              annotate_mean=sp.pooled["mean"])
         ax.legend()

@@ -37,7 +37,7 @@ import re
 from typing import Any, Literal, Union
 
 from pydantic import (BaseModel, ConfigDict, Field, NonNegativeInt, PositiveFloat, PositiveInt,
-                      ValidationError, field_validator, model_validator)
+                      ValidationError, field_validator, model_serializer, model_validator)
 
 from ..errors import SpectrumkitError
 
@@ -78,7 +78,9 @@ class TrialConfig(BaseModel):
     counts; 0 = no training, evaluate at init),
     ``batch_size``, ``lr``, ``optimizer``, ``clip``, ``eval_every``.
     Records: ``record`` ⊆ anatomy, connection_map, sv_hist, spectrum_steps, lyapunov, with
-    ``spectrum_batch`` sequences, ``hist_bins`` bins and ``lyapunov_k`` exponents.
+    ``spectrum_batch`` sequences, ``hist_bins`` bins and ``lyapunov_k`` exponents;
+    ``spectrum_method="lanczos"`` computes sv_hist and spectrum_steps without forming J
+    (:mod:`spectrumkit.matfree`; None, the default, is the dense SVD and stays out of the key).
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -120,6 +122,7 @@ class TrialConfig(BaseModel):
     record: tuple[Literal["anatomy", "connection_map", "sv_hist", "spectrum_steps",
                           "lyapunov"], ...] = ()
     spectrum_batch: PositiveInt | None = None
+    spectrum_method: Literal["dense", "lanczos"] | None = None
     hist_bins: PositiveInt | None = None
     lyapunov_k: PositiveInt | None = None
 
@@ -180,6 +183,9 @@ class TrialConfig(BaseModel):
         def given(k: str, d: Any) -> Any:
             return d if v.get(k) is None else v[k]
         v["spectrum_batch"] = given("spectrum_batch", 64) if spectral else None
+        sm = v.get("spectrum_method")
+        v["spectrum_method"] = "lanczos" if sm == "lanczos" and spectral else (
+            None if sm in (None, "dense") or not spectral else sm)
         v["hist_bins"] = given("hist_bins", 50) if "sv_hist" in rec else None
         v["lyapunov_k"] = v.get("lyapunov_k") if "lyapunov" in rec else None
         if v.get("task", "seq-mnist") not in _WORD_TASKS:
@@ -200,6 +206,15 @@ class TrialConfig(BaseModel):
         if len(set(self.record)) != len(self.record):
             raise ValueError(f"expected record entries without repeats, got {list(self.record)}")
         return self
+
+    @model_serializer(mode="wrap")
+    def _without_unset_spectrum_method(self, handler: Any) -> Any:
+        """``spectrum_method`` (added later) is left out while None (dense, the old behaviour),
+        so every config written before it keeps its dump, hence its key."""
+        out = handler(self)
+        if isinstance(out, dict) and out.get("spectrum_method", 0) is None:
+            del out["spectrum_method"]
+        return out
 
     @property
     def density(self) -> float:

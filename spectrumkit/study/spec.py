@@ -21,14 +21,18 @@ A study file (``spectrumkit/studies/NAME.toml``, or any path) holds::
     task = "wikitext"                 # e.g. per data set), crossed with the grid
     steps = 20000
 
+    [[presets.quick.extra]]           # optional: one more trial per seed outside the product,
+    cell = "lstm"                     # [fixed] and the preset's overrides with these on top
+
     [report]
     table = { rows = "init", cols = "method", metric = "val_error_pct", paper_table = "Table 5" }
     figures = ["curves", "anatomy"]
 
-A trial's config is ``defaults ← [fixed] ← [presets.P] ← case ← grid point ← seed``; dict-valued
-fields (``data``, ``score_options``) merge key by key. The trials are ordered seed-major (every
-case and grid point for seed 0, then seed 1, ...) so partial results already fill whole tables, and duplicates (NOTE
-[Canonical configs]) are dropped.
+A trial's config is ``defaults ← [fixed] ← [presets.P] ← case ← grid point ← seed``, and an extra
+trial's ``defaults ← [fixed] ← [presets.P] ← extra ← seed``; dict-valued fields (``data``,
+``score_options``) merge key by key. The trials are ordered seed-major (every case and grid point,
+then the extra trials, for seed 0, then seed 1, ...) so partial results already fill whole tables,
+and duplicates (NOTE [Canonical configs]) are dropped.
 """
 
 from __future__ import annotations
@@ -58,7 +62,7 @@ __all__ = ["FIGURES", "Study", "TableReport", "Report", "list_studies", "load_st
 FIGURES = ("anatomy", "sv_hist", "connection_maps", "curves", "lyapunov", "spectrum_steps")
 _RESERVED = ("list", "show", "run")
 _TOP_KEYS = ("name", "description", "paper", "grid", "fixed", "presets", "report")
-_PRESET_KEYS = ("seeds", "description", "grid", "threads", "cases")
+_PRESET_KEYS = ("seeds", "description", "grid", "threads", "cases", "extra")
 _DICT_FIELDS = ("data", "score_options")
 
 
@@ -272,6 +276,15 @@ def load_study(name: str | Path, preset: str = "quick", *, seeds: int | None = N
             raise _unknown(fn, k, [f for f in fields if f != "seed"], "[grid]", source)
         if not isinstance(vals, list) or not vals:
             raise fail(fn, f"a non-empty list for grid axis {k!r} in {source}", repr(vals))
+    extra = pre.pop("extra", [])
+    if not isinstance(extra, list) or not all(isinstance(e, dict) for e in extra):
+        raise fail(fn, f"[[presets.{preset}.extra]] tables of field overrides in {source}",
+                   repr(extra))
+    for e in extra:
+        for k in e:
+            if k not in fields or k == "seed":
+                raise _unknown(fn, k, [f for f in fields if f != "seed"],
+                               f"[[presets.{preset}.extra]]", source)
     seeds_given = seeds if seeds is not None else pre.pop("seeds", None)
     pre.pop("seeds", None)
     pre.pop("description", None)
@@ -304,9 +317,10 @@ def load_study(name: str | Path, preset: str = "quick", *, seeds: int | None = N
     except (ValueError, TypeError):
         raise fail(fn, f"report.table.format a float format spec such as '.2f' in {source}",
                    repr(report.table.format)) from None
-    n_trials = n_seeds * len(cases) * math.prod(len(v) for v in grid.values())
+    n_trials = n_seeds * (len(cases) * math.prod(len(v) for v in grid.values()) + len(extra))
     if n_trials > MAX_TRIALS:
-        raise fail(fn, f"at most {MAX_TRIALS} trials (seeds x cases x grid points)", n_trials)
+        raise fail(fn, f"at most {MAX_TRIALS} trials (seeds x (cases x grid points + extra))",
+                   n_trials)
 
     def where(loc: str) -> str:
         sec = ("[grid]" if loc in grid else f"[[presets.{preset}.cases]]"
@@ -318,8 +332,11 @@ def load_study(name: str | Path, preset: str = "quick", *, seeds: int | None = N
     seen: set[str] = set()
     axes = list(grid)
     for seed in range(n_seeds):
-        for case, point in itertools.product(cases, itertools.product(*(grid[a] for a in axes))):
-            values = {**_merged(resolved, case), **dict(zip(axes, point)), "seed": seed}
+        # the grid's product with the cases, then the preset's extra trials (outside the product)
+        points = [{**_merged(resolved, case), **dict(zip(axes, pt))} for case, pt in
+                  itertools.product(cases, itertools.product(*(grid[a] for a in axes)))]
+        for values in points + [_merged(resolved, e) for e in extra]:
+            values = {**values, "seed": seed}
             try:
                 cfg = TrialConfig(**values)
             except ValidationError as e:

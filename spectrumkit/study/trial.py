@@ -20,7 +20,8 @@ Everything random in a trial derives from ``c.seed`` alone: the model's initiali
 ``seed`` (``make_model``), the data order uses ``seed`` (``train``), and the draws of the trial
 itself use separate generators seeded with ``SHA-256("<seed>:<purpose>")`` for the purposes
 ``score-batch`` (which training examples the scores see), ``scores`` (random scores, Hutchinson
-probes, γ inputs), ``spectrum-batch`` and ``lyapunov``. Separate streams keep e.g. the random
+probes, γ inputs), ``spectrum-batch``, ``lyapunov`` and ``spectrum-probes`` (the SLQ probes of
+``spectrum_method="lanczos"``). Separate streams keep e.g. the random
 mask independent of which examples the scores saw, and make a trial's numbers independent of the
 process, executor and order it runs in.
 """
@@ -97,14 +98,23 @@ def _spectra(c: TrialConfig, model: Any, xs: torch.Tensor, mask: dict | None
     out: dict[str, Any] = {}
     with torch.no_grad():
         if "sv_hist" in c.record or "spectrum_steps" in c.record:
-            sp = spectrum(model.cell, params, xs, bins=c.hist_bins or 50)
+            lanczos = c.spectrum_method == "lanczos"        # matrix-free: NOTE [SLQ density]
+            sp = spectrum(model.cell, params, xs, bins=c.hist_bins or 50,
+                          **({"method": "lanczos", "seed": sub_seed(c.seed, "spectrum-probes")}
+                             if lanczos else {}))
             # NOTE [Shared histogram edges]: bins over [0, hi] with hi = max(2, ceil(max σ)), so
             # every seed and both phases share edges whenever σ < 2 (the figures pool seeds only
             # over equal edges), and the counts still cover every singular value.
             hi = max(2.0, math.ceil(float(sp.singular_values.max())))
-            h = histogram(sp.singular_values, bins=c.hist_bins or 50, value_range=(0.0, hi))
+            if lanczos:                          # expected counts of the SLQ density, same bins
+                h = sp.matrix_free.density.histogram(bins=c.hist_bins or 50, value_range=(0.0, hi))
+            else:
+                h = histogram(sp.singular_values, bins=c.hist_bins or 50, value_range=(0.0, hi))
             out["sv_hist"] = {"edges": h.edges.tolist(), "counts": h.counts.tolist(),
-                              "mean": float(sp.pooled["mean"]), "n": int(h.counts.sum())}
+                              "mean": float(sp.pooled["mean"]),
+                              "n": round(float(h.counts.sum())) if lanczos else int(h.counts.sum())}
+            if lanczos:
+                out["sv_hist"]["method"] = "lanczos"
             out["spectrum_steps"] = {"step": [int(s) for s in sp.table.index],
                                      "mean_sigma": sp.table["mean"].astype(float).tolist()}
         if "lyapunov" in c.record:
