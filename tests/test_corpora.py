@@ -308,3 +308,46 @@ def test_a_shard_that_shrinks_after_loading_is_an_error(tmp_path):
     write(base / TRAIN / "news.en-00003-of-00100", ["the"], gz=False)
     with pytest.raises(SpectrumkitError, match="changed on disk"):
         list(s.windows(2, 2))
+
+
+def test_data_identity_of_the_streamed_corpora_follows_their_files(tmp_path):
+    """The study key's data identity (NOTE [Data identity]) reads the files these loaders read."""
+    from spectrumkit.data import data_identity
+
+    a, b = tmp_path / "a", tmp_path / "b"
+    one_b_tree(a, TRAIN_LINES, HELD_LINES)
+    one_b_tree(b, TRAIN_LINES, HELD_LINES)
+    ia, ib = data_identity("1b", a), data_identity("1b", b)
+    assert ia["source"] == "root" and ia == ib               # same files elsewhere: same data
+    write(b / BENCH / TRAIN / "news.en-00002-of-00100", ["the dog sat on the cow"], gz=False)
+    assert data_identity("1b", b) != ia                      # a changed training shard
+    write(a / BENCH / HELD / "news.en.heldout-00002-of-00050", ["changed"], gz=False)
+    assert data_identity("1b", a) == ia                      # a shard it never reads
+    # without a root, 1b reads its sample made from the bundled WikiText-2: WikiText-2's identity
+    assert data_identity("1b") == data_identity("wikitext")
+    d = tmp_path / "wikitext-103"
+    for stem in ("train", "valid", "test"):
+        write(d / f"wiki.{stem}.tokens", [f" {stem} words . "], gz=False)
+    w = data_identity("wikitext-103", tmp_path)
+    assert w["source"] == "root" and w == data_identity("wikitext-103", d)
+    write(d / "wiki.valid.tokens", [" other words . "], gz=False)
+    assert data_identity("wikitext-103", d) != w
+    with pytest.raises(SpectrumkitError, match="WikiText-103"):
+        data_identity("wikitext-103")
+
+
+def test_language_paper_rows_run_where_their_data_is(tmp_path):
+    """A root holding only One Billion Words: the 1b rows get its identity, the other data sets'
+    rows are kept and fail when run, each with its loader's message (``Study.with_data_root``)."""
+    from spectrumkit.data import data_identity
+    from spectrumkit.study.spec import load_study
+
+    one_b_tree(tmp_path, TRAIN_LINES, HELD_LINES)
+    study = load_study("language", "paper", data_root=str(tmp_path))
+    assert study.data["1b"] == data_identity("1b", tmp_path)
+    assert {t: d["source"] for t, d in study.data.items()} == \
+        {"1b": "root", "wikitext": "missing", "wikitext-103": "missing"}
+    assert "wiki.train.tokens" in study.data["wikitext-103"]["error"]
+    assert {c.task for c in study.configs} == {"1b", "wikitext", "wikitext-103"}
+    with pytest.raises(SpectrumkitError):        # no data set at all under the root: refused
+        load_study("language", "paper", data_root=str(tmp_path / "empty"))
