@@ -20,26 +20,33 @@ NOTE [Score options]
 Options are keyword arguments of :func:`compute_scores`; each method accepts its own (``OPTIONS``
 lists them with their defaults) and refuses any other, listing the accepted ones. Choices are
 strings, checked exactly (``estimator="frob"`` is an error, never a silent default); integers must
-be ints (``horizon="4"`` is an error).
+be ints (``horizon="4"`` is an error). The jacobian defaults are those of the default recipe
+(``DEFAULT_RECIPE``; NOTE [Recipes] in ``scores/recipes.py``).
 
-=================  =================================  ===========================================
-option             methods                            values (default first)
-=================  =================================  ===========================================
-``horizon``        jacobian                           U in 1..T (4)
-``estimator``      jacobian                           ones, transpose, frobenius, hutchinson
-``through_time``   jacobian                           False, True (NOTE [through_time])
-``discount``       jacobian                           λ in (0, 1] (1.0; the authors' code: 0.9)
-``batch_size``     jacobian                           examples for χ and γ (64; fewer if B < 64)
-``probes``         jacobian                           Rademacher probes for hutchinson (1)
-``normalize``      jacobian, snip, foresight          gamma (jacobian) / none (snip, foresight)
-``gamma_inputs``   jacobian, snip, foresight          gaussian, data, authors
-``gamma_state``    jacobian, snip, foresight          zero, authors
-``gamma_floor``    jacobian, snip, foresight          relative floor of |γ| in (0, 1) (1e-3)
-``gamma``          jacobian, snip, foresight          a precomputed γ from :func:`compute_gamma`
-``density``        synflow (required)                 target density in (0, 1]
-``iterations``     synflow                            rounds of the schedule (100)
-``balance``        all                                none, gate, block (NOTE [Balance])
-=================  =================================  ===========================================
+===================  =================================  ===========================================
+option               methods                            values (default first)
+===================  =================================  ===========================================
+``horizon``          jacobian                           U in 1..T (4)
+``estimator``        jacobian                           ones, transpose, frobenius, hutchinson
+``through_time``     jacobian                           False, True (NOTE [through_time])
+``discount``         jacobian                           λ in (0, 1] (1.0; the authors' code: 0.9)
+``batch_size``       jacobian                           examples for χ and γ (64; fewer if B < 64)
+``probes``           jacobian                           Rademacher probes for hutchinson (1)
+``normalize``        jacobian, snip, foresight          gamma (jacobian) / none (snip, foresight)
+``gamma_inputs``     jacobian, snip, foresight          gaussian, data, authors
+``gamma_state``      jacobian, snip, foresight          zero, authors
+``gamma_steps``      jacobian, snip, foresight          γ's sequence length T̃: None (batch's T) or ≥ 1
+``gamma_sequences``  jacobian, snip, foresight          γ's sequence count B̃: None (batch's B) or ≥ 1
+``gamma_readout``    jacobian, snip, foresight          sum (all T̃ steps), last (NOTE [γ objective])
+``gamma_objective``  jacobian, snip, foresight          hidden (Eq. 7), chi (NOTE [γ objective])
+``gamma_floor``      jacobian, snip, foresight          relative floor of |γ| in [0, 1) (1e-3; 0 = none)
+``gamma``            jacobian, snip, foresight          a precomputed γ from :func:`compute_gamma`
+``recipe``           jacobian                           a named bundle of the options above
+                                                        (NOTE [Recipes]; explicit options override it)
+``density``          synflow (required)                 target density in (0, 1]
+``iterations``       synflow                            rounds of the schedule (100)
+``balance``          all                                none, gate, block (NOTE [Balance])
+===================  =================================  ===========================================
 
 NOTE [Score cost]
 SNIP is one forward pass with a graph and one backward pass through the T steps. γ is exactly the
@@ -65,10 +72,12 @@ from .common import check_finite_scores, check_inputs_match, check_model, grad_o
 from .gamma import check_gamma, compute_gamma, gamma_needs_generator
 from .jacobian import jacobian_scores
 from .options import METHODS, OPTIONS, balance_scores, resolve_options
+from .recipes import DEFAULT_RECIPE, RECIPES, Recipe, recipe_table
 from .saliency import foresight_scores, magnitude_scores, random_scores, snip_scores
 from .synflow import synflow_scores
 
-__all__ = ["METHODS", "OPTIONS", "compute_gamma", "compute_scores"]
+__all__ = ["DEFAULT_RECIPE", "METHODS", "OPTIONS", "RECIPES", "Recipe", "compute_gamma",
+           "compute_scores", "recipe_table"]
 
 _IMPL: dict[str, Callable[..., dict[str, torch.Tensor]]] = {
     "jacobian": jacobian_scores, "snip": snip_scores, "foresight": foresight_scores,
@@ -125,7 +134,7 @@ def compute_scores(method: str, model: Any, batch: Any, *,
         raise fail(fn, "include_bias to be True or False", repr(include_bias))
     xs = model.cell_inputs(batch).detach()
     check_inputs_match(fn, model, xs)
-    o = resolve_options(fn, method, options, xs.shape[0])
+    o = resolve_options(fn, method, options, xs.shape[0], xs.shape[1])
     theta = model.prunable(include_bias)
     if o.get("gamma") is not None:
         o["gamma"] = check_gamma(fn, o["gamma"], theta)
