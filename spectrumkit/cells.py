@@ -23,15 +23,21 @@ cell               gates (row blocks of every matrix)     equations
 ``peephole_lstm``  i, f, g, o                             as lstm, every gate also sees W_ch c
 ``gru``            r, z, n                                n = tanh(W_in x + b_in + r(W_hn h + b_hn));
                                                           h' = (1 - z) n + z h
+``gru_cho``        r, z, n                                n = tanh(W_in x + b_in + W_hn(r h) + b_hn);
+                                                          h' = (1 - z) n + z h
 =================  =====================================  ===========================================
+
+``gru_cho`` is the GRU of Cho et al. (2014), Keras' ``GRU(reset_after=False)``: the reset gate
+multiplies h *before* the recurrent matrix product (NOTE [GRU with the reset before the product]).
+It has ``gru``'s tensors, gate order and counts; ``torch.nn`` has no such module.
 
 The built-in steps also broadcast over leading batch dimensions: ``x`` may be ``(..., D)`` and ``s``
 ``(..., S)``. User cells need not; every batched path in spectrumkit uses ``torch.func.vmap`` for them.
 
 Example (weights only, D = 28, N = 400, the paper's Table 1 counts):
 
->>> [count_params(get(c), 28, 400) for c in ("rnn", "lstm", "peephole_lstm", "gru")]
-[171200, 684800, 1324800, 513600]
+>>> [count_params(get(c), 28, 400) for c in ("rnn", "lstm", "peephole_lstm", "gru", "gru_cho")]
+[171200, 684800, 1324800, 513600, 513600]
 """
 
 from __future__ import annotations
@@ -228,6 +234,43 @@ def _gru_step(p: Params, x: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
     return (1 - z) * n + z * s
 
 
+# NOTE [GRU with the reset before the product]
+# ``gru_cho`` is the GRU of Cho et al. (2014, Eq. 5-8), also Keras' GRU(reset_after=False):
+#
+#     r  = σ(W_ir x + b_ir + W_hr h + b_hr)          z = σ(W_iz x + b_iz + W_hz h + b_hz)
+#     n  = tanh(W_in x + b_in + W_hn (r ⊙ h) + b_hn)  h' = (1 - z) ⊙ n + z ⊙ h
+#
+# It differs from ``gru`` (torch's form, r ⊙ (W_hn h + b_hn)) only in where r acts: here b_hn is
+# NOT multiplied by r, and r reaches ∂h'/∂h through the product W_hn diag(h) ∂r/∂h, which makes the
+# Jacobian a per-example matrix product (NOTE [Closed-form engine] in jacobians.py). The update
+# convention is torch's, Keras' and Cho's: z weights the OLD state. The authors of the paper scored
+# this form with the opposite convention (z weighting the new candidate) and +0.1 added to every
+# pre-activation; ``interop.authors_gru_params`` maps their kernel onto it exactly (NOTE [The
+# authors' GRU] in interop.py). Same tensors, gate order (r, z, n) and counts as ``gru``.
+
+
+def _gru_cho_preacts(p: Params, x: torch.Tensor, s: torch.Tensor
+                     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(r, z, a_n, c): the gates r and z, the candidate's pre-activation and the product c = r ⊙ h.
+
+    The recurrent rows of r and z are one product on h; the candidate's rows act on r ⊙ h.
+    """
+    N = s.shape[-1]
+    i_r, i_z, i_n = F.linear(x, p["weight_ih"], p["bias_ih"]).chunk(3, dim=-1)
+    h_r, h_z = F.linear(s, p["weight_hh"][: 2 * N], p["bias_hh"][: 2 * N]).chunk(2, dim=-1)
+    r = torch.sigmoid(i_r + h_r)
+    z = torch.sigmoid(i_z + h_z)
+    c = r * s
+    a_n = i_n + F.linear(c, p["weight_hh"][2 * N:], p["bias_hh"][2 * N:])
+    return r, z, a_n, c
+
+
+def _gru_cho_step(p: Params, x: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
+    _, z, a_n, _ = _gru_cho_preacts(p, x, s)
+    n = torch.tanh(a_n)
+    return (1 - z) * n + z * s
+
+
 def _torch_shapes(g: int) -> Callable[[int, int], dict[str, tuple[int, ...]]]:
     def shapes(D: int, N: int) -> dict[str, tuple[int, ...]]:
         return {"weight_ih": (g * N, D), "weight_hh": (g * N, N), "bias_ih": (g * N,),
@@ -261,8 +304,10 @@ PEEPHOLE_LSTM = Cell(
      "bias": TensorLayout("bias", _LSTM_GATES)},
     True, True)
 GRU = Cell("gru", _gru_step, _torch_shapes(3), 1, _GRU_GATES, _torch_layout(_GRU_GATES), True, True)
+GRU_CHO = Cell("gru_cho", _gru_cho_step, _torch_shapes(3), 1, _GRU_GATES, _torch_layout(_GRU_GATES),
+               True, True)
 
-_REGISTRY: dict[str, Cell] = {c.name: c for c in (RNN, RNN_RELU, LSTM, PEEPHOLE_LSTM, GRU)}
+_REGISTRY: dict[str, Cell] = {c.name: c for c in (RNN, RNN_RELU, LSTM, PEEPHOLE_LSTM, GRU, GRU_CHO)}
 
 
 def available() -> tuple[str, ...]:

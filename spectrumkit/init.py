@@ -10,13 +10,27 @@ Grammar (one scheme)::
     orthogonal          a (semi-)orthogonal matrix per gate block (QR of a Gaussian, signs fixed)
     torch               PyTorch's default for the module: U(-1/sqrt(N), 1/sqrt(N))
     zero                all zeros
+    constant:C          every entry C                    e.g. constant:0.1
+    constant:C1,...,CG  gate g's rows C_g, one value per gate of the tensor (NOTE [Constants])
 
 Per-block overrides join ``block=scheme`` items with ``;``, with an optional bare default first::
 
     glorot;recurrent=orthogonal        glorot everywhere except the recurrent block
 
 or pass a dict ``{"default": "glorot", "recurrent": "orthogonal"}``. Blocks are ``input``,
-``recurrent``, ``cell`` (peephole) and ``bias``.
+``recurrent``, ``cell`` (peephole) and ``bias``. An override may also name one tensor of the cell
+(``weight_ih``, ``bias_hh``, ...); it wins over its block's scheme::
+
+    normal:0.07;bias_ih=constant:0.1,-0.1,0.1    the authors' scored GRU in distribution
+
+(:data:`AUTHORS_GRU_INIT`, NOTE [The authors' GRU] in ``interop.py``).
+
+NOTE [Constants]
+``constant:C`` fills every entry with C and draws nothing (the generator is still required, as for
+every scheme, and is left where it was). ``constant:C1,...,CG`` gives gate g's row block the value
+C_g; it needs exactly as many values as the tensor has gates (3 for a GRU's tensors, 4 for an
+LSTM's), and is refused otherwise. Both serve biases, e.g. the +0.1 the authors add to every
+pre-activation, which for ``gru_cho`` becomes +0.1, -0.1, +0.1 on (r, z, n).
 
 NOTE [Fans per gate]
 Every weight matrix stacks G gate blocks of N rows. Fans are taken per gate block, as if each gate
@@ -42,10 +56,16 @@ import torch
 from .cells import BLOCKS, Cell, get
 from .errors import SpectrumkitError, check_positive_int, fail
 
-__all__ = ["init_params", "make_generator", "parse_scheme"]
+__all__ = ["AUTHORS_GRU_INIT", "init_params", "make_generator", "parse_scheme"]
 
-_GRAMMAR = ("glorot | glorot_uniform | he | normal:STD | uniform:A,B | orthogonal | torch | zero, "
-            "optionally followed by ';block=scheme' overrides (blocks: input, recurrent, cell, bias)")
+_GRAMMAR = ("glorot | glorot_uniform | he | normal:STD | uniform:A,B | orthogonal | torch | zero | "
+            "constant:C | constant:C1,...,CG, optionally followed by ';block=scheme' overrides "
+            "(blocks: input, recurrent, cell, bias; or a tensor name such as bias_ih)")
+
+#: The init of the GRU the paper's authors scored, in distribution, for ``gru_cho`` (NOTE [The
+#: authors' GRU] in interop.py): every weight N(0, 0.07²); the +0.1 on every pre-activation as
+#: ``bias_ih`` with z's negated (gru_cho's z is 1 - theirs); ``bias_hh`` zero.
+AUTHORS_GRU_INIT = "normal:0.07;bias_ih=constant:0.1,-0.1,0.1"
 
 
 @dataclass(frozen=True)
@@ -85,11 +105,25 @@ def parse_scheme(text: str) -> Scheme:
         if not a <= b:
             raise fail("parse_scheme", "uniform:A,B with A <= B", repr(text))
         return Scheme("uniform", (a, b))
+    m = re.fullmatch(rf"constant:({_NUM}(?:,{_NUM})*)", t)
+    if m:
+        return Scheme("constant", tuple(float(v) for v in m.group(1).split(",")))
     raise fail("parse_scheme", f"a scheme of the form {_GRAMMAR}", repr(text))
 
 
-def _parse_spec(scheme: str | Mapping[str, str], bias: str | None) -> dict[str, Scheme]:
-    """Resolve a scheme spec into one Scheme per block."""
+def _builtin_tensor_names() -> set[str]:
+    from .cells import available
+    return {n for c in available() for n in get(c).param_shapes(1, 1)}
+
+
+def _parse_spec(scheme: str | Mapping[str, str], bias: str | None,
+                tensors: set[str] | None = None) -> dict[str, Scheme]:
+    """Resolve a scheme spec into one Scheme per block, plus one per tensor override.
+
+    ``tensors``: the tensor names an override may name (the cell's); None admits the tensor names
+    of every built-in cell (for validating a spec before the cell is known).
+    """
+    tensors = _builtin_tensor_names() if tensors is None else set(tensors)
     items: dict[str, str] = {}
     if isinstance(scheme, Mapping):
         items = {str(k): v for k, v in scheme.items()}
@@ -104,16 +138,18 @@ def _parse_spec(scheme: str | Mapping[str, str], bias: str | None) -> dict[str, 
                 raise fail("init_params", f"a scheme of the form {_GRAMMAR}", repr(scheme))
     else:
         raise fail("init_params", f"a scheme string ({_GRAMMAR}) or a dict", repr(scheme))
-    unknown = sorted(set(items) - {"default", *BLOCKS})
+    unknown = sorted(set(items) - {"default", *BLOCKS, *tensors})
     if unknown:
-        raise fail("init_params", f"override blocks among default, {', '.join(BLOCKS)} ({_GRAMMAR})",
-                   unknown)
+        raise fail("init_params", f"override blocks among default, {', '.join(BLOCKS)} or tensors "
+                   f"among {', '.join(sorted(tensors - set(BLOCKS)))} ({_GRAMMAR})", unknown)
     if bias is not None:
         items["bias"] = bias
     default = parse_scheme(items.get("default", "glorot"))
     out = {b: parse_scheme(items[b]) if b in items else default for b in BLOCKS}
     if "bias" not in items:
         out["bias"] = default if default.kind == "torch" else Scheme("zero")
+    for t in sorted(set(items) - {"default", *BLOCKS}):
+        out[t] = parse_scheme(items[t])
     return out
 
 
@@ -134,10 +170,12 @@ def make_generator(generator: torch.Generator | None, seed: int | None, fn: str)
 
 
 def _draw(s: Scheme, shape: tuple[int, ...], fan_in: int, fan_out: int, hidden: int,
-          g: torch.Generator, dtype: torch.dtype) -> torch.Tensor:
-    """Draw one gate block of ``shape`` (CPU)."""
+          g: torch.Generator, dtype: torch.dtype, gate: int = 0) -> torch.Tensor:
+    """Draw gate block number ``gate`` of ``shape`` (CPU)."""
     if s.kind == "zero":
         return torch.zeros(shape, dtype=dtype)
+    if s.kind == "constant":  # NOTE [Constants]; the value count was checked against the gates
+        return torch.full(shape, s.args[gate if len(s.args) > 1 else 0], dtype=dtype)
     if s.kind == "glorot":
         return torch.randn(shape, generator=g, dtype=dtype) * math.sqrt(2.0 / (fan_in + fan_out))
     if s.kind == "glorot_uniform":
@@ -202,7 +240,7 @@ def init_params(
     check_positive_int(fn, "hidden_size", hidden_size)
     if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
         raise fail(fn, "a floating dtype", repr(dtype))
-    per_block = _parse_spec(scheme, bias)
+    per_block = _parse_spec(scheme, bias, set(cell.param_shapes(input_size, hidden_size)))
     g = make_generator(generator, seed, fn)
     out: dict[str, torch.Tensor] = {}
     for name, shape in cell.param_shapes(input_size, hidden_size).items():
@@ -211,14 +249,18 @@ def init_params(
             block, n_gates = cell.layout[name].block, len(cell.layout[name].gates)
         else:
             block, n_gates = ("bias" if cell.is_bias(name) else "recurrent"), 1
-        s = per_block[block]
+        s = per_block[name] if name in per_block and name not in BLOCKS else per_block[block]
         rows = shape[0]
         if rows % n_gates:
             raise fail(fn, f"{name} rows divisible by {n_gates} gates", rows)
+        if s.kind == "constant" and len(s.args) not in (1, n_gates):
+            gates = ", ".join(cell.layout[name].gates) if n_gates > 1 and cell.layout else "one"
+            raise fail(fn, f"constant with 1 value or {n_gates} (one per gate: {gates}) for "
+                       f"{name} ({block} block)", str(s))
         block_shape = (rows // n_gates, *shape[1:])
         fan_out = block_shape[0]
         fan_in = block_shape[1] if len(block_shape) > 1 else block_shape[0]
-        parts = [_draw(s, block_shape, fan_in, fan_out, hidden_size, g, dtype)
-                 for _ in range(n_gates)]
+        parts = [_draw(s, block_shape, fan_in, fan_out, hidden_size, g, dtype, k)
+                 for k in range(n_gates)]
         out[name] = torch.cat(parts, dim=0).to(device=device)
     return out

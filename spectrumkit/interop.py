@@ -85,6 +85,9 @@ def to_torch(cell: str | Cell, params: Mapping[str, torch.Tensor], *, kind: str 
     """
     fn = "to_torch"
     cell = get(cell)
+    if cell.builtin and cell.name == "gru_cho":
+        raise fail(fn, "a cell with a torch.nn counterpart (rnn, rnn_relu, lstm, gru); torch.nn "
+                   "has no GRU with the reset before the product", repr(cell.name))
     if cell.name not in ("rnn", "rnn_relu", "lstm", "gru") or not cell.builtin:
         raise fail(fn, "a cell with a torch.nn counterpart (rnn, rnn_relu, lstm, gru)",
                    repr(cell.name))

@@ -249,6 +249,25 @@ def reference_jacobian(cell: str | Cell, params: Params, xs: torch.Tensor, *,
 #                   β_h = (d β_c,i, d β_c,f, d β_c,g, tanh c'·σ'(o));
 #                   α_cc = σ(f), α_hc = d σ(f);  M = W_hh split in (i, f, g, o), C = N (h only).
 #   peephole_lstm   as lstm, with M = [W_hh | W_ch] per gate, C = 2N (the gates see c too).
+#   gru_cho         h' = (1-z)n + zh, n = tanh(a_n), a_n = W_in x + b_in + W_hn (r ⊙ h) + b_hn
+#                   (NOTE [GRU with the reset before the product] in cells.py). See below.
+#
+# The reset before the product (gru_cho) is the one term that is not "elementwise × shared
+# matrix". By the chain rule, with r = σ(a_r), z = σ(a_z), u = r ⊙ h:
+#
+#     ∂h'/∂h = diag(z)                                   (h' = ... + z h, h held)
+#            + diag((h - n) z(1-z)) W_hz                 (through z: ∂h'/∂z = h - n)
+#            + diag((1-z)(1-n²)) W_hn ∂u/∂h              (through n)
+#     ∂u/∂h  = diag(r) + diag(h) ∂r/∂h = diag(r) + diag(h r(1-r)) W_hr.
+#
+# So α_hh = z, β_z = (h - n) z(1-z), β_n = (1-z)(1-n²), and gate n's matrix is the PER-EXAMPLE
+# product M_n A_b with A_b = diag(ρ_1) + diag(ρ_2) M_r, ρ = (r, h r(1-r)) (both (B, N)); r has no
+# term of its own (β_r = 0): it acts only through A_b. A cell declares this with
+# ``reset=(n, r)`` (gate indices) and returns ρ as the third item of its terms. The engine forms
+# M_n A_b = M_n diag(ρ_1) + (M_n diag(ρ_2)) M_r one slice of rows (one step) at a time: one GEMM
+# of (B·N, N) × (N, N) per step, so the chunk invariance below holds, and the temporary is one
+# step's (B, N, N), the size of that step's Jacobians. Cost: B·N³ per step, the price of the
+# matrix product in the Jacobian itself (jacrev pays the same order). Requires S = C = N.
 #
 # The contraction is accumulated gate by gate in place (G ≤ 4 passes) rather than with
 # torch.einsum: einsum returns an n-major layout, and making it (B, S, S)-contiguous would copy the
@@ -260,23 +279,25 @@ def reference_jacobian(cell: str | Cell, params: Params, xs: torch.Tensor, *,
 class _ClosedForm:
     """A built-in cell's derivative definition (NOTE [Closed-form engine]).
 
-    terms(params, x (B, D), s (B, S)) -> (β (B, O, G, N), α (B, O, O, N) or None);
-    mats(params, N) -> M (G, N, C), acting on the first C entries of s.
+    terms(params, x (B, D), s (B, S)) -> (β (B, O, G, N), α (B, O, O, N) or None,
+    ρ (B, 2, N) or None); mats(params, N) -> M (G, N, C), acting on the first C entries of s.
+    reset: (gate n, gate r) when gate n's matrix acts on r ⊙ h (then ρ = (r, h r(1-r))), else None.
     """
 
     terms: Callable[[Params, torch.Tensor, torch.Tensor],
-                    tuple[torch.Tensor, torch.Tensor | None]]
+                    tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]]
     mats: Callable[[Params, int], torch.Tensor]
+    reset: tuple[int, int] | None = None
 
 
 def _rnn_terms(p: Params, x: torch.Tensor, s: torch.Tensor):
     h = torch.tanh(_cells._rnn_preact(p, x, s))
-    return (1 - h * h)[:, None, None, :], None
+    return (1 - h * h)[:, None, None, :], None, None
 
 
 def _rnn_relu_terms(p: Params, x: torch.Tensor, s: torch.Tensor):
     a = _cells._rnn_preact(p, x, s)
-    return (a > 0).to(a.dtype)[:, None, None, :], None
+    return (a > 0).to(a.dtype)[:, None, None, :], None, None
 
 
 def _gru_terms(p: Params, x: torch.Tensor, s: torch.Tensor):
@@ -287,7 +308,16 @@ def _gru_terms(p: Params, x: torch.Tensor, s: torch.Tensor):
     n = torch.tanh(i_n + r * h_n)
     dn = (1 - z) * (1 - n * n)                                  # ∂h'/∂(preactivation of n)
     beta = torch.stack([dn * h_n * r * (1 - r), (s - n) * z * (1 - z), dn * r], dim=-2)
-    return beta[:, None], z[:, None, None, :]
+    return beta[:, None], z[:, None, None, :], None
+
+
+def _gru_cho_terms(p: Params, x: torch.Tensor, s: torch.Tensor):
+    r, z, a_n, _ = _cells._gru_cho_preacts(p, x, s)
+    n = torch.tanh(a_n)
+    dn = (1 - z) * (1 - n * n)                                  # ∂h'/∂(preactivation of n)
+    beta = torch.stack([torch.zeros_like(z), (s - n) * z * (1 - z), dn], dim=-2)
+    rho = torch.stack([r, s * r * (1 - r)], dim=-2)             # ∂(r ⊙ h)/∂h = diag ρ₁ + diag ρ₂ W_hr
+    return beta[:, None], z[:, None, None, :], rho
 
 
 def _lstm_terms_from_gates(gates: torch.Tensor, c: torch.Tensor):
@@ -300,7 +330,7 @@ def _lstm_terms_from_gates(gates: torch.Tensor, c: torch.Tensor):
     beta = torch.stack([torch.stack(bh, dim=-2), torch.stack(bc, dim=-2)], dim=1)  # (B, 2, 4, N)
     zero = torch.zeros_like(sf)
     alpha = torch.stack([torch.stack([zero, d * sf], dim=1), torch.stack([zero, sf], dim=1)], dim=1)
-    return beta, alpha                                          # α (B, o=2, p=2, N)
+    return beta, alpha, None                                    # α (B, o=2, p=2, N)
 
 
 def _lstm_terms(p: Params, x: torch.Tensor, s: torch.Tensor):
@@ -327,6 +357,7 @@ _CLOSED_FORMS: dict[Cell, _ClosedForm] = {
     _cells.LSTM: _ClosedForm(_lstm_terms, _gate_blocks("weight_hh", 4)),
     _cells.PEEPHOLE_LSTM: _ClosedForm(_peephole_terms, _peephole_mats),
     _cells.GRU: _ClosedForm(_gru_terms, _gate_blocks("weight_hh", 3)),
+    _cells.GRU_CHO: _ClosedForm(_gru_cho_terms, _gate_blocks("weight_hh", 3), reset=(2, 0)),
 }
 
 
@@ -349,8 +380,8 @@ def _closed_form(cell: Cell, params: Params, x: torch.Tensor, s: torch.Tensor, b
     """
     form = _CLOSED_FORMS[cell]
     pieces = [form.terms(params, xi, si) for xi, si in zip(x.chunk(parts), s.chunk(parts))]
-    beta = torch.cat([b for b, _ in pieces])
-    alpha = None if pieces[0][1] is None else torch.cat([a for _, a in pieces])
+    beta = torch.cat([b for b, _, _ in pieces])
+    alpha = None if pieces[0][1] is None else torch.cat([a for _, a, _ in pieces])
     K, O, G, N = beta.shape
     M = form.mats(params, N)
     if block == "hh":
@@ -359,8 +390,19 @@ def _closed_form(cell: Cell, params: Params, x: torch.Tensor, s: torch.Tensor, b
     S, C = O * N, M.shape[-1]
     J = beta.new_zeros(K, O, N, S)
     Jc = J[..., :C]
+    skip = () if form.reset is None else form.reset
     for g in range(G):                                          # "bogn,gns->bons", in place
-        Jc.addcmul_(beta[:, :, g, :, None], M[g])
+        if g not in skip:
+            Jc.addcmul_(beta[:, :, g, :, None], M[g])
+    if form.reset is not None:                  # gate n acts on r ⊙ h: its matrix is M_n A_b
+        gn, gr = form.reset
+        start = 0
+        for _, _, rho in pieces:                # one slice of rows (one step) at a time
+            k = rho.shape[0]
+            MA = M[gn] * rho[:, 0, None, :]                     # M_n diag(ρ₁)       (k, N, C)
+            MA += (M[gn] * rho[:, 1, None, :]) @ M[gr]          # (M_n diag(ρ₂)) M_r
+            Jc[start: start + k].addcmul_(beta[start: start + k, :, gn, :, None], MA[:, None])
+            start += k
     if alpha is not None:                                   # J[b, o, n, p·N + n] += α[b, o, p, n]
         J.view(K, O, N, O, N).diagonal(dim1=2, dim2=4).add_(alpha)
     return J.view(K, S, S)

@@ -21,12 +21,13 @@ USER_CELL = make_cell(
             "bias": TensorLayout("bias", ("h",))},
 )
 
-BUILTIN = ("rnn", "rnn_relu", "lstm", "peephole_lstm", "gru")
+BUILTIN = ("rnn", "rnn_relu", "lstm", "peephole_lstm", "gru", "gru_cho")
 
 CASES = [
     {"id": f"{c}-D{d}-N{n}", "cell": c, "D": d, "N": n, "T": t, "B": b, "seed": i}
     for i, (c, d, n, t, b) in enumerate([
         ("rnn", 3, 4, 4, 2), ("rnn_relu", 2, 3, 3, 2), ("lstm", 3, 4, 4, 2),
-        ("peephole_lstm", 2, 3, 3, 2), ("gru", 3, 4, 4, 2), (USER_CELL, 2, 3, 3, 2),
+        ("peephole_lstm", 2, 3, 3, 2), ("gru", 3, 4, 4, 2), ("gru_cho", 3, 4, 4, 2),
+        (USER_CELL, 2, 3, 3, 2),
     ])
 ]

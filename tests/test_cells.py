@@ -98,8 +98,44 @@ def test_peephole_equals_transcription(D, N, T, seed):
         assert_close(states[1:, b], ref, atol=1e-12)
 
 
+def _gru_cho_transcription(p, xs, h0):
+    """Cho et al. (2014) GRU, reset before the product, one example: a loop per gate and unit."""
+    N = h0.shape[0]
+    W = {g: p["weight_ih"][k * N:(k + 1) * N] for k, g in enumerate("rzn")}
+    U = {g: p["weight_hh"][k * N:(k + 1) * N] for k, g in enumerate("rzn")}
+    bi = {g: p["bias_ih"][k * N:(k + 1) * N] for k, g in enumerate("rzn")}
+    bh = {g: p["bias_hh"][k * N:(k + 1) * N] for k, g in enumerate("rzn")}
+    h, hs = h0.clone(), []
+    for x in xs:
+        r = torch.stack([torch.sigmoid(W["r"][j] @ x + bi["r"][j] + U["r"][j] @ h + bh["r"][j])
+                         for j in range(N)])
+        z = torch.stack([torch.sigmoid(W["z"][j] @ x + bi["z"][j] + U["z"][j] @ h + bh["z"][j])
+                         for j in range(N)])
+        rh = r * h  # the reset multiplies h BEFORE the product with U_n
+        n = torch.stack([torch.tanh(W["n"][j] @ x + bi["n"][j] + U["n"][j] @ rh + bh["n"][j])
+                         for j in range(N)])
+        h = torch.stack([(1 - z[j]) * n[j] + z[j] * h[j] for j in range(N)])
+        hs.append(h)
+    return torch.stack(hs)
+
+
+@given(D=st.integers(1, 6), N=st.integers(1, 6), T=st.integers(1, 5), seed=st.integers(0, 999))
+def test_gru_cho_equals_transcription(D, N, T, seed):
+    p = init_params("gru_cho", D, N, "normal:0.7", bias="normal:0.3", seed=seed,
+                    dtype=torch.float64)
+    g = torch.Generator().manual_seed(seed + 1)
+    xs = torch.randn(T, 2, D, generator=g, dtype=torch.float64)
+    s0 = torch.randn(2, N, generator=g, dtype=torch.float64)
+    states = unroll("gru_cho", p, xs, s0)
+    for b in range(2):
+        assert_close(states[1:, b], _gru_cho_transcription(p, xs[:, b], s0[b]), atol=1e-12)
+    # and it is NOT torch's GRU: with the same params, r ⊙ (W_hn h + b_hn) gives other states
+    assert not torch.equal(unroll("gru", p, xs, s0)[1:], states[1:])
+
+
 @pytest.mark.parametrize("name,count", [("rnn", 171_200), ("lstm", 684_800),
-                                        ("peephole_lstm", 1_324_800), ("gru", 513_600)])
+                                        ("peephole_lstm", 1_324_800), ("gru", 513_600),
+                                        ("gru_cho", 513_600)])
 def test_paper_weight_counts(name, count):
     assert count_params(name, 28, 400) == count
     # and the counts are those of the tensors init_params actually makes
@@ -128,7 +164,7 @@ def _affine_pieces(name, p, x, s):
     return torch.stack([q.view(G, N) for q in pieces], 1)
 
 
-@pytest.mark.parametrize("name", ["rnn", "lstm", "peephole_lstm", "gru"])
+@pytest.mark.parametrize("name", ["rnn", "lstm", "peephole_lstm", "gru", "gru_cho"])
 @given(D=st.integers(1, 5), N=st.integers(1, 5), seed=st.integers(0, 999), data=st.data())
 def test_layout_is_true(name, D, N, seed, data):
     """Perturbing one entry labelled gate g changes only gate g's pre-activation pieces, and the
@@ -158,6 +194,18 @@ def test_layout_blocks_and_dense_ir_ratio():
     n_rec = sum(t.numel() for t, b in lab.values() if b == "recurrent")
     assert (n_in, n_rec) == (33_600, 480_000)
     assert abs(n_in / n_rec - 0.07) < 1e-12
+
+
+def test_cli_cells_lists_gru_cho_with_gru_counts():
+    import subprocess
+    import sys
+
+    r = subprocess.run([sys.executable, "-m", "spectrumkit.cli", "cells", "--input-size", "28",
+                        "--hidden", "400"], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    rows = {line.split()[0]: line.split()[1:] for line in r.stdout.splitlines()[1:]}
+    # 3N(D + N) = 513,600 weights; + 2·3N = 2,400 biases
+    assert rows["gru_cho"] == ["r,z,n", "513,600", "516,000"] and rows["gru"] == rows["gru_cho"]
 
 
 def test_user_cell_runs_everywhere():

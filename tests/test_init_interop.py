@@ -69,8 +69,9 @@ def test_seed_determinism_and_rng_untouched():
         assert torch.equal(a[k], b[k]) and torch.equal(a[k], d[k])
     assert not torch.equal(a["weight_hh"], c["weight_hh"])
     for scheme in ("glorot", "glorot_uniform", "he", "normal:0.1", "uniform:0,0.1", "orthogonal",
-                   "torch"):
+                   "torch", "constant:0.1", "normal:0.07;bias_ih=constant:0.1,-0.1,0.1"):
         init_params("gru", 3, 4, scheme, seed=0)
+        init_params("gru_cho", 3, 4, scheme, seed=0)
     assert torch.equal(torch.random.get_rng_state(), state)
 
 
@@ -152,3 +153,75 @@ def test_models_leave_the_global_rng_alone():
     # the head is Xavier-normal from the model's generator: variance 2 / (fan_in + fan_out)
     big = SequenceClassifier("rnn", 2, 400, 400, seed=1, dtype=torch.float64)
     assert abs(big.head.weight.var().item() / (2 / 800) - 1) < 0.03
+
+
+def test_to_torch_refuses_gru_cho_naming_why():
+    with pytest.raises(SpectrumkitError, match=r"^to_torch: expected .*reset before the product.*"
+                                               r"got 'gru_cho'"):
+        to_torch("gru_cho", init_params("gru_cho", 2, 3, seed=0))
+
+
+@pytest.mark.parametrize("name", ["rnn", "lstm", "peephole_lstm", "gru", "gru_cho"])
+def test_constant_gives_exactly_c(name):
+    C = 0.1
+    p = init_params(name, 3, 4, f"normal:0.5;bias=constant:{C}", seed=0, dtype=torch.float64)
+    cell = get(name)
+    for k, t in p.items():
+        if cell.is_bias(k):
+            assert torch.equal(t, torch.full_like(t, 0.1)), k
+        else:
+            assert float(t.abs().min()) > 0, k  # the weights were drawn, not filled
+    w = init_params(name, 3, 4, "constant:-2.5e-1", seed=0, dtype=torch.float32)
+    assert all(torch.equal(t, torch.full_like(t, -0.25)) for k, t in w.items()
+               if not cell.is_bias(k))
+    assert all(float(t.abs().max()) == 0.0 for k, t in w.items() if cell.is_bias(k))
+
+
+def test_constant_per_gate_and_tensor_overrides():
+    N = 4
+    p = init_params("gru_cho", 3, N, "normal:0.07;bias_ih=constant:0.1,-0.1,0.1", seed=0,
+                    dtype=torch.float64)
+    want = torch.tensor([0.1] * N + [-0.1] * N + [0.1] * N, dtype=torch.float64)
+    assert torch.equal(p["bias_ih"], want)
+    assert float(p["bias_hh"].abs().max()) == 0.0
+    # the tensor override wins over its block's scheme, and the dict form says the same
+    q = init_params("lstm", 2, N, {"default": "normal:0.3", "bias": "constant:1",
+                                   "bias_hh": "constant:0,2,0,0"}, seed=0, dtype=torch.float64)
+    assert torch.equal(q["bias_ih"], torch.ones(4 * N, dtype=torch.float64))
+    assert q["bias_hh"].tolist() == [0.0] * N + [2.0] * N + [0.0] * (2 * N)
+    # weight_hh alone gets the constant; weight_ih keeps the default draw
+    r = init_params("gru", 2, N, "normal:0.3;weight_hh=constant:0.5", seed=3, dtype=torch.float64)
+    assert torch.equal(r["weight_hh"], torch.full((3 * N, N), 0.5, dtype=torch.float64))
+    assert r["weight_ih"].std().item() > 0.05
+
+
+def test_authors_init_constant_is_in_the_module_and_the_rng_is_untouched():
+    from spectrumkit.init import AUTHORS_GRU_INIT
+
+    state = torch.random.get_rng_state()
+    a = init_params("gru_cho", 28, 400, AUTHORS_GRU_INIT, seed=5, dtype=torch.float64)
+    b = init_params("gru_cho", 28, 400, AUTHORS_GRU_INIT, generator=torch.Generator().manual_seed(5),
+                    dtype=torch.float64)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert torch.equal(torch.random.get_rng_state(), state)
+    w = torch.cat([a["weight_ih"].flatten(), a["weight_hh"].flatten()])
+    assert abs(w.std().item() - 0.07) / 0.07 < 0.01 and abs(w.mean().item()) < 1e-3
+    assert a["bias_ih"].view(3, 400)[:, 0].tolist() == [0.1, -0.1, 0.1]
+
+
+def test_constant_draws_nothing_from_the_generator():
+    g = torch.Generator().manual_seed(11)
+    init_params("gru", 3, 4, "constant:0.2;bias=constant:0.1,-0.1,0.1", generator=g)
+    assert torch.equal(g.get_state(), torch.Generator().manual_seed(11).get_state())
+
+
+@pytest.mark.parametrize("bad,match", [
+    ("constant:", "constant:C"), ("constant:a", "constant:C"), ("constant:0.1,", "constant:C"),
+    ("normal:0.1;bias=constant:0.1,0.2", r"constant with 1 value or 3 \(one per gate: r, z, n\) "
+                                         r"for bias_ih"),
+    ("normal:0.1;bias_xx=zero", "tensors among"),
+    ("normal:0.1;weight_ch=zero", "tensors among"),  # a peephole tensor, not a GRU's
+])
+def test_bad_constant_and_overrides_are_named(bad, match):
+    with pytest.raises(SpectrumkitError, match=match):
+        init_params("gru_cho", 3, 4, bad, seed=0)

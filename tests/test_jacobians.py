@@ -108,7 +108,8 @@ def test_products_equal_matrix_products(cell):
                      atol=1e-12, what="J^T v")
 
 
-@pytest.mark.parametrize("cell", ["gru", "lstm", USER_CELL], ids=["gru", "lstm", "user"])
+@pytest.mark.parametrize("cell", ["gru", "gru_cho", "lstm", USER_CELL],
+                         ids=["gru", "gru_cho", "lstm", "user"])
 def test_streamed_chunks_concatenate_to_the_whole(cell):
     p, xs, states = make_case(cell, 2, 3, 7, 2, seed=11)
     whole = step_jacobians(cell, p, xs, states=states, steps=[1, 2, 4, 5, 7])
@@ -124,13 +125,14 @@ def test_default_states_start_from_zero():
     assert torch.equal(step_jacobians("lstm", p, xs), step_jacobians("lstm", p, xs, states=states))
 
 
-def test_closed_form_is_differentiable_in_params():
+@pytest.mark.parametrize("cell", ["gru", "gru_cho"])
+def test_closed_form_is_differentiable_in_params(cell):
     """d/dθ Σ J² through the closed form equals the same derivative through vmap(jacrev)."""
-    p, xs, states = make_case("gru", 2, 3, 2, 2, seed=2)
+    p, xs, states = make_case(cell, 2, 3, 2, 2, seed=2)
     p = {k: v.clone().requires_grad_(True) for k, v in p.items()}
     grads = []
     for method in ("closed_form", "jacrev"):
-        J = step_jacobians("gru", p, xs, states=states, method=method)
+        J = step_jacobians(cell, p, xs, states=states, method=method)
         grads.append(torch.autograd.grad(J.pow(2).sum(), list(p.values())))
     for a, b in zip(*grads):
         assert_close(a, b, atol=1e-12, what="grad")

@@ -61,7 +61,7 @@ def pretty_value(axis: str, value: Any) -> str:
         return f"N={value}"
     if axis == "horizon" and isinstance(value, (int, str)):
         return f"U={value}"
-    if axis == "init" and isinstance(value, str):
+    if axis == "init" and isinstance(value, str) and ";" not in value:  # overrides: shown as is
         name, _, args = value.partition(":")
         if name == "normal" and args:
             parts = args.split(",")
