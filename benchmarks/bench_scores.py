@@ -8,7 +8,10 @@ issue 4 are jacobian <= 1.0x SNIP and foresight <= 6x SNIP; the paper's Table 6 
 
 Rows:
   snip                      |θ ⊙ ∇L| — the reference.
-  jacobian                  the paper's score with its defaults (γ from N(0, 0.1²) inputs).
+  jacobian                  the score with its defaults (the default recipe, DEFAULT_RECIPE).
+  jacobian recipe=NAME      every recipe of spectrumkit.scores.RECIPES (legacy, paper, authors,
+                            ...); "authors" differentiates χ through time (U back-propagations)
+                            and has no cost target.
   jacobian (γ data)         gamma_inputs="data": γ's forward pass doubles as the state pass.
   jacobian (γ given)        γ precomputed once (compute_gamma) and passed as gamma=, the way one
                             initialization's normalized scores share it.
@@ -31,7 +34,7 @@ import torch
 from tabulate import tabulate
 
 from spectrumkit.models import SequenceClassifier
-from spectrumkit.scores import compute_gamma, compute_scores
+from spectrumkit.scores import DEFAULT_RECIPE, RECIPES, compute_gamma, compute_scores
 
 
 def main() -> None:
@@ -65,6 +68,9 @@ def main() -> None:
         "γ alone": lambda: compute_gamma(model, batch, generator=gen()),
         "jacobian through_time": lambda: compute_scores("jacobian", model, batch,
                                                         generator=gen(), through_time=True),
+        **{f"jacobian recipe={r}": (lambda r=r: compute_scores("jacobian", model, batch,
+                                                               generator=gen(), recipe=r))
+           for r in RECIPES},
         "foresight": lambda: compute_scores("foresight", model, batch),
         "snip (norm.)": lambda: compute_scores("snip", model, batch, generator=gen(),
                                                normalize="gamma"),
@@ -105,7 +111,8 @@ def main() -> None:
     ratio_j = statistics.median(times["jacobian"]) / snip
     ratio_f = statistics.median(times["foresight"]) / snip
     verdict = {True: "met", False: "NOT met"}
-    print(f"targets: jacobian <= 1.0x SNIP: {ratio_j:.2f}x ({verdict[ratio_j <= 1.0]}); "
+    print(f"targets: jacobian (default recipe {DEFAULT_RECIPE!r}) <= 1.0x SNIP: {ratio_j:.2f}x "
+          f"({verdict[ratio_j <= 1.0]}); "
           f"foresight <= 6x SNIP: {ratio_f:.2f}x ({verdict[ratio_f <= 6.0]})")
 
 

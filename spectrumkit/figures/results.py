@@ -261,4 +261,9 @@ def load_study(study_dir: str | Path, *, fn: str = "load_study") -> StudyResults
         if spec.get("name") is not None and t.get("study", spec["name"]) != spec["name"]:
             raise fail(fn, f"trials of study {spec['name']!r}", f"{t.get('study')!r} in {f.name}")
         trials.append(t)
+    row_keys = spec.get("row_keys")
+    if isinstance(row_keys, dict):  # NOTE [Study rows]: one copy per row, labelled in config.row
+        by_key = {t["key"]: t for t in trials}
+        trials = [{**by_key[k], "config": {**by_key[k]["config"], "row": label}}
+                  for label, keys in row_keys.items() for k in keys if k in by_key]
     return StudyResults(path=p, spec=spec, trials=tuple(trials))

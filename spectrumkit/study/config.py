@@ -25,7 +25,8 @@ a grid ``method × normalize`` holds one ``random`` trial, not two identical one
 depends on a default that might change later. ``jacobian`` also gets its ``recipe`` written out
 (the default recipe's name when none is given), and its four fields above come from that recipe;
 other methods get ``recipe=None``, so identical regimes share one ``random`` trial whatever recipe
-a study row names. A recipe's values are frozen under its name (NOTE [Recipes]).
+a study row names; likewise ``score_options`` that only other methods take are dropped. A
+recipe's values are frozen under its name (NOTE [Recipes]).
 ``block_swap`` is written out (True under ``pipeline="authors"``); ``dense`` and ``l2`` get
 ``pipeline="plain"``, ``block_swap=False``.
 """
@@ -183,6 +184,12 @@ class TrialConfig(BaseModel):
                 v[k] = None
             gets = method in _GAMMA_METHODS
             v["normalize"] = ("none" if v.get("normalize") is None else v["normalize"]) if gets else None
+        so = v.get("score_options")
+        if isinstance(so, dict) and so:  # drop options only OTHER score methods take
+            from ..scores.options import OPTIONS as _SCORE_OPTIONS
+            mine = _SCORE_OPTIONS.get(method, {})
+            known = {k for o in _SCORE_OPTIONS.values() for k in o}
+            v["score_options"] = {k: x for k, x in so.items() if k in mine or k not in known}
         if method in ("dense", "l2"):
             v["scope"], v["score_options"], v["score_repeats"] = "global", {}, 1
         if method == "dense":

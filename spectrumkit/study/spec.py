@@ -19,12 +19,21 @@ A study file (``spectrumkit/studies/NAME.toml``, or any path) holds::
 
     [report]
     table = { rows = "init", cols = "method", metric = "val_error_pct", paper_table = "Table 5" }
+    tables = [{ rows = "init", cols = "method", metric = "ir_ratio" }]   # optional, more metrics
     figures = ["curves", "anatomy"]
 
-A trial's config is ``defaults ← [fixed] ← [presets.P] ← grid point ← seed``; dict-valued fields
-(``data``, ``score_options``) merge key by key. The trials are ordered seed-major (every grid point
-for seed 0, then seed 1, ...) so partial results already fill whole tables, and duplicates (NOTE
-[Canonical configs]) are dropped.
+A trial's config is ``defaults ← [fixed] ← [presets.P] ← row ← grid point ← seed``; dict-valued
+fields (``data``, ``score_options``) merge key by key. The trials are ordered seed-major (every
+grid point for seed 0, then seed 1, ...) so partial results already fill whole tables, and
+duplicates (NOTE [Canonical configs]) are dropped.
+
+NOTE [Study rows]
+A full grid is not always the question: an ablation needs a list of named settings. ``[[rows]]``
+entries each hold a ``label`` and TrialConfig fields; every row is crossed with the grid (e.g.
+``method = ["jacobian", "random"]``) and the seeds. A trial that two rows share after
+canonicalization (random pruning ignores the score's recipe) runs once and counts in both rows.
+Tables and figures group by the pseudo-field ``row`` (the label): ``spec.json`` lists ``row``
+first in ``grid`` and maps each label to its trial keys in ``row_keys``.
 """
 
 from __future__ import annotations
@@ -51,7 +60,8 @@ __all__ = ["FIGURES", "Study", "TableReport", "Report", "list_studies", "load_st
 
 FIGURES = ("anatomy", "sv_hist", "connection_maps", "curves", "lyapunov", "spectrum_steps")
 _RESERVED = ("list", "show", "run")
-_TOP_KEYS = ("name", "description", "paper", "grid", "fixed", "presets", "report")
+_TOP_KEYS = ("name", "description", "paper", "grid", "fixed", "presets", "report", "rows")
+ROW = "row"  # the pseudo-field of NOTE [Study rows]
 _PRESET_KEYS = ("seeds", "description", "grid", "threads")
 _DICT_FIELDS = ("data", "score_options")
 
@@ -76,10 +86,12 @@ class TableReport(BaseModel):
 
 
 class Report(BaseModel):
-    """What a study reports: one table and the figures it asks ``spectrumkit.figures`` for."""
+    """What a study reports: one table (and optionally ``tables`` of further metrics) and the
+    figures it asks ``spectrumkit.figures`` for."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
     table: TableReport
+    tables: list[TableReport] = []
     figures: list[Literal["anatomy", "sv_hist", "connection_maps", "curves", "lyapunov",
                           "spectrum_steps"]] = []
 
@@ -106,18 +118,33 @@ class Study:
     presets: tuple[str, ...] = ()
     threads: int | None = None
     configs: tuple[TrialConfig, ...] = field(default=(), repr=False)
+    rows: tuple[tuple[str, dict[str, Any]], ...] = ()
+    row_keys: dict[str, tuple[str, ...]] = field(default_factory=dict, repr=False)
 
     @property
     def keys(self) -> list[str]:
         """The trial keys, in run order."""
         return [trial_key(c) for c in self.configs]
 
+    @property
+    def order(self) -> dict[str, list[Any]]:
+        """Field → values in the study's order (the grid, and ``row`` first with rows)."""
+        return {**({ROW: [lab for lab, _ in self.rows]} if self.rows else {}), **self.grid}
+
     def to_json(self) -> dict[str, Any]:
         """The resolved spec as written to ``spec.json`` (RESULTS_SCHEMA.md)."""
-        return {"name": self.name, "preset": self.preset, "description": self.description,
-                "paper": self.paper, "grid": self.grid, "fixed": self.fixed, "seeds": self.seeds,
-                "report": self.report.model_dump(mode="json"), "source": self.source,
-                "threads": self.threads, "keys": self.keys}
+        report = self.report.model_dump(mode="json")
+        extra = report.pop("tables")
+        if extra:  # figures read report.table as one table or a list of them
+            report["table"] = [report["table"], *extra]
+        out = {"name": self.name, "preset": self.preset, "description": self.description,
+               "paper": self.paper, "grid": self.order, "fixed": self.fixed, "seeds": self.seeds,
+               "report": report, "source": self.source, "threads": self.threads,
+               "keys": self.keys}
+        if self.rows:
+            out["rows"] = [{"label": lab, **f} for lab, f in self.rows]
+            out["row_keys"] = {lab: list(k) for lab, k in self.row_keys.items()}
+        return out
 
 
 def _studies_dir():
@@ -221,9 +248,12 @@ def load_study(name: str | Path, preset: str = "quick", *, seeds: int | None = N
         report = Report.model_validate(report_raw)
     except ValidationError as e:
         raise SpectrumkitError(pydantic_message(fn, e, f"in [report] of {source}")) from None
-    for f in report.table.row_fields() + report.table.col_fields():
-        if f not in fields:
-            raise fail(fn, f"report.table rows/cols among the config fields in {source}", repr(f))
+    rows = _rows(fn, raw.get("rows", []), fields, grid, source)
+    for t in [report.table, *report.tables]:
+        for f in t.row_fields() + t.col_fields():
+            if f not in fields and not (rows and f == ROW):
+                raise fail(fn, f"report.table rows/cols among the config fields"
+                           f"{' (or row)' if rows else ''} in {source}", repr(f))
 
     def where(loc: str) -> str:
         sec = ("[grid]" if loc in grid else psec if loc in pre else "[fixed]" if loc in fixed
@@ -232,20 +262,56 @@ def load_study(name: str | Path, preset: str = "quick", *, seeds: int | None = N
 
     configs: list[TrialConfig] = []
     seen: set[str] = set()
+    row_keys: dict[str, list[str]] = {lab: [] for lab, _ in rows}
     axes = list(grid)
     for seed in range(n_seeds):
-        for point in itertools.product(*(grid[a] for a in axes)):
-            values = {**resolved, **dict(zip(axes, point)), "seed": seed}
-            try:
-                cfg = TrialConfig(**values)
-            except ValidationError as e:
-                loc = str(e.errors()[0].get("loc", ("",))[0]) if e.errors()[0].get("loc") else ""
-                raise SpectrumkitError(pydantic_message(fn, e, where(loc))) from None
-            k = trial_key(cfg)
-            if k not in seen:
-                seen.add(k)
-                configs.append(cfg)
+        for label, row in (rows or [(None, {})]):
+            base = dict(resolved)
+            for k, v in row.items():
+                merge = k in _DICT_FIELDS and isinstance(v, dict) and isinstance(base.get(k), dict)
+                base[k] = {**base[k], **v} if merge else v
+            for point in itertools.product(*(grid[a] for a in axes)):
+                values = {**base, **dict(zip(axes, point)), "seed": seed}
+                try:
+                    cfg = TrialConfig(**values)
+                except ValidationError as e:
+                    loc = (str(e.errors()[0].get("loc", ("",))[0]) if e.errors()[0].get("loc")
+                           else "")
+                    w = f"in row {label!r} of {source}" if loc in row else where(loc)
+                    raise SpectrumkitError(pydantic_message(fn, e, w)) from None
+                k = trial_key(cfg)
+                if label is not None and k not in row_keys[label]:
+                    row_keys[label].append(k)
+                if k not in seen:
+                    seen.add(k)
+                    configs.append(cfg)
     return Study(name=sname, preset=preset, description=str(raw.get("description", "")).strip(),
                  paper=raw.get("paper"), grid=grid, fixed=resolved, seeds=n_seeds, report=report,
                  source=source, presets=tuple(presets), threads=threads,
-                 configs=tuple(configs))
+                 configs=tuple(configs), rows=tuple(rows),
+                 row_keys={lab: tuple(k) for lab, k in row_keys.items()})
+
+
+def _rows(fn: str, raw: Any, fields: list[str], grid: dict[str, Any], source: str
+          ) -> list[tuple[str, dict[str, Any]]]:
+    """Validate ``[[rows]]`` (NOTE [Study rows]): unique labels, known fields, none on the grid."""
+    if not isinstance(raw, list) or not all(isinstance(r, dict) for r in raw):
+        raise fail(fn, f"[[rows]] tables in {source}", repr(raw))
+    out: list[tuple[str, dict[str, Any]]] = []
+    for i, r in enumerate(raw):
+        r = dict(r)
+        label = r.pop("label", None)
+        if not isinstance(label, str) or not label:
+            raise fail(fn, f"a label (a non-empty string) in every [[rows]] entry of {source}",
+                       f"{label!r} in row {i + 1}")
+        if label in [lab for lab, _ in out]:
+            raise fail(fn, f"distinct row labels in {source}", f"{label!r} twice")
+        for k in r:
+            if k not in fields or k == "seed":
+                raise _unknown(fn, k, ["label"] + [f for f in fields if f != "seed"],
+                               f"row {label!r}", source)
+            if k in grid:
+                raise fail(fn, f"{k!r} set in either [grid] or a row (not both) in {source}",
+                           f"both (row {label!r})")
+        out.append((label, r))
+    return out

@@ -199,6 +199,12 @@ def run_trial(c: TrialConfig, ctx: TrialContext) -> dict[str, Any]:
         s = artifacts["anatomy"]["summary"]
         metrics.update(ir_ratio=s["ir_ratio"], gate_imbalance=s["gate_imbalance"],
                        dead_units=s["dead_units"])
+        # issue 10: each gate's share of the kept entries (share_r, share_z, share_n for a GRU)
+        rows = artifacts["anatomy"]["rows"]
+        kept = sum(r["kept"] for r in rows)
+        for g in dict.fromkeys(r["gate"] for r in rows):
+            metrics[f"share_{g}"] = (sum(r["kept"] for r in rows if r["gate"] == g) / kept
+                                     if kept else None)
     spectral = any(r in c.record for r in ("sv_hist", "spectrum_steps", "lyapunov"))
     if spectral:
         sb = sample_batch(task.val, c.spectrum_batch or 64,
