@@ -10,8 +10,8 @@ from .errors import SpectrumkitError
 
 # cells, initialization, interop
 from .cells import Cell, TensorLayout, available, count_params, entry_labels, get, make_cell
-from .init import init_params, parse_scheme
-from .interop import from_torch, to_torch
+from .init import AUTHORS_GRU_INIT, init_params, parse_scheme
+from .interop import authors_gru_params, authors_trained_gru, from_torch, to_torch
 
 # sequences and per-step Jacobians
 from .unroll import unroll
@@ -59,7 +59,8 @@ __all__ = [
     "SpectrumkitError",
     # cells, initialization, interop
     "Cell", "TensorLayout", "available", "count_params", "entry_labels", "get", "make_cell",
-    "init_params", "parse_scheme", "from_torch", "to_torch",
+    "init_params", "parse_scheme", "from_torch", "to_torch", "AUTHORS_GRU_INIT",
+    "authors_gru_params", "authors_trained_gru",
     # sequences and per-step Jacobians
     "unroll", "step_jacobians", "iter_step_jacobians", "JacobianChunk", "has_closed_form",
     "jvp_step", "vjp_step", "reference_jacobian",

@@ -397,7 +397,8 @@ def _closed_form(cell: Cell, params: Params, x: torch.Tensor, s: torch.Tensor, b
     if form.reset is not None:                  # gate n acts on r ⊙ h: its matrix is M_n A_b
         gn, gr = form.reset
         start = 0
-        for _, _, rho in pieces:                # one slice of rows (one step) at a time
+        rhos = [rho for _, _, rho in pieces if rho is not None]
+        for rho in rhos:                        # one slice of rows (one step) at a time
             k = rho.shape[0]
             MA = M[gn] * rho[:, 0, None, :]                     # M_n diag(ρ₁)       (k, N, C)
             MA += (M[gn] * rho[:, 1, None, :]) @ M[gr]          # (M_n diag(ρ₂)) M_r

@@ -4,6 +4,8 @@ import math
 
 import pytest
 import torch
+from hypothesis import given
+from hypothesis import strategies as st
 from torch import nn
 
 from spectrumkit import SpectrumkitError, from_torch, init_params, parse_scheme, to_torch
@@ -225,3 +227,167 @@ def test_constant_draws_nothing_from_the_generator():
 def test_bad_constant_and_overrides_are_named(bad, match):
     with pytest.raises(SpectrumkitError, match=match):
         init_params("gru_cho", 3, 4, bad, seed=0)
+
+
+# ----------------------------------------------------------------------------------------------
+# The authors' GRU (NOTE [The authors' GRU] in interop.py), transcribed from AUTHORS_CODE.md
+# ----------------------------------------------------------------------------------------------
+
+
+def _authors_scored_step(K, x, h, c=0.1):
+    """§1, SparseDummyGRUCell: one kernel on [x; h]; blocks r, z, candidate; +c everywhere;
+    reset before the product; z weights the NEW candidate."""
+    N = h.shape[-1]
+    xh = torch.cat([x, h], -1)
+    r = torch.sigmoid(xh @ K[:, :N] + c)
+    z = torch.sigmoid(xh @ K[:, N:2 * N] + c)
+    o = torch.tanh(torch.cat([x, r * h], -1) @ K[:, 2 * N:] + c)
+    return (1 - z) * h + z * o
+
+
+def _authors_trained_step(K, b, x, h):
+    """§6, SparseGRUCell: r from block 0 (+br), update gate from block 2 (+bo), candidate from
+    block 1 (+bz) on [x; r ⊙ h]; no constant; h' = (1 - z) h + z o."""
+    N = h.shape[-1]
+    xh = torch.cat([x, h], -1)
+    r = torch.sigmoid(xh @ K[:, :N] + b[:N])
+    z = torch.sigmoid(xh @ K[:, 2 * N:] + b[2 * N:])
+    o = torch.tanh(torch.cat([x, h * r], -1) @ K[:, N:2 * N] + b[N:2 * N])
+    return (1 - z) * h + z * o
+
+
+def _authors_case(D, N, T, seed):
+    g = torch.Generator().manual_seed(seed)
+    K = torch.randn(D + N, 3 * N, generator=g, dtype=torch.float64) * 0.7
+    xs = torch.randn(T, 3, D, generator=g, dtype=torch.float64)
+    h0 = torch.rand(3, N, generator=g, dtype=torch.float64) + 0.5   # a state near 1, as in γ
+    Mk = torch.rand(D + N, 3 * N, generator=g) < 0.5
+    return K, xs, h0, Mk
+
+
+@given(D=st.integers(1, 6), N=st.integers(1, 6), T=st.integers(1, 5), seed=st.integers(0, 999),
+       c=st.sampled_from([0.1, 0.0, -0.3]))
+def test_gru_cho_unroll_equals_the_authors_scored_cell(D, N, T, seed, c):
+    from spectrumkit import authors_gru_params, unroll
+
+    K, xs, h0, _ = _authors_case(D, N, T, seed)
+    states = unroll("gru_cho", authors_gru_params(K, constant=c), xs, h0)
+    h = h0
+    for t in range(T):
+        h = _authors_scored_step(K, xs[t], h, c)
+        torch.testing.assert_close(states[t + 1], h, atol=1e-12, rtol=0)
+
+
+@given(D=st.integers(1, 6), N=st.integers(1, 6), T=st.integers(1, 5), seed=st.integers(0, 999))
+def test_authors_trained_gru_equals_their_trained_cell(D, N, T, seed):
+    from spectrumkit import authors_gru_params, authors_trained_gru, unroll
+
+    K, xs, h0, Mk = _authors_case(D, N, T, seed)
+    scored = authors_gru_params(K)
+    masks = {"weight_ih": Mk[:D].T.contiguous(), "weight_hh": Mk[D:].T.contiguous()}
+    p, m = authors_trained_gru(scored, masks)
+    # the swapped masks: r's rows stay, z gets the scored candidate's, n the scored z's
+    for k, rows in (("weight_ih", slice(0, D)), ("weight_hh", slice(D, D + N))):
+        blocks = Mk[rows].T.reshape(3, N, -1)
+        assert torch.equal(m[k], torch.cat([blocks[0], blocks[2], blocks[1]]))
+    assert m["bias_hh"].dtype == torch.bool and not m["bias_hh"].any() and "bias_ih" not in m
+    assert float(p["bias_ih"].abs().max()) == 0.0 and float(p["bias_hh"].abs().max()) == 0.0
+    held = {k: torch.where(m[k], v, 0.0) if k in m else v for k, v in p.items()}
+    states = unroll("gru_cho", held, xs, h0)
+    Kt, b, h = K * Mk, torch.zeros(3 * N, dtype=torch.float64), h0
+    for t in range(T):
+        h = _authors_trained_step(Kt, b, xs[t], h)
+        torch.testing.assert_close(states[t + 1], h, atol=1e-12, rtol=0)
+
+
+def test_authors_trained_gru_trains_like_theirs_under_adam():
+    """Five Adam steps on both parametrizations, masks held, one bias each: the same function.
+
+    Theirs: the kept kernel entries and one bias (3N,). Ours: gru_cho with z/n rows negated, two
+    bias tensors of which bias_hh is held at 0 by the returned mask."""
+    from spectrumkit import authors_gru_params, authors_trained_gru, unroll
+
+    D, N, T = 3, 4, 5
+    K, xs, h0, Mk = _authors_case(D, N, T, seed=3)
+    target = torch.randn(3, N, generator=torch.Generator().manual_seed(9), dtype=torch.float64)
+    p, m = authors_trained_gru(authors_gru_params(K),
+                               {"weight_ih": Mk[:D].T.contiguous(),
+                                "weight_hh": Mk[D:].T.contiguous()})
+    ours = {k: (torch.where(m[k], v, 0.0) if k in m else v).requires_grad_(True)
+            for k, v in p.items()}
+    theirs_K = (K * Mk).requires_grad_(True)
+    theirs_b = torch.zeros(3 * N, dtype=torch.float64, requires_grad=True)
+    opt_ours = torch.optim.Adam(list(ours.values()), lr=0.05)
+    opt_theirs = torch.optim.Adam([theirs_K, theirs_b], lr=0.05)
+
+    def theirs_final():
+        h = h0
+        for t in range(T):
+            h = _authors_trained_step(theirs_K, theirs_b, xs[t], h)
+        return h
+
+    for _ in range(5):
+        for opt, final, held in (
+                (opt_ours, lambda: unroll("gru_cho", ours, xs, h0)[-1],
+                 [(ours[k], m[k]) for k in m]),
+                (opt_theirs, theirs_final, [(theirs_K, Mk)])):
+            opt.zero_grad()
+            ((final() - target) ** 2).sum().backward()
+            with torch.no_grad():
+                for q, keep in held:
+                    q.grad.masked_fill_(~keep, 0.0)
+            opt.step()
+            with torch.no_grad():
+                for q, keep in held:
+                    q.masked_fill_(~keep, 0.0)
+    with torch.no_grad():
+        torch.testing.assert_close(unroll("gru_cho", ours, xs, h0)[-1], theirs_final(),
+                                   atol=1e-12, rtol=0)
+        # the single trained bias is theirs, block-permuted and z/n-signed
+        b = theirs_b.view(3, N)
+        torch.testing.assert_close(ours["bias_ih"].view(3, N), torch.stack([b[0], -b[2], b[1]]),
+                                   atol=1e-12, rtol=0)
+        assert float(ours["bias_hh"].abs().max()) == 0.0 and float(b.abs().max()) > 1e-3
+
+
+def test_authors_init_matches_the_converter_in_form():
+    """AUTHORS_GRU_INIT gives the converter's constants exactly and N(0, 0.07²) weights."""
+    from spectrumkit import authors_gru_params
+    from spectrumkit.init import AUTHORS_GRU_INIT
+
+    a = init_params("gru_cho", 5, 6, AUTHORS_GRU_INIT, seed=0, dtype=torch.float64)
+    conv = authors_gru_params(torch.zeros(11, 18, dtype=torch.float64))
+    assert torch.equal(a["bias_ih"], conv["bias_ih"]) and torch.equal(a["bias_hh"], conv["bias_hh"])
+
+
+@pytest.mark.parametrize("kernel,match", [
+    (torch.zeros(4, 4), r"kernel of shape \(D\+N, 3N\).*got shape \(4, 4\)"),
+    (torch.zeros(3, 9), r"kernel of shape \(D\+N, 3N\).*got shape \(3, 9\)"),
+    (torch.zeros(3, 3, dtype=torch.long), "kernel.*floating"),
+    (torch.full((4, 3), float("nan")), "kernel"),
+])
+def test_authors_gru_params_bad_kernel(kernel, match):
+    from spectrumkit import authors_gru_params
+
+    with pytest.raises(SpectrumkitError, match=rf"^authors_gru_params: expected {match}"):
+        authors_gru_params(kernel)
+    with pytest.raises(SpectrumkitError, match="constant to be a finite number"):
+        authors_gru_params(torch.zeros(4, 3), constant=float("inf"))
+
+
+def test_authors_trained_gru_bad_input():
+    from spectrumkit import authors_trained_gru
+
+    p = init_params("gru_cho", 2, 3, seed=0)
+    ok = {"weight_ih": torch.ones(9, 2, dtype=torch.bool),
+          "weight_hh": torch.ones(9, 3, dtype=torch.bool)}
+    with pytest.raises(SpectrumkitError, match="masks for weight_ih and weight_hh"):
+        authors_trained_gru(p, {"weight_ih": ok["weight_ih"]})
+    with pytest.raises(SpectrumkitError, match=r"masks\['weight_hh'\] of shape \(9, 3\)"):
+        authors_trained_gru(p, dict(ok, weight_hh=torch.ones(9, 2, dtype=torch.bool)))
+    with pytest.raises(SpectrumkitError, match=r"masks\['weight_ih'\] to be a bool tensor"):
+        authors_trained_gru(p, dict(ok, weight_ih=torch.ones(9, 2)))
+    with pytest.raises(SpectrumkitError, match="mask names among"):
+        authors_trained_gru(p, dict(ok, weight_ch=ok["weight_hh"]))
+    with pytest.raises(SpectrumkitError, match="bias_hh"):
+        authors_trained_gru({k: v for k, v in p.items() if k != "bias_hh"}, ok)
