@@ -628,3 +628,42 @@ def test_recipe_ablation_rows():
     assert randoms("authors") == randoms("authors - gamma") == randoms("authors - trio")
     assert randoms("default (legacy)") == randoms("default + gamma") == randoms("default + trio")
     assert len(s.configs) == 2 * (14 + 10)
+
+
+@pytest.mark.parametrize("swap", [True, False])
+def test_authors_pipeline_trial_equals_the_pipeline_built_by_hand(one_thread, swap):
+    from spectrumkit.data import load_task
+    from spectrumkit.init import AUTHORS_GRU_INIT
+    from spectrumkit.interop import authors_trained_gru
+    from spectrumkit.masks import topk_mask
+    from spectrumkit.scores import compute_scores
+    from spectrumkit.study.executors import TrialContext
+    from spectrumkit.study.trial import run_trial, sub_seed
+    from spectrumkit.train import make_model, train
+
+    tiny = {**TINY, "data": {**TINY["data"], "scale": "paper"}}
+    cfg = TrialConfig(seed=2, method="jacobian", recipe="authors", cell="gru_cho",
+                      init=AUTHORS_GRU_INIT, pipeline="authors", block_swap=swap, **tiny)
+    out = run_trial(cfg, TrialContext(device="cpu"))
+    task = load_task("seq-mnist", limit=128, val_limit=64, scale="paper")
+    model = make_model(task, "gru_cho", 8, init=AUTHORS_GRU_INIT, seed=2, device="cpu")
+    idx = torch.randperm(128, generator=torch.Generator().manual_seed(sub_seed(2, "score-batch")))
+    batch = (task.train.xs[idx[:16]], task.train.ys[idx[:16]])
+    scores = compute_scores("jacobian", model, batch, recipe="authors",
+                            generator=torch.Generator().manual_seed(sub_seed(2, "scores")))
+    mask = topk_mask(scores, 0.05)
+    params = {k: v.detach() for k, v in model.cell_params().items()}
+    trained, tmask = authors_trained_gru(params, mask)
+    if not swap:  # the blocks stay where they were scored; biases still zero, bias_hh held
+        trained.update({k: params[k] for k in ("weight_ih", "weight_hh")})
+        tmask.update(mask)
+    assert not any(trained[k].any() for k in ("bias_ih", "bias_hh"))
+    with torch.no_grad():
+        for k, v in trained.items():
+            model.rnn[k].copy_(v)
+    res = train(model, task, mask=tmask, steps=4, batch_size=16, lr=1e-3, seed=2, device="cpu",
+                progress=False)
+    assert out["metrics"]["val_error_pct"] == res.metrics["val_error_pct"]
+    assert out["history"]["train_loss"] == res.history["train_loss"].tolist()
+    assert out["metrics"]["density"] == cfg.density  # the weights' density, not the biases'
+    assert out["metrics"]["kept"] == round(0.05 * 3 * 8 * 36)
