@@ -657,3 +657,39 @@ def test_recipe_bad_input():
     zero_in[0][..., 0] = 0.0  # input feature 0 is always 0: γ of its 3N input weights is 0
     _raises(r"a γ that is nonzero for every entry with gamma_floor=0 .*got \|γ\| = 0 for 12 of "
             r"84 entries", "jacobian", m, zero_in, gamma_inputs="data", gamma_floor=0.0)
+
+
+def test_recipe_cli_lists_the_table_and_refuses_bad_input():
+    from pathlib import Path
+
+    from click.testing import CliRunner
+
+    from spectrumkit.cli import main
+    from spectrumkit.scores import recipe_table
+
+    for cmd in ("prune", "train"):
+        r = CliRunner().invoke(main, [cmd, "--list-recipes"])
+        assert r.exit_code == 0 and recipe_table() in r.stdout
+    # the README shows the same table (one table, read everywhere)
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    assert recipe_table() in readme
+    tiny = ["--hidden", "4", "--input-size", "3", "--steps", "5", "--batch-size", "4"]
+    for args, msg in (
+            (["--recipe", "autors"], "compute_scores: expected recipe to be one of 'legacy', "
+                                     "'paper', 'authors'"),
+            (["--recipe", "authors", "--method", "snip"], "prune: expected score options that "
+                                                          "apply to snip, got --recipe"),
+            (["--gamma-steps", "0"], "expected gamma_steps to be None (the steps of the batch) "
+                                     "or an integer >= 1, got 0"),
+            (["--gamma-sequences", "0"], "expected gamma_sequences to be None"),
+            (["--gamma-readout", "first"], "expected gamma_readout to be one of 'sum', 'last'"),
+            (["--gamma-steps", "x"], "'x' is not a valid integer")):
+        r = CliRunner().invoke(main, ["prune", *tiny, *args])
+        assert r.exit_code == 2, (args, r.output)
+        assert r.stderr.startswith("error: ") or "Error" in r.stderr, r.stderr
+        assert r.stderr.strip().count("\n") == 0 or "Usage" in r.stderr
+        assert msg in r.stderr, (args, r.stderr)
+    r = CliRunner().invoke(main, ["train", "--method", "snip", "--sparsity", "0.5", "--recipe",
+                                  "authors", "--out", "unused"])
+    assert r.exit_code == 2 and r.stderr.strip() == (
+        "error: spectrumkit train: expected --recipe only with --method jacobian, got --method snip")

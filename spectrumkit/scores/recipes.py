@@ -49,6 +49,8 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
 
+from ..init import AUTHORS_GRU_INIT
+
 __all__ = ["DEFAULT_RECIPE", "RECIPES", "Recipe", "recipe_table"]
 
 
@@ -84,7 +86,7 @@ RECIPES: Mapping[str, Recipe] = MappingProxyType({r.name: r for r in (
     _recipe("authors", "the authors' code, AUTHORS_CODE.md §3-§5 (regime §1, §2, §6, §7)",
             {"horizon": 4, "estimator": "transpose", "through_time": True, "discount": 0.9,
              "batch_size": 64, "normalize": "gamma", "balance": "none", **_AUTHORS_GAMMA},
-            {"cell": "gru_cho", "init": "authors", "data.scale": "paper",
+            {"cell": "gru_cho", "init": AUTHORS_GRU_INIT, "data.scale": "paper",
              "pipeline": "authors"}),
     _recipe("chi-gamma", "the paper's χ divided by the authors' γ of §4 (no floor)",
             {**_PAPER_CHI, **_AUTHORS_GAMMA}, _PLAIN),
