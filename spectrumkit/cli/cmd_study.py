@@ -75,6 +75,9 @@ def study_show_cmd(name: str, preset: str) -> None:
     click.echo("fixed:")
     for k, v in s.fixed.items():
         click.echo(f"  {k} = {json.dumps(v)}")
+    for label, fields in s.rows:  # NOTE [Study rows]
+        click.echo(f"row {label!r}: " + ", ".join(f"{k} = {json.dumps(v)}"
+                                                  for k, v in fields.items()))
     t = s.report.table
     click.echo(f"table:       rows {t.rows}, cols {t.cols or '—'}, metric {t.metric}"
                + (f" ({t.paper_table})" if t.paper_table else ""))
