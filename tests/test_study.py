@@ -594,8 +594,8 @@ def test_study_rows_bad_input(tmp_path):
             ('[[rows]]\nlabel = "a"\n[[rows]]\nlabel = "a"', "distinct row labels"),
             ('[[rows]]\nlabel = "a"\nhiden_size = 8', "unknown key 'hiden_size'"),
             ('[[rows]]\nlabel = "a"\nmethod = "snip"', "'method' set in either \\[grid\\] or a row"),
-            ('[[rows]]\nlabel = "a"\nrecipe = "nope"', "recipe to be one of legacy, paper, authors"
-                                                       ".* in row 'a' of")):
+            ('[[rows]]\nlabel = "a"\nrecipe = "nope"', ("recipe to be one of legacy, paper, "
+                                                        "authors.* in row 'a' of"))):
         p = _rows_toml(tmp_path, rows, name="bad")
         with pytest.raises(SpectrumkitError, match=msg):
             load_study(p)
