@@ -606,7 +606,7 @@ def test_study_rows_bad_input(tmp_path):
 
 def test_recipe_ablation_rows():
     s = load_study("recipe-ablation", "quick")
-    assert s.seeds == 2 and all(c.hidden_size == 128 and c.epochs == 8 for c in s.configs)
+    assert s.seeds == 2 and all(c.hidden_size == 64 and c.epochs == 8 for c in s.configs)
     rows = dict(s.rows)
     assert len(rows) == 14 and rows["authors"]["recipe"] == "authors"
     by_key = {trial_key(c): c for c in s.configs}
