@@ -235,7 +235,8 @@ def test_jacobian_equals_fd_of_independent_chi(cell, through_time):
             assert_close(got[n], raw[est][n], **TOL, what=f"{est} raw {n}")
         for inputs in (("data",) if est == "hutchinson" else ("data", "gaussian")):
             g = torch.Generator().manual_seed(3 if inputs == "gaussian" else 11)
-            got = compute_scores("jacobian", m, batch, generator=g, gamma_inputs=inputs, **opts)
+            got = compute_scores("jacobian", m, batch, generator=g, gamma_inputs=inputs,
+                                 recipe="legacy", **opts)
             den = _den(fd_gamma[inputs])
             for n in got:
                 assert_close(got[n], raw[est][n] / den[n], **TOL, what=f"{est} {inputs} {n}")
@@ -398,10 +399,18 @@ def test_shared_gamma_equals_own_gamma():
     m, batch = _classifier("lstm")
     gam = compute_gamma(m, batch, generator=torch.Generator().manual_seed(2))
     for method in ("jacobian", "snip", "foresight"):
+        legacy = {"recipe": "legacy"} if method == "jacobian" else {}
         own = compute_scores(method, m, batch, generator=torch.Generator().manual_seed(2),
-                             normalize="gamma")
-        shared = compute_scores(method, m, batch, normalize="gamma", gamma=gam)
+                             normalize="gamma", **legacy)
+        shared = compute_scores(method, m, batch, normalize="gamma", gamma=gam, **legacy)
         assert all(torch.equal(own[n], shared[n]) for n in own), method
+    # the default recipe's γ (NOTE [Recipes]) from compute_gamma's own options
+    gam = compute_gamma(m, batch, generator=torch.Generator().manual_seed(2), state="authors",
+                        steps=5, sequences=100, readout="last", objective="chi",
+                        estimator="ones")
+    own = compute_scores("jacobian", m, batch, generator=torch.Generator().manual_seed(2))
+    shared = compute_scores("jacobian", m, batch, gamma=gam)
+    assert all(torch.equal(own[n], shared[n]) for n in own)
 
 
 def _raises(match, *args, **kw):

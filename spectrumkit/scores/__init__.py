@@ -58,6 +58,10 @@ implementation, and benchmarks/bench_scores.py measures about 1.6× (GRU, N = 40
 With ``gamma_inputs="data"`` and ``gamma_state="zero"`` the γ pass doubles as the state pass
 (about 1.3×). To compare several normalized scores of ONE initialization, compute γ once with
 :func:`compute_gamma` and pass it as ``gamma=``: the jacobian score then costs about 0.7× SNIP.
+A γ on a short sequence of its own (NOTE [γ objective]: the authors' 5 steps of 100 sequences)
+costs a fraction of a SNIP pass, even with the χ̃ objective's double back-propagation; the
+``authors`` recipe's through-time χ costs U back-propagations through up to T steps.
+benchmarks/bench_scores.py prints every recipe's ratio (README, "Recipes of the Jacobian score").
 """
 
 from __future__ import annotations
