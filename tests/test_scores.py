@@ -146,7 +146,7 @@ def test_gamma_guard_floor_and_all_zero():
     gam = {n: torch.randn(p.shape, generator=torch.Generator().manual_seed(1), dtype=F64)
            for n, p in m.prunable().items()}
     gam["weight_hh"][0, :2] = 0.0  # |γ| = 0: the floor τ = 1e-3 · mean|γ| applies
-    s = compute_scores("jacobian", m, batch, horizon=2, gamma=gam)
+    s = compute_scores("jacobian", m, batch, horizon=2, gamma=gam, recipe="legacy")
     den = _den(gam)
     for n in raw:
         assert_close(s[n], raw[n] / den[n], atol=0, rtol=1e-12, what=n)
@@ -154,7 +154,7 @@ def test_gamma_guard_floor_and_all_zero():
     assert_close(s["weight_hh"][0, :2], raw["weight_hh"][0, :2] / tau, atol=0, rtol=1e-12)
     zero = {n: torch.zeros_like(g) for n, g in gam.items()}
     with pytest.raises(SpectrumkitError, match="not zero everywhere.*got .γ. = 0 for all 84"):
-        compute_scores("jacobian", m, batch, gamma=zero)
+        compute_scores("jacobian", m, batch, gamma=zero, recipe="legacy")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -665,7 +665,15 @@ def test_recipe_bad_input():
     zero_in = (batch[0].clone(), batch[1])
     zero_in[0][..., 0] = 0.0  # input feature 0 is always 0: γ of its 3N input weights is 0
     _raises(r"a γ that is nonzero for every entry with gamma_floor=0 .*got \|γ\| = 0 for 12 of "
-            r"84 entries", "jacobian", m, zero_in, gamma_inputs="data", gamma_floor=0.0)
+            r"84 entries", "jacobian", m, zero_in, gamma_inputs="data", gamma_floor=0.0,
+            recipe="legacy")
+    # with the batch's own inputs, a recipe's 5 steps x 100 sequences are capped at the batch's
+    # T=4, B=3 (explicit values above the batch are errors, above)
+    capped = compute_scores("jacobian", m, batch, gamma_inputs="data",
+                            generator=torch.Generator().manual_seed(1))
+    full = compute_scores("jacobian", m, batch, gamma_inputs="data", gamma_steps=4,
+                          gamma_sequences=3, generator=torch.Generator().manual_seed(1))
+    assert all(torch.equal(capped[n], full[n]) for n in full)
 
 
 def test_recipe_cli_lists_the_table_and_refuses_bad_input():

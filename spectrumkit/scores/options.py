@@ -102,6 +102,11 @@ def resolve_options(fn: str, method: str, options: Mapping[str, Any], T: int,
         _check_count(fn, "gamma_steps", o["gamma_steps"], "the steps")
         _check_count(fn, "gamma_sequences", o["gamma_sequences"], "the examples")
         if o["gamma_inputs"] == "data":
+            # a recipe's length and count are capped at the batch's own; explicit ones are checked
+            n = min(B, o.get("batch_size", B)) if B is not None else None
+            for k, lim in (("gamma_steps", T), ("gamma_sequences", n)):
+                if k not in options and o[k] is not None and lim is not None:
+                    o[k] = min(o[k], lim)
             if o["gamma_steps"] is not None and o["gamma_steps"] > T:
                 raise fail(fn, f"gamma_steps <= T={T} with gamma_inputs='data' (the batch's "
                            "own steps)", o["gamma_steps"])
