@@ -137,10 +137,10 @@ class Study:
         extra = report.pop("tables")
         if extra:  # figures read report.table as one table or a list of them
             report["table"] = [report["table"], *extra]
-        out = {"name": self.name, "preset": self.preset, "description": self.description,
-               "paper": self.paper, "grid": self.order, "fixed": self.fixed, "seeds": self.seeds,
-               "report": report, "source": self.source, "threads": self.threads,
-               "keys": self.keys}
+        out: dict[str, Any] = {
+            "name": self.name, "preset": self.preset, "description": self.description,
+            "paper": self.paper, "grid": self.order, "fixed": self.fixed, "seeds": self.seeds,
+            "report": report, "source": self.source, "threads": self.threads, "keys": self.keys}
         if self.rows:
             out["rows"] = [{"label": lab, **f} for lab, f in self.rows]
             out["row_keys"] = {lab: list(k) for lab, k in self.row_keys.items()}
@@ -264,8 +264,9 @@ def load_study(name: str | Path, preset: str = "quick", *, seeds: int | None = N
     seen: set[str] = set()
     row_keys: dict[str, list[str]] = {lab: [] for lab, _ in rows}
     axes = list(grid)
+    plan: list[tuple[str | None, dict[str, Any]]] = list(rows) or [(None, {})]
     for seed in range(n_seeds):
-        for label, row in (rows or [(None, {})]):
+        for label, row in plan:
             base = dict(resolved)
             for k, v in row.items():
                 merge = k in _DICT_FIELDS and isinstance(v, dict) and isinstance(base.get(k), dict)
