@@ -12,10 +12,11 @@ Rows:
   jacobian recipe=NAME      every recipe of spectrumkit.scores.RECIPES (legacy, paper, authors,
                             ...); "authors" differentiates χ through time (U back-propagations)
                             and has no cost target.
-  jacobian (γ data)         gamma_inputs="data": γ's forward pass doubles as the state pass.
+  jacobian (γ data)         recipe legacy with gamma_inputs="data": γ's forward pass doubles as
+                            the state pass.
   jacobian (γ given)        γ precomputed once (compute_gamma) and passed as gamma=, the way one
                             initialization's normalized scores share it.
-  γ alone                   compute_gamma: one forward with a graph + one backward over T steps.
+  γ alone                   compute_gamma with its own defaults (Eq. 7 over the batch's T steps).
   jacobian through_time     through_time=True.
   foresight, snip (norm.)   Foresight, and SNIP divided by |γ|.
   magnitude, random         |θ|, U(0, 1).
@@ -62,11 +63,16 @@ def main() -> None:
     def gen() -> torch.Generator:
         return torch.Generator().manual_seed(2)
 
-    gamma = compute_gamma(model, batch, generator=gen(), batch_size=64)
+    d = RECIPES[DEFAULT_RECIPE].score  # the default recipe's γ, computed once
+    gamma = compute_gamma(model, batch, generator=gen(), batch_size=64,
+                          inputs=d["gamma_inputs"], state=d["gamma_state"],
+                          steps=d["gamma_steps"], sequences=d["gamma_sequences"],
+                          readout=d["gamma_readout"], objective=d["gamma_objective"],
+                          estimator=d["estimator"])
     cases = {
         "snip": lambda: compute_scores("snip", model, batch),
         "jacobian": lambda: compute_scores("jacobian", model, batch, generator=gen()),
-        "jacobian (γ data)": lambda: compute_scores("jacobian", model, batch,
+        "jacobian (γ data)": lambda: compute_scores("jacobian", model, batch, recipe="legacy",
                                                     gamma_inputs="data"),
         "jacobian (γ given)": lambda: compute_scores("jacobian", model, batch, gamma=gamma),
         "γ alone": lambda: compute_gamma(model, batch, generator=gen()),
