@@ -31,6 +31,7 @@ from .models import (LanguageModel, SequenceClassifier, SequenceRegressor, log_u
 
 # pruning at initialization: scores, masks, anatomy
 from .scores import METHODS, compute_gamma, compute_scores
+from .scores import DEFAULT_RECIPE, RECIPES, recipe_table
 from .masks import (apply_mask, density_from_sparsity, load_masks, save_masks, to_torch_prune,
                     topk_mask)
 from .anatomy import anatomy_summary, connection_map, mask_anatomy
@@ -81,7 +82,7 @@ __all__ = [
     # pruning at initialization: scores, masks, anatomy
     "METHODS", "compute_scores", "compute_gamma", "topk_mask", "density_from_sparsity",
     "apply_mask", "to_torch_prune", "save_masks", "load_masks", "mask_anatomy", "anatomy_summary",
-    "connection_map",
+    "connection_map", "RECIPES", "DEFAULT_RECIPE", "recipe_table",
     # data
     "SequenceDataset", "TaskData", "TokenStream", "WikiText", "adding_problem", "bptt_batches",
     "copy_task", "load_task", "sample_batch", "seq_mnist", "wikitext", "StreamedTokens",

@@ -26,6 +26,7 @@ description = "figures test fixture: tiny real trials"
 method = {list(METHODS)!r}
 [fixed]
 hidden_size = {N}
+recipe = "legacy"   # a 6-unit net under the chi-gamma default may keep no recurrent weight (I/R inf)
 sparsity = {SPARSITY}
 steps = 4
 eval_every = 2

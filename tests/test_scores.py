@@ -146,7 +146,7 @@ def test_gamma_guard_floor_and_all_zero():
     gam = {n: torch.randn(p.shape, generator=torch.Generator().manual_seed(1), dtype=F64)
            for n, p in m.prunable().items()}
     gam["weight_hh"][0, :2] = 0.0  # |γ| = 0: the floor τ = 1e-3 · mean|γ| applies
-    s = compute_scores("jacobian", m, batch, horizon=2, gamma=gam)
+    s = compute_scores("jacobian", m, batch, horizon=2, gamma=gam, recipe="legacy")
     den = _den(gam)
     for n in raw:
         assert_close(s[n], raw[n] / den[n], atol=0, rtol=1e-12, what=n)
@@ -154,7 +154,7 @@ def test_gamma_guard_floor_and_all_zero():
     assert_close(s["weight_hh"][0, :2], raw["weight_hh"][0, :2] / tau, atol=0, rtol=1e-12)
     zero = {n: torch.zeros_like(g) for n, g in gam.items()}
     with pytest.raises(SpectrumkitError, match="not zero everywhere.*got .γ. = 0 for all 84"):
-        compute_scores("jacobian", m, batch, gamma=zero)
+        compute_scores("jacobian", m, batch, gamma=zero, recipe="legacy")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -235,7 +235,8 @@ def test_jacobian_equals_fd_of_independent_chi(cell, through_time):
             assert_close(got[n], raw[est][n], **TOL, what=f"{est} raw {n}")
         for inputs in (("data",) if est == "hutchinson" else ("data", "gaussian")):
             g = torch.Generator().manual_seed(3 if inputs == "gaussian" else 11)
-            got = compute_scores("jacobian", m, batch, generator=g, gamma_inputs=inputs, **opts)
+            got = compute_scores("jacobian", m, batch, generator=g, gamma_inputs=inputs,
+                                 recipe="legacy", **opts)
             den = _den(fd_gamma[inputs])
             for n in got:
                 assert_close(got[n], raw[est][n] / den[n], **TOL, what=f"{est} {inputs} {n}")
@@ -398,10 +399,18 @@ def test_shared_gamma_equals_own_gamma():
     m, batch = _classifier("lstm")
     gam = compute_gamma(m, batch, generator=torch.Generator().manual_seed(2))
     for method in ("jacobian", "snip", "foresight"):
+        legacy = {"recipe": "legacy"} if method == "jacobian" else {}
         own = compute_scores(method, m, batch, generator=torch.Generator().manual_seed(2),
-                             normalize="gamma")
-        shared = compute_scores(method, m, batch, normalize="gamma", gamma=gam)
+                             normalize="gamma", **legacy)
+        shared = compute_scores(method, m, batch, normalize="gamma", gamma=gam, **legacy)
         assert all(torch.equal(own[n], shared[n]) for n in own), method
+    # the default recipe's γ (NOTE [Recipes]) from compute_gamma's own options
+    gam = compute_gamma(m, batch, generator=torch.Generator().manual_seed(2), state="authors",
+                        steps=5, sequences=100, readout="last", objective="chi",
+                        estimator="ones")
+    own = compute_scores("jacobian", m, batch, generator=torch.Generator().manual_seed(2))
+    shared = compute_scores("jacobian", m, batch, gamma=gam)
+    assert all(torch.equal(own[n], shared[n]) for n in own)
 
 
 def _raises(match, *args, **kw):
@@ -462,3 +471,242 @@ def test_balance_needs_a_layout():
 
 def test_methods_listed():
     assert METHODS == ("jacobian", "snip", "foresight", "magnitude", "random", "synflow")
+
+
+# --------------------------------------------------------------------------------------------------
+# γ's own sequence (issue 10): length, count, readout, objective
+# --------------------------------------------------------------------------------------------------
+
+
+def _own_sequence(model, D, steps, seqs, seed, state):
+    """NOTE [γ normalization]'s draws for a sequence of its own: inputs first, then the state."""
+    g = torch.Generator().manual_seed(seed)
+    S = model.cell.state_size(model.hidden_size)
+    x = 0.1 * torch.randn(steps, seqs, D, generator=g, dtype=F64)
+    s0 = (torch.zeros(seqs, S, dtype=F64) if state == "zero"
+          else 1 + 0.1 * torch.randn(seqs, S, generator=g, dtype=F64))
+    return x, s0
+
+
+def _gamma_objective_of(model, x, s0, readout, objective, estimator="transpose"):
+    """The scalar γ differentiates, rebuilt from unroll and reference_jacobian (NOTE [γ objective])."""
+    cell, T = model.cell, x.shape[0]
+
+    def f(theta):
+        params = {**{n: p.detach() for n, p in model.cell_params().items()}, **theta}
+        states = unroll(cell, params, x, s0)
+        if objective == "hidden":
+            read = states[1:] if readout == "sum" else states[-1:]
+            return cell.output(read).sum() / x.shape[1]
+        steps = list(range(1, T + 1)) if readout == "sum" else [T]
+        chis = _chis(cell, params, x, states, steps, None)[estimator]  # (len(steps),) batch means
+        return chis.sum()
+    return f
+
+
+@pytest.mark.parametrize("readout,objective,estimator", [
+    ("last", "hidden", "transpose"), ("sum", "hidden", "transpose"), ("last", "chi", "transpose"),
+    ("sum", "chi", "ones"), ("last", "chi", "frobenius")])
+@pytest.mark.parametrize("cell", ["gru", "lstm"])
+def test_gamma_own_sequence_options_equal_fd(cell, readout, objective, estimator):
+    m, batch = _classifier(cell)  # the batch has T=4, B=3: γ's sequence differs in both
+    x, s0 = _own_sequence(m, 3, 2, 5, 7, "authors")
+    fd = _fd(_gamma_objective_of(m, x, s0, readout, objective, estimator), _detached(m))
+    got = compute_gamma(m, batch, generator=torch.Generator().manual_seed(7), state="authors",
+                        steps=2, sequences=5, readout=readout, objective=objective,
+                        estimator=estimator)
+    for n in fd:
+        assert_close(got[n], fd[n], **TOL, what=f"{readout} {objective} {n}")
+    # the same γ through compute_scores: snip divided by it (chi objective: transpose)
+    if estimator == "transpose":
+        s = compute_scores("snip", m, batch, generator=torch.Generator().manual_seed(7),
+                           normalize="gamma", gamma_state="authors", gamma_steps=2,
+                           gamma_sequences=5, gamma_readout=readout, gamma_objective=objective,
+                           gamma_floor=0.0)
+        raw = compute_scores("snip", m, batch)
+        for n in s:
+            assert_close(s[n], raw[n] / fd[n].abs(), **TOL, what=f"snip/γ {n}")
+
+
+def test_gamma_data_inputs_take_the_first_steps_and_examples():
+    m, batch = _classifier("gru", B=3, T=4)
+    x = batch[0].transpose(0, 1)[:3, :2]
+    fd = _fd(_gamma_objective_of(m, x, torch.zeros(2, 4, dtype=F64), "last", "hidden"),
+             _detached(m))
+    got = compute_gamma(m, batch, inputs="data", steps=3, sequences=2, readout="last")
+    for n in fd:
+        assert_close(got[n], fd[n], **TOL, what=n)
+
+
+# --------------------------------------------------------------------------------------------------
+# Recipes (issue 10): the authors' score rebuilt independently, inside the test
+# --------------------------------------------------------------------------------------------------
+
+
+def _torch_gru_step(W_ih, W_hh, b_ih, b_hh, x, h):
+    """PyTorch's GRU, written out gate by gate (r, z, n row blocks)."""
+    N = h.shape[-1]
+    gi, gh = x @ W_ih.T + b_ih, h @ W_hh.T + b_hh
+    r = torch.sigmoid(gi[:, :N] + gh[:, :N])
+    z = torch.sigmoid(gi[:, N:2 * N] + gh[:, N:2 * N])
+    n = torch.tanh(gi[:, 2 * N:] + r * gh[:, 2 * N:])
+    return (1 - z) * n + z * h
+
+
+def _authors_score(model, xs, seed, U=4, lam=0.9, steps=5, seqs=100):
+    """AUTHORS_CODE.md §3-§4 transcribed: Σ_u λ^u |∂ mean (J_{T-u}ᵀ1)² / ∂W| / |∂χ̃/∂W|."""
+    p = {n: t.detach().clone().requires_grad_(n.startswith("weight"))
+         for n, t in model.cell_params().items()}
+    W = [p["weight_ih"], p["weight_hh"]]
+
+    def step(x, h):
+        return _torch_gru_step(p["weight_ih"], p["weight_hh"], p["bias_ih"], p["bias_hh"], x, h)
+
+    def chi(prev, new):  # v = Jᵀ1 as a vector-Jacobian product, per example; mean of v²
+        v, = torch.autograd.grad(new, prev, torch.ones_like(new), create_graph=True)
+        return v.pow(2).mean()
+
+    T, B, D = xs.shape
+    hs = [torch.zeros(B, model.hidden_size, dtype=F64)]
+    for t in range(T):
+        hs.append(step(xs[t], hs[-1]))
+    num = [torch.zeros_like(w) for w in W]
+    for u in range(U):  # y = h_{T-u}, x = h_{T-u-1}, through the whole unroll
+        gs = torch.autograd.grad(chi(hs[T - u - 1], hs[T - u]), W, retain_graph=True)
+        num = [a + lam ** u * g.abs() for a, g in zip(num, gs)]
+    g = torch.Generator().manual_seed(seed)
+    x = 0.1 * torch.randn(steps, seqs, D, generator=g, dtype=F64)       # dummy_noise
+    h = 1 + 0.1 * torch.randn(seqs, model.hidden_size, generator=g, dtype=F64)  # s0 = 1 + N
+    for t in range(steps - 1):
+        h = step(x[t], h)
+    gam = torch.autograd.grad(chi(h, step(x[steps - 1], h)), W)
+    return {"weight_ih": num[0] / gam[0].abs(), "weight_hh": num[1] / gam[1].abs()}
+
+
+@pytest.mark.parametrize("B,T", [(6, 7), (3, 5)])
+def test_recipe_authors_equals_independent_transcription(B, T):
+    m, batch = _classifier("gru", D=3, N=4, B=B, T=T, seed=1)
+    xs = batch[0].transpose(0, 1)
+    want = _authors_score(m, xs, 9)
+    got = compute_scores("jacobian", m, batch, recipe="authors",
+                         generator=torch.Generator().manual_seed(9))
+    for n in want:
+        assert_close(got[n], want[n], atol=0, rtol=1e-10, what=n)
+    # explicit options override the recipe's values
+    want = _authors_score(m, xs, 9, U=2, lam=1.0, steps=3, seqs=7)
+    got = compute_scores("jacobian", m, batch, recipe="authors", horizon=2, discount=1.0,
+                         gamma_steps=3, gamma_sequences=7,
+                         generator=torch.Generator().manual_seed(9))
+    for n in want:
+        assert_close(got[n], want[n], atol=0, rtol=1e-10, what=f"override {n}")
+
+
+def test_recipe_paper_is_gamma_of_the_last_step_over_the_batch_sequence():
+    m, batch = _classifier("gru", seed=2)
+    xs = batch[0].transpose(0, 1)
+    raw = _independent_raw(m, xs, 4, False, 1.0, None)["ones"]
+    x, s0 = _gamma_draws(m, xs, 4, "gaussian", "zero")
+    den = _den(_fd(_gamma_objective_of(m, x, s0, "last", "hidden"), _detached(m)))
+    got = compute_scores("jacobian", m, batch, recipe="paper",
+                         generator=torch.Generator().manual_seed(4))
+    for n in got:
+        assert_close(got[n], raw[n] / den[n], **TOL, what=n)
+
+
+def test_recipe_table_lists_every_recipe_and_option():
+    from spectrumkit.scores import DEFAULT_RECIPE, OPTIONS, RECIPES, recipe_table
+
+    text = recipe_table()
+    assert set(RECIPES) >= {"legacy", "paper", "authors"} and DEFAULT_RECIPE in RECIPES
+    for r in RECIPES.values():  # every recipe sets every jacobian option except the free ones
+        assert set(r.score) == set(OPTIONS["jacobian"]) - {"probes", "gamma", "recipe"}, r.name
+    assert OPTIONS["jacobian"]["recipe"] == DEFAULT_RECIPE
+    assert all(OPTIONS["jacobian"][k] == v for k, v in RECIPES[DEFAULT_RECIPE].score.items())
+    assert "| gamma_steps | batch | batch | 5 |" in text
+
+
+def test_recipe_bad_input():
+    m, batch = _classifier("gru")
+    g = torch.Generator().manual_seed(0)
+    _raises("recipe to be one of 'legacy', 'paper', 'authors'.*got 'author'", "jacobian", m,
+            batch, generator=g, recipe="author")
+    _raises("recipe to be one of .*got 1", "jacobian", m, batch, generator=g, recipe=1)
+    _raises("options of method 'snip' among .*got recipe", "snip", m, batch, recipe="authors")
+    _raises("horizon to be a positive integer, got '4'", "jacobian", m, batch, generator=g,
+            recipe="authors", horizon="4")
+    _raises("through_time to be True or False, got 'yes'", "jacobian", m, batch, generator=g,
+            recipe="paper", through_time="yes")
+    for name in ("gamma_steps", "gamma_sequences"):
+        _raises(f"{name} to be None .* or an integer >= 1, got 0", "jacobian", m, batch,
+                generator=g, recipe="authors", **{name: 0})
+        _raises(f"{name} to be None .* or an integer >= 1, got '5'", "snip", m, batch,
+                normalize="gamma", **{name: "5"})
+    _raises("gamma_readout to be one of 'sum', 'last', got 'first'", "jacobian", m, batch,
+            generator=g, gamma_readout="first")
+    _raises("gamma_objective to be one of 'hidden', 'chi', got 'h'", "jacobian", m, batch,
+            generator=g, gamma_objective="h")
+    _raises(r"gamma_steps <= T=4 with gamma_inputs='data'", "jacobian", m, batch,
+            gamma_inputs="data", gamma_steps=5)
+    _raises(r"gamma_floor in \[0, 1\), got -0.1", "jacobian", m, batch, generator=g,
+            gamma_floor=-0.1)
+    gam = compute_gamma(m, batch, inputs="data")
+    for clash in ({"gamma_steps": 5}, {"gamma_sequences": 5}, {"gamma_readout": "last"},
+                  {"gamma_objective": "chi"}):
+        _raises(f"either a precomputed gamma= or the options that make one .*got gamma= and "
+                f"{next(iter(clash))}", "jacobian", m, batch, generator=g, gamma=gam, **clash)
+    for kw, msg in (({"steps": 0}, "steps to be a positive integer, got 0"),
+                    ({"sequences": 0}, "sequences to be a positive integer, got 0"),
+                    ({"readout": "all"}, "readout to be one of 'sum', 'last'"),
+                    ({"objective": "chi", "estimator": "frob"}, "estimator to be one of"),
+                    ({"inputs": "data", "sequences": 4}, "sequences <= B=3 with inputs='data'")):
+        with pytest.raises(SpectrumkitError, match=f"compute_gamma: expected {msg}"):
+            compute_gamma(m, batch, generator=g, **kw)
+    # no floor: an exactly-zero γ entry is an error, not an Inf score
+    zero_in = (batch[0].clone(), batch[1])
+    zero_in[0][..., 0] = 0.0  # input feature 0 is always 0: γ of its 3N input weights is 0
+    _raises(r"a γ that is nonzero for every entry with gamma_floor=0 .*got \|γ\| = 0 for 12 of "
+            r"84 entries", "jacobian", m, zero_in, gamma_inputs="data", gamma_floor=0.0,
+            recipe="legacy")
+    # with the batch's own inputs, a recipe's 5 steps x 100 sequences are capped at the batch's
+    # T=4, B=3 (explicit values above the batch are errors, above)
+    capped = compute_scores("jacobian", m, batch, gamma_inputs="data",
+                            generator=torch.Generator().manual_seed(1))
+    full = compute_scores("jacobian", m, batch, gamma_inputs="data", gamma_steps=4,
+                          gamma_sequences=3, generator=torch.Generator().manual_seed(1))
+    assert all(torch.equal(capped[n], full[n]) for n in full)
+
+
+def test_recipe_cli_lists_the_table_and_refuses_bad_input():
+    from pathlib import Path
+
+    from click.testing import CliRunner
+
+    from spectrumkit.cli import main
+    from spectrumkit.scores import recipe_table
+
+    for cmd in ("prune", "train"):
+        r = CliRunner().invoke(main, [cmd, "--list-recipes"])
+        assert r.exit_code == 0 and recipe_table() in r.stdout
+    # the README shows the same table (one table, read everywhere)
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    assert recipe_table() in readme
+    tiny = ["--hidden", "4", "--input-size", "3", "--steps", "5", "--batch-size", "4"]
+    for args, msg in (
+            (["--recipe", "autors"], ("compute_scores: expected recipe to be one of 'legacy', "
+                                      "'paper', 'authors'")),
+            (["--recipe", "authors", "--method", "snip"], ("prune: expected score options that "
+                                                           "apply to snip, got --recipe")),
+            (["--gamma-steps", "0"], ("expected gamma_steps to be None (the steps of the batch) "
+                                      "or an integer >= 1, got 0")),
+            (["--gamma-sequences", "0"], "expected gamma_sequences to be None"),
+            (["--gamma-readout", "first"], "expected gamma_readout to be one of 'sum', 'last'"),
+            (["--gamma-steps", "x"], "'x' is not a valid integer")):
+        r = CliRunner().invoke(main, ["prune", *tiny, *args])
+        assert r.exit_code == 2, (args, r.output)
+        assert r.stderr.startswith("error: ") or "Error" in r.stderr, r.stderr
+        assert r.stderr.strip().count("\n") == 0 or "Usage" in r.stderr
+        assert msg in r.stderr, (args, r.stderr)
+    r = CliRunner().invoke(main, ["train", "--method", "snip", "--sparsity", "0.5", "--recipe",
+                                  "authors", "--out", "unused"])
+    assert r.exit_code == 2 and r.stderr.strip() == (
+        "error: spectrumkit train: expected --recipe only with --method jacobian, got --method snip")

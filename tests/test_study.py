@@ -506,3 +506,184 @@ table = { rows = "lr", metric = "val_error_pct" }
     df = collect(run.dir).set_index("lr")
     assert df.loc[10.0, "status"] == "diverged" and df.loc[10.0, "diverged_at_step"] >= 1
     assert run.pivot.loc["10", "val_error_pct"] == "— (1 diverged)"
+
+
+# ------------------------------------------------------------- recipes and rows (issue 10)
+
+
+def test_recipe_and_pipeline_fields_are_canonical():
+    from spectrumkit.scores import DEFAULT_RECIPE, RECIPES
+
+    j = TrialConfig(epochs=1)
+    d = RECIPES[DEFAULT_RECIPE].score
+    assert (j.recipe, j.normalize, j.horizon, j.estimator, j.through_time) == (
+        DEFAULT_RECIPE, d["normalize"], d["horizon"], d["estimator"], d["through_time"])
+    a = TrialConfig(epochs=1, recipe="authors")
+    assert (a.estimator, a.through_time, a.horizon) == ("transpose", True, 4)
+    assert TrialConfig(epochs=1, recipe="authors", estimator="ones").estimator == "ones"
+    assert trial_key(a) != trial_key(TrialConfig(epochs=1, recipe="paper"))
+    # random ignores the recipe and the jacobian-only score options: one trial per regime
+    keys = {trial_key(TrialConfig(epochs=1, method="random", recipe=r,
+                                  score_options={"discount": 0.9, "gamma_steps": 5}))
+            for r in RECIPES}
+    assert keys == {trial_key(TrialConfig(epochs=1, method="random"))}
+    assert TrialConfig(epochs=1, method="snip", score_options={"discount": 0.9}).score_options == {}
+    # an option no method takes is kept (compute_scores names it)
+    assert TrialConfig(epochs=1, score_options={"horizn": 3}).score_options == {"horizn": 3}
+    assert TrialConfig(epochs=1, pipeline="authors").block_swap is True
+    assert TrialConfig(epochs=1, pipeline="authors", block_swap=False).block_swap is False
+    assert TrialConfig(epochs=1).block_swap is False
+    assert TrialConfig(epochs=1, method="dense", pipeline="authors").pipeline == "plain"
+    with pytest.raises(ValidationError, match="(?s)recipe.*expected one of legacy, paper, authors"):
+        TrialConfig(epochs=1, recipe="author")
+    with pytest.raises(ValidationError, match="(?s)cell .gru_cho. or .gru. with pipeline"):
+        TrialConfig(epochs=1, cell="lstm", pipeline="authors")
+
+
+ROWS = """
+[[rows]]
+label = "small"
+hidden_size = 8
+score_options = { discount = 0.5 }
+[[rows]]
+label = "small again"
+hidden_size = 8
+score_options = { discount = 0.9 }
+[[rows]]
+label = "big"
+hidden_size = 24
+"""
+
+
+def _rows_toml(tmp_path, rows=ROWS, name="rows"):
+    text = f"""
+name = "{name}"
+[grid]
+method = ["jacobian", "random"]
+[fixed]
+trial = "{FAKE}"
+epochs = 1
+{rows}
+[presets.quick]
+seeds = 2
+[report]
+table = {{ rows = "row", cols = "method", metric = "val_error_pct" }}
+tables = [{{ rows = "row", cols = "method", metric = "val_loss", format = ".3f" }}]
+figures = ["curves"]
+"""
+    p = tmp_path / f"{name}.toml"
+    p.write_text(text)
+    return p
+
+
+def test_study_rows_share_equal_trials_and_fill_every_row(tmp_path):
+    from spectrumkit.figures import render
+    from spectrumkit.study import run_study
+
+    s = load_study(_rows_toml(tmp_path))
+    # 3 rows x 2 methods x 2 seeds, but 'small' and 'small again' share their random trials
+    assert len(s.configs) == 2 * (3 + 2)
+    assert {lab: len(k) for lab, k in s.row_keys.items()} == {"small": 4, "small again": 4,
+                                                              "big": 4}
+    shared = set(s.row_keys["small"]) & set(s.row_keys["small again"])
+    assert len(shared) == 2 and all(
+        c.method == "random" for c in s.configs if trial_key(c) in shared)
+    run = run_study(s, out=str(tmp_path / "out"), progress=False, allow_trial_code=True)
+    assert run.statuses == {"ok": 10, "diverged": 0, "failed": 0}
+    long = run.long.set_index(["row", "method"])
+    for label, h in (("small", 8), ("small again", 8), ("big", 24)):
+        for method in ("jacobian", "random"):
+            vals = [expected_error(h, seed, method) for seed in (0, 1)]
+            assert long.loc[(label, method), "mean"] == sum(vals) / 2
+            assert long.loc[(label, method), "n"] == 2
+    assert list(run.pivot.index) == ["small", "small again", "big"]
+    assert list(run.pivot.columns) == ["val_error_pct: jacobian", "val_error_pct: random",
+                                       "val_loss: jacobian", "val_loss: random"]
+    tables = run.dir / "tables"
+    assert (tables / "summary.md").is_file() and (tables / "summary-val_loss.md").is_file()
+    spec = json.loads((run.dir / "spec.json").read_text())
+    assert spec["grid"]["row"] == ["small", "small again", "big"]
+    paths = render(run.dir, formats=("png",))  # figures and tables group by row label
+    assert {p.name for p in paths} >= {"curves.png"}
+
+
+def test_study_rows_bad_input(tmp_path):
+    for rows, msg in (
+            ('[[rows]]\nhidden_size = 8', "a label .* in every \\[\\[rows\\]\\] entry"),
+            ('[[rows]]\nlabel = "a"\n[[rows]]\nlabel = "a"', "distinct row labels"),
+            ('[[rows]]\nlabel = "a"\nhiden_size = 8', "unknown key 'hiden_size'"),
+            ('[[rows]]\nlabel = "a"\nmethod = "snip"', "'method' set in either \\[grid\\] or a row"),
+            ('[[rows]]\nlabel = "a"\nrecipe = "nope"', ("recipe to be one of legacy, paper, "
+                                                        "authors.* in row 'a' of"))):
+        p = _rows_toml(tmp_path, rows, name="bad")
+        with pytest.raises(SpectrumkitError, match=msg):
+            load_study(p)
+    err = _one_line_exit_2(cli("study", str(_rows_toml(tmp_path, '[[rows]]\nlabel = "a"\n'
+                                                                 'recipe = "nope"', name="bad")),
+                               "--allow-trial-code"))
+    assert "recipe to be one of legacy, paper, authors" in err
+
+
+def test_recipe_ablation_rows():
+    s = load_study("recipe-ablation", "quick")
+    assert s.seeds == 2 and all(c.hidden_size == 64 and c.epochs == 8 for c in s.configs)
+    rows = dict(s.rows)
+    assert len(rows) == 14 and rows["authors"]["recipe"] == "authors"
+    by_key = {trial_key(c): c for c in s.configs}
+    for label, keys in s.row_keys.items():
+        cfgs = [by_key[k] for k in keys]
+        assert sorted(c.method for c in cfgs) == ["jacobian"] * 2 + ["random"] * 2, label
+        j = next(c for c in cfgs if c.method == "jacobian")
+        r = next(c for c in cfgs if c.method == "random")
+        # the random baseline of a row runs under the row's own regime
+        for f in ("cell", "init", "data", "pipeline", "block_swap", "hidden_size", "epochs"):
+            assert getattr(j, f) == getattr(r, f), (label, f)
+    # the authors' row is their whole regime
+    a = by_key[s.row_keys["authors"][0]]
+    assert (a.cell, a.data, a.pipeline, a.block_swap) == ("gru_cho", {"scale": "paper"},
+                                                           "authors", True)
+    # rows that only change the score share the random trials of their regime
+    def randoms(label):
+        return {k for k in s.row_keys[label] if by_key[k].method == "random"}
+    assert randoms("authors") == randoms("authors - gamma") == randoms("authors - trio")
+    assert randoms("default (legacy)") == randoms("default + gamma") == randoms("default + trio")
+    assert len(s.configs) == 2 * (14 + 10)
+
+
+@pytest.mark.parametrize("swap", [True, False])
+def test_authors_pipeline_trial_equals_the_pipeline_built_by_hand(one_thread, swap):
+    from spectrumkit.data import load_task
+    from spectrumkit.init import AUTHORS_GRU_INIT
+    from spectrumkit.interop import authors_trained_gru
+    from spectrumkit.masks import topk_mask
+    from spectrumkit.scores import compute_scores
+    from spectrumkit.study.executors import TrialContext
+    from spectrumkit.study.trial import run_trial, sub_seed
+    from spectrumkit.train import make_model, train
+
+    tiny = {**TINY, "data": {**TINY["data"], "scale": "paper"}}
+    cfg = TrialConfig(seed=2, method="jacobian", recipe="authors", cell="gru_cho",
+                      init=AUTHORS_GRU_INIT, pipeline="authors", block_swap=swap, **tiny)
+    out = run_trial(cfg, TrialContext(device="cpu"))
+    task = load_task("seq-mnist", limit=128, val_limit=64, scale="paper")
+    model = make_model(task, "gru_cho", 8, init=AUTHORS_GRU_INIT, seed=2, device="cpu")
+    idx = torch.randperm(128, generator=torch.Generator().manual_seed(sub_seed(2, "score-batch")))
+    batch = (task.train.xs[idx[:16]], task.train.ys[idx[:16]])
+    scores = compute_scores("jacobian", model, batch, recipe="authors",
+                            generator=torch.Generator().manual_seed(sub_seed(2, "scores")))
+    mask = topk_mask(scores, 0.05)
+    params = {k: v.detach() for k, v in model.cell_params().items()}
+    trained, tmask = authors_trained_gru(params, mask)
+    if not swap:  # the blocks stay where they were scored; biases still zero, bias_hh held
+        trained.update({k: params[k] for k in ("weight_ih", "weight_hh")})
+        tmask.update(mask)
+    assert not any(trained[k].any() for k in ("bias_ih", "bias_hh"))
+    with torch.no_grad():
+        for k, v in trained.items():
+            model.rnn[k].copy_(v)
+    res = train(model, task, mask=tmask, steps=4, batch_size=16, lr=1e-3, seed=2, device="cpu",
+                progress=False)
+    assert out["metrics"]["val_error_pct"] == res.metrics["val_error_pct"]
+    assert out["history"]["train_loss"] == res.history["train_loss"].tolist()
+    assert out["metrics"]["density"] == cfg.density  # the weights' density, not the biases'
+    assert out["metrics"]["kept"] == round(0.05 * 3 * 8 * 36)

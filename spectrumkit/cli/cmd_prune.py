@@ -16,7 +16,23 @@ from ._data import _cli_batch
 # no selected method accepts is an error.
 
 _SCORE_FLAGS = ("horizon", "estimator", "through_time", "normalize", "gamma_inputs", "gamma_state",
-                "discount", "balance", "iterations")
+                "discount", "balance", "iterations", "recipe", "gamma_steps", "gamma_sequences",
+                "gamma_readout", "gamma_objective", "gamma_floor")
+
+
+def list_recipes(ctx: click.Context, param: click.Parameter, value: bool) -> None:
+    """``--list-recipes``: print the recipe table (spectrumkit.scores.RECIPES) and exit."""
+    if not value or ctx.resilient_parsing:
+        return
+    from ..scores import DEFAULT_RECIPE, RECIPES, recipe_table
+
+    click.echo("Recipes of the jacobian score (--recipe NAME; explicit options override them; "
+               f"default: {DEFAULT_RECIPE}).")
+    for r in RECIPES.values():
+        click.echo(f"  {r.name:<10} {r.summary}")
+    click.echo("(trial) rows are study-trial fields, not score options (NOTE [Recipes]).\n")
+    click.echo(recipe_table())
+    ctx.exit()
 
 
 @main.command("prune")
@@ -49,6 +65,14 @@ _SCORE_FLAGS = ("horizon", "estimator", "through_time", "normalize", "gamma_inpu
 @click.option("--discount", type=float, default=None, help="jacobian: λ in (0, 1]")
 @click.option("--balance", default=None, help="none, gate or block")
 @click.option("--iterations", type=int, default=None, help="synflow: rounds")
+@click.option("--recipe", default=None, help="jacobian: a named recipe (see --list-recipes)")
+@click.option("--gamma-steps", type=int, default=None, help="γ's sequence length (default: T)")
+@click.option("--gamma-sequences", type=int, default=None, help="γ's sequences (default: B)")
+@click.option("--gamma-readout", default=None, help="sum or last")
+@click.option("--gamma-objective", default=None, help="hidden or chi")
+@click.option("--gamma-floor", type=float, default=None, help="relative floor of |γ| (0: none)")
+@click.option("--list-recipes", is_flag=True, expose_value=False, is_eager=True,
+              callback=list_recipes, help="print the recipes of the jacobian score and exit")
 def prune_cmd(cell, input_size, hidden, classes, steps, batch_size, init, method, compare,
               sparsity, scope, include_bias, data, data_root, seed, device, out, **flags) -> None:
     """Score a freshly initialized model, keep the top weights, print where they sit."""

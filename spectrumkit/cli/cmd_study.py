@@ -78,6 +78,9 @@ def study_show_cmd(name: str, preset: str) -> None:
     for i, case in enumerate(s.cases):  # [[presets.P.cases]]: settings that go together
         click.echo(f"case {i + 1}:     " + ", ".join(f"{k} = {json.dumps(v)}"
                                                      for k, v in case.items()))
+    for label, fields in s.rows:  # NOTE [Study rows]
+        click.echo(f"row {label!r}: " + ", ".join(f"{k} = {json.dumps(v)}"
+                                                  for k, v in fields.items()))
     t = s.report.table
     click.echo(f"table:       rows {t.rows}, cols {t.cols or '—'}, metric {t.metric}"
                + (f" ({t.paper_table})" if t.paper_table else ""))

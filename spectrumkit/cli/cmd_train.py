@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from . import main
+from .cmd_prune import list_recipes
 
 
 # NOTE [train command]
@@ -44,6 +45,10 @@ def _parse_option(text: str) -> tuple[str, object]:
                    "score that prunes at initialization (NOTE [train command])")
 @click.option("--score-batch", type=int, default=64, show_default=True,
               help="examples in the scoring batch of a pruning score")
+@click.option("--recipe", default=None,
+              help="jacobian: a named recipe of the score (see --list-recipes)")
+@click.option("--list-recipes", is_flag=True, expose_value=False, is_eager=True,
+              callback=list_recipes, help="print the recipes of the jacobian score and exit")
 @click.option("--sparsity", type=float, default=0.0, show_default=True,
               help="fraction of the cell's weights pruned (0 for dense)")
 @click.option("--data", "data_name", default="seq-mnist", show_default=True,
@@ -77,8 +82,8 @@ def _parse_option(text: str) -> tuple[str, object]:
               help="progress bar on stderr (default: when stderr is a terminal)")
 @click.option("--out", type=click.Path(file_okay=False), required=True, help="output folder")
 def train_cmd(cell, hidden, init_scheme, method, sparsity, data_name, data_root, data_options,
-              score_batch, epochs, steps, batch_size, lr, optimizer, clip, eval_every, stage_steps,
-              embed_size, device, seed, threads, resume, progress, out, softmax_samples=None
+              score_batch, recipe, epochs, steps, batch_size, lr, optimizer, clip, eval_every,
+              stage_steps, embed_size, device, seed, threads, resume, progress, out, softmax_samples=None
               ) -> None:
     """Train one model and write OUT/history.csv and OUT/metrics.json (atomically)."""
     import json
@@ -101,6 +106,8 @@ def train_cmd(cell, hidden, init_scheme, method, sparsity, data_name, data_root,
     if method != "dense" and sparsity == 0:
         raise fail(fn, f"--sparsity > 0 with --method {method}", sparsity)
     check_seed(fn, "--seed", seed)
+    if recipe is not None and method != "jacobian":
+        raise fail(fn, "--recipe only with --method jacobian", f"--method {method}")
     if threads is not None:
         check_positive_int(fn, "--threads", threads)
         torch.set_num_threads(threads)
@@ -125,7 +132,7 @@ def train_cmd(cell, hidden, init_scheme, method, sparsity, data_name, data_root,
                   data=data_name, data_root=data_root, data_options=options, epochs=epochs,
                   steps=steps, batch_size=batch_size, lr=lr, optimizer=optimizer, clip=clip,
                   eval_every=eval_every, stage_steps=stage_steps, embed_size=embed_size, seed=seed,
-                  softmax_samples=softmax_samples)
+                  softmax_samples=softmax_samples, recipe=recipe)
     # NOTE [Checkpoint identity]: everything that defines the run, but the length, which may grow
     identity = {k: v for k, v in config.items() if k not in ("epochs", "steps")}
     if method not in ("dense", "l2"):
@@ -152,6 +159,8 @@ def train_cmd(cell, hidden, init_scheme, method, sparsity, data_name, data_root,
             seed + 1), bptt=task.bptt, device=dev)
         density = round(1.0 - sparsity, 12)
         opts = {"density": density} if method == "synflow" else {}
+        if recipe is not None:
+            opts["recipe"] = recipe
         scores = compute_scores(method, model, batch,
                                 generator=torch.Generator().manual_seed(seed + 2), **opts)
         result = train(model, task, mask=topk_mask(scores, density), **common)

@@ -293,4 +293,9 @@ def load_study(study_dir: str | Path, *, fn: str = "load_study") -> StudyResults
         warnings.warn(f"{missing} of the {len(wanted)} trials of study {name!r} have no result "
                       f"in {tdir} yet; the figures and tables show the others",
                       StudyWarning, stacklevel=2)
+    row_keys = spec.get("row_keys")
+    if isinstance(row_keys, dict):  # NOTE [Study rows]: one copy per row, labelled in config.row
+        by_key = {t["key"]: t for t in trials}
+        trials = [{**by_key[k], "config": {**by_key[k]["config"], "row": label}}
+                  for label, keys in row_keys.items() for k in keys if k in by_key]
     return StudyResults(path=p, spec=spec, trials=tuple(trials), left_out=left_out)

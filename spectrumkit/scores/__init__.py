@@ -20,26 +20,33 @@ NOTE [Score options]
 Options are keyword arguments of :func:`compute_scores`; each method accepts its own (``OPTIONS``
 lists them with their defaults) and refuses any other, listing the accepted ones. Choices are
 strings, checked exactly (``estimator="frob"`` is an error, never a silent default); integers must
-be ints (``horizon="4"`` is an error).
+be ints (``horizon="4"`` is an error). The jacobian defaults are those of the default recipe
+(``DEFAULT_RECIPE``; NOTE [Recipes] in ``scores/recipes.py``).
 
-=================  =================================  ===========================================
-option             methods                            values (default first)
-=================  =================================  ===========================================
-``horizon``        jacobian                           U in 1..T (4)
-``estimator``      jacobian                           ones, transpose, frobenius, hutchinson
-``through_time``   jacobian                           False, True (NOTE [through_time])
-``discount``       jacobian                           λ in (0, 1] (1.0; the authors' code: 0.9)
-``batch_size``     jacobian                           examples for χ and γ (64; fewer if B < 64)
-``probes``         jacobian                           Rademacher probes for hutchinson (1)
-``normalize``      jacobian, snip, foresight          gamma (jacobian) / none (snip, foresight)
-``gamma_inputs``   jacobian, snip, foresight          gaussian, data, authors
-``gamma_state``    jacobian, snip, foresight          zero, authors
-``gamma_floor``    jacobian, snip, foresight          relative floor of |γ| in (0, 1) (1e-3)
-``gamma``          jacobian, snip, foresight          a precomputed γ from :func:`compute_gamma`
-``density``        synflow (required)                 target density in (0, 1]
-``iterations``     synflow                            rounds of the schedule (100)
-``balance``        all                                none, gate, block (NOTE [Balance])
-=================  =================================  ===========================================
+===================  =================================  ===========================================
+option               methods                            values (default first)
+===================  =================================  ===========================================
+``horizon``          jacobian                           U in 1..T (4)
+``estimator``        jacobian                           ones, transpose, frobenius, hutchinson
+``through_time``     jacobian                           False, True (NOTE [through_time])
+``discount``         jacobian                           λ in (0, 1] (1.0; the authors' code: 0.9)
+``batch_size``       jacobian                           examples for χ and γ (64; fewer if B < 64)
+``probes``           jacobian                           Rademacher probes for hutchinson (1)
+``normalize``        jacobian, snip, foresight          gamma (jacobian) / none (snip, foresight)
+``gamma_inputs``     jacobian, snip, foresight          gaussian, data, authors
+``gamma_state``      jacobian, snip, foresight          zero, authors
+``gamma_steps``      jacobian, snip, foresight          γ's sequence length T̃: None (batch's T) or ≥ 1
+``gamma_sequences``  jacobian, snip, foresight          γ's sequence count B̃: None (batch's B) or ≥ 1
+``gamma_readout``    jacobian, snip, foresight          sum (all T̃ steps), last (NOTE [γ objective])
+``gamma_objective``  jacobian, snip, foresight          hidden (Eq. 7), chi (NOTE [γ objective])
+``gamma_floor``      jacobian, snip, foresight          relative floor of |γ| in [0, 1) (1e-3; 0 = none)
+``gamma``            jacobian, snip, foresight          a precomputed γ from :func:`compute_gamma`
+``recipe``           jacobian                           a named bundle of the options above
+                                                        (NOTE [Recipes]; explicit options override it)
+``density``          synflow (required)                 target density in (0, 1]
+``iterations``       synflow                            rounds of the schedule (100)
+``balance``          all                                none, gate, block (NOTE [Balance])
+===================  =================================  ===========================================
 
 NOTE [Score cost]
 SNIP is one forward pass with a graph and one backward pass through the T steps. γ is exactly the
@@ -51,6 +58,10 @@ implementation, and benchmarks/bench_scores.py measures about 1.6× (GRU, N = 40
 With ``gamma_inputs="data"`` and ``gamma_state="zero"`` the γ pass doubles as the state pass
 (about 1.3×). To compare several normalized scores of ONE initialization, compute γ once with
 :func:`compute_gamma` and pass it as ``gamma=``: the jacobian score then costs about 0.7× SNIP.
+A γ on a short sequence of its own (NOTE [γ objective]: the authors' 5 steps of 100 sequences)
+costs a fraction of a SNIP pass, even with the χ̃ objective's double back-propagation; the
+``authors`` recipe's through-time χ costs U back-propagations through up to T steps.
+benchmarks/bench_scores.py prints every recipe's ratio (README, "Recipes of the Jacobian score").
 """
 
 from __future__ import annotations
@@ -66,10 +77,12 @@ from .common import (check_finite_scores, check_inputs_match, check_model, check
 from .gamma import check_gamma, compute_gamma, gamma_needs_generator
 from .jacobian import jacobian_scores
 from .options import METHODS, OPTIONS, balance_scores, resolve_options
+from .recipes import DEFAULT_RECIPE, RECIPES, Recipe, recipe_table
 from .saliency import foresight_scores, magnitude_scores, random_scores, snip_scores
 from .synflow import synflow_scores
 
-__all__ = ["METHODS", "OPTIONS", "compute_gamma", "compute_scores"]
+__all__ = ["DEFAULT_RECIPE", "METHODS", "OPTIONS", "RECIPES", "Recipe", "compute_gamma",
+           "compute_scores", "recipe_table"]
 
 _IMPL: dict[str, Callable[..., dict[str, torch.Tensor]]] = {
     "jacobian": jacobian_scores, "snip": snip_scores, "foresight": foresight_scores,
@@ -127,7 +140,7 @@ def compute_scores(method: str, model: Any, batch: Any, *,
     xs = model.cell_inputs(batch).detach()
     check_nonempty_batch(fn, xs)
     check_inputs_match(fn, model, xs)
-    o = resolve_options(fn, method, options, xs.shape[0])
+    o = resolve_options(fn, method, options, xs.shape[0], xs.shape[1])
     theta = model.prunable(include_bias)
     if o.get("gamma") is not None:
         o["gamma"] = check_gamma(fn, o["gamma"], theta)

@@ -8,7 +8,8 @@ Legend: T = steps, B = batch, D = input size, N = hidden size, S = state size, U
 
 with λ = ``discount`` (1.0 by default; the authors' code uses 0.9), χ one of the estimators of
 NOTE [χ estimators] (``spectrumkit/spectra.py``; each already divided by S), γ and τ as in
-NOTE [γ normalization] (``normalize="none"`` drops the denominator).
+NOTE [γ normalization] and NOTE [γ objective] (``normalize="none"`` drops the denominator). Named
+bundles of all these options: NOTE [Recipes] (``recipe="authors"``, ``"paper"``, ...).
 
 NOTE [Horizon indexing]
 χ^(u), u = 1..U, is the χ of the step Jacobian evaluated at the state s_{T-u}: in the 1-based
@@ -46,7 +47,7 @@ import torch
 from ..spectra import chi_step
 from ..unroll import _unroll
 from .common import grads
-from .gamma import _gamma, gamma_denominator
+from .gamma import gamma_denominator, gamma_of
 
 
 def jacobian_scores(fn: str, model: Any, batch: Any, xs: torch.Tensor,
@@ -62,9 +63,10 @@ def jacobian_scores(fn: str, model: Any, batch: Any, xs: torch.Tensor,
     gamma, states = o["gamma"], None
     if o["normalize"] == "gamma" and gamma is None:
         # With the data as γ inputs and a zero state, γ's forward pass IS the trajectory χ needs.
-        share = o["gamma_inputs"] == "data" and o["gamma_state"] == "zero"
-        gamma, g_states = _gamma(model, theta, xs, generator, o["gamma_inputs"],
-                                 o["gamma_state"], keep_graph=share and through_time)
+        share = (o["gamma_inputs"] == "data" and o["gamma_state"] == "zero"
+                 and o["gamma_steps"] in (None, T) and o["gamma_sequences"] in (None, B))
+        gamma, g_states = gamma_of(model, theta, xs, generator, o, o["estimator"],
+                                   probes=o["probes"], keep_graph=share and through_time)
         if share:
             states = g_states[:T]
     if states is None:

@@ -16,20 +16,30 @@ from ..cells import BLOCKS, Cell, entry_labels
 from ..errors import check_choice, check_keys, check_positive_int, check_unit_interval, fail
 from ..spectra import CHI_ESTIMATORS
 
-__all__ = ["BALANCE", "GAMMA_INPUTS", "GAMMA_STATES", "METHODS", "NORMALIZE", "OPTIONS"]
+from .recipes import DEFAULT_RECIPE, RECIPES
+
+__all__ = ["BALANCE", "GAMMA_INPUTS", "GAMMA_OBJECTIVES", "GAMMA_READOUTS", "GAMMA_STATES",
+           "METHODS", "NORMALIZE", "OPTIONS"]
 
 METHODS = ("jacobian", "snip", "foresight", "magnitude", "random", "synflow")
 NORMALIZE = ("gamma", "none")
 GAMMA_INPUTS = ("gaussian", "data", "authors")
 GAMMA_STATES = ("zero", "authors")
 BALANCE = ("none", "gate", "block")
+GAMMA_READOUTS = ("sum", "last")
+GAMMA_OBJECTIVES = ("hidden", "chi")
 
-_GAMMA = {"gamma_inputs": "gaussian", "gamma_state": "zero", "gamma_floor": 1e-3, "gamma": None}
+_GAMMA = {"gamma_inputs": "gaussian", "gamma_state": "zero", "gamma_steps": None,
+          "gamma_sequences": None, "gamma_readout": "sum", "gamma_objective": "hidden",
+          "gamma_floor": 1e-3, "gamma": None}
+#: the options that choose how γ is computed (a precomputed ``gamma=`` excludes them)
+_GAMMA_MAKERS = ("gamma_inputs", "gamma_state", "gamma_steps", "gamma_sequences",
+                 "gamma_readout", "gamma_objective")
 
-#: Accepted options and their defaults, per method.
+#: Accepted options and their defaults, per method (jacobian: those of :data:`DEFAULT_RECIPE`).
 OPTIONS: dict[str, dict[str, Any]] = {
-    "jacobian": {"horizon": 4, "estimator": "ones", "through_time": False, "normalize": "gamma",
-                 **_GAMMA, "discount": 1.0, "batch_size": 64, "probes": 1, "balance": "none"},
+    "jacobian": {**RECIPES[DEFAULT_RECIPE].score, "probes": 1, "gamma": None,
+                 "recipe": DEFAULT_RECIPE},
     "snip": {"normalize": "none", **_GAMMA, "balance": "none"},
     "foresight": {"normalize": "none", **_GAMMA, "balance": "none"},
     "magnitude": {"balance": "none"},
@@ -44,11 +54,23 @@ def _check_bool(fn: str, name: str, value: Any) -> bool:
     return value
 
 
-def resolve_options(fn: str, method: str, options: Mapping[str, Any], T: int) -> dict[str, Any]:
-    """Validate ``options`` for ``method`` (T = steps of the batch) and fill in the defaults."""
+def _check_count(fn: str, name: str, value: Any, what: str) -> None:
+    """None (the batch's own) or an int >= 1."""
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+        raise fail(fn, f"{name} to be None ({what} of the batch) or an integer >= 1", repr(value))
+
+
+def resolve_options(fn: str, method: str, options: Mapping[str, Any], T: int,
+                    B: int | None = None) -> dict[str, Any]:
+    """Validate ``options`` for ``method`` (T, B = steps, examples of the batch) and fill in the
+    defaults: a ``recipe``'s values (jacobian, NOTE [Recipes]) under the options given."""
     check_choice(fn, "method", method, METHODS)
     accepted = OPTIONS[method]
     check_keys(fn, f"options of method {method!r}", options, accepted)
+    if "recipe" in accepted:
+        recipe = options.get("recipe", DEFAULT_RECIPE)
+        check_choice(fn, "recipe", recipe, RECIPES)
+        accepted = {**accepted, **RECIPES[recipe].score, "recipe": recipe}
     o = {**accepted, **options}
     if "horizon" in o:
         check_positive_int(fn, "horizon", o["horizon"])
@@ -75,12 +97,29 @@ def resolve_options(fn: str, method: str, options: Mapping[str, Any], T: int) ->
                        f"{', '.join(unused)} with normalize={o['normalize']!r}")
         check_choice(fn, "gamma_inputs", o["gamma_inputs"], GAMMA_INPUTS)
         check_choice(fn, "gamma_state", o["gamma_state"], GAMMA_STATES)
-        check_unit_interval(fn, "gamma_floor", o["gamma_floor"], low_open=True, high_open=True)
+        check_choice(fn, "gamma_readout", o["gamma_readout"], GAMMA_READOUTS)
+        check_choice(fn, "gamma_objective", o["gamma_objective"], GAMMA_OBJECTIVES)
+        _check_count(fn, "gamma_steps", o["gamma_steps"], "the steps")
+        _check_count(fn, "gamma_sequences", o["gamma_sequences"], "the examples")
+        if o["gamma_inputs"] == "data":
+            # a recipe's length and count are capped at the batch's own; explicit ones are checked
+            n = min(B, o.get("batch_size", B)) if B is not None else None
+            for k, lim in (("gamma_steps", T), ("gamma_sequences", n)):
+                if k not in options and o[k] is not None and lim is not None:
+                    o[k] = min(o[k], lim)
+            if o["gamma_steps"] is not None and o["gamma_steps"] > T:
+                raise fail(fn, f"gamma_steps <= T={T} with gamma_inputs='data' (the batch's "
+                           "own steps)", o["gamma_steps"])
+            n = min(B, o.get("batch_size", B)) if B is not None else None
+            if n is not None and o["gamma_sequences"] is not None and o["gamma_sequences"] > n:
+                raise fail(fn, f"gamma_sequences <= {n} with gamma_inputs='data' (the batch's "
+                           "own examples)", o["gamma_sequences"])
+        check_unit_interval(fn, "gamma_floor", o["gamma_floor"], low_open=False, high_open=True)
         if o["gamma"] is not None:
-            clash = sorted({"gamma_inputs", "gamma_state"} & set(options))
+            clash = sorted(set(_GAMMA_MAKERS) & set(options))
             if clash:
-                raise fail(fn, "either a precomputed gamma= or the options that make one",
-                           f"gamma= and {', '.join(clash)}")
+                raise fail(fn, "either a precomputed gamma= or the options that make one "
+                           f"({', '.join(_GAMMA_MAKERS)})", f"gamma= and {', '.join(clash)}")
     check_choice(fn, "balance", o["balance"], BALANCE)
     if method == "synflow":
         if o["density"] is None:

@@ -10,8 +10,9 @@ batch.
                                        order of ``model.prunable()`` and moved to θ's device.
 
 ``normalize="gamma"`` divides SNIP and Foresight by max(|γ|, τ) (NOTE [γ normalization]); these
-are the paper's Table 2 "Norm." rows. γ's batch has the batch's B and T; ``gamma_inputs="data"``
-uses the batch itself.
+are the paper's Table 2 "Norm." rows. γ's batch has the batch's B and T unless ``gamma_steps`` /
+``gamma_sequences`` say otherwise; ``gamma_inputs="data"`` uses the batch itself (NOTE [γ
+objective]).
 
 NOTE [Foresight sign]
 g = ∇_θ L, H = ∇²_θ L, both over the pruned set only (the head, embedding and — unless pruned —
@@ -31,7 +32,7 @@ from typing import Any
 import torch
 
 from .common import grads
-from .gamma import _gamma, gamma_denominator
+from .gamma import gamma_denominator, gamma_of
 
 
 def _normalized(fn: str, model: Any, scores: dict[str, torch.Tensor], xs: torch.Tensor,
@@ -41,7 +42,7 @@ def _normalized(fn: str, model: Any, scores: dict[str, torch.Tensor], xs: torch.
         return scores
     gamma = o["gamma"]
     if gamma is None:
-        gamma = _gamma(model, theta, xs, generator, o["gamma_inputs"], o["gamma_state"])[0]
+        gamma = gamma_of(model, theta, xs, generator, o, "transpose")[0]
     den = gamma_denominator(fn, gamma, o["gamma_floor"])
     return {n: s / den[n] for n, s in scores.items()}
 

@@ -26,7 +26,13 @@ for ``snip``, ``normalize`` for ``random``, ``sparsity`` for ``dense``...), and 
 do apply are written out (``jacobian`` gets ``normalize="gamma"``, ``horizon=4``,
 ``estimator="ones"`` and ``through_time=False``, the defaults of :mod:`spectrumkit.scores`). So
 a grid ``method × normalize`` holds one ``random`` trial, not two identical ones, and a key never
-depends on a default that might change later.
+depends on a default that might change later. ``jacobian`` also gets its ``recipe`` written out
+(the default recipe's name when none is given), and its four fields above come from that recipe;
+other methods get ``recipe=None``, so identical regimes share one ``random`` trial whatever recipe
+a study row names; likewise ``score_options`` that only other methods take are dropped. A
+recipe's values are frozen under its name (NOTE [Recipes]).
+``block_swap`` is written out (True under ``pipeline="authors"``); ``dense`` and ``l2`` get
+``pipeline="plain"``, ``block_swap=False``.
 """
 
 from __future__ import annotations
@@ -39,6 +45,7 @@ from typing import Any, Literal, Union
 from pydantic import (BaseModel, ConfigDict, Field, NonNegativeInt, PositiveFloat, PositiveInt,
                       ValidationError, field_validator, model_serializer, model_validator)
 
+from .. import cells as _cells
 from ..errors import SpectrumkitError
 
 __all__ = ["SCHEMA_VERSION", "TrialConfig", "trial_key", "canonical_json", "RECORDS", "METHODS",
@@ -73,7 +80,14 @@ class TrialConfig(BaseModel):
     prune-retrain baseline, pruning every ``l2_stage_steps`` steps), ``sparsity`` (K = round((1 - sparsity)·P) kept),
     ``scope``, ``include_bias``, ``normalize``, ``horizon`` (U), ``estimator``, ``through_time``,
     ``score_batch`` (the minibatch the scores see), ``score_options`` (any further option of
-    :func:`spectrumkit.scores.compute_scores`), ``score_repeats`` (timing: the best of k runs).
+    :func:`spectrumkit.scores.compute_scores`), ``score_repeats`` (timing: the best of k runs),
+    ``recipe`` (jacobian: a named recipe, NOTE [Recipes]; its values fill ``normalize``,
+    ``horizon``, ``estimator`` and ``through_time`` when they are not given).
+    The authors' pipeline (AUTHORS_CODE.md §6): ``pipeline="authors"`` trains the pruned GRU as
+    their code does: zero trainable biases, no +0.1 (``bias_hh`` held at 0, one bias per
+    pre-activation) and, with ``block_swap`` (its default there), the z/candidate blocks and
+    masks swapped (:func:`spectrumkit.interop.authors_trained_gru`). ``block_swap=True`` alone
+    swaps the blocks and keeps the biases.
     Training: exactly one of ``epochs`` / ``steps`` (a budget in optimizer steps, as the paper
     counts; 0 = no training, evaluate at init),
     ``batch_size``, ``lr``, ``optimizer``, ``clip``, ``eval_every``.
@@ -110,6 +124,10 @@ class TrialConfig(BaseModel):
     score_options: dict[str, Scalar] = Field(default_factory=dict)
     score_repeats: PositiveInt = 1
     l2_stage_steps: PositiveInt | None = None
+    # issue 10: the jacobian score's recipe and the authors' training pipeline (NOTE [Recipes])
+    recipe: str | None = None
+    pipeline: Literal["plain", "authors"] = "plain"
+    block_swap: bool | None = None
     # training
     epochs: NonNegativeInt | None = None
     steps: NonNegativeInt | None = None
@@ -152,6 +170,14 @@ class TrialConfig(BaseModel):
             raise ValueError(str(e)) from None
         return v
 
+    @field_validator("recipe")
+    @classmethod
+    def _recipe_known(cls, v: str | None) -> str | None:
+        from ..scores.recipes import RECIPES
+        if v is not None and v not in RECIPES:
+            raise ValueError(f"expected one of {', '.join(RECIPES)}, got {v!r}")
+        return v
+
     @model_validator(mode="before")
     @classmethod
     def _canonical(cls, values: Any) -> Any:
@@ -161,18 +187,30 @@ class TrialConfig(BaseModel):
         v = dict(values)
         method = v.get("method", "jacobian")
         if method == "jacobian":
-            for k, d in (("normalize", "gamma"), ("horizon", 4), ("estimator", "ones"),
-                         ("through_time", False)):
-                v[k] = d if v.get(k) is None else v[k]
+            from ..scores.recipes import DEFAULT_RECIPE, RECIPES
+            v["recipe"] = DEFAULT_RECIPE if v.get("recipe") is None else v["recipe"]
+            r = RECIPES.get(v["recipe"]) if isinstance(v["recipe"], str) else None
+            for k in ("normalize", "horizon", "estimator", "through_time"):
+                v[k] = (r.score[k] if r is not None else None) if v.get(k) is None else v[k]
         else:
-            for k in ("horizon", "estimator", "through_time"):
+            for k in ("horizon", "estimator", "through_time", "recipe"):
                 v[k] = None
             gets = method in _GAMMA_METHODS
             v["normalize"] = ("none" if v.get("normalize") is None else v["normalize"]) if gets else None
+        so = v.get("score_options")
+        if isinstance(so, dict) and so:  # drop options only OTHER score methods take
+            from ..scores.options import OPTIONS as _SCORE_OPTIONS
+            mine = _SCORE_OPTIONS.get(method, {})
+            known = {k for o in _SCORE_OPTIONS.values() for k in o}
+            v["score_options"] = {k: x for k, x in so.items() if k in mine or k not in known}
         if method in ("dense", "l2"):
             v["scope"], v["score_options"], v["score_repeats"] = "global", {}, 1
         if method == "dense":
             v["sparsity"] = 0.0
+        if method in ("dense", "l2"):  # the authors' pipeline acts on a mask scored at init
+            v["pipeline"], v["block_swap"] = "plain", False
+        if v.get("block_swap") is None:
+            v["block_swap"] = v.get("pipeline", "plain") == "authors"
         if method != "l2":
             v["l2_stage_steps"] = None
         rec = v.get("record") or ()
@@ -203,6 +241,9 @@ class TrialConfig(BaseModel):
             raise ValueError("expected l2_stage_steps and some training for method 'l2', got "
                              f"l2_stage_steps={self.l2_stage_steps}, epochs={self.epochs}, "
                              f"steps={self.steps}")
+        if (self.pipeline == "authors" or self.block_swap) and self.cell not in ("gru", "gru_cho"):
+            raise ValueError("expected cell 'gru_cho' or 'gru' with pipeline='authors' or "
+                             f"block_swap=True (the z/candidate swap), got cell {self.cell!r}")
         if len(set(self.record)) != len(self.record):
             raise ValueError(f"expected record entries without repeats, got {list(self.record)}")
         return self
@@ -241,7 +282,9 @@ TRIAL_METRICS = {"prune-train": (
     "density", "kept", "prunable", "score_seconds", "ir_ratio", "gate_imbalance", "dead_units",
     "diverged_at_step", "steps", "epochs", "train_seconds", "train_loss", "sv_mean_init",
     "sv_mean_trained", "val_loss", "val_error_pct", "val_ppl", "val_mse", "test_loss",
-    "test_error_pct", "test_ppl", "test_mse")}
+    "test_error_pct", "test_ppl", "test_mse",
+    # each gate's share of the kept entries, for the gates of every built-in cell
+    *sorted({f"share_{g}" for c in _cells.available() for g in _cells.get(c).gates}))}
 
 
 def trial_key(config: TrialConfig, data: dict[str, Any] | None = None) -> str:

@@ -25,7 +25,7 @@ from tqdm.auto import tqdm
 from ..errors import SpectrumkitError, fail
 from .config import SCHEMA_VERSION, pydantic_message
 from .executors import Job, run_jobs
-from .spec import Study, check_study_name, load_study
+from .spec import ROW, Study, check_study_name, load_study
 from .store import ResultStore, collect
 from .tables import markdown_table, summarize, write_tables
 
@@ -81,11 +81,29 @@ def _caption(study: Study) -> str:
 
 
 def summary_tables(study: Study, folder: Path) -> tuple[pd.DataFrame, pd.DataFrame, list[Path]]:
-    """Collect the study's own trials from ``folder`` and write its summary tables."""
+    """Collect the study's own trials from ``folder`` and write its summary tables.
+
+    With ``report.tables`` each further metric gets its own ``tables/summary-<metric>.*`` and the
+    returned pivot holds every metric side by side (columns ``metric: col``).
+    """
     df = collect(folder, study.keys)
-    long, pivot = summarize(df, study.report.table, order={**study.grid})
+    if study.rows:  # NOTE [Study rows]: one copy of a trial per row it belongs to
+        parts = [df[df["key"].isin(keys)].assign(**{ROW: label})
+                 for label, keys in study.row_keys.items()] if "key" in df else []
+        df = pd.concat(parts, ignore_index=True) if parts else df.assign(**{ROW: None})
+    long, pivot = summarize(df, study.report.table, order=study.order)
     paths = write_tables(folder / "tables", long, pivot,
                          title=f"{study.name} ({study.preset})", caption=_caption(study))
+    if study.report.tables:
+        pivots = [pivot.rename(columns=lambda c: f"{study.report.table.metric}: {c}")]
+        for t in study.report.tables:
+            lg, pv = summarize(df, t, order=study.order)
+            paths += write_tables(folder / "tables", lg, pv, stem=f"summary-{t.metric}",
+                                  title=f"{study.name} ({study.preset}): {t.metric}",
+                                  caption=_caption(study).replace(
+                                      study.report.table.metric, t.metric, 1))
+            pivots.append(pv.rename(columns=lambda c, m=t.metric: f"{m}: {c}"))
+        pivot = pd.concat(pivots, axis=1)
     return long, pivot, paths
 
 

@@ -26,13 +26,24 @@ A study file (``spectrumkit/studies/NAME.toml``, or any path) holds::
 
     [report]
     table = { rows = "init", cols = "method", metric = "val_error_pct", paper_table = "Table 5" }
+    tables = [{ rows = "init", cols = "method", metric = "ir_ratio" }]   # optional, more metrics
     figures = ["curves", "anatomy"]
 
-A trial's config is ``defaults ← [fixed] ← [presets.P] ← case ← grid point ← seed``, and an extra
-trial's ``defaults ← [fixed] ← [presets.P] ← extra ← seed``; dict-valued fields (``data``,
-``score_options``) merge key by key. The trials are ordered seed-major (every case and grid point,
-then the extra trials, for seed 0, then seed 1, ...) so partial results already fill whole tables,
-and duplicates (NOTE [Canonical configs]) are dropped.
+A trial's config is ``defaults ← [fixed] ← [presets.P] ← row ← case ← grid point ← seed``, and
+an extra trial's ``defaults ← [fixed] ← [presets.P] ← extra ← seed``; dict-valued fields
+(``data``, ``score_options``) merge key by key. The trials are ordered seed-major (every row, case
+and grid point, then the extra trials, for seed 0, then seed 1, ...) so partial results already
+fill whole tables, and duplicates (NOTE [Canonical configs]) are dropped.
+
+NOTE [Study rows]
+A full grid is not always the question: an ablation needs a list of named settings. ``[[rows]]``
+entries each hold a ``label`` and TrialConfig fields; every row is crossed with the grid (e.g.
+``method = ["jacobian", "random"]``) and the seeds. A trial that two rows share after
+canonicalization (random pruning ignores the score's recipe) runs once and counts in both rows.
+Rows are a study's question (top level, labelled); cases are a preset's
+settings that go together (e.g. per data set), unlabelled. Tables and figures group by the
+pseudo-field ``row`` (the label): ``spec.json`` lists ``row``
+first in ``grid`` and maps each label to its trial keys in ``row_keys``.
 """
 
 from __future__ import annotations
@@ -61,7 +72,8 @@ __all__ = ["FIGURES", "Study", "TableReport", "Report", "list_studies", "load_st
 
 FIGURES = ("anatomy", "sv_hist", "connection_maps", "curves", "lyapunov", "spectrum_steps")
 _RESERVED = ("list", "show", "run")
-_TOP_KEYS = ("name", "description", "paper", "grid", "fixed", "presets", "report")
+_TOP_KEYS = ("name", "description", "paper", "grid", "fixed", "presets", "report", "rows")
+ROW = "row"  # the pseudo-field of NOTE [Study rows]
 _PRESET_KEYS = ("seeds", "description", "grid", "threads", "cases", "extra")
 _DICT_FIELDS = ("data", "score_options")
 
@@ -86,10 +98,12 @@ class TableReport(BaseModel):
 
 
 class Report(BaseModel):
-    """What a study reports: one table and the figures it asks ``spectrumkit.figures`` for."""
+    """What a study reports: one table (and optionally ``tables`` of further metrics) and the
+    figures it asks ``spectrumkit.figures`` for."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
     table: TableReport
+    tables: list[TableReport] = []
     figures: list[Literal["anatomy", "sv_hist", "connection_maps", "curves", "lyapunov",
                           "spectrum_steps"]] = []
 
@@ -119,6 +133,14 @@ class Study:
     cases: tuple[dict[str, Any], ...] = ()
     data_root: str | None = None
     data: dict[str, dict[str, Any]] = field(default_factory=dict, repr=False)
+    rows: tuple[tuple[str, dict[str, Any]], ...] = ()
+    row_index: dict[str, tuple[int, ...]] = field(default_factory=dict, repr=False)
+
+    @property
+    def row_keys(self) -> dict[str, tuple[str, ...]]:
+        """Row label → the keys of its trials (NOTE [Study rows]); a shared trial is in several."""
+        keys = self.keys
+        return {lab: tuple(keys[i] for i in idx) for lab, idx in self.row_index.items()}
 
     @property
     def keys(self) -> list[str]:
@@ -147,13 +169,27 @@ class Study:
             raise missing[0]
         return replace(self, data_root=root, data=data)
 
+    @property
+    def order(self) -> dict[str, list[Any]]:
+        """Field → values in the study's order (the grid, and ``row`` first with rows)."""
+        return {**({ROW: [lab for lab, _ in self.rows]} if self.rows else {}), **self.grid}
+
     def to_json(self) -> dict[str, Any]:
         """The resolved spec as written to ``spec.json`` (RESULTS_SCHEMA.md)."""
-        return {"name": self.name, "preset": self.preset, "description": self.description,
-                "paper": self.paper, "grid": self.grid, "fixed": self.fixed, "seeds": self.seeds,
-                "report": self.report.model_dump(mode="json"), "source": self.source,
-                "threads": self.threads, "data_root": self.data_root, "data": self.data,
-                "keys": self.keys, "cases": list(self.cases)}
+        report = self.report.model_dump(mode="json")
+        extra = report.pop("tables")
+        if extra:  # figures read report.table as one table or a list of them
+            report["table"] = [report["table"], *extra]
+        out: dict[str, Any] = {
+            "name": self.name, "preset": self.preset, "description": self.description,
+            "paper": self.paper, "grid": self.order, "fixed": self.fixed, "seeds": self.seeds,
+            "report": report, "source": self.source, "threads": self.threads,
+            "data_root": self.data_root, "data": self.data, "keys": self.keys,
+            "cases": list(self.cases)}
+        if self.rows:
+            out["rows"] = [{"label": lab, **f} for lab, f in self.rows]
+            out["row_keys"] = {lab: list(k) for lab, k in self.row_keys.items()}
+        return out
 
 
 def _studies_dir():
@@ -309,18 +345,22 @@ def load_study(name: str | Path, preset: str = "quick", *, seeds: int | None = N
         report = Report.model_validate(report_raw)
     except ValidationError as e:
         raise SpectrumkitError(pydantic_message(fn, e, f"in [report] of {source}")) from None
-    for f in report.table.row_fields() + report.table.col_fields():
-        if f not in fields:
-            raise fail(fn, f"report.table rows/cols among the config fields in {source}", repr(f))
-    try:
-        format(1.0, report.table.format)
-    except (ValueError, TypeError):
-        raise fail(fn, f"report.table.format a float format spec such as '.2f' in {source}",
-                   repr(report.table.format)) from None
-    n_trials = n_seeds * (len(cases) * math.prod(len(v) for v in grid.values()) + len(extra))
+    rows = _rows(fn, raw.get("rows", []), fields, grid, source)
+    for t in [report.table, *report.tables]:
+        for f in t.row_fields() + t.col_fields():
+            if f not in fields and not (rows and f == ROW):
+                raise fail(fn, f"report.table rows/cols among the config fields"
+                           f"{' (or row)' if rows else ''} in {source}", repr(f))
+        try:
+            format(1.0, t.format)
+        except (ValueError, TypeError):
+            raise fail(fn, f"report.table.format a float format spec such as '.2f' in {source}",
+                       repr(t.format)) from None
+    n_trials = n_seeds * (max(1, len(rows)) * len(cases) * math.prod(len(v) for v in grid.values())
+                          + len(extra))
     if n_trials > MAX_TRIALS:
-        raise fail(fn, f"at most {MAX_TRIALS} trials (seeds x (cases x grid points + extra))",
-                   n_trials)
+        raise fail(fn, f"at most {MAX_TRIALS} trials (seeds x (rows x cases x grid points + "
+                   "extra))", n_trials)
 
     def where(loc: str) -> str:
         sec = ("[grid]" if loc in grid else f"[[presets.{preset}.cases]]"
@@ -329,28 +369,40 @@ def load_study(name: str | Path, preset: str = "quick", *, seeds: int | None = N
         return f"in {sec} of {source}"
 
     configs: list[TrialConfig] = []
-    seen: set[str] = set()
+    seen: dict[str, int] = {}  # canonical config -> its index in configs
+    row_index: dict[str, list[int]] = {lab: [] for lab, _ in rows}
     axes = list(grid)
+    plan: list[tuple[str | None, dict[str, Any]]] = list(rows) or [(None, {})]
     for seed in range(n_seeds):
-        # the grid's product with the cases, then the preset's extra trials (outside the product)
-        points = [{**_merged(resolved, case), **dict(zip(axes, pt))} for case, pt in
-                  itertools.product(cases, itertools.product(*(grid[a] for a in axes)))]
-        for values in points + [_merged(resolved, e) for e in extra]:
-            values = {**values, "seed": seed}
-            try:
-                cfg = TrialConfig(**values)
-            except ValidationError as e:
-                loc = str(e.errors()[0].get("loc", ("",))[0]) if e.errors()[0].get("loc") else ""
-                raise SpectrumkitError(pydantic_message(fn, e, where(loc))) from None
-            k = canonical_json(cfg.model_dump(mode="json"))  # the same config once (any data)
-            if k not in seen:
-                seen.add(k)
-                configs.append(cfg)
-    _check_metric(fn, report.table.metric, {c.trial for c in configs}, source)
+        for i, (label, row) in enumerate(plan):
+            base = _merged(resolved, row)
+            points = [(label, {**_merged(base, case), **dict(zip(axes, pt))}) for case, pt in
+                      itertools.product(cases, itertools.product(*(grid[a] for a in axes)))]
+            if i == len(plan) - 1:  # the preset's extra trials, outside the product, once
+                points += [(None, _merged(resolved, x)) for x in extra]
+            for lab, values in points:
+                values = {**values, "seed": seed}
+                try:
+                    cfg = TrialConfig(**values)
+                except ValidationError as e:
+                    loc = (str(e.errors()[0].get("loc", ("",))[0]) if e.errors()[0].get("loc")
+                           else "")
+                    w = f"in row {lab!r} of {source}" if lab is not None and loc in row \
+                        else where(loc)
+                    raise SpectrumkitError(pydantic_message(fn, e, w)) from None
+                k = canonical_json(cfg.model_dump(mode="json"))  # the same config once (any data)
+                if k not in seen:
+                    seen[k] = len(configs)
+                    configs.append(cfg)
+                if lab is not None and seen[k] not in row_index[lab]:
+                    row_index[lab].append(seen[k])
+    for t in [report.table, *report.tables]:
+        _check_metric(fn, t.metric, {c.trial for c in configs}, source)
     return Study(name=sname, preset=preset, description=str(raw.get("description", "")).strip(),
                  paper=raw.get("paper"), grid=grid, fixed=resolved, seeds=n_seeds, report=report,
                  source=source, presets=tuple(presets), threads=threads,
-                 configs=tuple(configs), cases=tuple(c for c in cases if c)
+                 configs=tuple(configs), cases=tuple(c for c in cases if c), rows=tuple(rows),
+                 row_index={lab: tuple(i) for lab, i in row_index.items()}
                  ).with_data_root(data_root)
 
 
@@ -368,3 +420,28 @@ def _check_metric(fn: str, metric: str, trials: set[str], source: str) -> None:
         kinds = ", ".join(repr(t) for t in sorted(trials))
         raise fail(fn, f"report.table.metric among the metrics of trial {kinds} "
                    f"({', '.join(known)}) in {source}", f"{metric!r}{hint}")
+
+
+def _rows(fn: str, raw: Any, fields: list[str], grid: dict[str, Any], source: str
+          ) -> list[tuple[str, dict[str, Any]]]:
+    """Validate ``[[rows]]`` (NOTE [Study rows]): unique labels, known fields, none on the grid."""
+    if not isinstance(raw, list) or not all(isinstance(r, dict) for r in raw):
+        raise fail(fn, f"[[rows]] tables in {source}", repr(raw))
+    out: list[tuple[str, dict[str, Any]]] = []
+    for i, r in enumerate(raw):
+        r = dict(r)
+        label = r.pop("label", None)
+        if not isinstance(label, str) or not label:
+            raise fail(fn, f"a label (a non-empty string) in every [[rows]] entry of {source}",
+                       f"{label!r} in row {i + 1}")
+        if label in [lab for lab, _ in out]:
+            raise fail(fn, f"distinct row labels in {source}", f"{label!r} twice")
+        for k in r:
+            if k not in fields or k == "seed":
+                raise _unknown(fn, k, ["label"] + [f for f in fields if f != "seed"],
+                               f"row {label!r}", source)
+            if k in grid:
+                raise fail(fn, f"{k!r} set in either [grid] or a row (not both) in {source}",
+                           f"both (row {label!r})")
+        out.append((label, r))
+    return out

@@ -133,14 +133,14 @@ def _latex(pivot: pd.DataFrame, caption: str) -> str:
 
 
 def write_tables(folder: str | Path, long: pd.DataFrame, pivot: pd.DataFrame, *,
-                 title: str, caption: str) -> list[Path]:
-    r"""Write ``summary.{md,tex,csv}`` and ``summary_long.csv`` into ``folder`` atomically."""
+                 title: str, caption: str, stem: str = "summary") -> list[Path]:
+    r"""Write ``<stem>.{md,tex,csv}`` and ``<stem>_long.csv`` (stem ``summary``) atomically."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     md = f"# {title}\n\n{caption}\n\n{markdown_table(pivot)}\n"
     return [
-        atomic_write_text(folder / "summary.md", md),
-        atomic_write_text(folder / "summary.tex", _latex(pivot, caption)),
-        atomic_write_text(folder / "summary.csv", pivot.to_csv()),
-        atomic_write_text(folder / "summary_long.csv", long.to_csv(index=False)),
+        atomic_write_text(folder / f"{stem}.md", md),
+        atomic_write_text(folder / f"{stem}.tex", _latex(pivot, caption)),
+        atomic_write_text(folder / f"{stem}.csv", pivot.to_csv()),
+        atomic_write_text(folder / f"{stem}_long.csv", long.to_csv(index=False)),
     ]

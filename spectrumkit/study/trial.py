@@ -15,6 +15,17 @@ One trial, for a :class:`~spectrumkit.study.config.TrialConfig` c:
    ``train_l2_iterative``), or, with 0 epochs / steps, an evaluation at initialization;
 6. the spectra again after training (unless it diverged).
 
+NOTE [The authors' pipeline]
+With ``c.pipeline = "authors"`` (AUTHORS_CODE.md §6, a reproduction of their code, off by default)
+the scored ``gru_cho`` is turned into the cell their code trains between steps 3 and 5:
+:func:`~spectrumkit.interop.authors_trained_gru` swaps the z and candidate row blocks of the
+weights and of the mask (``c.block_swap``, True by default under this pipeline), sets both biases
+to zero (no +0.1) and holds ``bias_hh`` at 0, so one zero-initialized bias per pre-activation
+trains; the kept weights keep their scoring values. ``block_swap=False`` keeps the blocks where
+they were scored; ``pipeline="plain"`` with ``block_swap=True`` swaps the blocks and keeps the
+biases as initialized. Records at initialization (anatomy, connection map, spectra) describe the
+SCORED mask and cell.
+
 NOTE [Trial randomness]
 Everything random in a trial derives from ``c.seed`` alone: the model's initialization uses
 ``seed`` (``make_model``), the data order uses ``seed`` (``train``), and the draws of the trial
@@ -67,7 +78,7 @@ def _score_options(c: TrialConfig, T: int) -> dict[str, Any]:
     """The options of ``compute_scores`` for this config (its ``score_options`` win)."""
     o: dict[str, Any] = {}
     if c.method == "jacobian":
-        o.update(horizon=T if c.horizon == "all" else min(int(c.horizon), T),
+        o.update(recipe=c.recipe, horizon=T if c.horizon == "all" else min(int(c.horizon), T),
                  estimator=c.estimator, through_time=c.through_time)
     if c.normalize is not None:
         o["normalize"] = c.normalize
@@ -75,6 +86,25 @@ def _score_options(c: TrialConfig, T: int) -> dict[str, Any]:
         o["density"] = c.density
     o.update(c.score_options)
     return o
+
+
+def _authors_pipeline(c: TrialConfig, model: Any, mask: dict[str, torch.Tensor]
+                      ) -> dict[str, torch.Tensor]:
+    """NOTE [The authors' pipeline]: the mask to train with; the model's cell is set in place."""
+    from ..interop import authors_trained_gru
+
+    params = {k: v.detach() for k, v in model.cell_params().items()}
+    swapped, smask = authors_trained_gru(params, mask)
+    if not c.block_swap:  # zero biases, bias_hh held, but the blocks where they were scored
+        swapped = {**swapped, **{k: params[k] for k in mask if not model.cell.is_bias(k)}}
+        smask = {**smask, **{k: m for k, m in mask.items() if not model.cell.is_bias(k)}}
+    if c.pipeline == "plain":  # the swap alone: the biases stay as initialized, unmasked
+        swapped = {**swapped, **{k: params[k] for k in params if model.cell.is_bias(k)}}
+        smask = {k: m for k, m in smask.items() if k in mask}
+    with torch.no_grad():
+        for k, v in swapped.items():
+            model.rnn[k].copy_(v)
+    return smask
 
 
 def _sync(device: str) -> None:
@@ -180,6 +210,12 @@ def run_trial(c: TrialConfig, ctx: TrialContext) -> dict[str, Any]:
         s = artifacts["anatomy"]["summary"]
         metrics.update(ir_ratio=s["ir_ratio"], gate_imbalance=s["gate_imbalance"],
                        dead_units=s["dead_units"])
+        # issue 10: each gate's share of the kept entries (share_r, share_z, share_n for a GRU)
+        rows = artifacts["anatomy"]["rows"]
+        kept = sum(r["kept"] for r in rows)
+        for g in dict.fromkeys(r["gate"] for r in rows):
+            metrics[f"share_{g}"] = (sum(r["kept"] for r in rows if r["gate"] == g) / kept
+                                     if kept else None)
     spectral = any(r in c.record for r in ("sv_hist", "spectrum_steps", "lyapunov"))
     if spectral:
         sb = sample_batch(task.val, c.spectrum_batch or 64,
@@ -187,6 +223,9 @@ def run_trial(c: TrialConfig, ctx: TrialContext) -> dict[str, Any]:
                           device=device)
         xs = model.cell_inputs(sb).detach()
         init_spectra = _spectra(c, model, xs, mask)
+    train_mask = mask
+    if mask is not None and (c.pipeline == "authors" or c.block_swap):
+        train_mask = _authors_pipeline(c, model, mask)
     status, history = "ok", {}
     if (c.epochs or 0) > 0 or (c.steps or 0) > 0:
         kw = dict(epochs=c.epochs or None, steps=c.steps or None, batch_size=c.batch_size,
@@ -197,13 +236,16 @@ def run_trial(c: TrialConfig, ctx: TrialContext) -> dict[str, Any]:
                                      stage_steps=c.l2_stage_steps, **kw)
             metrics["kept"] = int(sum(int(m.sum()) for m in res.mask.values()))
         else:
-            res = train(model, task, mask=mask, **kw)
+            res = train(model, task, mask=train_mask, **kw)
         status = res.status
         history = {k: res.history[k].tolist() for k in res.history.columns}
         for row in res.history.to_dict(orient="records"):
             ctx.log("eval " + " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
                                        for k, v in row.items()))
+        density = metrics["density"]
         metrics.update(res.metrics)
+        if train_mask is not mask:  # the pipeline's bias_hh mask is not part of the density
+            metrics["density"] = density
         metrics["diverged_at_step"] = res.diverged_at
         ctx.log(f"training: {status} after {res.metrics.get('steps')} steps on {res.device}")
     else:
@@ -211,7 +253,7 @@ def run_trial(c: TrialConfig, ctx: TrialContext) -> dict[str, Any]:
         metrics.update({f"val_{k}": v for k, v in ev.items() if k not in ("n", "tokens")})
         metrics.update(train_seconds=0.0, diverged_at_step=None)
     if spectral:
-        trained = _spectra(c, model, xs, mask) if status == "ok" else {}
+        trained = _spectra(c, model, xs, train_mask) if status == "ok" else {}
         for name in ("sv_hist", "spectrum_steps", "lyapunov"):
             if name in c.record:
                 artifacts[name] = {"init": init_spectra[name]}
