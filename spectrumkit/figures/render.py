@@ -194,16 +194,19 @@ def figure_data(results: StudyResults | str | Path, name: str) -> dict[str, Any]
 
 def _fig_anatomy(res: StudyResults):
     d = _anatomy_data(res)
-    if len(d["rows"]) > 4:  # many groups: wrap the labels so neighbours do not overlap
+    many = len(d["rows"]) > 12  # e.g. a row study: 14 rows x 2 methods
+    if 4 < len(d["rows"]) <= 12:  # several groups: wrap the labels so neighbours do not overlap
         wrap = {k: textwrap.fill(k, 11) for k in d["rows"]}
         d["rows"] = {wrap[k]: v for k, v in d["rows"].items()}
         d["ir_ratios"] = {wrap[k]: v for k, v in d["ir_ratios"].items()}
     if len(d["rows"]) <= 4:  # side by side
         fig, (ax, ax2) = new_figure(DOUBLE_COLUMN, 2.5, ncols=2, width_ratios=[3, 1.2])
-    else:  # many methods: stacked, full width each
-        fig, (ax, ax2) = new_figure(DOUBLE_COLUMN, 4.6, nrows=2, height_ratios=[1.5, 1])
-    anatomy_bars(ax, d["rows"], ir_ratios=d["ir_ratios"], density=d["density"],
-                         gates=d["gates"])
+    else:  # many methods: stacked, full width each (taller when the labels stand upright)
+        fig, (ax, ax2) = new_figure(DOUBLE_COLUMN, 8.0 if many else 4.6, nrows=2,
+                                    height_ratios=[1.5, 1])
+    # with many groups the I/R values are written only once, above the bars of the lower panel
+    anatomy_bars(ax, d["rows"], ir_ratios=None if many else d["ir_ratios"], density=d["density"],
+                 gates=d["gates"])
     handles, labels = ax.get_legend_handles_labels()
     fig.legend(handles, labels, loc="outside lower center", ncols=min(len(labels), 5),
                fontsize="x-small")
@@ -212,6 +215,9 @@ def _fig_anatomy(res: StudyResults):
     ax2.set_title("input / recurrent kept")
     if len(d["rows"]) <= 4:
         ax2.tick_params(axis="x", labelrotation=30)
+    if many:  # one label per bar group, upright
+        for a in (ax, ax2):
+            a.tick_params(axis="x", labelrotation=90, labelsize="x-small")
     return fig
 
 
