@@ -80,7 +80,8 @@ def jacobian_scores(fn: str, model: Any, batch: Any, xs: torch.Tensor,
     if not through_time and o["estimator"] != "hutchinson":
         # NOTE [Batched horizons]: with constant states the U horizons are independent one-step
         # problems; vmap(grad) over u computes the same U gradients, as batched products instead
-        # of U separate backward passes (about 25% cheaper for the GRU of the benchmark).
+        # of U separate backward passes (for the benchmark's GRU: 73 -> 54 ms with the jvp J 1,
+        # 29 -> 27.5 ms with the closed-form J 1 of NOTE [J 1 in closed form]).
         # Hutchinson keeps the loop below: its probes are drawn horizon by horizon.
         rest = {n: p.detach() for n, p in params.items() if n not in theta}
         est = o["estimator"]
