@@ -112,11 +112,13 @@ def _gamma(model: Any, theta: dict[str, torch.Tensor], xs: torch.Tensor,
     """Trusted core: γ for the tensors ``theta`` (Parameters of the model's cell).
 
     xs: (T, B, D) cell inputs of the batch. Returns ``(gamma, states)`` with states (T̃+1, B̃, S)
-    of the γ sequence; the graph is retained (for reuse) when ``keep_graph``. NOTE [γ objective].
+    of the γ sequence, s̃_0 .. s̃_T̃ (objective ``"chi"``: (T̃, B̃, S), s̃_0 .. s̃_{T̃-1}, all that
+    its step Jacobians need, so the last step is not computed); the graph is retained (for reuse)
+    when ``keep_graph``. NOTE [γ objective].
     """
     x, s0 = draw_gamma_sequence(model, xs, generator, inputs, state, steps, sequences)
     cell, params = model.cell, model.cell_params()
-    states = _unroll(cell, params, x, s0)
+    states = _unroll(cell, params, x if objective == "hidden" else x[:-1], s0)
     if objective == "hidden":
         read = states[1:] if readout == "sum" else states[-1:]
         total = cell.output(read).sum() / x.shape[1]

@@ -43,6 +43,7 @@ from __future__ import annotations
 from typing import Any
 
 import torch
+from torch.func import grad, vmap
 
 from ..spectra import chi_step
 from ..unroll import _unroll
@@ -76,12 +77,32 @@ def jacobian_scores(fn: str, model: Any, batch: Any, xs: torch.Tensor,
         states = states.detach()
 
     total = {n: torch.zeros_like(p) for n, p in theta.items()}
-    for u in range(1, U + 1):
-        chi = chi_step(cell, params, xs[T - u], states[T - u], o["estimator"], probes=o["probes"],
-                       generator=generator).mean()
-        w = o["discount"] ** (u - 1)
-        for n, g in grads(chi, theta, retain_graph=through_time and u < U).items():
-            total[n] += w * g.abs()
+    if not through_time and o["estimator"] != "hutchinson":
+        # NOTE [Batched horizons]: with constant states the U horizons are independent one-step
+        # problems; vmap(grad) over u computes the same U gradients, as batched products instead
+        # of U separate backward passes (for the benchmark's GRU: 73 -> 54 ms with the jvp J 1,
+        # 29 -> 27.5 ms with the closed-form J 1 of NOTE [J 1 in closed form]).
+        # Hutchinson keeps the loop below: its probes are drawn horizon by horizon.
+        rest = {n: p.detach() for n, p in params.items() if n not in theta}
+        est = o["estimator"]
+
+        def chi_of(th: dict[str, torch.Tensor], x: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
+            return chi_step(cell, {**rest, **th}, x, s, est).mean()
+
+        us = torch.arange(T - 1, T - 1 - U, -1, device=xs.device)  # index T-u for u = 1..U
+        gs = vmap(grad(chi_of), in_dims=(None, 0, 0))(
+            {n: p.detach() for n, p in theta.items()}, xs[us], states[us])
+        for u in range(1, U + 1):
+            w = o["discount"] ** (u - 1)
+            for n in total:
+                total[n] += w * gs[n][u - 1].abs()
+    else:
+        for u in range(1, U + 1):
+            chi = chi_step(cell, params, xs[T - u], states[T - u], o["estimator"],
+                           probes=o["probes"], generator=generator).mean()
+            w = o["discount"] ** (u - 1)
+            for n, g in grads(chi, theta, retain_graph=through_time and u < U).items():
+                total[n] += w * g.abs()
     if o["normalize"] == "gamma":
         den = gamma_denominator(fn, gamma, o["gamma_floor"])
         total = {n: t / den[n] for n, t in total.items()}
