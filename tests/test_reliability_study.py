@@ -407,7 +407,8 @@ def test_a_huge_seed_count_is_refused_at_once(tmp_path):
     """Defect 13: --seeds 100000000 hung building configs; now a one-line error."""
     toml = study_toml(tmp_path, hidden=(8, 16))
     with pytest.raises(SpectrumkitError, match=r"load_study: expected at most 10000 trials "
-                                               r"\(seeds x grid points\), got 200000000"):
+                                               r"\(seeds x \(rows x cases x grid points \+ "
+                                               r"extra\)\), got 200000000"):
         load_study(toml, seeds=100_000_000)
 
 

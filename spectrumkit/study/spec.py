@@ -251,8 +251,8 @@ def _merged(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-#: The most trials one study may resolve to (seeds x grid points): a typo such as
-#: ``--seeds 100000000`` is refused at once instead of building configs for hours.
+#: The most trials one study may resolve to (seeds x (rows x cases x grid points + extra)): a
+#: typo such as ``--seeds 100000000`` is refused at once instead of building configs for hours.
 MAX_TRIALS = 10_000
 
 
