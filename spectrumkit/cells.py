@@ -414,6 +414,18 @@ def count_params(cell: str | Cell, input_size: int, hidden_size: int, include_bi
     return total
 
 
+def require_layout(fn: str, cell: Cell) -> Cell:
+    """``cell`` itself if it has a layout (gates and blocks of every entry), else one line.
+
+    Everything that groups entries by gate or block (anatomy, connection maps, balancing,
+    entry labels) asks for the layout through this one check.
+    """
+    if cell.layout is None:
+        raise fail(fn, "a cell with a layout (make_cell(..., layout=...))",
+                   f"cell {cell.name!r} without one")
+    return cell
+
+
 def entry_labels(cell: str | Cell, input_size: int, hidden_size: int
                  ) -> dict[str, tuple[torch.Tensor, str]]:
     """Label every parameter entry with its gate and block.
