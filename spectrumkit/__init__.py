@@ -8,48 +8,110 @@ from importlib.metadata import PackageNotFoundError, version
 # errors
 from .errors import SpectrumkitError
 
+# isort: split
 # cells, initialization, interop
 from .cells import Cell, TensorLayout, available, count_params, entry_labels, get, make_cell
 from .init import AUTHORS_GRU_INIT, init_params, parse_scheme
 from .interop import authors_gru_params, authors_trained_gru, from_torch, to_torch
 
+# isort: split
 # sequences and per-step Jacobians
+from .jacobians import (
+    JacobianChunk,
+    has_closed_form,
+    iter_step_jacobians,
+    jvp_step,
+    reference_jacobian,
+    step_jacobians,
+    vjp_step,
+)
 from .unroll import unroll
-from .jacobians import (JacobianChunk, has_closed_form, iter_step_jacobians, jvp_step,
-                        reference_jacobian, step_jacobians, vjp_step)
 
+# isort: split
 # spectra, χ and Lyapunov exponents
-from .spectra import (CHI_ESTIMATORS, Histogram, Spectrum, chi, chi_step, effective_rank,
-                      histogram, lyapunov_exponents, reference_singular_values, singular_values,
-                      spectrum, spectrum_summary)
-from .matfree import (ExtremeSingularValues, LanczosOptions, SpectralDensity,
-                      extreme_singular_values, lanczos_spectrum)
+from .matfree import (
+    ExtremeSingularValues,
+    LanczosOptions,
+    SpectralDensity,
+    extreme_singular_values,
+    lanczos_spectrum,
+)
+from .spectra import (
+    CHI_ESTIMATORS,
+    Histogram,
+    Spectrum,
+    chi,
+    chi_step,
+    effective_rank,
+    histogram,
+    lyapunov_exponents,
+    reference_singular_values,
+    singular_values,
+    spectrum,
+    spectrum_summary,
+)
 
-# models
-from .models import (LanguageModel, SequenceClassifier, SequenceRegressor, log_uniform_probs,
-                     log_uniform_sample, sampled_softmax_loss)
+# isort: split
+# models and the model contract
+from .models import (
+    LanguageModel,
+    SequenceClassifier,
+    SequenceRegressor,
+    log_uniform_probs,
+    log_uniform_sample,
+    sampled_softmax_loss,
+)
+from .protocols import RecurrentModel, check_model
 
+# isort: split
 # pruning at initialization: scores, masks, anatomy
-from .scores import METHODS, compute_gamma, compute_scores
-from .scores import DEFAULT_RECIPE, RECIPES, recipe_table
-from .masks import (apply_mask, density_from_sparsity, load_masks, save_masks, to_torch_prune,
-                    topk_mask)
 from .anatomy import anatomy_summary, connection_map, mask_anatomy
+from .masks import (
+    apply_mask,
+    density_from_sparsity,
+    load_masks,
+    save_masks,
+    to_torch_prune,
+    topk_mask,
+)
+from .scores import DEFAULT_RECIPE, METHODS, RECIPES, compute_gamma, compute_scores, recipe_table
 
+# isort: split
 # data
-from .data import (SequenceDataset, TaskData, TokenStream, WikiText, adding_problem, bptt_batches,
-                   copy_task, load_task, sample_batch, seq_mnist, wikitext)
 from .corpora import StreamedTokens, write_1b_sample
-from .data import data_identity
+from .data import (
+    SequenceDataset,
+    TaskData,
+    TokenStream,
+    WikiText,
+    adding_problem,
+    bptt_batches,
+    copy_task,
+    data_identity,
+    load_task,
+    sample_batch,
+    seq_mnist,
+    wikitext,
+)
 
+# isort: split
 # training (NOTE: the function ``train`` shadows the submodule name ``spectrumkit.train`` as an
 # attribute; ``from spectrumkit.train import ...`` still reaches the module)
 from .evaluation import evaluate, make_model, resolve_device
 from .train import TrainResult, train, train_l2_iterative
 
+# isort: split
 # studies
-from .study import (Study, TrialConfig, collect, list_studies, load_study, run_study, summarize,
-                    trial_key)
+from .study import (
+    Study,
+    TrialConfig,
+    collect,
+    list_studies,
+    load_study,
+    run_study,
+    summarize,
+    trial_key,
+)
 
 # figures and tables (imported on first use: matplotlib is slow to import; see __getattr__ below)
 _FIGURES_EXPORTS = ("render", "style", "save_figure", "sv_histogram", "results_table",
@@ -76,9 +138,9 @@ __all__ = [
     "lyapunov_exponents",
     "extreme_singular_values", "lanczos_spectrum", "LanczosOptions", "ExtremeSingularValues",
     "SpectralDensity",
-    # models
+    # models and the model contract
     "SequenceClassifier", "LanguageModel", "SequenceRegressor", "sampled_softmax_loss",
-    "log_uniform_probs", "log_uniform_sample",
+    "log_uniform_probs", "log_uniform_sample", "RecurrentModel", "check_model",
     # pruning at initialization: scores, masks, anatomy
     "METHODS", "compute_scores", "compute_gamma", "topk_mask", "density_from_sparsity",
     "apply_mask", "to_torch_prune", "save_masks", "load_masks", "mask_anatomy", "anatomy_summary",
@@ -98,8 +160,8 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str):
-    """Lazy public names (PEP 562): ``spectrumkit.render`` etc. import :mod:`spectrumkit.figures`."""
+def __getattr__(name: str) -> object:
+    """Lazy public names (PEP 562): ``spectrumkit.render`` etc. import ``spectrumkit.figures``."""
     if name in _FIGURES_EXPORTS:
         from . import figures
 

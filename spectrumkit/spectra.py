@@ -51,17 +51,17 @@ from torch.func import jacrev, vmap
 from .cells import Cell, get
 from .errors import check_choice, check_float_tensor, check_positive_int, fail
 from .init import make_generator
-from .jacobians import METHODS as JACOBIAN_METHODS
 from .jacobians import (
+    _CLOSED_FORMS,
     Block,
     Method,
     _closed_form,
-    _CLOSED_FORMS,
     _iter_chunks,
     _jvp_step,
     _plan,
     _vjp_step,
 )
+from .jacobians import METHODS as JACOBIAN_METHODS
 from .unroll import batched_step, check_sequence
 
 __all__ = [

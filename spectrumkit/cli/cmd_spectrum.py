@@ -81,14 +81,13 @@ def spectrum_cmd(cell, input_size, hidden, init_scheme, batch, seq_len, steps_te
     from tabulate import tabulate
 
     from .. import figures
+    from .._io import check_output_dir, write_atomic
     from ..cells import count_params, get
     from ..errors import SpectrumkitError, check_positive_int, check_seed
-    from .._io import check_output_dir
-    from ._data import _check_memory
     from ..evaluation import resolve_device
     from ..init import init_params
     from ..spectra import spectrum
-    from .._io import write_atomic
+    from ._data import _check_memory
 
     fn = "spectrum"
     check_seed(fn, "--seed", seed)

@@ -12,14 +12,38 @@ The package is split by concern (dependency arrows point down the list):
 * :mod:`spectrumkit.figures.render`: :func:`render`, every declared figure and table of a study.
 """
 
-from ._style import (DOUBLE_COLUMN, FORMATS, MARKERS, SINGLE_COLUMN, STYLE_FILE, new_figure,
-                     save_figure, style)
-from .plots import (anatomy_bars, connection_map, ir_ratio_bars, lyapunov_spectrum, mean_std,
-                    spectrum_steps, sv_histogram, training_curves)
+from ._style import (
+    DOUBLE_COLUMN,
+    FORMATS,
+    MARKERS,
+    SINGLE_COLUMN,
+    STYLE_FILE,
+    new_figure,
+    save_figure,
+    style,
+)
+from .plots import (
+    anatomy_bars,
+    connection_map,
+    ir_ratio_bars,
+    lyapunov_spectrum,
+    mean_std,
+    spectrum_steps,
+    sv_histogram,
+    training_curves,
+)
 from .render import FIGURES, figure_data, render, render_all, render_figure
 from .results import StudyResults, decode_connection_map, find_study_dirs, load_study
-from .tables import (METRIC_BETTER, TABLE_FORMATS, Table, results_table, table_csv, table_latex,
-                     table_markdown, write_table)
+from .tables import (
+    METRIC_BETTER,
+    TABLE_FORMATS,
+    Table,
+    results_table,
+    table_csv,
+    table_latex,
+    table_markdown,
+    write_table,
+)
 
 __all__ = [
     # style and saving

@@ -31,8 +31,15 @@ import pandas as pd
 
 from ..errors import SpectrumkitError, fail
 from ._style import DOUBLE_COLUMN, SINGLE_COLUMN, check_formats, new_figure, save_figure, style
-from .plots import (anatomy_bars, connection_map, ir_ratio_bars, lyapunov_spectrum, spectrum_steps,
-                    sv_histogram, training_curves)
+from .plots import (
+    anatomy_bars,
+    connection_map,
+    ir_ratio_bars,
+    lyapunov_spectrum,
+    spectrum_steps,
+    sv_histogram,
+    training_curves,
+)
 from .results import StudyResults, find_study_dirs, load_study
 from .tables import METRIC_TITLES, TABLE_FORMATS, results_table, write_table
 
