@@ -18,8 +18,8 @@ __all__ = ["SpectrumkitError"]
 class SpectrumkitError(ValueError):
     """Bad input to a public spectrumkit function.
 
-    The message always has the form ``function: expected X, got Y``. The CLI prints it on one line and
-    exits with status 2.
+    The message always has the form ``function: expected X, got Y``. The CLI prints it on one line
+    and exits with status 2.
     """
 
 
@@ -51,7 +51,8 @@ def check_choice(fn: str, name: str, value: Any, choices: Iterable[str]) -> str:
     return value
 
 
-def check_unit_interval(fn: str, name: str, value: Any, *, low_open: bool, high_open: bool) -> float:
+def check_unit_interval(fn: str, name: str, value: Any, *, low_open: bool, high_open: bool
+                        ) -> float:
     """``value`` must be a finite real in the interval given by the open/closed flags on [0, 1]."""
     lo, hi = ("(" if low_open else "["), (")" if high_open else "]")
     ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)

@@ -1,23 +1,23 @@
 r"""The shipped style, figure construction without pyplot, and deterministic atomic saving.
 
 NOTE [No pyplot]
-Figures are built as ``matplotlib.figure.Figure`` objects attached to a ``FigureCanvasAgg``: no pyplot
-state machine, no global backend switch (``matplotlib.use`` is never called), nothing left open in a
-global figure registry. Saving a PDF from such a figure goes through matplotlib's PDF backend by file
-format, so the user's interactive backend is untouched.
+Figures are built as ``matplotlib.figure.Figure`` objects attached to a ``FigureCanvasAgg``: no
+pyplot state machine, no global backend switch (``matplotlib.use`` is never called), nothing left
+open in a global figure registry. Saving a PDF from such a figure goes through matplotlib's PDF
+backend by file format, so the user's interactive backend is untouched.
 
 NOTE [Markers]
-Every line carries a marker as well as a colour, so a figure printed in grey or read by a colour-blind
-reader still tells the methods apart. :func:`style` zips a marker cycle onto the colour cycle; the
-plot functions pass explicit ``markevery`` so dense curves stay readable.
+Every line carries a marker as well as a colour, so a figure printed in grey or read by a
+colour-blind reader still tells the methods apart. :func:`style` zips a marker cycle onto the colour
+cycle; the plot functions pass explicit ``markevery`` so dense curves stay readable.
 
 NOTE [Deterministic files]
 Regenerating a figure from the same stored results must give the same bytes. PDF: matplotlib writes
 the creation date and the producer into the Info dictionary; we pass ``CreationDate=None`` (dropped)
-and fixed ``Producer``/``Creator`` strings, and fonts are embedded as TrueType subsets (``pdf.fonttype
-42``, never Type 3), whose subsetting is a pure function of the glyphs used. PNG: the ``Software`` text
-chunk is fixed. Files are written to a temporary name in the same folder, fsynced, then
-``os.replace``-d, so a reader never sees a half-written figure.
+and fixed ``Producer``/``Creator`` strings, and fonts are embedded as TrueType subsets
+(``pdf.fonttype 42``, never Type 3), whose subsetting is a pure function of the glyphs used. PNG:
+the ``Software`` text chunk is fixed. Files are written to a temporary name in the same folder,
+fsynced, then ``os.replace``-d, so a reader never sees a half-written figure.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ import contextlib
 import os
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import matplotlib
 import matplotlib.style
@@ -36,6 +36,9 @@ from matplotlib.figure import Figure
 
 from .._io import write_atomic
 from ..errors import fail
+
+if TYPE_CHECKING:
+    from matplotlib.typing import RcKeyType
 
 __all__ = ["STYLE_FILE", "SINGLE_COLUMN", "DOUBLE_COLUMN", "FORMATS", "MARKERS", "style",
            "new_figure", "save_figure", "check_formats"]
@@ -63,7 +66,7 @@ def _palette() -> list[str]:
     return list(lib[name]["axes.prop_cycle"].by_key()["color"])
 
 
-def _style_rc() -> dict[str, Any]:
+def _style_rc() -> dict[RcKeyType, Any]:
     rc = dict(matplotlib.rc_params_from_file(str(STYLE_FILE), use_default_template=False))
     colors = _palette()
     rc["axes.prop_cycle"] = cycler(color=colors) + cycler(marker=list(MARKERS[: len(colors)]))
@@ -73,7 +76,7 @@ def _style_rc() -> dict[str, Any]:
 
 @contextlib.contextmanager
 def style(rc: Mapping[str, Any] | None = None) -> Iterator[None]:
-    r"""Apply spectrumkit's shipped style inside a ``with`` block; global rcParams are restored after.
+    r"""Apply spectrumkit's shipped style inside a ``with`` block; rcParams are restored after.
 
     The style (``spectrumkit.mplstyle``): a colour-blind-safe palette (petroff10 if available, else
     tableau-colorblind10) with markers zipped on (NOTE [Markers]), ``pdf.fonttype``/``ps.fonttype``
@@ -91,7 +94,8 @@ def style(rc: Mapping[str, Any] | None = None) -> Iterator[None]:
     """
     params = _style_rc()
     if rc is not None:
-        params.update(dict(rc))
+        # the caller's keys are plain strings; matplotlib validates each one when it is set
+        params.update(cast("dict[RcKeyType, Any]", dict(rc)))
     with matplotlib.rc_context(params):
         yield
 
@@ -149,10 +153,10 @@ def save_figure(fig: Figure, path: str | os.PathLike, formats: Iterable[str] | s
     r"""Write ``fig`` to ``path`` + ``.<format>`` for each format; return the paths written.
 
     ``path`` is given without a suffix (a suffix that names a format is dropped). Files are written
-    atomically and deterministically (NOTE [Deterministic files]): the same figure gives the same bytes.
-    Parent folders are created. Unknown formats raise :class:`~spectrumkit.SpectrumkitError` listing
-    :data:`FORMATS`. Call it inside the same :func:`style` block that built the figure: matplotlib
-    creates tick labels lazily at draw time, from the rcParams active then.
+    atomically and deterministically (NOTE [Deterministic files]): the same figure gives the same
+    bytes. Parent folders are created. Unknown formats raise :class:`~spectrumkit.SpectrumkitError`
+    listing :data:`FORMATS`. Call it inside the same :func:`style` block that built the figure:
+    matplotlib creates tick labels lazily at draw time, from the rcParams active then.
     """
     if not isinstance(fig, Figure):
         raise fail("save_figure", "a matplotlib.figure.Figure", type(fig).__name__)

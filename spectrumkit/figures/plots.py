@@ -1,7 +1,8 @@
 r"""Plot functions: each takes an ``ax`` and plain data (arrays, dicts, DataFrames) and draws on it.
 
 None of them reads files or computes a spectrum; :mod:`spectrumkit.figures.render` feeds them from
-stored results. Call them inside :func:`spectrumkit.figures.style` so they pick up the shipped style.
+stored results. Call them inside :func:`spectrumkit.figures.style` so they pick up the shipped
+style.
 """
 
 from __future__ import annotations
@@ -45,10 +46,11 @@ def sv_histogram(ax: Axes, counts: Any, edges: Any, *, label: str | None = None,
     r"""Draw a histogram of singular values from precomputed ``counts`` over bins ``edges``.
 
     Shapes: ``counts`` (K,), ``edges`` (K+1,) strictly increasing; counts are non-negative. The bars
-    are a filled step outline (``ax.stairs``), so ``artist.get_data()`` gives back exactly the counts
-    and edges that were passed. ``annotate_mean`` (σ̄ = mean singular value) draws a dashed vertical
-    line at σ̄ and writes ``σ̄ = …`` into the legend label (or next to the line when ``label`` is None).
-    ``color`` defaults to the next colour of the Axes' cycle. Returns the ``StepPatch``.
+    are a filled step outline (``ax.stairs``), so ``artist.get_data()`` gives back exactly the
+    counts and edges that were passed. ``annotate_mean`` (σ̄ = mean singular value) draws a dashed
+    vertical line at σ̄ and writes ``σ̄ = …`` into the legend label (or next to the line when
+    ``label`` is None). ``color`` defaults to the next colour of the Axes' cycle. Returns the
+    ``StepPatch``.
 
     >>> from matplotlib.figure import Figure
     >>> ax = Figure().subplots()
@@ -109,17 +111,18 @@ def _rows_frame(fn: str, name: str, rows: Any) -> pd.DataFrame:
     return df.assign(fraction=frac.astype(float))
 
 
-def anatomy_bars(ax: Axes, anatomy: Mapping[str, Any], *, ir_ratios: Mapping[str, float] | None = None,
-                 density: float | None = None, gates: Sequence[str] | None = None) -> list:
+def anatomy_bars(ax: Axes, anatomy: Mapping[str, Any], *,
+                 ir_ratios: Mapping[str, float] | None = None, density: float | None = None,
+                 gates: Sequence[str] | None = None) -> list:
     r"""Grouped bars of the kept fraction per gate and block, one group per method (paper Fig. 1).
 
     ``anatomy`` maps a method label to its anatomy rows (a DataFrame or a list of dicts with columns
-    ``gate``, ``block``, ``fraction`` = kept / total of that gate's block). Within a group there is one
-    bar per (gate, block): colour = gate, hatch = block (:data:`BLOCK_HATCH`: input plain,
+    ``gate``, ``block``, ``fraction`` = kept / total of that gate's block). Within a group there is
+    one bar per (gate, block): colour = gate, hatch = block (:data:`BLOCK_HATCH`: input plain,
     recurrent hatched). Each bar series is one ``BarContainer`` labelled ``"<gate> <block>"`` whose
     i-th bar belongs to the i-th method. ``ir_ratios`` (method → I/R = kept input / kept recurrent)
-    is written above each group; ``density`` draws the uniform-mask reference line (every block keeps
-    that fraction under a uniform random mask). Returns the containers.
+    is written above each group; ``density`` draws the uniform-mask reference line (every block
+    keeps that fraction under a uniform random mask). Returns the containers.
     """
     fn = "anatomy_bars"
     _check_ax(fn, ax)
@@ -141,8 +144,8 @@ def anatomy_bars(ax: Axes, anatomy: Mapping[str, Any], *, ir_ratios: Mapping[str
         for m in methods:
             sel = frames[m][(frames[m]["gate"] == g) & (frames[m]["block"] == b)]
             if len(sel) > 1:
-                raise fail(fn, f"one row per (gate, block) for method {m!r}", f"{len(sel)} rows for "
-                           f"({g!r}, {b!r})")
+                raise fail(fn, f"one row per (gate, block) for method {m!r}",
+                           f"{len(sel)} rows for ({g!r}, {b!r})")
             heights.append(float(sel["fraction"].iloc[0]) if len(sel) else np.nan)
         c = colors[gates.index(g)]
         cont = ax.bar(x - 0.4 + width * (k + 0.5), heights, width, label=f"{g} {b}",
@@ -152,7 +155,8 @@ def anatomy_bars(ax: Axes, anatomy: Mapping[str, Any], *, ir_ratios: Mapping[str
     if density is not None:
         ax.axhline(float(density), color="0.3", linestyle=":", linewidth=0.8, marker="none",
                    label=f"uniform ({float(density):.3g})")
-    top = max([np.nanmax(c.datavalues) for c in containers if np.isfinite(c.datavalues).any()] + [0.0])
+    values = [np.asarray(c.datavalues, dtype=float) for c in containers]
+    top = max([float(np.nanmax(v)) for v in values if np.isfinite(v).any()] + [0.0])
     ax.set_ylim(0, max(top * 1.22, 1e-3))
     if ir_ratios is not None:
         for i, m in enumerate(methods):
@@ -199,7 +203,7 @@ def ir_ratio_bars(ax: Axes, ir_ratios: Mapping[str, float], dense_ir_ratio: floa
         else:
             ax.set_ylim(0, top * 1.35)
     log = ax.get_yscale() == "log"
-    for i, v in enumerate(vals):  # value labels; a zero or missing ratio is written at the axis bottom
+    for i, v in enumerate(vals):  # value labels; a zero or missing ratio goes at the axis bottom
         text = f"{v:.3g}" if np.isfinite(v) else "n/a"
         if np.isfinite(v) and (v > 0 or not log):
             ax.annotate(text, (i, v), xytext=(0, 1), textcoords="offset points", ha="center",
@@ -223,10 +227,10 @@ def connection_map(ax: Axes, mask: Any, *, row_blocks: Sequence[tuple[str, int]]
     r"""Draw a kept/pruned connection map (paper Fig. 3): kept = dark, pruned = white.
 
     ``mask`` (R, C) bool: rows are presynaptic ([input; hidden], plus ``cell`` rows for the peephole
-    LSTM), columns are gates × units in gate order. ``row_blocks`` ``[(name, rows), ...]`` (summing to
-    R) draws horizontal separators between the blocks and labels them; ``gates`` (dividing C) draws
-    vertical gate boundaries and labels each gate. The image's ``get_array()`` is the mask as 0/1.
-    Returns the ``AxesImage``.
+    LSTM), columns are gates × units in gate order. ``row_blocks`` ``[(name, rows), ...]`` (summing
+    to R) draws horizontal separators between the blocks and labels them; ``gates`` (dividing C)
+    draws vertical gate boundaries and labels each gate. The image's ``get_array()`` is the mask as
+    0/1. Returns the ``AxesImage``.
     """
     fn = "connection_map"
     _check_ax(fn, ax)
@@ -321,18 +325,19 @@ def _markevery(n: int, n_markers: int) -> int:
 def training_curves(ax: Axes, histories: Mapping[str, Sequence[Any]], *, y: str = "train_loss",
                     x: str = "step", log: bool = True, band: bool = True, n_markers: int = 10,
                     ylabel: str | None = None) -> dict[str, tuple[Any, Any]]:
-    r"""Training curves (paper Figs. 4–5): per method the mean over seeds of ``y`` vs ``x``, ± std band.
+    r"""Training curves (paper Figs. 4–5): per method the mean over seeds of ``y`` vs ``x``, ± std.
 
-    ``histories`` maps a method label to its per-seed history tables (DataFrame or dict of equal-length
-    columns, e.g. a trial's ``history``). Each line's y-data is exactly :func:`mean_std`'s ``mean``;
-    the band is mean ± std (ddof=1) where two or more seeds have the point. Lines carry markers
-    (NOTE [Markers]); ``log`` puts y on a log scale (log training loss or perplexity).
-    Returns ``{label: (Line2D, band PolyCollection or None)}``.
+    ``histories`` maps a method label to its per-seed history tables (DataFrame or dict of
+    equal-length columns, e.g. a trial's ``history``). Each line's y-data is exactly
+    :func:`mean_std`'s ``mean``; the band is mean ± std (ddof=1) where two or more seeds have the
+    point. Lines carry markers (NOTE [Markers]); ``log`` puts y on a log scale (log training loss or
+    perplexity). Returns ``{label: (Line2D, band PolyCollection or None)}``.
     """
     fn = "training_curves"
     _check_ax(fn, ax)
     if not isinstance(histories, Mapping) or not histories:
-        raise fail(fn, "histories as a non-empty mapping method -> tables", type(histories).__name__)
+        raise fail(fn, "histories as a non-empty mapping method -> tables",
+                   type(histories).__name__)
     stats = {m: mean_std(list(h), x, y) for m, h in histories.items()}
     out = _band_lines(ax, stats, band=band, n_markers=n_markers)
     if log:
@@ -343,7 +348,8 @@ def training_curves(ax: Axes, histories: Mapping[str, Sequence[Any]], *, y: str 
             ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
             ax.yaxis.set_minor_formatter(NullFormatter())
             if len([t for t in ax.get_yticks() if lo <= t <= hi]) < 2:  # a very narrow range
-                ax.yaxis.set_major_locator(LogLocator(base=10, subs=np.arange(1.0, 10.0)))
+                subs = [float(k) for k in range(1, 10)]
+                ax.yaxis.set_major_locator(LogLocator(base=10, subs=subs))
     if x == "step":
         ax.xaxis.set_major_locator(MaxNLocator(nbins=4, integer=True))
     ax.set_xlabel(x)
@@ -356,8 +362,8 @@ def lyapunov_spectrum(ax: Axes, exponents: Mapping[str, Any], *, band: bool = Tr
     r"""Lyapunov spectra: exponent λ_k against index k = 1..K, one line per method.
 
     ``exponents`` maps a method label to an array (K,) or (seeds, K), sorted descending as stored;
-    with several seeds the line is the mean and the band ± std. λ = 0 (the edge of chaos) is drawn as
-    a reference. Returns ``{label: (Line2D, band or None)}``.
+    with several seeds the line is the mean and the band ± std. λ = 0 (the edge of chaos) is drawn
+    as a reference. Returns ``{label: (Line2D, band or None)}``.
     """
     fn = "lyapunov_spectrum"
     _check_ax(fn, ax)

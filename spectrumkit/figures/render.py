@@ -10,10 +10,10 @@ NOTE [What each figure pools]
 Only trials of status ``ok`` are drawn. Trials are grouped into conditions (NOTE [Conditions]):
 * ``anatomy``: the kept fraction of each (gate, block) and the I/R ratio are averaged over seeds
   (masks differ by seed); the dense I/R ratio and the uniform density are the layer's.
-* ``sv_hist``: seeds whose histogram edges equal the first seed's are pooled by summing counts, so the
-  drawn counts sum to the number of singular values pooled; σ̄ is the n-weighted mean of the stored
-  means. Seeds binned differently are not re-binned (that cannot be done exactly) and are left out;
-  the panel says how many seeds it pools.
+* ``sv_hist``: seeds whose histogram edges equal the first seed's are pooled by summing counts, so
+  the drawn counts sum to the number of singular values pooled; σ̄ is the n-weighted mean of the
+  stored means. Seeds binned differently are not re-binned (that cannot be done exactly) and are
+  left out; the panel says how many seeds it pools.
 * ``connection_maps``: one mask is an image, so the lowest seed is shown, and the title says which.
 * ``curves``, ``lyapunov``, ``spectrum_steps``: mean over seeds with a ±std band.
 """
@@ -78,23 +78,29 @@ def _panels(n: int, *, max_cols: int = 3, panel_h: float = 1.9, width: float | N
 
 def _anatomy_data(res: StudyResults) -> dict[str, Any]:
     groups = _need(res, "anatomy", "anatomy")
-    rows, ir, dense, density = {}, {}, [], []
+    rows, ir = {}, {}
+    dense: list[Any] = []
+    density: list[Any] = []
     for cond, trials in groups.items():
         label = res.label(cond)
         frames = [pd.DataFrame(t["artifacts"]["anatomy"]["rows"]) for t in trials]
         cat = pd.concat(frames, ignore_index=True)
-        rows[label] = (cat.groupby(["gate", "block"], sort=False, as_index=False)["fraction"].mean())
+        by_block = cat.groupby(["gate", "block"], sort=False, as_index=False)
+        rows[label] = by_block["fraction"].mean()
         ratios = [t["artifacts"]["anatomy"]["summary"].get("ir_ratio") for t in trials]
-        ratios = [np.inf if r is None else float(r) for r in ratios]
-        ir[label] = float(np.mean(ratios))
+        ir[label] = float(np.mean([np.inf if r is None else float(r) for r in ratios]))
         dense += [t["artifacts"]["anatomy"]["summary"].get("dense_ir_ratio") for t in trials]
         density += [(t.get("metrics") or {}).get("density") for t in trials]
-    dense = [d for d in dense if d is not None]
-    density = [d for d in density if d is not None]
-    gates = list(next(iter(groups.values()))[0]["artifacts"].get("connection_map", {}).get("gates", [])
-                 ) or None
-    return {"rows": rows, "ir_ratios": ir, "dense_ir_ratio": float(np.mean(dense)) if dense else None,
-            "density": float(np.mean(density)) if density else None, "gates": gates}
+    first = next(iter(groups.values()))[0]["artifacts"]
+    gates = list(first.get("connection_map", {}).get("gates", [])) or None
+    return {"rows": rows, "ir_ratios": ir, "dense_ir_ratio": _mean_present(dense),
+            "density": _mean_present(density), "gates": gates}
+
+
+def _mean_present(values: list[Any]) -> float | None:
+    """The mean of the values that are not None, or None when there are none."""
+    present = [float(v) for v in values if v is not None]
+    return float(np.mean(present)) if present else None
 
 
 def _sv_hist_data(res: StudyResults) -> dict[str, dict[str, dict[str, Any]]]:
@@ -124,9 +130,9 @@ def _connection_map_data(res: StudyResults) -> dict[str, dict[str, Any]]:
     for cond, trials in _need(res, "connection_maps", "connection_map").items():
         t = trials[0]
         art = t["artifacts"]["connection_map"]
+        row_blocks = [(str(n), int(k)) for n, k in art.get("row_blocks", [])]
         out[res.label(cond)] = {"mask": decode_connection_map(art),
-                                "row_blocks": [(str(n), int(k)) for n, k in art.get("row_blocks", [])]
-                                or None,
+                                "row_blocks": row_blocks or None,
                                 "gates": list(art.get("gates", [])) or None,
                                 "seed": t["config"].get("seed")}
     return out
@@ -155,15 +161,19 @@ def _curves_data(res: StudyResults) -> dict[str, Any]:
                for h in histories):
             metrics.append(val)
             break
-    fi = res.axes.index(facet) if facet is not None else None
-    panel_keys = ([""] if facet is None else
-                  list(dict.fromkeys(res.label(c, [facet]) for c in groups if c[fi] is not None)))
-    if not panel_keys:  # every method ignores the facet's setting: one panel
-        fi, panel_keys = None, [""]
+    fi: int | None = None
+    panel_keys = [""]
+    if facet is not None:
+        fi = res.axes.index(facet)
+        panel_keys = list(dict.fromkeys(res.label(c, [facet]) for c in groups
+                                        if c[fi] is not None))
+        if not panel_keys:  # every method ignores the facet's setting: one panel
+            fi, panel_keys = None, [""]
     panels: dict[str, dict[str, list[pd.DataFrame]]] = {k: {} for k in panel_keys}
     for cond, trials in groups.items():
         # a method that ignores the facet's setting (None) is drawn in every panel
-        targets = panel_keys if fi is None or cond[fi] is None else [res.label(cond, [facet])]
+        targets = (panel_keys if fi is None or facet is None or cond[fi] is None
+                   else [res.label(cond, [facet])])
         line = res.label(cond, line_axes) if line_axes is not None else res.label(cond)
         hs = [pd.DataFrame(t.get("history") or {}) for t in trials]
         hs = [h for h in hs if len(h) and {"step", "train_loss"} <= set(h.columns)]
@@ -190,7 +200,7 @@ def _phase_data(res: StudyResults, figure: str, artifact: str) -> dict[str, dict
 
 
 def figure_data(results: StudyResults | str | Path, name: str) -> dict[str, Any]:
-    r"""The plain data a figure of the study is drawn from (what :func:`render` passes to the plots)."""
+    r"""The plain data a figure of the study is drawn from (what :func:`render` gives the plots)."""
     res = results if isinstance(results, StudyResults) else load_study(results, fn="figure_data")
     _check_name("figure_data", res, name, tables=False)
     return _DATA[name](res)
