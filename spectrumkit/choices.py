@@ -18,6 +18,7 @@ __all__ = [
     "BALANCES", "Balance", "ESTIMATORS", "Estimator", "EXECUTORS", "Executor", "FIGURES", "Figure",
     "GAMMA_INPUTS", "GAMMA_OBJECTIVES", "GAMMA_READOUTS", "GAMMA_STATES", "GammaInputs",
     "GammaObjective", "GammaReadout", "GammaState", "INIT_SCHEMES", "InitScheme", "NORMALIZATIONS",
+    "JACOBIAN_BLOCKS", "JACOBIAN_METHODS", "JacobianBlock", "JacobianMethod",
     "Normalization", "OPTIMIZERS", "Optimizer", "PIPELINES", "Pipeline", "RECIPE_NAMES", "RECORDS",
     "Record", "RecipeName", "SCOPES", "SCORE_METHODS", "SPECTRUM_METHODS", "STUDY_DEVICES",
     "ScoreMethod", "Scope", "SpectrumMethod", "StudyDevice", "TASKS", "TRAIN_METHODS", "Task",
@@ -32,6 +33,14 @@ SCORE_METHODS: tuple[str, ...] = get_args(ScoreMethod)
 TrainMethod = Literal["dense", "l2", "jacobian", "snip", "foresight", "magnitude", "random",
                       "synflow"]
 TRAIN_METHODS: tuple[str, ...] = get_args(TrainMethod)
+
+#: Engines of :func:`spectrumkit.jacobians.step_jacobians` (NOTE [Jacobian convention]).
+JacobianMethod = Literal["auto", "closed_form", "jacrev", "jacfwd"]
+JACOBIAN_METHODS: tuple[str, ...] = get_args(JacobianMethod)
+
+#: What a Jacobian routine returns: the full (S, S) Jacobian or its h→h block (N, N).
+JacobianBlock = Literal["full", "hh"]
+JACOBIAN_BLOCKS: tuple[str, ...] = get_args(JacobianBlock)
 
 #: χ estimators of the Jacobian score (NOTE [χ estimators] in spectra.py).
 Estimator = Literal["ones", "transpose", "frobenius", "hutchinson"]

@@ -75,6 +75,22 @@ def check_float_tensor(fn: str, name: str, t: Any, *, finite: bool = True) -> to
     return t
 
 
+def check_bool_tensor(fn: str, name: str, t: Any, shape: tuple[int, ...] | torch.Size
+                      ) -> torch.Tensor:
+    """``t`` must be a bool tensor of ``shape`` (a mask: True = keep).
+
+    >>> check_bool_tensor("f", "m", torch.ones(2, 3), (2, 3))
+    Traceback (most recent call last):
+    ...
+    spectrumkit.errors.SpectrumkitError: f: expected m to be a bool tensor, got torch.float32
+    """
+    if not isinstance(t, torch.Tensor) or t.dtype != torch.bool:
+        raise fail(fn, f"{name} to be a bool tensor", getattr(t, "dtype", type(t).__name__))
+    if tuple(t.shape) != tuple(shape):
+        raise fail(fn, f"{name} of shape {tuple(shape)}", f"shape {tuple(t.shape)}")
+    return t
+
+
 #: The largest seed a command accepts: torch generators take 64 bits, and the CLI derives the
 #: seeds ``seed + 1`` and ``seed + 2`` (NOTE [CLI data]), which must stay below 2**64.
 SEED_MAX = 2**63 - 1

@@ -54,6 +54,7 @@ from dataclasses import dataclass
 import torch
 
 from .cells import BLOCKS, Cell, get
+from .choices import INIT_SCHEMES
 from .errors import SpectrumkitError, check_positive_int, fail
 
 __all__ = ["AUTHORS_GRU_INIT", "init_params", "make_generator", "parse_scheme"]
@@ -67,8 +68,8 @@ __all__ = ["AUTHORS_GRU_INIT", "init_params", "make_generator", "parse_scheme"]
 # The models' heads and embeddings and the CLI's Gaussian batches follow the same rule.
 DRAW_DTYPE = torch.float32
 
-_GRAMMAR = ("glorot | glorot_uniform | he | normal:STD | uniform:A,B | orthogonal | torch | zero | "
-            "constant:C | constant:C1,...,CG, optionally followed by ';block=scheme' overrides "
+_GRAMMAR = (" | ".join(INIT_SCHEMES) + " | normal:STD | uniform:A,B | constant:C | "
+            "constant:C1,...,CG, optionally followed by ';block=scheme' overrides "
             "(blocks: input, recurrent, cell, bias; or a tensor name such as bias_ih)")
 
 #: The init of the GRU the paper's authors scored, in distribution, for ``gru_cho`` (NOTE [The
@@ -100,8 +101,10 @@ def parse_scheme(text: str) -> Scheme:
     if not isinstance(text, str):
         raise fail("parse_scheme", f"a scheme string ({_GRAMMAR})", repr(text))
     t = text.strip()
-    if t in ("glorot", "xavier", "glorot_uniform", "he", "orthogonal", "torch", "zero"):
-        return Scheme("glorot" if t == "xavier" else t)
+    if t == "xavier":  # the other name of glorot
+        return Scheme("glorot")
+    if t in INIT_SCHEMES:
+        return Scheme(t)
     m = re.fullmatch(rf"normal:({_NUM})", t)
     if m:
         std = float(m.group(1))
@@ -162,8 +165,9 @@ def _parse_spec(scheme: str | Mapping[str, str], bias: str | None,
     return out
 
 
-def make_generator(generator: torch.Generator | None, seed: int | None, fn: str) -> torch.Generator:
-    """Return ``generator``, or a new CPU generator seeded with ``seed``; exactly one must be given."""
+def make_generator(generator: torch.Generator | None, seed: int | None, fn: str
+                   ) -> torch.Generator:
+    """Return ``generator``, or a new CPU generator seeded with ``seed``; exactly one is given."""
     if (generator is None) == (seed is None):
         raise fail(fn, "exactly one of generator= or seed=", "both" if generator is not None
                    else "neither")
@@ -202,11 +206,11 @@ def _draw(s: Scheme, shape: tuple[int, ...], fan_in: int, fan_out: int, hidden: 
         return (torch.rand(shape, generator=g, dtype=dtype) * 2 - 1) * k
     if s.kind == "orthogonal":
         if len(shape) == 1:
-            raise SpectrumkitError("init_params: expected orthogonal only for weight blocks, got it "
-                                   "for a bias (use bias=zero or another scheme)")
+            raise SpectrumkitError("init_params: expected orthogonal only for weight blocks, got "
+                                   "it for a bias (use bias=zero or another scheme)")
         rows, cols = shape
-        a = torch.randn(max(rows, cols), min(rows, cols), generator=g, dtype=torch.float64)
-        q, r = torch.linalg.qr(a)
+        gauss = torch.randn(max(rows, cols), min(rows, cols), generator=g, dtype=torch.float64)
+        q, r = torch.linalg.qr(gauss)
         sign = torch.sign(torch.diagonal(r))
         q = q * torch.where(sign == 0, torch.ones_like(sign), sign)
         q = q if rows >= cols else q.T
@@ -229,13 +233,13 @@ def init_params(
     r"""Initialize the parameters of ``cell`` at (D, N) = (input_size, hidden_size).
 
     Every gate block of every tensor is drawn separately, in the order of ``cell.param_shapes`` and
-    of the gates, from ``generator`` (or a fresh generator seeded with ``seed``; exactly one of the two
-    is required). The global RNG is never touched. Draws happen on the CPU and are then moved to
+    of the gates, from ``generator`` (or a fresh generator seeded with ``seed``; exactly one of the
+    two is required). The global RNG is never touched. Draws happen on the CPU and are then moved to
     ``device``, so a seed gives the same numbers on every device.
 
     Biases are zero unless asked otherwise (``bias=SCHEME``, a ``bias=`` override, or the ``torch``
-    scheme, which follows PyTorch's default for biases too). See the module docstring for the grammar
-    and NOTE [Fans per gate].
+    scheme, which follows PyTorch's default for biases too). See the module docstring for the
+    grammar and NOTE [Fans per gate].
 
     Returns ``{name: tensor}`` with the shapes of ``cell.param_shapes(D, N)``.
 

@@ -28,7 +28,7 @@ import torch
 from torch import nn
 
 from .cells import GRU_CHO, Cell, check_params, get
-from .errors import check_float_tensor, fail
+from .errors import check_bool_tensor, check_float_tensor, fail
 
 __all__ = ["authors_gru_params", "authors_trained_gru", "from_torch", "to_torch"]
 
@@ -84,9 +84,9 @@ def to_torch(cell: str | Cell, params: Mapping[str, torch.Tensor], *, kind: str 
     """Build the torch.nn module that computes ``cell`` with ``params``.
 
     ``kind="sequence"`` gives ``nn.RNN``/``nn.LSTM``/``nn.GRU`` (one layer, ``batch_first`` as
-    given); ``kind="cell"`` gives the ``*Cell`` version. The module's parameters are copies, with the
-    dtype and device of ``params``. The peephole LSTM and user cells have no torch.nn counterpart
-    and are refused.
+    given); ``kind="cell"`` gives the ``*Cell`` version. The module's parameters are copies, with
+    the dtype and device of ``params``. The peephole LSTM and user cells have no torch.nn
+    counterpart and are refused.
     """
     fn = "to_torch"
     cell = get(cell)
@@ -258,12 +258,7 @@ def authors_trained_gru(params: Mapping[str, torch.Tensor], masks: Mapping[str, 
         if name not in masks:
             raise fail(fn, "masks for weight_ih and weight_hh", f"tensors {sorted(masks)}")
     for name, m in masks.items():
-        if not isinstance(m, torch.Tensor) or m.dtype != torch.bool:
-            raise fail(fn, f"masks[{name!r}] to be a bool tensor",
-                       getattr(m, "dtype", type(m).__name__))
-        if m.shape != params[name].shape:
-            raise fail(fn, f"masks[{name!r}] of shape {tuple(params[name].shape)}",
-                       f"shape {tuple(m.shape)}")
+        check_bool_tensor(fn, f"masks[{name!r}]", m, params[name].shape)
     r, z, n = slice(0, N), slice(N, 2 * N), slice(2 * N, 3 * N)
 
     def swap(t: torch.Tensor, negate: bool) -> torch.Tensor:

@@ -26,16 +26,17 @@ from __future__ import annotations
 
 import functools
 import warnings
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Literal, NamedTuple
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
 from torch.func import jacfwd, jacrev, jvp, vjp, vmap
 
 from . import cells as _cells
-from .cells import Cell, get
+from .cells import Cell, Params, get
+from .choices import JACOBIAN_BLOCKS, JACOBIAN_METHODS, JacobianBlock, JacobianMethod
 from .errors import check_choice, check_float_tensor, check_positive_int, fail
 from .unroll import _unroll, batched_step, check_sequence
 
@@ -52,14 +53,14 @@ __all__ = [
     "vjp_step",
 ]
 
-Params = Mapping[str, torch.Tensor]
-Method = Literal["auto", "closed_form", "jacrev", "jacfwd"]
-Block = Literal["full", "hh"]
+Method = JacobianMethod
+Block = JacobianBlock
 
-#: Accepted ``method`` values of :func:`step_jacobians`.
-METHODS: tuple[str, ...] = ("auto", "closed_form", "jacrev", "jacfwd")
-#: Accepted ``block`` values: the full (S, S) Jacobian or its h→h block (N, N).
-BLOCKS: tuple[str, ...] = ("full", "hh")
+#: Accepted ``method`` values of :func:`step_jacobians` (``choices.JACOBIAN_METHODS``).
+METHODS = JACOBIAN_METHODS
+#: Accepted ``block`` values (``choices.JACOBIAN_BLOCKS``): the full (S, S) Jacobian or its h→h
+#: block (N, N).
+BLOCKS = JACOBIAN_BLOCKS
 
 #: Default memory budget of one streamed chunk of Jacobians when ``chunk_size`` is None.
 CHUNK_BYTES = 256 * 2**20
@@ -167,7 +168,7 @@ def vjp_step(cell: str | Cell, params: Params, x: torch.Tensor, s: torch.Tensor,
 def _vjp_step(cell: Cell, params: Params, x: torch.Tensor, s: torch.Tensor, v: torch.Tensor
               ) -> torch.Tensor:
     step = batched_step(cell)
-    _, pullback = vjp(lambda s_: step(params, x, s_), s)
+    pullback = vjp(lambda s_: step(params, x, s_), s)[1]
     return pullback(v)[0]
 
 
@@ -316,7 +317,8 @@ def _gru_cho_terms(p: Params, x: torch.Tensor, s: torch.Tensor):
     n = torch.tanh(a_n)
     dn = (1 - z) * (1 - n * n)                                  # ∂h'/∂(preactivation of n)
     beta = torch.stack([torch.zeros_like(z), (s - n) * z * (1 - z), dn], dim=-2)
-    rho = torch.stack([r, s * r * (1 - r)], dim=-2)             # ∂(r ⊙ h)/∂h = diag ρ₁ + diag ρ₂ W_hr
+    # ∂(r ⊙ h)/∂h = diag ρ₁ + diag ρ₂ W_hr
+    rho = torch.stack([r, s * r * (1 - r)], dim=-2)
     return beta[:, None], z[:, None, None, :], rho
 
 
@@ -381,14 +383,15 @@ def _closed_form(cell: Cell, params: Params, x: torch.Tensor, s: torch.Tensor, b
     form = _CLOSED_FORMS[cell]
     pieces = [form.terms(params, xi, si) for xi, si in zip(x.chunk(parts), s.chunk(parts))]
     beta = torch.cat([b for b, _, _ in pieces])
-    alpha = None if pieces[0][1] is None else torch.cat([a for _, a, _ in pieces])
-    K, O, G, N = beta.shape
+    alphas = [a for _, a, _ in pieces if a is not None]  # a form has α on every slice or none
+    alpha = torch.cat(alphas) if alphas else None
+    K, Bo, G, N = beta.shape  # Bo: output state blocks (h, or h and c)
     M = form.mats(params, N)
     if block == "hh":
-        beta, M, O = beta[:, :1], M[..., :N], 1
+        beta, M, Bo = beta[:, :1], M[..., :N], 1
         alpha = None if alpha is None else alpha[:, :1, :1]
-    S, C = O * N, M.shape[-1]
-    J = beta.new_zeros(K, O, N, S)
+    S, C = Bo * N, M.shape[-1]
+    J = beta.new_zeros(K, Bo, N, S)
     Jc = J[..., :C]
     skip = () if form.reset is None else form.reset
     for g in range(G):                                          # "bogn,gns->bons", in place
@@ -405,7 +408,7 @@ def _closed_form(cell: Cell, params: Params, x: torch.Tensor, s: torch.Tensor, b
             Jc[start: start + k].addcmul_(beta[start: start + k, :, gn, :, None], MA[:, None])
             start += k
     if alpha is not None:                                   # J[b, o, n, p·N + n] += α[b, o, p, n]
-        J.view(K, O, N, O, N).diagonal(dim1=2, dim2=4).add_(alpha)
+        J.view(K, Bo, N, Bo, N).diagonal(dim1=2, dim2=4).add_(alpha)
     return J.view(K, S, S)
 
 

@@ -1,4 +1,4 @@
-r"""Spectra of the per-step Jacobians without forming them: Lanczos and stochastic Lanczos quadrature.
+r"""Per-step Jacobian spectra without forming them: Lanczos and stochastic Lanczos quadrature.
 
 Legend: T = steps, B = batch, D = input size, N = hidden size, S = state size, U = selected steps,
 P = probes per example, m = Lanczos steps, k = extreme singular values, R = rows (B·P).
@@ -17,8 +17,8 @@ V_m = [v_1..v_m], U_m = [u_1..u_m] and the upper bidiagonal B_m (diagonal α_1..
 
 so that J V_m = U_m B_m and Jᵀ U_m = V_m B_mᵀ + β_m v_{m+1} e_mᵀ. Hence V_mᵀ JᵀJ V_m = B_mᵀ B_m is
 the Lanczos tridiagonal matrix of JᵀJ started at v_1, built without ever applying JᵀJ as one
-operator (only the small m×m problem is squared, in float64). Each step costs one JVP and one VJP; both
-bases are fully re-orthogonalized (classical Gram–Schmidt, twice), so no ghost copies appear.
+operator (only the small m×m problem is squared, in float64). Each step costs one JVP and one VJP;
+both bases are fully re-orthogonalized (classical Gram–Schmidt, twice), so no ghost copies appear.
 If α_j or β_j falls below √ε·‖B‖ the Krylov space is invariant: the coefficient is set to 0 and
 the next basis vector is a fresh random vector orthogonal to the basis (the standard restart), so
 B_m splits into decoupled blocks and every result below stays exact. m ≤ S always.
@@ -33,9 +33,10 @@ of the smallest singular values and converge slowly when the small σ cluster (t
 their flags are usually False: that is reported as it is.
 
 NOTE [SLQ density]
-The singular-value density of one J is μ = (1/S) Σ_i δ(σ_i). For a probe v with E[v vᵀ] = I/S (uniform on
-the unit sphere; the P probes of one example are drawn orthonormal, see ``_probes``), E[vᵀ f(JᵀJ) v] = (1/S) tr f(JᵀJ) = ∫ f(σ²) dμ(σ)
-(Hutchinson 1990), and m Lanczos steps from v give the Gauss quadrature
+The singular-value density of one J is μ = (1/S) Σ_i δ(σ_i). For a probe v with E[v vᵀ] = I/S
+(uniform on the unit sphere; the P probes of one example are drawn orthonormal, see ``_probes``),
+E[vᵀ f(JᵀJ) v] = (1/S) tr f(JᵀJ) = ∫ f(σ²) dμ(σ) (Hutchinson 1990), and m Lanczos steps from v
+give the Gauss quadrature
 vᵀ f(JᵀJ) v ≈ Σ_j w_j f(θ_j²) with nodes θ_j = σ_j(B_m) and weights w_j = y_j[1]², Σ_j w_j = 1,
 exact for polynomials of degree < 2m in σ² (Golub & Meurant 2010, *Matrices, Moments and
 Quadrature*; Ubaru, Chen & Saad 2017, SIAM J. Matrix Anal. Appl. 38(4)). Stochastic Lanczos
@@ -98,8 +99,8 @@ MatVec = Callable[[torch.Tensor], torch.Tensor]
 
 
 def _check_tol(fn: str, tol: object) -> float:
-    ok = isinstance(tol, (int, float)) and not isinstance(tol, bool)
-    if not ok or not math.isfinite(tol) or tol <= 0:
+    if (isinstance(tol, bool) or not isinstance(tol, (int, float)) or not math.isfinite(tol)
+            or tol <= 0):
         raise fail(fn, "tol to be a finite number > 0", repr(tol))
     return float(tol)
 
@@ -265,7 +266,7 @@ def _operators(cell: Cell, params: Params, x: torch.Tensor, s: torch.Tensor, blo
     For ``block="hh"`` (N, N): J_hh v = (J [v; 0])[:N] and J_hhᵀ u = (Jᵀ [u; 0])[:N].
     """
     step = batched_step(cell)
-    _, pullback = vjp(lambda s_: step(params, x, s_), s)
+    pullback = vjp(lambda s_: step(params, x, s_), s)[1]
     S = s.shape[-1]
     if block == "full" or cell.state_factor == 1:
         return (lambda v: _jvp_step(cell, params, x, s, v)), (lambda u: pullback(u)[0]), S
@@ -400,8 +401,9 @@ def _extremes(ritz: _Ritz, k: int, tol: float) -> tuple[torch.Tensor, ...]:
 
 def _stack_extremes(parts: list[tuple[torch.Tensor, ...]], iterations: list[int], tol: float
                     ) -> ExtremeSingularValues:
-    fields = [torch.stack([p[i] for p in parts]) for i in range(6)]
-    return ExtremeSingularValues(*fields, torch.tensor(iterations), tol)
+    top, top_r, top_c, bot, bot_r, bot_c = (torch.stack([p[i] for p in parts]) for i in range(6))
+    return ExtremeSingularValues(top, top_r, top_c, bot, bot_r, bot_c, torch.tensor(iterations),
+                                 tol)
 
 
 def extreme_singular_values(cell: str | Cell, params: Params, xs: torch.Tensor, *,
@@ -414,7 +416,7 @@ def extreme_singular_values(cell: str | Cell, params: Params, xs: torch.Tensor, 
 
     Golub–Kahan–Lanczos (NOTE [Golub–Kahan–Lanczos]) from one random unit start per matrix, batched
     over the B examples of a step (one JVP and one VJP of the whole batch per Lanczos step, no
-    (S, S) matrix anywhere), started from a random unit vector. It stops when the top k Ritz values of every example of the step have
+    (S, S) matrix anywhere). It stops when the top k Ritz values of every example of the step have
     relative residuals ≤ ``tol`` (checked every 10 steps) or after ``iterations`` steps (capped at
     S). Convergence is reported per value in the result, never assumed.
 

@@ -39,7 +39,7 @@ non-zero matrix; we define it as 0 for the zero matrix. Summaries are computed i
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, NamedTuple
 
@@ -48,7 +48,8 @@ import pandas as pd
 import torch
 from torch.func import jacrev, vmap
 
-from .cells import Cell, get
+from .cells import Cell, Params, get
+from .choices import ESTIMATORS, Estimator
 from .errors import check_choice, check_float_tensor, check_positive_int, fail
 from .init import make_generator
 from .jacobians import (
@@ -80,10 +81,8 @@ __all__ = [
     "spectrum_summary",
 ]
 
-Params = Mapping[str, torch.Tensor]
-Estimator = Literal["ones", "transpose", "frobenius", "hutchinson"]
-
-CHI_ESTIMATORS = ("ones", "transpose", "frobenius", "hutchinson")
+#: The χ estimators (NOTE [χ estimators]); ``choices.ESTIMATORS`` under its public name here.
+CHI_ESTIMATORS = ESTIMATORS
 
 #: Columns of :func:`spectrum_summary` and of the per-step table of :func:`spectrum`.
 SUMMARY_COLUMNS = ("mean", "median", "min", "max", "frac_near_zero", "chi_F", "condition",

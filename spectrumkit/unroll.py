@@ -76,7 +76,8 @@ def unroll(cell: str | Cell, params: Mapping[str, torch.Tensor], xs: torch.Tenso
         s0: initial state of shape (S,) or (B, S); zero by default.
 
     Returns:
-        States of shape (T+1, B, S): ``out[0] = s0`` and ``out[t] = step(params, xs[t-1], out[t-1])``.
+        States of shape (T+1, B, S): ``out[0] = s0`` and
+        ``out[t] = step(params, xs[t-1], out[t-1])``.
 
     >>> import torch
     >>> from spectrumkit.init import init_params
