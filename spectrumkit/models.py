@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -26,10 +27,16 @@ from torch.nn.utils import skip_init
 from .cells import Cell, get
 from .errors import check_positive_int, fail
 from .init import DRAW_DTYPE, init_params, make_generator
+from .protocols import RecurrentModel
 from .unroll import _unroll
 
 __all__ = ["LanguageModel", "SequenceClassifier", "log_uniform_probs", "log_uniform_sample",
            "sampled_softmax_loss"]
+
+
+#: One batch of every model here: ``(xs (B, T, D), ys (B,))`` or
+#: ``(inputs (B, T), targets (B, T))``.
+Batch = tuple[torch.Tensor, torch.Tensor]
 
 
 # NOTE [No global RNG in models]
@@ -174,7 +181,7 @@ class _RecurrentCore(nn.Module):
             s0 = xs_time_major.new_zeros(xs_time_major.shape[1], self.state_size)
         return _unroll(self.cell, self.cell_params(), xs_time_major, s0)
 
-    def cell_inputs(self, batch: tuple[torch.Tensor, ...]) -> torch.Tensor:
+    def cell_inputs(self, batch: Batch) -> torch.Tensor:
         """The cell's time-major inputs for a (validated) batch: (T, B, D).
 
         The default reads float inputs ``batch[0]`` of shape (B, T, D); models that transform their
@@ -184,7 +191,31 @@ class _RecurrentCore(nn.Module):
         return batch[0].transpose(0, 1)
 
 
-class SequenceClassifier(_RecurrentCore):
+class _ReadoutModel(_RecurrentCore):
+    """A cell followed by a linear head on the final h (:class:`SequenceClassifier`'s and
+    :class:`SequenceRegressor`'s common part): checks, the generator, then the cell's draws and
+    the head's (Xavier-normal weight, zero bias), in that order."""
+
+    def __init__(self, fn: str, cell: str | Cell, input_size: int, hidden_size: int,
+                 outputs: tuple[str, int] | None, init: str | Mapping,
+                 generator: torch.Generator | None, seed: int | None, bias: str | None,
+                 dtype: torch.dtype, device: torch.device | str | None) -> None:
+        check_positive_int(fn, "input_size", input_size)
+        check_positive_int(fn, "hidden_size", hidden_size)
+        name, width = outputs if outputs is not None else ("", 1)
+        if name:
+            check_positive_int(fn, name, width)
+        g = make_generator(generator, seed, fn)
+        super().__init__(cell, input_size, hidden_size, init, g, bias, dtype, device)
+        self.head = _xavier_linear(hidden_size, width, g, dtype, device)
+
+    def _head_of_last(self, xs: torch.Tensor) -> torch.Tensor:
+        """(B, T, D) -> the head applied to the final h: (B, outputs)."""
+        s = self.states(xs.transpose(0, 1))
+        return self.head(self.cell.output(s[-1]))
+
+
+class SequenceClassifier(_ReadoutModel):
     r"""A cell followed by a linear head on the final h: logits = W h_T + b.
 
     Args:
@@ -202,16 +233,11 @@ class SequenceClassifier(_RecurrentCore):
                  seed: int | None = None, bias: str | None = None,
                  dtype: torch.dtype = torch.float32, device: torch.device | str | None = None
                  ) -> None:
-        fn = "SequenceClassifier"
-        check_positive_int(fn, "input_size", input_size)
-        check_positive_int(fn, "hidden_size", hidden_size)
-        check_positive_int(fn, "num_classes", num_classes)
-        g = make_generator(generator, seed, fn)
-        super().__init__(cell, input_size, hidden_size, init, g, bias, dtype, device)
+        super().__init__("SequenceClassifier", cell, input_size, hidden_size,
+                         ("num_classes", num_classes), init, generator, seed, bias, dtype, device)
         self.num_classes = num_classes
-        self.head = _xavier_linear(hidden_size, num_classes, g, dtype, device)
 
-    def check_batch(self, fn: str, batch: tuple[torch.Tensor, torch.Tensor]) -> None:
+    def check_batch(self, fn: str, batch: Any) -> None:
         """Validate ``(xs (B, T, D), ys (B,))`` with labels in [0, C)."""
         xs, ys = self._check_xs(fn, batch)
         if (not isinstance(ys, torch.Tensor) or ys.shape != (xs.shape[0],)
@@ -225,10 +251,9 @@ class SequenceClassifier(_RecurrentCore):
 
     def forward(self, xs: torch.Tensor) -> torch.Tensor:
         """(B, T, D) -> logits (B, C)."""
-        s = self.states(xs.transpose(0, 1))
-        return self.head(self.cell.output(s[-1]))
+        return self._head_of_last(xs)
 
-    def loss(self, batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+    def loss(self, batch: Batch) -> torch.Tensor:
         """Mean cross-entropy of the batch ``(xs (B, T, D), ys (B,))``."""
         xs, ys = batch
         return F.cross_entropy(self(xs), ys)
@@ -276,7 +301,7 @@ class LanguageModel(_RecurrentCore):
         self.embedding.weight.requires_grad_(not freeze_embedding)
         self.softmax_samples = softmax_samples
 
-    def check_batch(self, fn: str, batch: tuple[torch.Tensor, torch.Tensor]) -> None:
+    def check_batch(self, fn: str, batch: Any) -> None:
         """Validate ``(inputs (B, T), targets (B, T))`` of token ids in [0, V)."""
         if not isinstance(batch, (tuple, list)) or len(batch) != 2:
             raise fail(fn, "a batch (inputs, targets)", type(batch).__name__)
@@ -295,7 +320,7 @@ class LanguageModel(_RecurrentCore):
         """(B, T) token ids -> (T, B, E) time-major embeddings."""
         return self.embedding(tokens).transpose(0, 1)
 
-    def cell_inputs(self, batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+    def cell_inputs(self, batch: Batch) -> torch.Tensor:
         """The cell's inputs for a batch ``(inputs (B, T), targets)``: embeddings (T, B, E)."""
         return self.embed(batch[0])
 
@@ -306,14 +331,13 @@ class LanguageModel(_RecurrentCore):
         logits = self.decoder(self.cell.output(s[1:])).transpose(0, 1)
         return logits, s[-1]
 
-    def loss(self, batch: tuple[torch.Tensor, torch.Tensor], s0: torch.Tensor | None = None
-             ) -> torch.Tensor:
+    def loss(self, batch: Batch, s0: torch.Tensor | None = None) -> torch.Tensor:
         """Mean next-token cross-entropy of ``(inputs (B, T), targets (B, T))``."""
         inputs, targets = batch
         logits, _ = self(inputs, s0)
         return F.cross_entropy(logits.reshape(-1, self.vocab_size), targets.reshape(-1))
 
-    def train_loss(self, batch: tuple[torch.Tensor, torch.Tensor], s0: torch.Tensor | None = None,
+    def train_loss(self, batch: Batch, s0: torch.Tensor | None = None,
                    *, generator: torch.Generator | None = None
                    ) -> tuple[torch.Tensor, torch.Tensor]:
         r"""The training loss of ``(inputs (B, T), targets (B, T))`` and the final state (B, S).
@@ -340,7 +364,7 @@ class LanguageModel(_RecurrentCore):
         return loss, s[-1]
 
 
-class SequenceRegressor(_RecurrentCore):
+class SequenceRegressor(_ReadoutModel):
     r"""A cell followed by a linear head on the final h giving one real value: ŷ = w·h_T + b.
 
     For regression tasks such as the adding problem; the loss is the mean squared error.
@@ -360,14 +384,10 @@ class SequenceRegressor(_RecurrentCore):
                  seed: int | None = None, bias: str | None = None,
                  dtype: torch.dtype = torch.float32, device: torch.device | str | None = None
                  ) -> None:
-        fn = "SequenceRegressor"
-        check_positive_int(fn, "input_size", input_size)
-        check_positive_int(fn, "hidden_size", hidden_size)
-        g = make_generator(generator, seed, fn)
-        super().__init__(cell, input_size, hidden_size, init, g, bias, dtype, device)
-        self.head = _xavier_linear(hidden_size, 1, g, dtype, device)
+        super().__init__("SequenceRegressor", cell, input_size, hidden_size, None, init,
+                         generator, seed, bias, dtype, device)
 
-    def check_batch(self, fn: str, batch: tuple[torch.Tensor, torch.Tensor]) -> None:
+    def check_batch(self, fn: str, batch: Any) -> None:
         """Validate ``(xs (B, T, D), ys (B,))`` with real, finite targets."""
         xs, ys = self._check_xs(fn, batch)
         if (not isinstance(ys, torch.Tensor) or ys.shape != (xs.shape[0],)
@@ -380,13 +400,17 @@ class SequenceRegressor(_RecurrentCore):
 
     def forward(self, xs: torch.Tensor) -> torch.Tensor:
         """(B, T, D) -> predictions (B,)."""
-        s = self.states(xs.transpose(0, 1))
-        return self.head(self.cell.output(s[-1])).squeeze(-1)
+        return self._head_of_last(xs).squeeze(-1)
 
-    def loss(self, batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+    def loss(self, batch: Batch) -> torch.Tensor:
         """Mean squared error of the batch ``(xs (B, T, D), ys (B,))``."""
         xs, ys = batch
         return F.mse_loss(self(xs), ys)
 
 
 __all__ += ["SequenceRegressor"]
+
+#: The model contract, checked by mypy: each model here is a
+#: :class:`~spectrumkit.protocols.RecurrentModel`.
+_MEETS_CONTRACT: tuple[type[RecurrentModel], ...] = (SequenceClassifier, LanguageModel,
+                                                     SequenceRegressor)

@@ -36,7 +36,7 @@ class RecurrentModel(Protocol):
     hidden_size: int
 
     def cell_params(self) -> dict[str, torch.Tensor]:
-        """The cell's tensors by name, in the cell's order."""
+        """The cell's tensors by name: the dict the cell's ``step`` takes."""
         ...
 
     def prunable(self, include_bias: bool = False) -> dict[str, torch.nn.Parameter]:

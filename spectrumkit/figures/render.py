@@ -318,7 +318,7 @@ def _fig_spectrum_steps(res: StudyResults):
                        lambda v: [pd.DataFrame(x) for x in v])
 
 
-#: The figures a study may declare (RESULTS_SCHEMA.md), with what draws them.
+#: The figures a study may declare (``choices.FIGURES``, RESULTS_SCHEMA.md), with what draws them.
 FIGURES: dict[str, Callable[[StudyResults], Any]] = {
     "anatomy": _fig_anatomy, "sv_hist": _fig_sv_hist, "connection_maps": _fig_connection_maps,
     "curves": _fig_curves, "lyapunov": _fig_lyapunov, "spectrum_steps": _fig_spectrum_steps,
