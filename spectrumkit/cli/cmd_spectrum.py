@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from ..choices import JACOBIAN_BLOCKS, JACOBIAN_METHODS
 from . import main
 from ._data import _CLI_DATA, _cli_batch
 
@@ -43,7 +44,7 @@ _OUTPUTS = ("spectrum.csv", "histogram.csv", "histogram.pdf", "histogram.png")
               help="seq-mnist: folder with the full data set (default: the bundled data)")
 @click.option("--seed", type=int, default=0, show_default=True,
               help="params drawn from --seed, the data from --seed + 1")
-@click.option("--method", type=click.Choice(["auto", "closed_form", "jacrev", "jacfwd", "lanczos"]),
+@click.option("--method", type=click.Choice([*JACOBIAN_METHODS, "lanczos"]),
               default="auto", show_default=True,
               help="a dense engine (forms J), or lanczos: matrix-free SLQ density and extreme "
                    "singular values (NOTE [SLQ density])")
@@ -55,7 +56,7 @@ _OUTPUTS = ("spectrum.csv", "histogram.csv", "histogram.pdf", "histogram.png")
               help="lanczos: probes per example [default: 4]")
 @click.option("--tol", type=float, default=None,
               help="lanczos: relative residual of a converged Ritz value [default: 1e-05]")
-@click.option("--block", type=click.Choice(["full", "hh"]), default="full", show_default=True,
+@click.option("--block", type=click.Choice(JACOBIAN_BLOCKS), default="full", show_default=True,
               help="full state Jacobian, or its h->h block (LSTMs)")
 @click.option("--chunk-size", type=int, default=None,
               help="steps per streamed chunk [default: fit 256 MiB]")
