@@ -153,6 +153,7 @@ class _RecurrentCore(nn.Module):
 
     @property
     def state_size(self) -> int:
+        """S, the length of the cell's flat state at N = ``hidden_size``."""
         return self.cell.state_size(self.hidden_size)
 
     def cell_params(self) -> dict[str, torch.Tensor]:
@@ -192,25 +193,28 @@ class _RecurrentCore(nn.Module):
 
 
 class _ReadoutModel(_RecurrentCore):
-    """A cell followed by a linear head on the final h (:class:`SequenceClassifier`'s and
-    :class:`SequenceRegressor`'s common part): checks, the generator, then the cell's draws and
-    the head's (Xavier-normal weight, zero bias), in that order."""
+    """A cell followed by a linear head of ``width`` outputs on the final h.
 
-    def __init__(self, fn: str, cell: str | Cell, input_size: int, hidden_size: int,
-                 outputs: tuple[str, int] | None, init: str | Mapping,
-                 generator: torch.Generator | None, seed: int | None, bias: str | None,
-                 dtype: torch.dtype, device: torch.device | str | None) -> None:
+    The common part of :class:`SequenceClassifier` and :class:`SequenceRegressor`: the argument
+    checks, the generator, then the cell's draws and the head's (Xavier-normal weight, zero bias),
+    in that order. ``width_arg`` names the caller's argument that sets ``width`` (checked as a
+    positive integer), or is None when the model fixes it.
+    """
+
+    def __init__(self, fn: str, cell: str | Cell, input_size: int, hidden_size: int, width: int,
+                 width_arg: str | None, init: str | Mapping, generator: torch.Generator | None,
+                 seed: int | None, bias: str | None, dtype: torch.dtype,
+                 device: torch.device | str | None) -> None:
         check_positive_int(fn, "input_size", input_size)
         check_positive_int(fn, "hidden_size", hidden_size)
-        name, width = outputs if outputs is not None else ("", 1)
-        if name:
-            check_positive_int(fn, name, width)
+        if width_arg is not None:
+            check_positive_int(fn, width_arg, width)
         g = make_generator(generator, seed, fn)
         super().__init__(cell, input_size, hidden_size, init, g, bias, dtype, device)
         self.head = _xavier_linear(hidden_size, width, g, dtype, device)
 
     def _head_of_last(self, xs: torch.Tensor) -> torch.Tensor:
-        """(B, T, D) -> the head applied to the final h: (B, outputs)."""
+        """(B, T, D) -> the head applied to the final h: (B, width)."""
         s = self.states(xs.transpose(0, 1))
         return self.head(self.cell.output(s[-1]))
 
@@ -233,8 +237,8 @@ class SequenceClassifier(_ReadoutModel):
                  seed: int | None = None, bias: str | None = None,
                  dtype: torch.dtype = torch.float32, device: torch.device | str | None = None
                  ) -> None:
-        super().__init__("SequenceClassifier", cell, input_size, hidden_size,
-                         ("num_classes", num_classes), init, generator, seed, bias, dtype, device)
+        super().__init__("SequenceClassifier", cell, input_size, hidden_size, num_classes,
+                         "num_classes", init, generator, seed, bias, dtype, device)
         self.num_classes = num_classes
 
     def check_batch(self, fn: str, batch: Any) -> None:
@@ -384,7 +388,7 @@ class SequenceRegressor(_ReadoutModel):
                  seed: int | None = None, bias: str | None = None,
                  dtype: torch.dtype = torch.float32, device: torch.device | str | None = None
                  ) -> None:
-        super().__init__("SequenceRegressor", cell, input_size, hidden_size, None, init,
+        super().__init__("SequenceRegressor", cell, input_size, hidden_size, 1, None, init,
                          generator, seed, bias, dtype, device)
 
     def check_batch(self, fn: str, batch: Any) -> None:

@@ -139,7 +139,7 @@ def test_closed_form_is_differentiable_in_params(cell):
 
 
 # ----------------------------------------------------------------------------------------------
-# Bad input (the table)
+# Bad input: each malformed argument gets its one-line error
 # ----------------------------------------------------------------------------------------------
 
 
