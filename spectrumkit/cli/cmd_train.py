@@ -214,6 +214,26 @@ def _check_flags(fn: str, params: Mapping[str, Any]) -> None:
         torch.set_num_threads(params["threads"])
 
 
+def _even_stages(fn: str, params: Mapping[str, Any]) -> dict[str, Any]:
+    """``--method l2`` without ``--stage-steps``: the evenly spaced stage length, written out.
+
+    As :func:`spectrumkit.train.train_l2_iterative` spaces the stages for ``stage_steps=None``:
+    k = ⌊steps / (stages + 1)⌋, stages = the schedule's densities above the target, plus the
+    target. A study trial's config names its stage length; with ``--epochs`` the number of steps
+    depends on the data, so ``--stage-steps`` must be given.
+    """
+    from ..errors import fail
+    from ..train import L2_DENSITIES
+
+    if params["method"] != "l2" or params["stage_steps"] is not None:
+        return dict(params)
+    if params["steps"] is None:
+        raise fail(fn, "--stage-steps with --method l2 and --epochs", "no --stage-steps")
+    density = 1.0 - params["sparsity"]
+    stages = sum(d > density + 1e-9 for d in L2_DENSITIES) + 1  # the schedule's rule
+    return {**params, "stage_steps": params["steps"] // (stages + 1) or None}
+
+
 def _check_memory_for(fn: str, c: TrialConfig, task: TaskData, device: str) -> None:
     """Refuse a model that cannot fit (NOTE [Memory estimate]) before it is allocated."""
     from ..cells import count_params
@@ -347,6 +367,7 @@ def train_cmd(**params: Any) -> None:
 
     fn = "spectrumkit train"
     _check_flags(fn, params)
+    params = _even_stages(fn, params)
     c = config_from_params(params)
     ctx = click.get_current_context()
     given = {p for p in params
