@@ -106,8 +106,8 @@ def pack_mask(mask: Mapping[str, torch.Tensor]) -> dict[str, dict[str, Any]]:
     record is. :func:`unpack_mask` inverts it exactly.
 
     >>> m = {"W": torch.tensor([[True, False, True], [False, False, True]])}
-    >>> pack_mask(m)
-    {'W': {'shape': [2, 3], 'packbits': 'oQ=='}}
+    >>> pack_mask(m)                          # 1 0 1 0 0 1 (0 0) = 0xA4
+    {'W': {'shape': [2, 3], 'packbits': 'pA=='}}
     >>> torch.equal(unpack_mask(pack_mask(m))["W"], m["W"])
     True
     """
