@@ -169,15 +169,16 @@ def _check_applies(fn: str, c: TrialConfig, params: Mapping[str, Any],
         except ValidationError:
             want = asked[f]
         have = getattr(c, f)
+        shown = f"{_flag(f)} {_text(asked[f])}"
         if f in ("record", "score_options"):  # the config orders records, drops options
             want, have = set(want), set(have)
+            shown = f"{_flag(f)} " + ", ".join(sorted(want - have))
         elif f == "spectrum_method" and want == "dense":  # the config's None is the dense SVD
             want = None
         if want != have:
             raise fail(fn, f"flags that apply to --method {c.method} on --data {c.task} with "
-                       f"these records (NOTE [Canonical configs])",
-                       f"{_flag(f)} {_text(asked[f]) if f != 'score_options' else ''}"
-                       .rstrip() + ", which this run would ignore")
+                       "these records (NOTE [Canonical configs])",
+                       f"{shown}, which this run would ignore")
 
 
 def _check_flags(fn: str, params: Mapping[str, Any]) -> None:
