@@ -44,18 +44,19 @@ def _unpack_independently(packed: dict) -> dict[str, torch.Tensor]:
 
 
 STUDY = """name = "rerun"
-description = "one tiny trial, re-run from the command its log prints"
+description = "two tiny trials, each re-run from the command its log prints"
 [grid]
-method = ["jacobian"]
+method = ["jacobian", "l2"]
 [fixed]
 hidden_size = 8
 sparsity = 0.8
-steps = 4
-eval_every = 2
+steps = 6
+eval_every = 3
 batch_size = 16
 score_batch = 8
 estimator = "hutchinson"
 score_options = { probes = 2 }
+l2_stage_steps = 1
 record = ["mask", "anatomy"]
 data = { limit = 64, val_limit = 32 }
 [presets.quick]
@@ -65,24 +66,14 @@ table = { rows = "method", metric = "val_error_pct" }
 """
 
 
-def test_a_study_trial_reruns_bit_for_bit_from_the_command_in_its_log(tmp_path):
-    """The acceptance test of the pipeline: study trial → its log's command → the same mask (bit
-    for bit), the same history apart from wall time, and the same key."""
-    toml = tmp_path / "rerun.toml"
-    toml.write_text(STUDY)
-    r = cli("study", toml, "--out", tmp_path / "res", "--device", "cpu", "--no-figures",
-            "--threads", "1")
-    assert r.returncode == 0, r.stderr
-    (result_file,) = (tmp_path / "res" / "rerun" / "trials").glob("*.json")
-    result = json.loads(result_file.read_text())
+def _rerun(result: dict, log: str, out: Path) -> None:
+    """Run the command of ``log``'s reproduce line into ``out``; compare with the study's
+    ``result``: the key, the mask bit for bit, the history apart from wall time."""
     key = result["key"]
-    assert result["status"] == "ok" and result_file.stem == key
-    log = (tmp_path / "res" / "rerun" / "logs" / f"{key}.log").read_text()
     (line,) = [x for x in log.splitlines() if " reproduce: " in x]
     argv = shlex.split(line.split(" reproduce: ", 1)[1])
     assert argv[:2] == ["spectrumkit", "train"] and argv[-2:] == ["--out", "OUT"], argv
-    assert "--method" in argv and "--score-option" in argv and "--record" in argv
-    out = tmp_path / "cli"
+    assert "--method" in argv and "--record" in argv
     r = cli(*argv[1:-1], out, "--device", "cpu", "--threads", "1")
     assert r.returncode == 0, r.stderr
     # the key: printed, stored, and the study's
@@ -104,6 +95,39 @@ def test_a_study_trial_reruns_bit_for_bit_from_the_command_in_its_log(tmp_path):
     assert len(want) == 2 and list(got.columns) == list(want.columns)
     pd.testing.assert_frame_equal(got, want, check_dtype=False, check_exact=True)
     assert metrics["metrics"]["val_error_pct"] == result["metrics"]["val_error_pct"]
+
+
+def test_a_study_trial_reruns_bit_for_bit_from_the_command_in_its_log(tmp_path):
+    """The acceptance test of the pipeline: study trial → its log's command → the same mask (bit
+    for bit), the same history apart from wall time, and the same key; for a score (the
+    Hutchinson Jacobian score: its randomness too) and for the iterative L2 baseline."""
+    toml = tmp_path / "rerun.toml"
+    toml.write_text(STUDY)
+    r = cli("study", toml, "--out", tmp_path / "res", "--device", "cpu", "--no-figures",
+            "--threads", "1")
+    assert r.returncode == 0, r.stderr
+    folder = tmp_path / "res" / "rerun"
+    results = [json.loads(p.read_text()) for p in sorted((folder / "trials").glob("*.json"))]
+    assert sorted(x["config"]["method"] for x in results) == ["jacobian", "l2"]
+    for result in results:
+        assert result["status"] == "ok"
+        log = (folder / "logs" / f"{result['key']}.log").read_text()
+        _rerun(result, log, tmp_path / result["config"]["method"])
+
+
+def test_the_reproduce_line_comes_first_and_names_the_data_root(tmp_path):
+    """The command is logged before anything can fail, with the study's --data-root."""
+    from spectrumkit.cli.cmd_train import train_command
+    from spectrumkit.study.executors import TrialContext
+    from spectrumkit.study.trial import run_trial
+
+    c = TrialConfig(method="random", sparsity=0.5, hidden_size=4, steps=1)
+    lines: list[str] = []
+    root = str(tmp_path / "no data here")
+    with pytest.raises(SpectrumkitError):
+        run_trial(c, TrialContext(device="cpu", data_root=root, log=lines.append))
+    assert lines == [f"reproduce: {train_command(c, data_root=root)}"]
+    assert lines[0].endswith(f"--data-root {shlex.quote(root)} --out OUT")
 
 
 # Two configs that, together, set every field of TrialConfig to a value that is not the
