@@ -304,8 +304,10 @@ def _summary(c: TrialConfig, result: PipelineResult) -> str:
               help="folder with the full data set (default: the bundled data)")
 @click.option("--data-option", "data_options", multiple=True, metavar="KEY=VALUE",
               help="load_task option, repeatable (e.g. limit=1000, variant=pixel)")
-@click.option("--epochs", type=int, default=None, help="passes over the training split")
-@click.option("--steps", type=int, default=None, help="optimizer steps (instead of --epochs)")
+@click.option("--epochs", type=int, default=None,
+              help="passes over the training split (0: evaluate at initialization)")
+@click.option("--steps", type=int, default=None,
+              help="optimizer steps (instead of --epochs; 0: evaluate at initialization)")
 @click.option("--batch-size", type=int, default=64, show_default=True)
 @click.option("--lr", type=float, default=1e-3, show_default=True)
 @click.option("--optimizer", type=click.Choice(OPTIMIZERS), default="adam", show_default=True)
