@@ -99,6 +99,7 @@ from .data import (
 # attribute; ``from spectrumkit.train import ...`` still reaches the module)
 from .evaluation import evaluate, make_model, resolve_device
 from .train import TrainResult, train, train_l2_iterative
+from .pipeline import PipelineResult, pack_mask, run_pipeline, unpack_mask
 
 # isort: split
 # studies
@@ -152,6 +153,7 @@ __all__ = [
     "data_identity",
     # training
     "evaluate", "make_model", "resolve_device", "TrainResult", "train", "train_l2_iterative",
+    "run_pipeline", "PipelineResult", "pack_mask", "unpack_mask",
     # studies
     "Study", "TrialConfig", "collect", "list_studies", "load_study", "run_study", "summarize",
     "trial_key",

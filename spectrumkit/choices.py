@@ -90,8 +90,9 @@ OPTIMIZERS: tuple[str, ...] = get_args(Optimizer)
 Pipeline = Literal["plain", "authors"]
 PIPELINES: tuple[str, ...] = get_args(Pipeline)
 
-#: What a study trial may record, and how its spectra are computed.
-Record = Literal["anatomy", "connection_map", "sv_hist", "spectrum_steps", "lyapunov"]
+#: What a study trial may record (``mask``: the mask trained with, bit for bit), and how its
+#: spectra are computed.
+Record = Literal["anatomy", "connection_map", "sv_hist", "spectrum_steps", "lyapunov", "mask"]
 RECORDS: tuple[str, ...] = get_args(Record)
 SpectrumMethod = Literal["dense", "lanczos"]
 SPECTRUM_METHODS: tuple[str, ...] = get_args(SpectrumMethod)

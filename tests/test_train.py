@@ -397,7 +397,7 @@ def test_cli_train_writes_what_train_returns(tmp_path):
     (["--method", "grasp"], "Invalid value for '--method'"),
     (["--sparsity", "0.5"], "error: spectrumkit train: expected --sparsity 0 with --method dense"),
     (["--data-option", "colour=red"], "error: load_task: expected options for seq-mnist among"),
-    (["--lr", "0"], "error: train: expected lr to be a finite number > 0, got 0"),
+    (["--lr", "0"], "error: spectrumkit train: expected --lr to be a finite number > 0, got 0"),
 ])
 def test_cli_train_bad_input_is_one_line_exit_2(tmp_path, args, match):
     r = _cli("train", "--steps", "1", "--out", str(tmp_path / "x"), "--device", "cpu", *args)
@@ -407,9 +407,11 @@ def test_cli_train_bad_input_is_one_line_exit_2(tmp_path, args, match):
 
 @pytest.mark.parametrize("method", ["jacobian", "snip"])
 def test_cli_train_with_a_pruning_score_equals_the_library(tmp_path, method):
-    """NOTE [train command]: scoring batch from --seed + 1, score randomness from --seed + 2."""
+    """NOTE [train command]: scoring batch from sub_seed(--seed, "score-batch"), score randomness
+    from sub_seed(--seed, "scores") (NOTE [Trial randomness]), density 1 - sparsity."""
     from spectrumkit.data import sample_batch
     from spectrumkit.masks import topk_mask
+    from spectrumkit.pipeline import sub_seed
     from spectrumkit.scores import compute_scores
 
     out = tmp_path / "run"
@@ -420,9 +422,10 @@ def test_cli_train_with_a_pruning_score_equals_the_library(tmp_path, method):
     assert r.returncode == 0, r.stderr
     task = load_task("seq-mnist", limit=96, val_limit=32)
     model = make_model(task, "gru", 6, init="glorot", seed=3)
-    batch = sample_batch(task.train, 16, generator=torch.Generator().manual_seed(4))
-    expect = topk_mask(compute_scores(method, model, batch,
-                                      generator=torch.Generator().manual_seed(5)), 0.2)
+    batch = sample_batch(task.train, 16,
+                         generator=torch.Generator().manual_seed(sub_seed(3, "score-batch")))
+    expect = topk_mask(compute_scores(method, model, batch, generator=torch.Generator().manual_seed(
+        sub_seed(3, "scores"))), 1 - 0.8)
     ref = train(model, task, mask=expect, steps=6, batch_size=32, seed=3, device="cpu")
     mask = torch.load(out / "mask.pt", weights_only=True)
     assert all(torch.equal(mask[k], expect[k]) for k in expect)

@@ -2,17 +2,24 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import torch
+
 # NOTE [CLI data]
 # `--data gaussian`: x ~ N(0, 1) of shape (B, T, D) and labels uniform in [0, classes), drawn from a
-# generator seeded --seed + 1 (x in float32, then cast to the dtype: NOTE [One draw] in init.py). `--data seq-mnist`: B examples of the row-wise sequential MNIST
-# training split (T = D = 28, unit pixel scale), chosen without replacement by a generator seeded
-# --seed + 1; `--data-root` points at the full data set, else the bundled 8k/2k split is used.
+# generator seeded --seed + 1 (x in float32, then cast to the dtype: NOTE [One draw] in init.py).
+# `--data seq-mnist`: B examples of the row-wise sequential MNIST training split (T = D = 28, unit
+# pixel scale), chosen without replacement by a generator seeded --seed + 1; `--data-root` points
+# at the full data set, else the bundled 8k/2k split is used.
 
 _CLI_DATA = ("gaussian", "seq-mnist")
 
 
 def _cli_batch(fn: str, data: str, data_root: str | None, batch: int, seq_len: int,
-               input_size: int, classes: int, seed: int, dtype=None):
+               input_size: int, classes: int, seed: int, dtype: torch.dtype | None = None
+               ) -> tuple[torch.Tensor, torch.Tensor]:
     """Return (xs (B, T, D) batch-first, ys (B,)) on the CPU for --data (NOTE [CLI data])."""
     import torch
 
@@ -52,9 +59,12 @@ def _cli_batch(fn: str, data: str, data_root: str | None, batch: int, seq_len: i
 # certain; a run that passes may still need more (activations, the data) than the bound says.
 
 
-def _check_memory(fn: str, what: str, params: int, copies: int, device, extra: int = 0,
+def _check_memory(fn: str, what: str, params: int, copies: int, device: Any, extra: int = 0,
                   itemsize: int = 4) -> None:
-    """Refuse ``copies`` × ``params`` (+ ``extra``) entries that cannot fit (NOTE [Memory estimate])."""
+    """Refuse ``copies`` × ``params`` (+ ``extra``) entries that cannot fit.
+
+    NOTE [Memory estimate]; ``device``: a torch device or its name.
+    """
     from ..errors import check_memory
 
     check_memory(fn, what, itemsize * (copies * params + extra), device)

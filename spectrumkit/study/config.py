@@ -46,6 +46,7 @@ from pydantic import (BaseModel, ConfigDict, Field, NonNegativeInt, PositiveFloa
                       ValidationError, field_validator, model_serializer, model_validator)
 
 from .. import cells as _cells
+from .. import choices as _choices
 from ..errors import SpectrumkitError
 
 __all__ = ["SCHEMA_VERSION", "TrialConfig", "trial_key", "canonical_json", "RECORDS", "METHODS",
@@ -54,7 +55,7 @@ __all__ = ["SCHEMA_VERSION", "TrialConfig", "trial_key", "canonical_json", "RECO
 SCHEMA_VERSION = 2  # 2: the data identity entered the key and the result (issue 12)
 
 METHODS = ("jacobian", "snip", "foresight", "magnitude", "random", "synflow", "dense", "l2")
-RECORDS = ("anatomy", "connection_map", "sv_hist", "spectrum_steps", "lyapunov")
+RECORDS = _choices.RECORDS
 TASKS = ("seq-mnist", "wikitext", "adding", "copy", "wikitext-103", "1b")
 _WORD_TASKS = ("wikitext", "wikitext-103", "1b")  # word-level corpora: embed_size, softmax_samples
 
@@ -137,8 +138,7 @@ class TrialConfig(BaseModel):
     clip: PositiveFloat | None = None
     eval_every: PositiveInt | None = None
     # what to record
-    record: tuple[Literal["anatomy", "connection_map", "sv_hist", "spectrum_steps",
-                          "lyapunov"], ...] = ()
+    record: tuple[_choices.Record, ...] = ()
     spectrum_batch: PositiveInt | None = None
     spectrum_method: Literal["dense", "lanczos"] | None = None
     hist_bins: PositiveInt | None = None
