@@ -300,10 +300,6 @@ def _num(v: float) -> str:
     return "" if not np.isfinite(v) else repr(float(v))
 
 
-def _atomic_write_text(path: Path, text: str) -> None:
-    write_text_atomic(path, text)  # NOTE [Atomic writes]
-
-
 def write_table(table: Table, path: str | os.PathLike, formats: Iterable[str] = TABLE_FORMATS
                 ) -> list[Path]:
     """Write ``table`` to ``path`` + ``.md``/``.tex``/``.csv`` atomically; return the paths written."""
@@ -320,6 +316,6 @@ def write_table(table: Table, path: str | os.PathLike, formats: Iterable[str] = 
     out = []
     for f in dict.fromkeys(fmts):
         target = base.with_name(f"{base.name}.{f}")
-        _atomic_write_text(target, render[f](table))
+        write_text_atomic(target, render[f](table))  # NOTE [Atomic writes] in _io.py
         out.append(target)
     return out

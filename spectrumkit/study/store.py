@@ -26,7 +26,7 @@ from typing import Any
 
 import pandas as pd
 
-from .._io import check_output_dir, fsync_dir, write_text_atomic
+from .._io import check_output_dir, write_text_atomic
 from ..errors import SpectrumkitError, fail
 from .config import DATA_IDENTITY_FIELDS, SCHEMA_VERSION, TrialConfig, canonical_json, trial_key
 
@@ -35,22 +35,13 @@ try:
 except ImportError:  # pragma: no cover - Windows
     fcntl = None
 
-__all__ = ["StudyWarning", "ResultStore", "atomic_write_text", "collect", "read_trial_file",
-           "STATUSES"]
+__all__ = ["StudyWarning", "ResultStore", "collect", "read_trial_file", "STATUSES"]
 
 STATUSES = ("ok", "diverged", "failed")
 
 
 class StudyWarning(UserWarning):
     """Something in a results folder needed attention (a corrupt result file, a stale lock...)."""
-
-
-_fsync_dir = fsync_dir
-
-
-def atomic_write_text(path: str | Path, text: str) -> Path:
-    """Write ``text`` to ``path`` atomically (NOTE [Atomic writes] in ``spectrumkit._io``)."""
-    return write_text_atomic(path, text)
 
 
 def _no_constant(name: str) -> None:
@@ -182,14 +173,14 @@ class ResultStore:
     def write(self, result: dict[str, Any]) -> Path:
         """Write one result atomically; its name is its key."""
         text = json.dumps(result, indent=1, sort_keys=False, allow_nan=False) + "\n"
-        return atomic_write_text(self.result_path(result["key"]), text)
+        return write_text_atomic(self.result_path(result["key"]), text)
 
     def append_log(self, key: str, text: str) -> None:
         with open(self.log_path(key), "a", encoding="utf-8") as f:
             f.write(text if text.endswith("\n") or not text else text + "\n")
 
     def write_spec(self, spec: dict[str, Any]) -> Path:
-        return atomic_write_text(self.root / "spec.json", json.dumps(spec, indent=1) + "\n")
+        return write_text_atomic(self.root / "spec.json", json.dumps(spec, indent=1) + "\n")
 
 
 def _flat(result: dict[str, Any]) -> dict[str, Any]:

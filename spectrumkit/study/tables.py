@@ -22,9 +22,9 @@ from typing import Any
 import pandas as pd
 from tabulate import tabulate
 
+from .._io import write_text_atomic
 from ..errors import fail
 from .spec import TableReport
-from .store import atomic_write_text
 
 __all__ = ["summarize", "format_cell", "write_tables", "markdown_table"]
 
@@ -139,8 +139,8 @@ def write_tables(folder: str | Path, long: pd.DataFrame, pivot: pd.DataFrame, *,
     folder.mkdir(parents=True, exist_ok=True)
     md = f"# {title}\n\n{caption}\n\n{markdown_table(pivot)}\n"
     return [
-        atomic_write_text(folder / f"{stem}.md", md),
-        atomic_write_text(folder / f"{stem}.tex", _latex(pivot, caption)),
-        atomic_write_text(folder / f"{stem}.csv", pivot.to_csv()),
-        atomic_write_text(folder / f"{stem}_long.csv", long.to_csv(index=False)),
+        write_text_atomic(folder / f"{stem}.md", md),
+        write_text_atomic(folder / f"{stem}.tex", _latex(pivot, caption)),
+        write_text_atomic(folder / f"{stem}.csv", pivot.to_csv()),
+        write_text_atomic(folder / f"{stem}_long.csv", long.to_csv(index=False)),
     ]
