@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import click
 
+from ..choices import EXECUTORS, STUDY_DEVICES
 from . import main
-
 
 # `spectrumkit study NAME ...` runs a study; `study list` and `study show NAME` inspect them
 # (issue 6). A first argument that is not a subcommand is a study name: `study NAME` = `study run
@@ -91,9 +91,9 @@ def study_show_cmd(name: str, preset: str) -> None:
 @click.argument("name")
 @click.option("--preset", default="quick", show_default=True, help="quick (CPU, minutes) or paper")
 @click.option("--seeds", type=int, default=None, help="number of seeds (default: the preset's)")
-@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto",
+@click.option("--device", type=click.Choice(STUDY_DEVICES), default="auto",
               show_default=True, help="auto uses CUDA when present")
-@click.option("--executor", type=click.Choice(["local", "process", "ray"]), default="local",
+@click.option("--executor", type=click.Choice(EXECUTORS), default="local",
               show_default=True)
 @click.option("--workers", type=int, default=2, show_default=True, help="process pool size")
 @click.option("--threads", type=int, default=None,

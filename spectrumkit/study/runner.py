@@ -16,12 +16,13 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationError
 from tqdm.auto import tqdm
 
+from ..choices import Executor, StudyDevice
 from ..errors import SpectrumkitError, fail
 from .config import SCHEMA_VERSION, pydantic_message
 from .executors import Job, run_jobs
@@ -39,8 +40,8 @@ class RunOptions(BaseModel):
     preset: str = "quick"
     seeds: PositiveInt | None = None
     out: str = "results"
-    device: Literal["auto", "cpu", "cuda"] = "auto"
-    executor: Literal["local", "process", "ray"] = "local"
+    device: StudyDevice = "auto"
+    executor: Executor = "local"
     workers: PositiveInt = 2
     threads: PositiveInt | None = None
     retry_failed: bool = False
@@ -108,11 +109,10 @@ def summary_tables(study: Study, folder: Path) -> tuple[pd.DataFrame, pd.DataFra
 
 
 def _check_device(opts: RunOptions) -> None:
-    if opts.device == "cuda" and opts.executor != "ray":
-        import torch
-        if not torch.cuda.is_available():
-            raise fail("run_study", "a CUDA device for --device cuda", "none available "
-                       "(torch.cuda.is_available() is False)")
+    """Refuse ``cuda`` without a GPU before anything runs; Ray trials may run on other machines."""
+    if opts.executor != "ray":
+        from ..evaluation import resolve_device
+        resolve_device(opts.device)
 
 
 def _check_trial_code(spec: Study, allowed: bool) -> None:

@@ -56,10 +56,11 @@ import sys
 from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, PositiveInt, ValidationError
 
+from ..choices import FIGURES, Figure
 from ..errors import SpectrumkitError, fail
 from .config import TRIAL_METRICS, TrialConfig, canonical_json, pydantic_message, trial_key
 
@@ -70,7 +71,6 @@ else:  # pragma: no cover - exercised on Python 3.10 only
 
 __all__ = ["FIGURES", "Study", "TableReport", "Report", "list_studies", "load_study", "study_file"]
 
-FIGURES = ("anatomy", "sv_hist", "connection_maps", "curves", "lyapunov", "spectrum_steps")
 _RESERVED = ("list", "show", "run")
 _TOP_KEYS = ("name", "description", "paper", "grid", "fixed", "presets", "report", "rows")
 ROW = "row"  # the pseudo-field of NOTE [Study rows]
@@ -104,8 +104,7 @@ class Report(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
     table: TableReport
     tables: list[TableReport] = []
-    figures: list[Literal["anatomy", "sv_hist", "connection_maps", "curves", "lyapunov",
-                          "spectrum_steps"]] = []
+    figures: list[Figure] = []
 
 
 class _Seeds(BaseModel):
