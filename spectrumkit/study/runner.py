@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -126,7 +126,8 @@ def _check_trial_code(spec: Study, allowed: bool) -> None:
 
 
 def run_study(study: str | Path | Study, *, progress: bool | None = None,
-              announce: Callable[[str], None] | None = None, **options: Any) -> StudyRun:
+              announce: Callable[[str], None] | None = None,
+              overrides: Sequence[str] | Mapping[str, Any] = (), **options: Any) -> StudyRun:
     r"""Run ``study`` (a shipped name, a TOML path or a loaded :class:`Study`) and return a summary.
 
     Options (:class:`RunOptions`): ``preset`` (quick), ``seeds`` (override), ``out`` (results/),
@@ -136,7 +137,8 @@ def run_study(study: str | Path | Study, *, progress: bool | None = None,
     ``gpus_per_trial`` (fractional allowed), ``data_root`` (the trials' keys depend on its files,
     NOTE [What the key covers]), ``allow_trial_code`` (NOTE [Trial code]). ``progress``: one tqdm
     bar over the trials (None: only on a terminal). ``announce``: called once with a line saying
-    what will run.
+    what will run. ``overrides``: ``"KEY=VALUE"`` changes of the study's TOML, checked like the
+    file and recorded in ``spec.json`` (NOTE [Study overrides]; a name or path only).
 
     Results go to ``OUT/<study>/`` as RESULTS_SCHEMA.md describes; finished trials are skipped
     (NOTE [Resume]).
@@ -154,10 +156,14 @@ def run_study(study: str | Path | Study, *, progress: bool | None = None,
     except ValidationError as e:
         raise SpectrumkitError(pydantic_message(fn, e)) from None
     if isinstance(study, Study):
+        if overrides:
+            raise fail(fn, "overrides with a study name or path (a loaded Study is resolved "
+                       "already: load_study(..., overrides=...))", "a Study")
         spec = study if study.data_root == opts.data_root and study.data else \
             study.with_data_root(opts.data_root)
     else:
-        spec = load_study(study, opts.preset, seeds=opts.seeds, data_root=opts.data_root)
+        spec = load_study(study, opts.preset, seeds=opts.seeds, data_root=opts.data_root,
+                          overrides=overrides)
     check_study_name(fn, spec.name, spec.source)
     _check_trial_code(spec, opts.allow_trial_code)
     if opts.executor == "ray":
