@@ -48,12 +48,12 @@ from .evaluation import evaluate, make_model, resolve_device
 from .train import TrainResult, train, train_l2_iterative
 
 # studies
-from .study import (Study, TrialConfig, collect, list_studies, load_study, run_study, summarize,
+from .study import (Study, TrialConfig, collect, list_studies, load_study, run_study,
                     trial_key)
 
 # figures and tables (imported on first use: matplotlib is slow to import; see __getattr__ below)
 _FIGURES_EXPORTS = ("render", "style", "save_figure", "sv_histogram", "results_table",
-                    "SINGLE_COLUMN", "DOUBLE_COLUMN")
+                    "SINGLE_COLUMN", "DOUBLE_COLUMN", "summarize")
 
 try:
     __version__ = version("spectrumkit")
@@ -91,7 +91,7 @@ __all__ = [
     # training
     "evaluate", "make_model", "resolve_device", "TrainResult", "train", "train_l2_iterative",
     # studies
-    "Study", "TrialConfig", "collect", "list_studies", "load_study", "run_study", "summarize",
+    "Study", "TrialConfig", "collect", "list_studies", "load_study", "run_study",
     "trial_key",
     # figures and tables (lazy)
     *_FIGURES_EXPORTS,

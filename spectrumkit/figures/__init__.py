@@ -18,8 +18,8 @@ from .plots import (anatomy_bars, connection_map, ir_ratio_bars, lyapunov_spectr
                     spectrum_steps, sv_histogram, training_curves)
 from .render import FIGURES, figure_data, render, render_all, render_figure
 from .results import StudyResults, decode_connection_map, find_study_dirs, load_study
-from .tables import (METRIC_BETTER, TABLE_FORMATS, Table, results_table, table_csv, table_latex,
-                     table_markdown, write_table)
+from .tables import (METRIC_BETTER, TABLE_FORMATS, Table, results_table, summarize, table_csv,
+                     table_latex, table_markdown, write_table)
 
 __all__ = [
     # style and saving
@@ -32,7 +32,7 @@ __all__ = [
     "StudyResults", "decode_connection_map", "find_study_dirs", "load_study",
     # tables
     "METRIC_BETTER", "TABLE_FORMATS", "Table", "results_table", "table_csv", "table_latex",
-    "table_markdown", "write_table",
+    "table_markdown", "write_table", "summarize",
     # rendering a study
     "FIGURES", "figure_data", "render", "render_all", "render_figure",
 ]

@@ -28,7 +28,6 @@ from .config import SCHEMA_VERSION, pydantic_message
 from .executors import Job, run_jobs
 from .spec import ROW, Study, check_study_name, load_study
 from .store import ResultStore, collect
-from .tables import markdown_table, summarize, write_tables
 
 __all__ = ["RunOptions", "StudyRun", "run_study", "summary_tables"]
 
@@ -71,6 +70,7 @@ class StudyRun:
 
     def table(self) -> str:
         """The summary as a Markdown table."""
+        from ..figures.tables import markdown_table  # NOTE [One table writer]
         return markdown_table(self.pivot)
 
 
@@ -86,7 +86,15 @@ def summary_tables(study: Study, folder: Path) -> tuple[pd.DataFrame, pd.DataFra
 
     With ``report.tables`` each further metric gets its own ``tables/summary-<metric>.*`` and the
     returned pivot holds every metric side by side (columns ``metric: col``).
+
+    NOTE [One table writer]
+    :mod:`spectrumkit.figures.tables` writes every table of the package, the study's summary
+    included (:func:`~spectrumkit.figures.tables.summarize`,
+    :func:`~spectrumkit.figures.tables.write_tables`). It is imported where a table is written:
+    ``import spectrumkit`` stays free of matplotlib (which :mod:`spectrumkit.figures` loads), and
+    the study stage reaches the figures stage only to write its results out.
     """
+    from ..figures.tables import summarize, write_tables
     df = collect(folder, study.keys)
     if study.rows:  # NOTE [Study rows]: one copy of a trial per row it belongs to
         parts = [df[df["key"].isin(keys)].assign(**{ROW: label})
