@@ -140,6 +140,38 @@ def results_table(results: StudyResults, *, rows: str | Sequence[str],
     compare against in each. Cells follow NOTE [Table cells].
     """
     fn = "results_table"
+    r_axes, c_axes = _check_axes(fn, results, rows, cols)
+    if not isinstance(metric, str):
+        raise fail(fn, "metric as a string", repr(metric))
+    way: str = METRIC_BETTER.get(metric, "none") if better is None else better
+    check_choice(fn, "better", way, ("lower", "higher", "none"))
+    along: str = ("col" if "method" in r_axes else "row") if best_along is None else best_along
+    check_choice(fn, "best_along", along, ("row", "col"))
+    fmt = _check_fmt(fn, fmt)
+    recs = _records(fn, results, r_axes, c_axes, metric)
+    cells = []
+    for rv, cv, sel in recs:
+        mean, std, n = _stats([v for st, v, _ in sel if st == "ok"])
+        cells.append({"row": combo_label(r_axes, rv) or "–",
+                      "col": ((combo_label(c_axes, cv) or "–") if c_axes
+                              else METRIC_TITLES.get(metric, metric)),
+                      "mean": mean, "std": std, "n": n,
+                      "n_diverged": sum(st == "diverged" for st, _, _ in sel),
+                      "n_failed": sum(st == "failed" for st, _, _ in sel),
+                      "reference": bool(sel) and all(r for _, _, r in sel)})
+    cells_df = pd.DataFrame(cells)
+    cells_df["best"] = (_best(cells_df, way, along) if way != "none"
+                        else pd.Series(False, index=cells_df.index))
+    return Table(cells=cells_df, rows=" / ".join(r_axes), cols=" / ".join(c_axes) or None,
+                 metric=metric, better=way, best_along=along,
+                 row_labels=tuple(dict.fromkeys(cells_df["row"])),
+                 col_labels=tuple(dict.fromkeys(cells_df["col"])),
+                 title=title or METRIC_TITLES.get(metric, metric), fmt=fmt)
+
+
+def _check_axes(fn: str, results: StudyResults, rows: Any, cols: Any
+                ) -> tuple[list[str], list[str]]:
+    """The row and column fields: given, distinct, in every config, every varying axis used."""
     r_axes, c_axes = _as_axes(fn, "rows", rows), _as_axes(fn, "cols", cols)
     if not r_axes:
         raise fail(fn, "rows as a config field name or a list of them", repr(rows))
@@ -154,23 +186,26 @@ def results_table(results: StudyResults, *, rows: str | Sequence[str],
     if others:
         raise fail(fn, f"every varying grid axis to be in rows or cols (rows={rows!r}, "
                    f"cols={cols!r})", f"also {others}")
-    if not isinstance(metric, str):
-        raise fail(fn, "metric as a string", repr(metric))
-    if better is None:
-        better = METRIC_BETTER.get(metric, "none")
-    check_choice(fn, "better", better, ("lower", "higher", "none"))
-    if best_along is None:
-        best_along = "col" if "method" in r_axes else "row"
-    check_choice(fn, "best_along", best_along, ("row", "col"))
-    fmt = _check_fmt(fn, fmt)
+    return r_axes, c_axes
 
+
+_Record = tuple[str, Any, bool]  # (status, metric value, is a reference method)
+
+
+def _records(fn: str, results: StudyResults, r_axes: list[str], c_axes: list[str], metric: str
+             ) -> list[tuple[tuple, tuple, list[_Record]]]:
+    """(row values, column values, the records of its trials) per cell, in the grid's order.
+
+    A trial with None for a column axis counts in every column of that axis (see
+    :func:`results_table`).
+    """
     grid = results.grid
 
-    def expand(axes: list[str], cfg: Mapping[str, Any]) -> list[tuple]:  # columns only
-        opts = [grid[a] if cfg[a] is None and a in grid else [cfg[a]] for a in axes]
+    def expand(cfg: Mapping[str, Any]) -> list[tuple]:  # columns only
+        opts = [grid[a] if cfg[a] is None and a in grid else [cfg[a]] for a in c_axes]
         return [tuple(p) for p in itertools.product(*opts)]
 
-    recs: dict[tuple[str, str], list[tuple[str, Any]]] = {}
+    recs: dict[tuple[str, str], list[_Record]] = {}
     seen_r: dict[str, tuple] = {}
     seen_c: dict[str, tuple] = {}
     for t in results.trials:
@@ -182,32 +217,14 @@ def results_table(results: StudyResults, *, rows: str | Sequence[str],
                        f"{val!r} in trial {t['key'][:12]}")
         rv = tuple(cfg[a] for a in r_axes)
         ref = "method" in cfg and cfg["method"] in REFERENCE_METHODS
-        for cv in expand(c_axes, cfg):
+        for cv in expand(cfg):
             rk, ck = _key(rv), _key(cv)
             seen_r[rk], seen_c[ck] = rv, cv
             recs.setdefault((rk, ck), []).append((t["status"], val, ref))
     row_keys = _grid_order([grid.get(a, []) for a in r_axes], seen_r)
     col_keys = _grid_order([grid.get(a, []) for a in c_axes], seen_c)
-    cells = []
-    for rk in row_keys:
-        for ck in col_keys:
-            sel = recs.get((rk, ck), [])
-            mean, std, n = _stats([v for st, v, _ in sel if st == "ok"])
-            cells.append({"row": combo_label(r_axes, seen_r[rk]) or "–",
-                          "col": ((combo_label(c_axes, seen_c[ck]) or "–") if c_axes
-                                  else METRIC_TITLES.get(metric, metric)),
-                          "mean": mean, "std": std, "n": n,
-                          "n_diverged": sum(st == "diverged" for st, _, _ in sel),
-                          "n_failed": sum(st == "failed" for st, _, _ in sel),
-                          "reference": bool(sel) and all(r for _, _, r in sel)})
-    cells_df = pd.DataFrame(cells)
-    cells_df["best"] = (_best(cells_df, better, best_along) if better != "none"
-                        else pd.Series(False, index=cells_df.index))
-    return Table(cells=cells_df, rows=" / ".join(r_axes), cols=" / ".join(c_axes) or None,
-                 metric=metric, better=better, best_along=best_along,
-                 row_labels=tuple(dict.fromkeys(cells_df["row"])),
-                 col_labels=tuple(dict.fromkeys(cells_df["col"])),
-                 title=title or METRIC_TITLES.get(metric, metric), fmt=fmt)
+    return [(seen_r[rk], seen_c[ck], recs.get((rk, ck), [])) for rk in row_keys
+            for ck in col_keys]
 
 
 def _stats(values: Sequence[float]) -> tuple[float, float, int]:
