@@ -98,8 +98,8 @@ from .data import (
 # training (NOTE: the function ``train`` shadows the submodule name ``spectrumkit.train`` as an
 # attribute; ``from spectrumkit.train import ...`` still reaches the module)
 from .evaluation import evaluate, make_model, resolve_device
-from .train import TrainResult, train, train_l2_iterative
 from .pipeline import PipelineResult, pack_mask, run_pipeline, unpack_mask
+from .train import TrainResult, train, train_l2_iterative
 
 # isort: split
 # studies
@@ -110,13 +110,12 @@ from .study import (
     list_studies,
     load_study,
     run_study,
-    summarize,
     trial_key,
 )
 
 # figures and tables (imported on first use: matplotlib is slow to import; see __getattr__ below)
 _FIGURES_EXPORTS = ("render", "style", "save_figure", "sv_histogram", "results_table",
-                    "SINGLE_COLUMN", "DOUBLE_COLUMN")
+                    "SINGLE_COLUMN", "DOUBLE_COLUMN", "summarize")
 
 try:
     __version__ = version("spectrumkit")
@@ -155,7 +154,7 @@ __all__ = [
     "evaluate", "make_model", "resolve_device", "TrainResult", "train", "train_l2_iterative",
     "run_pipeline", "PipelineResult", "pack_mask", "unpack_mask",
     # studies
-    "Study", "TrialConfig", "collect", "list_studies", "load_study", "run_study", "summarize",
+    "Study", "TrialConfig", "collect", "list_studies", "load_study", "run_study",
     "trial_key",
     # figures and tables (lazy)
     *_FIGURES_EXPORTS,

@@ -87,7 +87,7 @@ def _check_target(fn: str, path: Path) -> None:
 
 
 def fsync_dir(folder: str | os.PathLike) -> None:
-    """fsync a folder so that a rename inside it is durable (no-op where folders can't be opened)."""
+    """fsync a folder so that a rename inside it is durable (no-op where it cannot be opened)."""
     if not hasattr(os, "O_DIRECTORY"):  # pragma: no cover - Windows
         return
     try:

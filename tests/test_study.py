@@ -25,11 +25,11 @@ import torch
 from click.testing import CliRunner
 from pydantic import ValidationError
 
+from spectrumkit._io import write_text_atomic
 from spectrumkit.cli import main
 from spectrumkit.errors import SpectrumkitError
 from spectrumkit.study import (TrialConfig, collect, list_studies, load_study,
                                run_study, trial_key)
-from spectrumkit.study.store import atomic_write_text
 from tests.study_fake import expected_error
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -153,13 +153,13 @@ def test_studies_are_package_data():
 
 def test_atomic_write_leaves_old_content_and_no_temp_on_failure(tmp_path, monkeypatch):
     target = tmp_path / "r.json"
-    atomic_write_text(target, "old")
+    write_text_atomic(target, "old")
 
     def boom(src, dst):
         raise OSError("disk full")
     monkeypatch.setattr(os, "replace", boom)
     with pytest.raises(OSError, match="disk full"):
-        atomic_write_text(target, "new")
+        write_text_atomic(target, "new")
     monkeypatch.undo()
     assert target.read_text() == "old"
     assert [p.name for p in tmp_path.iterdir()] == ["r.json"]

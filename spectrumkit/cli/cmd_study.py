@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import click
 
+from ..choices import EXECUTORS, STUDY_DEVICES
 from . import main
 
-
-# `spectrumkit study NAME ...` runs a study; `study list` and `study show NAME` inspect them
-# (issue 6). A first argument that is not a subcommand is a study name: `study NAME` = `study run
+# `spectrumkit study NAME ...` runs a study; `study list` and `study show NAME` inspect them.
+# A first argument that is not a subcommand is a study name: `study NAME` = `study run
 # NAME`.
 
 
@@ -22,6 +22,19 @@ class _StudyGroup(click.Group):
 
     def format_usage(self, ctx, formatter):
         formatter.write_usage(ctx.command_path, "NAME [OPTIONS] | list | show NAME")
+
+
+_SET_HELP = ("change a setting of the study TOML without copying it (repeatable): KEY is a dotted "
+             "path (grid.init, fixed.epochs, presets.quick.seeds, report.table.metric) or a bare "
+             "trial field (hidden_size: this value for every trial, as if removed from grid, rows, "
+             "cases and presets and set in [fixed]); VALUE is TOML (64, true, '[\"glorot\"]'), a "
+             "bare word a string; checked like the file")
+
+
+def _set_option(f):
+    """The ``--set KEY=VALUE`` option (NOTE [Study overrides] in spectrumkit/study/spec.py)."""
+    return click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
+                        help=_SET_HELP)(f)
 
 
 @main.group("study", cls=_StudyGroup, invoke_without_command=True)
@@ -55,13 +68,15 @@ def study_list_cmd() -> None:
 @study_cmd.command("show")
 @click.argument("name")
 @click.option("--preset", default="quick", show_default=True, help="preset to resolve")
-def study_show_cmd(name: str, preset: str) -> None:
+@_set_option
+@click.option("--keys", "show_keys", is_flag=True, help="also list the trial keys, one a line")
+def study_show_cmd(name: str, preset: str, overrides: tuple[str, ...], show_keys: bool) -> None:
     """Show a study resolved with a preset: grid, fixed settings, seeds, trials, report."""
     import json
 
     from ..study import load_study
 
-    s = load_study(name, preset)
+    s = load_study(name, preset, overrides=overrides)
     click.echo(f"study:       {s.name}   ({s.source})")
     click.echo(f"reference:   {s.paper or '—'}")
     click.echo(f"description: {' '.join(s.description.split())}")
@@ -85,15 +100,21 @@ def study_show_cmd(name: str, preset: str) -> None:
     click.echo(f"table:       rows {t.rows}, cols {t.cols or '—'}, metric {t.metric}"
                + (f" ({t.paper_table})" if t.paper_table else ""))
     click.echo(f"figures:     {', '.join(s.report.figures) or '—'}")
+    if s.overrides:
+        click.echo("overrides:   " + " ".join(o.given for o in s.overrides))
+    if show_keys:
+        click.echo("keys:")
+        for key in s.keys:
+            click.echo(f"  {key}")
 
 
 @study_cmd.command("run")
 @click.argument("name")
 @click.option("--preset", default="quick", show_default=True, help="quick (CPU, minutes) or paper")
 @click.option("--seeds", type=int, default=None, help="number of seeds (default: the preset's)")
-@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto",
+@click.option("--device", type=click.Choice(STUDY_DEVICES), default="auto",
               show_default=True, help="auto uses CUDA when present")
-@click.option("--executor", type=click.Choice(["local", "process", "ray"]), default="local",
+@click.option("--executor", type=click.Choice(EXECUTORS), default="local",
               show_default=True)
 @click.option("--workers", type=int, default=2, show_default=True, help="process pool size")
 @click.option("--threads", type=int, default=None,
@@ -110,14 +131,26 @@ def study_show_cmd(name: str, preset: str) -> None:
               help="draw the study's figures at the end")
 @click.option("--allow-trial-code", is_flag=True,
               help="let the study's trial be an import path 'module:function' (runs that code)")
+@_set_option
 def study_run_cmd(name: str, preset: str, seeds: int | None, device: str, executor: str,
                   workers: int, threads: int | None, out: str, retry_failed: bool,
                   ray_address: str | None, cpus_per_trial: float, gpus_per_trial: float,
-                  data_root: str | None, figures: bool, allow_trial_code: bool) -> None:
+                  data_root: str | None, figures: bool, allow_trial_code: bool,
+                  overrides: tuple[str, ...]) -> None:
     """Run study NAME; finished trials are skipped. Ends with the summary table and the paths.
 
     The summary comes first: the counts, the first failures with their one-line errors and log
     paths. A run in which every trial failed then ends with one error line (exit status 2).
+
+    \b
+    --set KEY=VALUE (repeatable) changes the study's TOML before it is checked, e.g.
+      spectrumkit study init-ablation --set hidden_size=64 --set 'grid.init=["glorot"]'
+    KEY: a dotted path into the TOML (grid.init, fixed.epochs, presets.quick.seeds,
+    report.table.metric); a bare trial field (hidden_size) sets that value for every trial,
+    exactly as if the TOML had it removed from grid, rows, cases and presets and set in [fixed].
+    VALUE: a TOML value (64, 0.5, true, "x", ["glorot"]); a bare word that is not TOML is a
+    string. An unknown key or a wrong type is one error line (exit status 2); spec.json records
+    the overrides.
     """
     import warnings
 
@@ -134,9 +167,9 @@ def study_run_cmd(name: str, preset: str, seeds: int | None, device: str, execut
                         workers=workers, threads=threads, out=out, retry_failed=retry_failed,
                         ray_address=ray_address, cpus_per_trial=cpus_per_trial,
                         gpus_per_trial=gpus_per_trial, data_root=data_root,
-                        allow_trial_code=allow_trial_code,
+                        allow_trial_code=allow_trial_code, overrides=overrides,
                         announce=lambda msg: click.echo(msg, err=True))
-        # the failure summary first (issue 12, defect 8), whatever happens to the figures
+        # the failure summary first, whatever happens to the figures
         st = run.statuses
         before = (f", {run.failed_before} failed before (kept; --retry-failed runs them again)"
                   if run.failed_before else "")
@@ -148,7 +181,7 @@ def study_run_cmd(name: str, preset: str, seeds: int | None, device: str, execut
         if len(run.failed) > 5:
             click.echo(f"  ... and {len(run.failed) - 5} more failed (--retry-failed reruns them)")
         paths = list(run.paths)
-        # --- figures (issue 7) ---------------------------------------------------------------
+        # --- figures -------------------------------------------------------------------------
         # spectrumkit.figures.render(study_dir, only=None, formats=("pdf", "png")) draws the
         # figures the study declares (and its paper-style tables) from the stored results of the
         # study as resolved now. Redrawn only when trials ran or nothing was drawn yet.

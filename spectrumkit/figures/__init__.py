@@ -39,6 +39,7 @@ from .tables import (
     TABLE_FORMATS,
     Table,
     results_table,
+    summarize,
     table_csv,
     table_latex,
     table_markdown,
@@ -56,7 +57,7 @@ __all__ = [
     "StudyResults", "decode_connection_map", "find_study_dirs", "load_study",
     # tables
     "METRIC_BETTER", "TABLE_FORMATS", "Table", "results_table", "table_csv", "table_latex",
-    "table_markdown", "write_table",
+    "table_markdown", "write_table", "summarize",
     # rendering a study
     "FIGURES", "figure_data", "render", "render_all", "render_figure",
 ]

@@ -1,8 +1,8 @@
-r"""Reading stored study results (``spec.json`` + ``trials/*.json``) and grouping trials into conditions.
+r"""Reading stored study results (``spec.json`` + ``trials/*.json``); trials grouped by condition.
 
-The folder layout and the trial-file format are the contract ``RESULTS_SCHEMA.md`` (schema version 2)
-between :mod:`spectrumkit.study` (the writer) and this package (the reader). Nothing here recomputes
-anything: every number a figure or a table shows comes out of these files.
+The folder layout and the trial-file format are the contract ``RESULTS_SCHEMA.md`` (schema
+version 2) between :mod:`spectrumkit.study` (the writer) and this package (the reader). Nothing
+here recomputes anything: every number a figure or a table shows comes out of these files.
 
 NOTE [Conditions]
 A *condition* is one point of the study's grid without the seed: the tuple of the trial config's
@@ -40,7 +40,8 @@ def _fmt_num(v: float) -> str:
 def pretty_value(axis: str, value: Any) -> str:
     r"""A short human label for a grid value (NOTE [Conditions]).
 
-    >>> pretty_value("init", "normal:0.1"), pretty_value("method", "snip"), pretty_value("sparsity", 0.95)
+    >>> pretty_value("init", "normal:0.1"), pretty_value("method", "snip"), \
+    ...     pretty_value("sparsity", 0.95)
     ('N(0, 0.1)', 'SNIP', '95%')
     >>> pretty_value("normalize", "gamma"), pretty_value("normalize", None)
     ('norm.', '')
@@ -107,7 +108,8 @@ def decode_connection_map(art: Mapping[str, Any]) -> np.ndarray:
         R, C = (int(v) for v in art["shape"])
         raw = base64.b64decode(art["packbits"], validate=True)
     except (KeyError, TypeError, ValueError) as e:
-        raise fail(fn, "a connection_map with 'shape' [R, C] and base64 'packbits'", repr(e)) from None
+        raise fail(fn, "a connection_map with 'shape' [R, C] and base64 'packbits'",
+                   repr(e)) from None
     bits = np.unpackbits(np.frombuffer(raw, dtype=np.uint8))
     if bits.size < R * C or bits.size - R * C >= 8:
         raise fail(fn, f"{R}x{C} = {R * C} bits", f"{bits.size} bits")
@@ -134,26 +136,32 @@ class StudyResults:
 
     @property
     def name(self) -> str:
+        """The study's name (``spec.json``, else the folder's)."""
         return str(self.spec.get("name", self.path.name))
 
     @property
     def grid(self) -> dict[str, list]:
+        """Axis → values, in ``spec.json``'s order (``seed`` left out)."""
         return {k: list(v) for k, v in dict(self.spec.get("grid") or {}).items() if k != "seed"}
 
     @property
     def axes(self) -> list[str]:
+        """The grid axes that define a condition (NOTE [Conditions])."""
         return list(self.grid)
 
     @property
     def varying_axes(self) -> list[str]:
+        """The axes with more than one value."""
         return [a for a, vals in self.grid.items() if len(vals) > 1]
 
     @property
     def declared_figures(self) -> list[str]:
+        """The figures the study's report asks for."""
         return [str(f) for f in (self.spec.get("report") or {}).get("figures", [])]
 
     @property
     def tables(self) -> list[dict]:
+        """The report's tables (``report.table``: one table or a list of them)."""
         t = (self.spec.get("report") or {}).get("table")
         if t is None:
             return []
@@ -188,8 +196,8 @@ class StudyResults:
                    ) -> dict[tuple, list[dict]]:
         r"""Trials grouped by condition (ordered by the grid), each list sorted by seed.
 
-        ``status`` keeps only trials with those statuses (None: all); ``need`` keeps only trials whose
-        ``artifacts`` hold that key.
+        ``status`` keeps only trials with those statuses (None: all); ``need`` keeps only trials
+        whose ``artifacts`` hold that key.
         """
         st = None if status is None else set(status)
         groups: dict[tuple, list[dict]] = {}
@@ -241,16 +249,16 @@ def load_study(study_dir: str | Path, *, fn: str = "load_study") -> StudyResults
     its trial runs again on the next ``study run``) and counts the trials without a result yet.
     ``StudyResults.left_out`` holds the number of other trial files.
 
-    Raises :class:`~spectrumkit.SpectrumkitError` naming the expected layout when the folder holds no
-    results, or when ``spec.json`` lists no keys.
+    Raises :class:`~spectrumkit.SpectrumkitError` naming the expected layout when the folder holds
+    no results, or when ``spec.json`` lists no keys.
     """
     import warnings
 
     from ..study.store import StudyWarning, read_trial_file
 
     p = Path(study_dir)
-    expected = ("a study results folder OUT/<study> holding spec.json and trials/*.json, as written "
-                "by 'spectrumkit study NAME'")
+    expected = ("a study results folder OUT/<study> holding spec.json and trials/*.json, as "
+                "written by 'spectrumkit study NAME'")
     if not p.is_dir():
         raise fail(fn, expected, f"{str(p)!r} (not a folder)")
     if not (p / "spec.json").is_file():

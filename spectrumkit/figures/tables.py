@@ -1,23 +1,32 @@
-r"""Tables laid out like the paper's Tables 1, 2, 3, 5 and 6: mean ± std (n), best in bold.
+r"""Every table of a study: mean ± std over seeds (n), as Markdown, LaTeX (booktabs) and CSV.
+
+Two layouts share the cells' statistics (:func:`_stats`) and the Markdown writer:
+
+- the paper's Tables 1, 2, 3, 5 and 6 (:func:`results_table`, :func:`write_table`): read from a
+  study folder, labels pretty-printed, the best method in bold (``tables/paper.*``);
+- the study's own summary (:func:`summarize`, :func:`write_tables`): the runner's table after
+  every run, over the collected results (:func:`spectrumkit.study.collect`), labels as in the
+  TOML, one table per declared metric (``tables/summary*.{md,tex,csv}``, ``summary*_long.csv``).
 
 NOTE [Best in bold]
 Each table compares *methods*: the bold cell is the best mean among the cells that differ only in
-the method. So when the columns are the methods (Tables 1 and 5: rows = cell or initialization) the
-best is taken along each row, and when the rows are the methods (Tables 2, 3 and 6: columns = width,
-sparsity, or a single runtime column) it is taken down each column. Without a ``method`` axis the best
-is taken along each row. Which way is better depends on the metric (:data:`METRIC_BETTER`): lower for
-error, loss, perplexity and seconds; higher for accuracy; none (nothing bold) for descriptive
-quantities such as the I/R ratio or the mean singular value. Ties (equal means) are all bold. Cells
-with no finished trial show ``–`` and never win. The references :data:`REFERENCE_METHODS` (``dense``:
-nothing pruned; ``l2``: iterative magnitude pruning during training, the paper's upper bound) are
-shown but do not compete: the paper's question is which one-shot method at initialization is best.
+the method. So when the columns are the methods (Tables 1 and 5: rows = cell or initialization)
+the best is taken along each row, and when the rows are the methods (Tables 2, 3 and 6: columns =
+width, sparsity, or a single runtime column) it is taken down each column. Without a ``method``
+axis the best is taken along each row. Which way is better depends on the metric
+(:data:`METRIC_BETTER`): lower for error, loss, perplexity and seconds; higher for accuracy; none
+(nothing bold) for descriptive quantities such as the I/R ratio or the mean singular value. Ties
+(equal means) are all bold. Cells with no finished trial show ``–`` and never win. The references
+:data:`REFERENCE_METHODS` (``dense``: nothing pruned; ``l2``: iterative magnitude pruning during
+training, the paper's upper bound) are shown but do not compete: the paper's question is which
+one-shot method at initialization is best.
 
 NOTE [Table cells]
-A cell is the mean ± sample std (ddof=1) over the trials of status ``ok``, followed by their count n;
-with n = 1 the std is undefined and shown as ``–``. Diverged and failed trials are not averaged in
-(their metric is not a result) but are counted and shown, e.g. ``(n=2, 1 diverged)``, so a method
-that fails often cannot look good by silence. The CSV holds the same numbers in long form, one line
-per cell, with full precision, for further analysis.
+A cell is the mean ± sample std (ddof=1) over the trials of status ``ok``, followed by their count
+n; with n = 1 the std is undefined and shown as ``–`` (the summary leaves it out). Diverged and
+failed trials are not averaged in (their metric is not a result) but are counted and shown, e.g.
+``(n=2, 1 diverged)``, so a method that fails often cannot look good by silence. The CSV holds the
+same numbers in long form, one line per cell, with full precision, for further analysis.
 """
 
 from __future__ import annotations
@@ -31,7 +40,7 @@ import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -41,9 +50,13 @@ from .._io import write_text_atomic
 from ..errors import check_choice, fail
 from .results import StudyResults, combo_label
 
+if TYPE_CHECKING:  # annotations only: the study's report declares what a summary shows
+    from ..study.spec import TableReport
+
 __all__ = ["METRIC_BETTER", "METRIC_TITLES", "REFERENCE_METHODS", "TABLE_FORMATS", "Table",
            "results_table", "table_markdown",
-           "table_latex", "table_csv", "write_table"]
+           "table_latex", "table_csv", "write_table",
+           "format_cell", "markdown_table", "summarize", "write_tables"]
 
 #: Which direction is better for each known metric (NOTE [Best in bold]).
 METRIC_BETTER: dict[str, str] = {
@@ -117,16 +130,48 @@ def results_table(results: StudyResults, *, rows: str | Sequence[str],
     r"""Summarize ``metric`` over seeds, pivoted ``rows`` × ``cols`` (trial config fields).
 
     ``rows`` and ``cols`` are a config field (usually a grid axis) or a list of them, whose values
-    are combined (``["normalize", "method"]`` → ``norm. SNIP``); ``cols=None`` gives a single column
-    (e.g. Table 6, runtime per method). ``better`` defaults to :data:`METRIC_BETTER` (``"none"``,
-    nothing bold, for a metric without a better direction); ``best_along`` as NOTE [Best in bold]
-    says; ``fmt`` formats mean and std. A varying grid axis in neither ``rows`` nor ``cols`` would be
-    averaged away silently, so it is an error. A trial whose config holds None for a column axis (its
-    method ignores that setting, e.g. random pruning and ``normalize``) counts in every column of
-    that axis: it is the same experiment under each, and a baseline to compare against in each.
-    Cells follow NOTE [Table cells].
+    are combined (``["normalize", "method"]`` → ``norm. SNIP``); ``cols=None`` gives a single
+    column (e.g. Table 6, runtime per method). ``better`` defaults to :data:`METRIC_BETTER`
+    (``"none"``, nothing bold, for a metric without a better direction); ``best_along`` as NOTE
+    [Best in bold] says; ``fmt`` formats mean and std. A varying grid axis in neither ``rows`` nor
+    ``cols`` would be averaged away silently, so it is an error. A trial whose config holds None
+    for a column axis (its method ignores that setting, e.g. random pruning and ``normalize``)
+    counts in every column of that axis: it is the same experiment under each, and a baseline to
+    compare against in each. Cells follow NOTE [Table cells].
     """
     fn = "results_table"
+    r_axes, c_axes = _check_axes(fn, results, rows, cols)
+    if not isinstance(metric, str):
+        raise fail(fn, "metric as a string", repr(metric))
+    way: str = METRIC_BETTER.get(metric, "none") if better is None else better
+    check_choice(fn, "better", way, ("lower", "higher", "none"))
+    along: str = ("col" if "method" in r_axes else "row") if best_along is None else best_along
+    check_choice(fn, "best_along", along, ("row", "col"))
+    fmt = _check_fmt(fn, fmt)
+    recs = _records(fn, results, r_axes, c_axes, metric)
+    cells = []
+    for rv, cv, sel in recs:
+        mean, std, n = _stats([v for st, v, _ in sel if st == "ok"])
+        cells.append({"row": combo_label(r_axes, rv) or "–",
+                      "col": ((combo_label(c_axes, cv) or "–") if c_axes
+                              else METRIC_TITLES.get(metric, metric)),
+                      "mean": mean, "std": std, "n": n,
+                      "n_diverged": sum(st == "diverged" for st, _, _ in sel),
+                      "n_failed": sum(st == "failed" for st, _, _ in sel),
+                      "reference": bool(sel) and all(r for _, _, r in sel)})
+    cells_df = pd.DataFrame(cells)
+    cells_df["best"] = (_best(cells_df, way, along) if way != "none"
+                        else pd.Series(False, index=cells_df.index))
+    return Table(cells=cells_df, rows=" / ".join(r_axes), cols=" / ".join(c_axes) or None,
+                 metric=metric, better=way, best_along=along,
+                 row_labels=tuple(dict.fromkeys(cells_df["row"])),
+                 col_labels=tuple(dict.fromkeys(cells_df["col"])),
+                 title=title or METRIC_TITLES.get(metric, metric), fmt=fmt)
+
+
+def _check_axes(fn: str, results: StudyResults, rows: Any, cols: Any
+                ) -> tuple[list[str], list[str]]:
+    """The row and column fields: given, distinct, in every config, every varying axis used."""
     r_axes, c_axes = _as_axes(fn, "rows", rows), _as_axes(fn, "cols", cols)
     if not r_axes:
         raise fail(fn, "rows as a config field name or a list of them", repr(rows))
@@ -141,23 +186,26 @@ def results_table(results: StudyResults, *, rows: str | Sequence[str],
     if others:
         raise fail(fn, f"every varying grid axis to be in rows or cols (rows={rows!r}, "
                    f"cols={cols!r})", f"also {others}")
-    if not isinstance(metric, str):
-        raise fail(fn, "metric as a string", repr(metric))
-    if better is None:
-        better = METRIC_BETTER.get(metric, "none")
-    check_choice(fn, "better", better, ("lower", "higher", "none"))
-    if best_along is None:
-        best_along = "col" if "method" in r_axes else "row"
-    check_choice(fn, "best_along", best_along, ("row", "col"))
-    fmt = _check_fmt(fn, fmt)
+    return r_axes, c_axes
 
+
+_Record = tuple[str, Any, bool]  # (status, metric value, is a reference method)
+
+
+def _records(fn: str, results: StudyResults, r_axes: list[str], c_axes: list[str], metric: str
+             ) -> list[tuple[tuple, tuple, list[_Record]]]:
+    """(row values, column values, the records of its trials) per cell, in the grid's order.
+
+    A trial with None for a column axis counts in every column of that axis (see
+    :func:`results_table`).
+    """
     grid = results.grid
 
-    def expand(axes: list[str], cfg: Mapping[str, Any]) -> list[tuple]:  # columns only
-        opts = [grid[a] if cfg[a] is None and a in grid else [cfg[a]] for a in axes]
+    def expand(cfg: Mapping[str, Any]) -> list[tuple]:  # columns only
+        opts = [grid[a] if cfg[a] is None and a in grid else [cfg[a]] for a in c_axes]
         return [tuple(p) for p in itertools.product(*opts)]
 
-    recs: dict[tuple[str, str], list[tuple[str, Any]]] = {}
+    recs: dict[tuple[str, str], list[_Record]] = {}
     seen_r: dict[str, tuple] = {}
     seen_c: dict[str, tuple] = {}
     for t in results.trials:
@@ -169,34 +217,32 @@ def results_table(results: StudyResults, *, rows: str | Sequence[str],
                        f"{val!r} in trial {t['key'][:12]}")
         rv = tuple(cfg[a] for a in r_axes)
         ref = "method" in cfg and cfg["method"] in REFERENCE_METHODS
-        for cv in expand(c_axes, cfg):
+        for cv in expand(cfg):
             rk, ck = _key(rv), _key(cv)
             seen_r[rk], seen_c[ck] = rv, cv
             recs.setdefault((rk, ck), []).append((t["status"], val, ref))
     row_keys = _grid_order([grid.get(a, []) for a in r_axes], seen_r)
     col_keys = _grid_order([grid.get(a, []) for a in c_axes], seen_c)
-    cells = []
-    for rk in row_keys:
-        for ck in col_keys:
-            sel = recs.get((rk, ck), [])
-            ok = np.array([v for st, v, _ in sel if st == "ok"], dtype=float)
-            cells.append({"row": combo_label(r_axes, seen_r[rk]) or "–",
-                          "col": ((combo_label(c_axes, seen_c[ck]) or "–") if c_axes
-                                  else METRIC_TITLES.get(metric, metric)),
-                          "mean": float(ok.mean()) if ok.size else math.nan,
-                          "std": float(ok.std(ddof=1)) if ok.size > 1 else math.nan,
-                          "n": int(ok.size),
-                          "n_diverged": sum(st == "diverged" for st, _, _ in sel),
-                          "n_failed": sum(st == "failed" for st, _, _ in sel),
-                          "reference": bool(sel) and all(r for _, _, r in sel)})
-    cells_df = pd.DataFrame(cells)
-    cells_df["best"] = (_best(cells_df, better, best_along) if better != "none"
-                        else pd.Series(False, index=cells_df.index))
-    return Table(cells=cells_df, rows=" / ".join(r_axes), cols=" / ".join(c_axes) or None,
-                 metric=metric, better=better, best_along=best_along,
-                 row_labels=tuple(dict.fromkeys(cells_df["row"])),
-                 col_labels=tuple(dict.fromkeys(cells_df["col"])),
-                 title=title or METRIC_TITLES.get(metric, metric), fmt=fmt)
+    return [(seen_r[rk], seen_c[ck], recs.get((rk, ck), [])) for rk in row_keys
+            for ck in col_keys]
+
+
+def _stats(values: Sequence[float]) -> tuple[float, float, int]:
+    r"""Mean, sample std (ddof=1) and count n of ``values`` (NOTE [Table cells]).
+
+    mean = (1/n) Σ_i m_i and std = sqrt(Σ_i (m_i − mean)² / (n − 1)); NaN where undefined.
+
+    >>> _stats([1.0, 3.0]), _stats([2.0])[2]
+    ((2.0, 1.4142135623730951, 2), 1)
+    """
+    a = np.asarray(values, dtype=np.float64)
+    n = int(a.size)
+    return (float(a.mean()) if n else math.nan, float(a.std(ddof=1)) if n > 1 else math.nan, n)
+
+
+def _github(body: list[list[str]], headers: list[str]) -> str:
+    """A GitHub Markdown table (tabulate), the cells' text as given."""
+    return tabulate(body, headers=headers, tablefmt="github", disable_numparse=True)
 
 
 def _key(v: Any) -> str:
@@ -261,8 +307,7 @@ def _caption(table: Table) -> str:
 def table_markdown(table: Table) -> str:
     """The table as GitHub Markdown (tabulate), preceded by a one-line caption."""
     head = [table.rows] + list(table.col_labels)
-    return _caption(table) + "\n\n" + tabulate(_grid(table, latex=False), headers=head,
-                                               tablefmt="github", disable_numparse=True) + "\n"
+    return _caption(table) + "\n\n" + _github(_grid(table, latex=False), head) + "\n"
 
 
 _LATEX_SPECIAL = {"&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_", "{": r"\{",
@@ -279,7 +324,8 @@ def table_latex(table: Table) -> str:
     head = [_tex_escape(table.rows)] + [_tex_escape(c) for c in table.col_labels]
     body = [[_tex_escape(line[0])] + line[1:] for line in _grid(table, latex=True)]
     df = pd.DataFrame(body, columns=head)
-    tex = df.style.hide(axis="index").to_latex(hrules=True, column_format="l" + "c" * (len(head) - 1))
+    tex = df.style.hide(axis="index").to_latex(hrules=True,
+                                               column_format="l" + "c" * (len(head) - 1))
     return f"% {_caption(table)}\n% requires \\usepackage{{booktabs}}\n{tex}"
 
 
@@ -300,13 +346,9 @@ def _num(v: float) -> str:
     return "" if not np.isfinite(v) else repr(float(v))
 
 
-def _atomic_write_text(path: Path, text: str) -> None:
-    write_text_atomic(path, text)  # NOTE [Atomic writes]
-
-
 def write_table(table: Table, path: str | os.PathLike, formats: Iterable[str] = TABLE_FORMATS
                 ) -> list[Path]:
-    """Write ``table`` to ``path`` + ``.md``/``.tex``/``.csv`` atomically; return the paths written."""
+    """Write ``table`` to ``path`` + ``.md``/``.tex``/``.csv`` atomically; return the paths."""
     fn = "write_table"
     if not isinstance(table, Table):
         raise fail(fn, "a Table from results_table", type(table).__name__)
@@ -320,6 +362,142 @@ def write_table(table: Table, path: str | os.PathLike, formats: Iterable[str] = 
     out = []
     for f in dict.fromkeys(fmts):
         target = base.with_name(f"{base.name}.{f}")
-        _atomic_write_text(target, render[f](table))
+        write_text_atomic(target, render[f](table))  # NOTE [Atomic writes] in _io.py
         out.append(target)
     return out
+
+
+# --------------------------------------------------------------------------------------------------
+# The study's own summary (the runner writes it after every run)
+# --------------------------------------------------------------------------------------------------
+
+#: The label of a missing value (a setting the trial's method ignores) in a summary.
+NONE_LABEL = "–"
+
+
+def _label(v: Any) -> str:
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return NONE_LABEL
+    if isinstance(v, float):
+        return f"{v:g}"
+    return str(v)
+
+
+def format_cell(mean: float, std: float, n: int, diverged: int = 0, failed: int = 0,
+                fmt: str = ".2f") -> str:
+    """A summary cell ``mean ± std (n=…[, k diverged][, k failed])``; ``—`` when none succeeded.
+
+    >>> format_cell(1.456, 0.049, 2)
+    '1.46 ± 0.05 (n=2)'
+    >>> format_cell(float("nan"), float("nan"), 0, diverged=2)
+    '— (2 diverged)'
+    """
+    extra = [f"n={n}"] if n else []
+    extra += [f"{diverged} diverged"] * bool(diverged) + [f"{failed} failed"] * bool(failed)
+    if n:
+        text = f"{mean:{fmt}}" + (f" ± {std:{fmt}}" if n > 1 else "")
+    else:
+        text = "—"
+    return f"{text} ({', '.join(extra)})" if extra else text
+
+
+def _summary_cells(df: pd.DataFrame, fields: list[str], metric: str,
+                   order: Mapping[str, Sequence[Any]]) -> list[dict[str, Any]]:
+    """One record per combination of ``fields`` in ``df``: labels and the cell's statistics."""
+    lab = pd.DataFrame({f: df[f].map(_label) for f in fields}) if len(df) else pd.DataFrame(
+        columns=fields)
+
+    def rank(f: str, label: str) -> tuple[int, str]:
+        labels = [_label(v) for v in order.get(f, [])]
+        return (labels.index(label) if label in labels else len(labels), label)
+
+    combos = sorted({tuple(r) for r in lab[fields].itertuples(index=False)},
+                    key=lambda c: [rank(f, v) for f, v in zip(fields, c)])
+    out = []
+    for combo in combos:
+        sel = df[(lab[fields] == pd.Series(combo, index=fields)).all(axis=1)]
+        ok = sel[sel["status"] == "ok"]
+        vals = pd.to_numeric(ok[metric], errors="coerce").dropna() if len(ok) else pd.Series(
+            dtype=float)
+        mean, std, n = _stats(vals.to_numpy(dtype=np.float64))
+        out.append({**dict(zip(fields, combo)), "mean": mean, "std": std, "n": n,
+                    "diverged": int((sel["status"] == "diverged").sum()),
+                    "failed": int((sel["status"] == "failed").sum())})
+    return out
+
+
+def summarize(df: pd.DataFrame, table: TableReport,
+              order: Mapping[str, Sequence[Any]] | None = None
+              ) -> tuple[pd.DataFrame, pd.DataFrame]:
+    r"""Summarize collected results (:func:`spectrumkit.study.collect`) as ``table`` declares.
+
+    For every combination of the ``rows`` and ``cols`` fields of ``[report.table]`` the cell is
+    the mean ± std (ddof=1) of the metric over the n trials with status ``ok`` (NOTE [Table
+    cells]), written by :func:`format_cell`. Returns ``(long, pivot)``: ``long`` has one row per
+    cell with the row/col labels and numeric ``mean, std, n, diverged, failed``; ``pivot`` holds
+    the formatted text cells, rows × cols. ``order`` (field → values, e.g. the study's grid)
+    orders rows and columns; other values follow.
+    """
+    fn = "summarize"
+    rows, cols = table.row_fields(), table.col_fields()
+    fields = rows + cols
+    missing = [f for f in fields + ["status"] if f not in df.columns]
+    if missing and len(df):
+        raise fail(fn, f"result columns {fields}", f"missing {missing}")
+    if len(df) and (df["status"] == "ok").any() and table.metric not in df.columns:
+        raise fail(fn, f"metric {table.metric!r} among the result columns",
+                   sorted(c for c in df.columns))
+    out = _summary_cells(df, fields, table.metric, order or {})
+    long = pd.DataFrame(out, columns=fields + ["mean", "std", "n", "diverged", "failed"])
+    long["text"] = [format_cell(r["mean"], r["std"], r["n"], r["diverged"], r["failed"],
+                                table.format) for r in out]
+    if not cols:
+        pivot = long.set_index(rows)[["text"]].rename(columns={"text": table.metric})
+    else:
+        col = long[cols].agg(" / ".join, axis=1) if len(long) else pd.Series(dtype=str)
+        wide = long.assign(_col=col)
+        col_order = list(dict.fromkeys(col))
+        pivot = wide.pivot_table(index=rows, columns="_col", values="text", aggfunc="first",
+                                 sort=False).reindex(columns=col_order).fillna("")
+        pivot.columns.name = " / ".join(cols)
+        row_order = list(dict.fromkeys(tuple(r) if len(rows) > 1 else r[0]
+                                       for r in long[rows].itertuples(index=False)))
+        pivot = pivot.reindex(row_order)
+    return long.drop(columns="text"), pivot
+
+
+def markdown_table(pivot: pd.DataFrame) -> str:
+    """A summary's pivot (:func:`summarize`) as a GitHub Markdown table."""
+    flat = pivot.reset_index()
+    return _github(flat.values.tolist(), [str(c) for c in flat.columns])
+
+
+def _pivot_latex(pivot: pd.DataFrame, caption: str) -> str:
+    tex = pivot.map(lambda s: s.replace(" ± ", r" $\pm$ ").replace("—", "--"))
+    tex.index = tex.index.map(lambda v: v.replace(NONE_LABEL, "--") if isinstance(v, str) else v)
+    styler = tex.style.format_index(escape="latex", axis=0).format_index(escape="latex", axis=1)
+    cap = caption
+    for a, b in (("\\", r"\textbackslash{}"), ("_", r"\_"), ("%", r"\%"), ("&", r"\&"),
+                 ("#", r"\#"), ("±", r"$\pm$")):
+        cap = cap.replace(a, b)
+    return styler.to_latex(hrules=True, caption=cap, multirow_align="naive",
+                           position_float="centering")
+
+
+def write_tables(folder: str | os.PathLike, long: pd.DataFrame, pivot: pd.DataFrame, *,
+                 title: str, caption: str, stem: str = "summary") -> list[Path]:
+    r"""Write a summary as ``<stem>.{md,tex,csv}`` and ``<stem>_long.csv``, each atomically.
+
+    ``.md``: the title, the caption and :func:`markdown_table`; ``.tex``: pandas Styler with
+    booktabs rules and the caption; ``.csv``: the pivot as text; ``_long.csv``: ``long``, one row
+    per cell with numeric mean, std, n, diverged, failed (the form to compute with).
+    """
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    md = f"# {title}\n\n{caption}\n\n{markdown_table(pivot)}\n"
+    return [  # NOTE [Atomic writes] in _io.py
+        write_text_atomic(folder / f"{stem}.md", md),
+        write_text_atomic(folder / f"{stem}.tex", _pivot_latex(pivot, caption)),
+        write_text_atomic(folder / f"{stem}.csv", pivot.to_csv()),
+        write_text_atomic(folder / f"{stem}_long.csv", long.to_csv(index=False)),
+    ]

@@ -10,10 +10,10 @@ r"""Studies: a TOML spec → validated trial configs → an executor → a resul
 - :mod:`~spectrumkit.study.executors`: ``local``, ``process`` and ``ray`` (NOTE [Threads per
   worker], NOTE [Run markers]);
 - :mod:`~spectrumkit.study.trial`: the built-in trial, data → model → scores → mask → train;
-- :mod:`~spectrumkit.study.tables`: mean ± std summaries;
 - :mod:`~spectrumkit.study.runner`: :func:`run_study` (NOTE [Resume]).
 
-The result format is the contract with :mod:`spectrumkit.figures` (RESULTS_SCHEMA.md).
+The result format is the contract with :mod:`spectrumkit.figures` (RESULTS_SCHEMA.md), whose
+:mod:`~spectrumkit.figures.tables` writes the runner's mean ± std summaries too.
 """
 
 from .config import SCHEMA_VERSION, TrialConfig, trial_key
@@ -21,8 +21,7 @@ from .executors import EXECUTORS, TrialContext
 from .runner import RunOptions, StudyRun, run_study
 from .spec import FIGURES, Study, list_studies, load_study
 from .store import StudyWarning, collect, load_spec
-from .tables import summarize
 
 __all__ = ["SCHEMA_VERSION", "TrialConfig", "trial_key", "EXECUTORS", "TrialContext",
            "RunOptions", "StudyRun", "run_study", "FIGURES", "Study", "list_studies",
-           "load_study", "StudyWarning", "collect", "load_spec", "summarize"]
+           "load_study", "StudyWarning", "collect", "load_spec"]

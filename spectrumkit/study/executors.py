@@ -41,12 +41,11 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..choices import EXECUTORS
 from ..errors import SpectrumkitError, fail
 from .config import TrialConfig
 
-__all__ = ["Job", "TrialContext", "execute", "run_jobs", "EXECUTORS", "ray_available"]
-
-EXECUTORS = ("local", "process", "ray")
+__all__ = ["Job", "TrialContext", "execute", "run_jobs", "EXECUTORS"]
 
 
 @dataclass(frozen=True)
@@ -71,11 +70,12 @@ class TrialContext:
     log: Callable[[str], None] = field(default=lambda msg: None)
 
     def torch_device(self) -> str:
-        """``auto`` → ``cuda`` when a GPU is visible, else ``cpu``; others as given."""
-        if self.device != "auto":
-            return self.device
-        import torch
-        return "cuda" if torch.cuda.is_available() else "cpu"
+        """The device to run on: ``auto`` → ``cuda`` when a GPU is visible, else ``cpu``.
+
+        :func:`spectrumkit.evaluation.resolve_device` decides (and refuses ``cuda`` without one).
+        """
+        from ..evaluation import resolve_device
+        return str(resolve_device(self.device))
 
 
 def _resolve(target: str) -> Callable[[TrialConfig, TrialContext], dict[str, Any]]:
@@ -153,7 +153,7 @@ def execute(job: Job) -> dict[str, Any]:
     if fh is not None:
         fh.close()
     from .. import __version__
-    env = {"torch": torch.__version__, "device": out.get("device") or ctx.torch_device(),
+    env = {"torch": torch.__version__, "device": out.get("device") or _env_device(ctx),
            "python": platform.python_version(), "spectrumkit": __version__, "host": host,
            "threads": torch.get_num_threads(), "seconds": round(seconds, 3)}
     if job.threads:
@@ -163,6 +163,15 @@ def execute(job: Job) -> dict[str, Any]:
             "history": out.get("history", {}), "artifacts": out.get("artifacts", {}),
             "env": env, "log": None if fh is not None else "\n".join(lines),
             "data_description": described if isinstance(described, str) else None}
+
+
+def _env_device(ctx: TrialContext) -> str:
+    """The device a trial ran on, for its ``env``; a device that is not there is named as asked
+    (the trial itself failed on it with the one-line error of ``resolve_device``)."""
+    try:
+        return ctx.torch_device()
+    except SpectrumkitError:
+        return ctx.device
 
 
 def _crashed(job: Job, e: BaseException) -> dict[str, Any]:
@@ -256,14 +265,6 @@ def _terminate_workers(pool: ProcessPoolExecutor) -> None:
     for p in procs:
         with contextlib.suppress(Exception):
             p.join(timeout=10)
-
-
-def ray_available() -> bool:
-    try:
-        import ray  # noqa: F401
-    except ImportError:
-        return False
-    return True
 
 
 def _import_ray():

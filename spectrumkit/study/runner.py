@@ -13,21 +13,21 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationError
 from tqdm.auto import tqdm
 
+from ..choices import Executor, StudyDevice
 from ..errors import SpectrumkitError, fail
 from .config import SCHEMA_VERSION, pydantic_message
 from .executors import Job, run_jobs
 from .spec import ROW, Study, check_study_name, load_study
 from .store import ResultStore, collect
-from .tables import markdown_table, summarize, write_tables
 
 __all__ = ["RunOptions", "StudyRun", "run_study", "summary_tables"]
 
@@ -39,8 +39,8 @@ class RunOptions(BaseModel):
     preset: str = "quick"
     seeds: PositiveInt | None = None
     out: str = "results"
-    device: Literal["auto", "cpu", "cuda"] = "auto"
-    executor: Literal["local", "process", "ray"] = "local"
+    device: StudyDevice = "auto"
+    executor: Executor = "local"
     workers: PositiveInt = 2
     threads: PositiveInt | None = None
     retry_failed: bool = False
@@ -70,6 +70,7 @@ class StudyRun:
 
     def table(self) -> str:
         """The summary as a Markdown table."""
+        from ..figures.tables import markdown_table  # NOTE [One table writer]
         return markdown_table(self.pivot)
 
 
@@ -85,7 +86,15 @@ def summary_tables(study: Study, folder: Path) -> tuple[pd.DataFrame, pd.DataFra
 
     With ``report.tables`` each further metric gets its own ``tables/summary-<metric>.*`` and the
     returned pivot holds every metric side by side (columns ``metric: col``).
+
+    NOTE [One table writer]
+    :mod:`spectrumkit.figures.tables` writes every table of the package, the study's summary
+    included (:func:`~spectrumkit.figures.tables.summarize`,
+    :func:`~spectrumkit.figures.tables.write_tables`). It is imported where a table is written:
+    ``import spectrumkit`` stays free of matplotlib (which :mod:`spectrumkit.figures` loads), and
+    the study stage reaches the figures stage only to write its results out.
     """
+    from ..figures.tables import summarize, write_tables
     df = collect(folder, study.keys)
     if study.rows:  # NOTE [Study rows]: one copy of a trial per row it belongs to
         parts = [df[df["key"].isin(keys)].assign(**{ROW: label})
@@ -108,11 +117,10 @@ def summary_tables(study: Study, folder: Path) -> tuple[pd.DataFrame, pd.DataFra
 
 
 def _check_device(opts: RunOptions) -> None:
-    if opts.device == "cuda" and opts.executor != "ray":
-        import torch
-        if not torch.cuda.is_available():
-            raise fail("run_study", "a CUDA device for --device cuda", "none available "
-                       "(torch.cuda.is_available() is False)")
+    """Refuse ``cuda`` without a GPU before anything runs; Ray trials may run on other machines."""
+    if opts.executor != "ray":
+        from ..evaluation import resolve_device
+        resolve_device(opts.device)
 
 
 def _check_trial_code(spec: Study, allowed: bool) -> None:
@@ -126,7 +134,8 @@ def _check_trial_code(spec: Study, allowed: bool) -> None:
 
 
 def run_study(study: str | Path | Study, *, progress: bool | None = None,
-              announce: Callable[[str], None] | None = None, **options: Any) -> StudyRun:
+              announce: Callable[[str], None] | None = None,
+              overrides: Sequence[str] | Mapping[str, Any] = (), **options: Any) -> StudyRun:
     r"""Run ``study`` (a shipped name, a TOML path or a loaded :class:`Study`) and return a summary.
 
     Options (:class:`RunOptions`): ``preset`` (quick), ``seeds`` (override), ``out`` (results/),
@@ -136,7 +145,8 @@ def run_study(study: str | Path | Study, *, progress: bool | None = None,
     ``gpus_per_trial`` (fractional allowed), ``data_root`` (the trials' keys depend on its files,
     NOTE [What the key covers]), ``allow_trial_code`` (NOTE [Trial code]). ``progress``: one tqdm
     bar over the trials (None: only on a terminal). ``announce``: called once with a line saying
-    what will run.
+    what will run. ``overrides``: ``"KEY=VALUE"`` changes of the study's TOML, checked like the
+    file and recorded in ``spec.json`` (NOTE [Study overrides]; a name or path only).
 
     Results go to ``OUT/<study>/`` as RESULTS_SCHEMA.md describes; finished trials are skipped
     (NOTE [Resume]).
@@ -154,10 +164,14 @@ def run_study(study: str | Path | Study, *, progress: bool | None = None,
     except ValidationError as e:
         raise SpectrumkitError(pydantic_message(fn, e)) from None
     if isinstance(study, Study):
+        if overrides:
+            raise fail(fn, "overrides with a study name or path (a loaded Study is resolved "
+                       "already: load_study(..., overrides=...))", "a Study")
         spec = study if study.data_root == opts.data_root and study.data else \
             study.with_data_root(opts.data_root)
     else:
-        spec = load_study(study, opts.preset, seeds=opts.seeds, data_root=opts.data_root)
+        spec = load_study(study, opts.preset, seeds=opts.seeds, data_root=opts.data_root,
+                          overrides=overrides)
     check_study_name(fn, spec.name, spec.source)
     _check_trial_code(spec, opts.allow_trial_code)
     if opts.executor == "ray":

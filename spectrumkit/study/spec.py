@@ -48,18 +48,22 @@ first in ``grid`` and maps each label to its trial keys in ``row_keys``.
 
 from __future__ import annotations
 
+import copy
 import difflib
 import itertools
+import json
 import math
 import re
 import sys
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, PositiveInt, ValidationError
 
+from ..choices import FIGURES, Figure
 from ..errors import SpectrumkitError, fail
 from .config import TRIAL_METRICS, TrialConfig, canonical_json, pydantic_message, trial_key
 
@@ -68,9 +72,9 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - exercised on Python 3.10 only
     import tomli as tomllib
 
-__all__ = ["FIGURES", "Study", "TableReport", "Report", "list_studies", "load_study", "study_file"]
+__all__ = ["FIGURES", "Override", "Study", "TableReport", "Report", "list_studies", "load_study",
+           "parse_override", "study_file"]
 
-FIGURES = ("anatomy", "sv_hist", "connection_maps", "curves", "lyapunov", "spectrum_steps")
 _RESERVED = ("list", "show", "run")
 _TOP_KEYS = ("name", "description", "paper", "grid", "fixed", "presets", "report", "rows")
 ROW = "row"  # the pseudo-field of NOTE [Study rows]
@@ -89,9 +93,11 @@ class TableReport(BaseModel):
     format: str = ".2f"
 
     def row_fields(self) -> list[str]:
+        """The row fields as a list."""
         return [self.rows] if isinstance(self.rows, str) else list(self.rows)
 
     def col_fields(self) -> list[str]:
+        """The column fields as a list (none without ``cols``)."""
         if self.cols is None:
             return []
         return [self.cols] if isinstance(self.cols, str) else list(self.cols)
@@ -104,8 +110,7 @@ class Report(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
     table: TableReport
     tables: list[TableReport] = []
-    figures: list[Literal["anatomy", "sv_hist", "connection_maps", "curves", "lyapunov",
-                          "spectrum_steps"]] = []
+    figures: list[Figure] = []
 
 
 class _Seeds(BaseModel):
@@ -135,6 +140,7 @@ class Study:
     data: dict[str, dict[str, Any]] = field(default_factory=dict, repr=False)
     rows: tuple[tuple[str, dict[str, Any]], ...] = ()
     row_index: dict[str, tuple[int, ...]] = field(default_factory=dict, repr=False)
+    overrides: tuple[Override, ...] = ()
 
     @property
     def row_keys(self) -> dict[str, tuple[str, ...]]:
@@ -185,7 +191,7 @@ class Study:
             "paper": self.paper, "grid": self.order, "fixed": self.fixed, "seeds": self.seeds,
             "report": report, "source": self.source, "threads": self.threads,
             "data_root": self.data_root, "data": self.data, "keys": self.keys,
-            "cases": list(self.cases)}
+            "cases": list(self.cases), "overrides": [o.to_json() for o in self.overrides]}
         if self.rows:
             out["rows"] = [{"label": lab, **f} for lab, f in self.rows]
             out["row_keys"] = {lab: list(k) for lab, k in self.row_keys.items()}
@@ -237,9 +243,11 @@ def check_study_name(fn: str, name: Any, source: str) -> str:
 
 def _unknown(fn: str, key: str, accepted: list[str], section: str, source: str
              ) -> SpectrumkitError:
+    """``fn: expected a key of SECTION in SOURCE among A, B, ..., got unknown key 'K'``."""
     near = difflib.get_close_matches(key, accepted, n=1)
     hint = f" (did you mean {near[0]!r}?)" if near else ""
-    return fail(fn, f"known keys in {section} of {source}{hint}", f"unknown key {key!r}")
+    return fail(fn, f"a key of {section} in {source} among {', '.join(accepted)}",
+                f"unknown key {key!r}{hint}")
 
 
 def _merged(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
@@ -251,159 +259,380 @@ def _merged(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _trial_fields() -> list[str]:
+    """The keys a study may give a trial (in [fixed], [grid], rows, presets, cases, extra)."""
+    return list(TrialConfig.model_fields)
+
+
+# NOTE [Study overrides]
+# ``load_study(..., overrides=["KEY=VALUE", ...])`` and ``spectrumkit study NAME --set KEY=VALUE``
+# change a study's settings without copying its TOML. Every override is applied, in the order
+# given (a later one wins), to the parsed TOML document BEFORE anything is validated, so the
+# file's own checks judge it, with the same one-line errors:
+# - KEY is a dotted path into the document: ``grid.init``, ``fixed.epochs``,
+#   ``presets.quick.seeds``, ``report.table.metric``, ``fixed.data.scale``; tables on the way are
+#   created when absent.
+# - A bare trial field (``hidden_size``, or ``data.scale`` inside a dict-valued field) means "this
+#   value for every trial of the run": exactly as if the TOML were edited to remove that field from
+#   [grid], from every [[rows]] entry and from every preset (its fields, its grid, its cases and its
+#   extra trials) and to set it in [fixed].
+# - VALUE is a TOML value (``64``, ``0.5``, ``true``, ``"x"``, ``["glorot", "he"]``,
+#   ``{scale = 0.5}``); a bare word that is not valid TOML (``glorot``) is that string.
+# An unknown first key is refused here, naming the sections and the trial fields; a deeper unknown
+# key is refused by the check of its level, naming the keys accepted there. The messages name the
+# overrides next to the file. ``spec.json`` records them: each as given, with its key and value.
+
+_KEY = re.compile(r"[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*")
+
+
+@dataclass(frozen=True)
+class Override:
+    """One override ``KEY=VALUE`` (NOTE [Study overrides]): as given, its path and its value."""
+
+    given: str
+    path: tuple[str, ...]
+    value: Any
+
+    def to_json(self) -> dict[str, Any]:
+        """``{"set": given, "key": dotted key, "value": value}`` as recorded in ``spec.json``."""
+        return {"set": self.given, "key": ".".join(self.path), "value": self.value}
+
+
+def _plain(v: Any) -> bool:
+    """True for the values JSON can hold (TOML's dates and times are not)."""
+    if isinstance(v, dict):
+        return all(_plain(x) for x in v.values())
+    if isinstance(v, list):
+        return all(_plain(x) for x in v)
+    return isinstance(v, (str, int, float, bool))
+
+
+def parse_override(text: str) -> Override:
+    r"""Parse ``KEY=VALUE`` (NOTE [Study overrides]): VALUE is TOML, a bare word a string.
+
+    >>> parse_override("grid.init=['glorot', 'he']").value
+    ['glorot', 'he']
+    >>> [parse_override(t).value for t in ("hidden_size=64", "init=glorot", "x=true", 'x="1"')]
+    [64, 'glorot', True, '1']
+    """
+    fn = "load_study"
+    if not isinstance(text, str) or "=" not in text:
+        raise fail(fn, "an override KEY=VALUE (such as hidden_size=64)", repr(text))
+    key, _, raw = text.partition("=")
+    key, raw = key.strip(), raw.strip()
+    if not _KEY.fullmatch(key):
+        raise fail(fn, "an override KEY=VALUE with KEY a dotted path such as grid.init",
+                   repr(text))
+    try:
+        doc = tomllib.loads(f"v = {raw}")
+        value = doc["v"] if len(doc) == 1 and _plain(doc["v"]) else raw
+    except tomllib.TOMLDecodeError:
+        value = raw
+    return Override(text, tuple(key.split(".")), value)
+
+
+def _set_path(fn: str, doc: dict[str, Any], path: tuple[str, ...], value: Any, given: str
+              ) -> None:
+    """Set ``doc[path[0]][path[1]]... = value``, creating the tables on the way."""
+    node = doc
+    for i, part in enumerate(path[:-1]):
+        nxt = node.setdefault(part, {})
+        if not isinstance(nxt, dict):
+            where = ".".join(path[: i + 1])
+            raise fail(fn, f"a table at {where} to set {'.'.join(path)} in (--set {given})",
+                       f"{type(nxt).__name__} {nxt!r}")
+        node = nxt
+    node[path[-1]] = value
+
+
+def _drop_path(table: Any, path: tuple[str, ...]) -> None:
+    """Remove ``path`` from a table of trial fields, where it is there."""
+    if not isinstance(table, dict):
+        return
+    if len(path) == 1:
+        table.pop(path[0], None)
+    else:
+        _drop_path(table.get(path[0]), path[1:])
+
+
+def _set_everywhere(fn: str, doc: dict[str, Any], o: Override) -> None:
+    """A bare trial field: the same value for every trial (NOTE [Study overrides])."""
+    tables: list[Any] = [doc.get("grid")]
+    tables += doc.get("rows", []) if isinstance(doc.get("rows"), list) else []
+    presets = doc.get("presets")
+    for pre in presets.values() if isinstance(presets, dict) else ():
+        if isinstance(pre, dict):
+            tables += [pre, pre.get("grid")]
+            for part in ("cases", "extra"):
+                tables += pre.get(part, []) if isinstance(pre.get(part), list) else []
+    for t in tables:
+        _drop_path(t, o.path)
+    _set_path(fn, doc, ("fixed", *o.path), o.value, o.given)
+
+
+def _apply_overrides(fn: str, raw: dict[str, Any], overrides: Sequence[Override]
+                     ) -> dict[str, Any]:
+    """The TOML document with ``overrides`` applied (NOTE [Study overrides]); ``raw`` unchanged."""
+    doc = copy.deepcopy(raw)
+    fields = [f for f in _trial_fields() if f != "seed"]
+    for o in overrides:
+        head = o.path[0]
+        if head in _TOP_KEYS:
+            if len(o.path) == 1 and head in ("grid", "fixed", "presets", "report") \
+                    and not isinstance(o.value, dict):
+                raise fail(fn, f"a table for {head} (--set {o.given})", repr(o.value))
+            _set_path(fn, doc, o.path, o.value, o.given)
+        elif head in fields:
+            _set_everywhere(fn, doc, o)
+        else:
+            raise _unknown(fn, head, list(_TOP_KEYS) + fields,
+                           "the study (a section, or a trial field for every trial)",
+                           f"--set {o.given}")
+    return doc
+
+
+def _overrides(fn: str, overrides: Sequence[str] | Mapping[str, Any]) -> tuple[Override, ...]:
+    """``KEY=VALUE`` strings parsed; a mapping's values are taken as they are."""
+    if isinstance(overrides, Mapping):
+        out = []
+        for k, v in overrides.items():
+            o = parse_override(f"{k}=0")
+            out.append(Override(f"{k}={json.dumps(v)}", o.path, v))
+        return tuple(out)
+    if isinstance(overrides, str):
+        raise fail(fn, "overrides as a list of 'KEY=VALUE' strings", repr(overrides))
+    return tuple(parse_override(t) for t in overrides)
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """A study's sections for one preset, checked key by key (the steps of :func:`load_study`)."""
+
+    preset: str
+    psec: str  # "[presets.P]", for messages
+    src: str  # the source and the overrides, for messages
+    fixed: dict[str, Any]
+    pre: dict[str, Any]  # the preset's trial fields
+    grid: dict[str, list[Any]]
+    cases: list[dict[str, Any]]
+    extra: list[dict[str, Any]]
+    rows: list[tuple[str, dict[str, Any]]]
+
+    def where(self, loc: str, label: str | None, row: dict[str, Any]) -> str:
+        """The section a bad value of field ``loc`` came from, for the error message."""
+        if label is not None and loc in row:
+            return f"in row {label!r} of {self.src}"
+        sec = ("[grid]" if loc in self.grid else f"[[presets.{self.preset}.cases]]"
+               if any(loc in c for c in self.cases) else self.psec if loc in self.pre
+               else "[fixed]" if loc in self.fixed else "the defaults")
+        return f"in {sec} of {self.src}"
+
+
 #: The most trials one study may resolve to (seeds x (rows x cases x grid points + extra)): a
 #: typo such as ``--seeds 100000000`` is refused at once instead of building configs for hours.
 MAX_TRIALS = 10_000
 
 
-def load_study(name: str | Path, preset: str = "quick", *, seeds: int | None = None,
-               data_root: str | None = None) -> Study:
-    r"""Load a study by name (or path) and resolve it with ``preset`` into trial configs.
-
-    Every trial config is validated here, before anything runs: an unknown key names the key and
-    the file; an invalid value gives pydantic's complaint in one line, with the section it came
-    from; the study name must be one path component (NOTE [Study names]); the report's metric
-    must be one the study's trial reports; at most :data:`MAX_TRIALS` trials. ``seeds``
-    overrides the preset's number of seeds (seeds are 0, 1, ..., seeds-1). ``data_root``: the
-    data the keys are taken for (None: bundled; :meth:`Study.with_data_root`).
-
-    >>> s = load_study("init-ablation", "quick")
-    >>> s.grid["method"], len(s.configs) == 4 * 2 * s.seeds
-    (['jacobian', 'random'], True)
-    """
-    fn = "load_study"
-    text, source = study_file(name)
+def _parse_toml(fn: str, text: str, source: str) -> dict[str, Any]:
     try:
-        raw = tomllib.loads(text)
+        return tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
         raise fail(fn, f"valid TOML in {source}", str(e)) from None
-    fields = list(TrialConfig.model_fields)
-    for k in raw:
-        if k not in _TOP_KEYS:
-            raise _unknown(fn, k, list(_TOP_KEYS), "the top level", source)
-    sname = raw.get("name", Path(source).stem)
-    check_study_name(fn, sname, source)
+
+
+def _check_fields(fn: str, table: Mapping[str, Any], accepted: list[str], section: str,
+                  src: str) -> None:
+    for k in table:
+        if k not in accepted:
+            raise _unknown(fn, k, accepted, section, src)
+
+
+def _preset_table(fn: str, raw: dict[str, Any], preset: str, sname: str, src: str
+                  ) -> dict[str, Any]:
+    """The preset's table, checked: known keys only."""
     presets = raw.get("presets", {})
     if not isinstance(presets, dict) or not presets:
-        raise fail(fn, f"a [presets.NAME] table in {source}", repr(presets))
+        raise fail(fn, f"a [presets.NAME] table in {src}", repr(presets))
     if preset not in presets:
         raise fail(fn, f"a preset among {', '.join(presets)} for study {sname!r}", repr(preset))
-    pre = dict(presets[preset])
-    psec = f"[presets.{preset}]"
-    for k in pre:
-        if k not in _PRESET_KEYS and k not in fields:
-            raise _unknown(fn, k, list(_PRESET_KEYS) + fields, psec, source)
-    fixed = dict(raw.get("fixed", {}))
-    for k in fixed:
-        if k not in fields or k == "seed":
-            raise _unknown(fn, k, [f for f in fields if f != "seed"], "[fixed]", source)
+    pre = presets[preset]
+    if not isinstance(pre, dict):
+        raise fail(fn, f"a table [presets.{preset}] in {src}", repr(pre))
+    _check_fields(fn, pre, list(_PRESET_KEYS) + _trial_fields(), f"[presets.{preset}]", src)
+    return dict(pre)
+
+
+def _table_list(fn: str, value: Any, what: str, src: str, *, empty: bool) -> list[dict[str, Any]]:
+    if not isinstance(value, list) or not all(isinstance(c, dict) for c in value) \
+            or (not empty and not value):
+        raise fail(fn, f"{what} in {src}", repr(value))
+    return [dict(c) for c in value]
+
+
+def _plan(fn: str, raw: dict[str, Any], preset: str, sname: str, src: str
+          ) -> tuple[_Plan, dict[str, Any]]:
+    """Check [fixed], the grid, the preset's cases and extra trials, and the rows.
+
+    Returns the plan and what is left of the preset's table (seeds, threads, description).
+    """
+    fields = [f for f in _trial_fields() if f != "seed"]
+    pre = _preset_table(fn, raw, preset, sname, src)
+    fixed = raw.get("fixed", {})
+    if not isinstance(fixed, dict):
+        raise fail(fn, f"a table [fixed] in {src}", repr(fixed))
+    _check_fields(fn, fixed, fields, "[fixed]", src)
     grid = dict(raw.get("grid", {}))
     grid.update(pre.pop("grid", {}))
-    cases = pre.pop("cases", [{}])
-    if not isinstance(cases, list) or not cases or not all(isinstance(c, dict) for c in cases):
-        raise fail(fn, f"[[presets.{preset}.cases]] tables in {source}", repr(cases))
+    cases = _table_list(fn, pre.pop("cases", [{}]), f"[[presets.{preset}.cases]] tables", src,
+                        empty=False)
     for case in cases:
-        for k in case:
-            if k not in fields or k == "seed" or k in grid:
-                raise _unknown(fn, k, [f for f in fields if f != "seed" and f not in grid],
-                               f"[[presets.{preset}.cases]] (grid axes excluded)", source)
+        _check_fields(fn, case, [f for f in fields if f not in grid],
+                      f"[[presets.{preset}.cases]] (grid axes excluded)", src)
     for k, vals in grid.items():
-        if k not in fields or k == "seed":
-            raise _unknown(fn, k, [f for f in fields if f != "seed"], "[grid]", source)
+        _check_fields(fn, {k: vals}, fields, "[grid]", src)
         if not isinstance(vals, list) or not vals:
-            raise fail(fn, f"a non-empty list for grid axis {k!r} in {source}", repr(vals))
-    extra = pre.pop("extra", [])
-    if not isinstance(extra, list) or not all(isinstance(e, dict) for e in extra):
-        raise fail(fn, f"[[presets.{preset}.extra]] tables of field overrides in {source}",
-                   repr(extra))
+            raise fail(fn, f"a non-empty list for grid axis {k!r} in {src}", repr(vals))
+    extra = _table_list(fn, pre.pop("extra", []),
+                        f"[[presets.{preset}.extra]] tables of field overrides", src, empty=True)
     for e in extra:
-        for k in e:
-            if k not in fields or k == "seed":
-                raise _unknown(fn, k, [f for f in fields if f != "seed"],
-                               f"[[presets.{preset}.extra]]", source)
-    seeds_given = seeds if seeds is not None else pre.pop("seeds", None)
-    pre.pop("seeds", None)
-    pre.pop("description", None)
-    threads = pre.pop("threads", None)
-    try:
-        checked = _Seeds(seeds=seeds_given, threads=threads)
-        n_seeds, threads = checked.seeds, checked.threads
-    except ValidationError as e:
-        where = "(--seeds)" if seeds is not None else f"in {psec} of {source}"
-        raise SpectrumkitError(pydantic_message(fn, e, where)) from None
+        _check_fields(fn, e, fields, f"[[presets.{preset}.extra]]", src)
+    run_keys: dict[str, Any] = {k: pre.pop(k) for k in ("seeds", "threads", "description")
+                                if k in pre}
+    psec = f"[presets.{preset}]"
     for k in pre:
         if k in grid:
-            raise fail(fn, f"{k!r} set in either [grid] or {psec} (not both) in {source}",
-                       "both")
-    resolved = dict(fixed)
-    for k, v in pre.items():
-        if k in _DICT_FIELDS and isinstance(v, dict) and isinstance(resolved.get(k), dict):
-            v = {**resolved[k], **v}
-        resolved[k] = v
-    report_raw = raw.get("report")
+            raise fail(fn, f"{k!r} set in either [grid] or {psec} (not both) in {src}", "both")
+    rows = _rows(fn, raw.get("rows", []), _trial_fields(), grid, src)
+    return _Plan(preset=preset, psec=psec, src=src, fixed=dict(fixed), pre=pre, grid=grid,
+                 cases=cases, extra=extra, rows=rows), run_keys
+
+
+def _seeds(fn: str, run_keys: dict[str, Any], seeds: int | None, plan: _Plan
+           ) -> tuple[int, int | None]:
+    """The number of seeds (``seeds`` or the preset's) and the preset's threads, checked."""
+    given = seeds if seeds is not None else run_keys.get("seeds")
     try:
-        report = Report.model_validate(report_raw)
+        checked = _Seeds.model_validate({"seeds": given, "threads": run_keys.get("threads")})
     except ValidationError as e:
-        raise SpectrumkitError(pydantic_message(fn, e, f"in [report] of {source}")) from None
-    rows = _rows(fn, raw.get("rows", []), fields, grid, source)
+        where = "(--seeds)" if seeds is not None else f"in {plan.psec} of {plan.src}"
+        raise SpectrumkitError(pydantic_message(fn, e, where)) from None
+    return checked.seeds, checked.threads
+
+
+def _report(fn: str, raw: Any, plan: _Plan) -> Report:
+    """[report], checked: known keys (naming them), the table's fields and format."""
+    if isinstance(raw, dict):
+        _check_fields(fn, raw, list(Report.model_fields), "[report]", plan.src)
+        tables = [raw.get("table")] + (raw["tables"] if isinstance(raw.get("tables"), list)
+                                       else [])
+        for t in tables:
+            if isinstance(t, dict):
+                _check_fields(fn, t, list(TableReport.model_fields), "report.table", plan.src)
+    try:
+        report = Report.model_validate(raw)
+    except ValidationError as e:
+        raise SpectrumkitError(pydantic_message(fn, e, f"in [report] of {plan.src}")) from None
+    fields = _trial_fields()
     for t in [report.table, *report.tables]:
         for f in t.row_fields() + t.col_fields():
-            if f not in fields and not (rows and f == ROW):
+            if f not in fields and not (plan.rows and f == ROW):
                 raise fail(fn, f"report.table rows/cols among the config fields"
-                           f"{' (or row)' if rows else ''} in {source}", repr(f))
+                           f"{' (or row)' if plan.rows else ''} in {plan.src}", repr(f))
         try:
             format(1.0, t.format)
         except (ValueError, TypeError):
-            raise fail(fn, f"report.table.format a float format spec such as '.2f' in {source}",
-                       repr(t.format)) from None
-    n_trials = n_seeds * (max(1, len(rows)) * len(cases) * math.prod(len(v) for v in grid.values())
-                          + len(extra))
+            raise fail(fn, f"report.table.format a float format spec such as '.2f' in "
+                       f"{plan.src}", repr(t.format)) from None
+    return report
+
+
+def _check_count(fn: str, plan: _Plan, n_seeds: int) -> None:
+    points = math.prod(len(v) for v in plan.grid.values())
+    n_trials = n_seeds * (max(1, len(plan.rows)) * len(plan.cases) * points + len(plan.extra))
     if n_trials > MAX_TRIALS:
         raise fail(fn, f"at most {MAX_TRIALS} trials (seeds x (rows x cases x grid points + "
                    "extra))", n_trials)
 
-    def where(loc: str) -> str:
-        sec = ("[grid]" if loc in grid else f"[[presets.{preset}.cases]]"
-               if any(loc in c for c in cases) else psec if loc in pre
-               else "[fixed]" if loc in fixed else "the defaults")
-        return f"in {sec} of {source}"
 
+def _points(plan: _Plan, resolved: dict[str, Any], i: int, label: str | None,
+            row: dict[str, Any]) -> list[tuple[str | None, dict[str, Any]]]:
+    """The settings of one row: its cases x grid points, then (last row) the extra trials."""
+    base = _merged(resolved, row)
+    axes = list(plan.grid)
+    points = [(label, {**_merged(base, case), **dict(zip(axes, pt))}) for case, pt in
+              itertools.product(plan.cases, itertools.product(*(plan.grid[a] for a in axes)))]
+    if i == max(1, len(plan.rows)) - 1:  # the preset's extra trials, outside the product, once
+        points += [(None, _merged(resolved, x)) for x in plan.extra]
+    return points
+
+
+def _configs(fn: str, plan: _Plan, resolved: dict[str, Any], n_seeds: int
+             ) -> tuple[list[TrialConfig], dict[str, list[int]]]:
+    """Every trial config, seed-major, each validated; duplicates once (NOTE [Study rows])."""
     configs: list[TrialConfig] = []
     seen: dict[str, int] = {}  # canonical config -> its index in configs
-    row_index: dict[str, list[int]] = {lab: [] for lab, _ in rows}
-    axes = list(grid)
-    plan: list[tuple[str | None, dict[str, Any]]] = list(rows) or [(None, {})]
+    row_index: dict[str, list[int]] = {lab: [] for lab, _ in plan.rows}
+    rows: list[tuple[str | None, dict[str, Any]]] = list(plan.rows) or [(None, {})]
     for seed in range(n_seeds):
-        for i, (label, row) in enumerate(plan):
-            base = _merged(resolved, row)
-            points = [(label, {**_merged(base, case), **dict(zip(axes, pt))}) for case, pt in
-                      itertools.product(cases, itertools.product(*(grid[a] for a in axes)))]
-            if i == len(plan) - 1:  # the preset's extra trials, outside the product, once
-                points += [(None, _merged(resolved, x)) for x in extra]
-            for lab, values in points:
-                values = {**values, "seed": seed}
+        for i, (label, row) in enumerate(rows):
+            for lab, values in _points(plan, resolved, i, label, row):
                 try:
-                    cfg = TrialConfig(**values)
+                    cfg = TrialConfig(**{**values, "seed": seed})
                 except ValidationError as e:
-                    loc = (str(e.errors()[0].get("loc", ("",))[0]) if e.errors()[0].get("loc")
-                           else "")
-                    w = f"in row {lab!r} of {source}" if lab is not None and loc in row \
-                        else where(loc)
-                    raise SpectrumkitError(pydantic_message(fn, e, w)) from None
+                    first = e.errors()[0].get("loc") or ("",)
+                    where = plan.where(str(first[0]), lab, row)
+                    raise SpectrumkitError(pydantic_message(fn, e, where)) from None
                 k = canonical_json(cfg.model_dump(mode="json"))  # the same config once (any data)
                 if k not in seen:
                     seen[k] = len(configs)
                     configs.append(cfg)
                 if lab is not None and seen[k] not in row_index[lab]:
                     row_index[lab].append(seen[k])
+    return configs, row_index
+
+
+def load_study(name: str | Path, preset: str = "quick", *, seeds: int | None = None,
+               data_root: str | None = None,
+               overrides: Sequence[str] | Mapping[str, Any] = ()) -> Study:
+    r"""Load a study by name (or path) and resolve it with ``preset`` into trial configs.
+
+    Every trial config is validated here, before anything runs: an unknown key names the key, the
+    keys accepted at its level and the file; an invalid value gives pydantic's complaint in one
+    line, with the section it came from; the study name must be one path component (NOTE [Study
+    names]); the report's metric must be one the study's trial reports; at most
+    :data:`MAX_TRIALS` trials. ``seeds`` overrides the preset's number of seeds (seeds are 0, 1,
+    ..., seeds-1). ``data_root``: the data the keys are taken for (None: bundled;
+    :meth:`Study.with_data_root`). ``overrides``: ``"KEY=VALUE"`` strings (or a mapping key →
+    value) applied to the TOML before any check (NOTE [Study overrides]).
+
+    >>> s = load_study("init-ablation", "quick")
+    >>> s.grid["method"], len(s.configs) == 4 * 2 * s.seeds
+    (['jacobian', 'random'], True)
+    >>> t = load_study("init-ablation", "quick", overrides=["grid.method=['random']"])
+    >>> t.grid["method"], len(t.configs) == 4 * s.seeds
+    (['random'], True)
+    """
+    fn = "load_study"
+    text, source = study_file(name)
+    sets = _overrides(fn, overrides)
+    raw = _apply_overrides(fn, _parse_toml(fn, text, source), sets)
+    src = source if not sets else f"{source} with --set {' '.join(o.given for o in sets)}"
+    _check_fields(fn, raw, list(_TOP_KEYS), "the top level", src)
+    sname = check_study_name(fn, raw.get("name", Path(source).stem), src)
+    plan, run_keys = _plan(fn, raw, preset, sname, src)
+    n_seeds, threads = _seeds(fn, run_keys, seeds, plan)
+    resolved = _merged(plan.fixed, plan.pre)
+    report = _report(fn, raw.get("report"), plan)
+    _check_count(fn, plan, n_seeds)
+    configs, row_index = _configs(fn, plan, resolved, n_seeds)
     for t in [report.table, *report.tables]:
-        _check_metric(fn, t.metric, {c.trial for c in configs}, source)
+        _check_metric(fn, t.metric, {c.trial for c in configs}, src)
     return Study(name=sname, preset=preset, description=str(raw.get("description", "")).strip(),
-                 paper=raw.get("paper"), grid=grid, fixed=resolved, seeds=n_seeds, report=report,
-                 source=source, presets=tuple(presets), threads=threads,
-                 configs=tuple(configs), cases=tuple(c for c in cases if c), rows=tuple(rows),
-                 row_index={lab: tuple(i) for lab, i in row_index.items()}
-                 ).with_data_root(data_root)
+                 paper=raw.get("paper"), grid=plan.grid, fixed=resolved, seeds=n_seeds,
+                 report=report, source=source, presets=tuple(raw["presets"]), threads=threads,
+                 configs=tuple(configs), cases=tuple(c for c in plan.cases if c),
+                 rows=tuple(plan.rows), row_index={lab: tuple(i) for lab, i in row_index.items()},
+                 overrides=sets).with_data_root(data_root)
 
 
 def _check_metric(fn: str, metric: str, trials: set[str], source: str) -> None:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import sys
 import warnings
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -26,31 +27,20 @@ from typing import Any
 
 import pandas as pd
 
-from .._io import check_output_dir, fsync_dir, write_text_atomic
+from .._io import check_output_dir, write_text_atomic
 from ..errors import SpectrumkitError, fail
 from .config import DATA_IDENTITY_FIELDS, SCHEMA_VERSION, TrialConfig, canonical_json, trial_key
 
-try:
+if sys.platform != "win32":  # Windows has no fcntl: runs there are not locked
     import fcntl
-except ImportError:  # pragma: no cover - Windows
-    fcntl = None
 
-__all__ = ["StudyWarning", "ResultStore", "atomic_write_text", "collect", "read_trial_file",
-           "STATUSES"]
+__all__ = ["StudyWarning", "ResultStore", "collect", "read_trial_file", "STATUSES"]
 
 STATUSES = ("ok", "diverged", "failed")
 
 
 class StudyWarning(UserWarning):
     """Something in a results folder needed attention (a corrupt result file, a stale lock...)."""
-
-
-_fsync_dir = fsync_dir
-
-
-def atomic_write_text(path: str | Path, text: str) -> Path:
-    """Write ``text`` to ``path`` atomically (NOTE [Atomic writes] in ``spectrumkit._io``)."""
-    return write_text_atomic(path, text)
 
 
 def _no_constant(name: str) -> None:
@@ -137,7 +127,7 @@ class ResultStore:
     @contextlib.contextmanager
     def lock(self) -> Iterator[None]:
         """Hold ``.lock`` exclusively: two runs of one study folder at once are refused."""
-        if fcntl is None:  # pragma: no cover
+        if sys.platform == "win32":  # pragma: no cover
             yield
             return
         with open(self.root / ".lock", "a+") as f:
@@ -162,9 +152,11 @@ class ResultStore:
         return n
 
     def result_path(self, key: str) -> Path:
+        """``trials/<key>.json``."""
         return self.trials / f"{key}.json"
 
     def log_path(self, key: str) -> Path:
+        """``logs/<key>.log``."""
         return self.logs / f"{key}.log"
 
     def read(self, key: str, *, warn: bool = True) -> dict[str, Any] | None:
@@ -182,14 +174,16 @@ class ResultStore:
     def write(self, result: dict[str, Any]) -> Path:
         """Write one result atomically; its name is its key."""
         text = json.dumps(result, indent=1, sort_keys=False, allow_nan=False) + "\n"
-        return atomic_write_text(self.result_path(result["key"]), text)
+        return write_text_atomic(self.result_path(result["key"]), text)
 
     def append_log(self, key: str, text: str) -> None:
+        """Append ``text`` to the trial's log (NOTE [Run markers]), ending it with a newline."""
         with open(self.log_path(key), "a", encoding="utf-8") as f:
             f.write(text if text.endswith("\n") or not text else text + "\n")
 
     def write_spec(self, spec: dict[str, Any]) -> Path:
-        return atomic_write_text(self.root / "spec.json", json.dumps(spec, indent=1) + "\n")
+        """Write ``spec.json`` atomically: the study as resolved for this run."""
+        return write_text_atomic(self.root / "spec.json", json.dumps(spec, indent=1) + "\n")
 
 
 def _flat(result: dict[str, Any]) -> dict[str, Any]:
