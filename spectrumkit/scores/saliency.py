@@ -31,11 +31,12 @@ from typing import Any
 
 import torch
 
+from ..protocols import RecurrentModel
 from .common import grads
 from .gamma import gamma_denominator, gamma_of
 
 
-def _normalized(fn: str, model: Any, scores: dict[str, torch.Tensor], xs: torch.Tensor,
+def _normalized(fn: str, model: RecurrentModel, scores: dict[str, torch.Tensor], xs: torch.Tensor,
                 theta: dict[str, torch.Tensor], generator: torch.Generator | None,
                 o: dict[str, Any]) -> dict[str, torch.Tensor]:
     if o["normalize"] != "gamma":
@@ -47,7 +48,7 @@ def _normalized(fn: str, model: Any, scores: dict[str, torch.Tensor], xs: torch.
     return {n: s / den[n] for n, s in scores.items()}
 
 
-def snip_scores(fn: str, model: Any, batch: Any, xs: torch.Tensor,
+def snip_scores(fn: str, model: RecurrentModel, batch: Any, xs: torch.Tensor,
                 theta: dict[str, torch.Tensor], generator: torch.Generator | None,
                 o: dict[str, Any]) -> dict[str, torch.Tensor]:
     """|θ ⊙ ∇L| on the batch (one forward with a graph, one backward)."""
@@ -56,7 +57,7 @@ def snip_scores(fn: str, model: Any, batch: Any, xs: torch.Tensor,
     return _normalized(fn, model, scores, xs, theta, generator, o)
 
 
-def foresight_scores(fn: str, model: Any, batch: Any, xs: torch.Tensor,
+def foresight_scores(fn: str, model: RecurrentModel, batch: Any, xs: torch.Tensor,
                      theta: dict[str, torch.Tensor], generator: torch.Generator | None,
                      o: dict[str, Any]) -> dict[str, torch.Tensor]:
     """θ ⊙ (H g) with g detached, by double back-propagation (NOTE [Foresight sign])."""
@@ -67,14 +68,14 @@ def foresight_scores(fn: str, model: Any, batch: Any, xs: torch.Tensor,
     return _normalized(fn, model, scores, xs, theta, generator, o)
 
 
-def magnitude_scores(fn: str, model: Any, batch: Any, xs: torch.Tensor,
+def magnitude_scores(fn: str, model: RecurrentModel, batch: Any, xs: torch.Tensor,
                      theta: dict[str, torch.Tensor], generator: torch.Generator | None,
                      o: dict[str, Any]) -> dict[str, torch.Tensor]:
     """|θ|."""
     return {n: p.detach().abs() for n, p in theta.items()}
 
 
-def random_scores(fn: str, model: Any, batch: Any, xs: torch.Tensor,
+def random_scores(fn: str, model: RecurrentModel, batch: Any, xs: torch.Tensor,
                   theta: dict[str, torch.Tensor], generator: torch.Generator | None,
                   o: dict[str, Any]) -> dict[str, torch.Tensor]:
     """U(0, 1) per entry from ``generator`` (CPU draws, in the order of the pruned set)."""

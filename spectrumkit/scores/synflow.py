@@ -29,12 +29,13 @@ from typing import Any
 import torch
 
 from ..errors import fail
+from ..protocols import RecurrentModel
 from ..unroll import _unroll
 from .common import grads
 from .ranking import k_of, top_k
 
 
-def synflow_scores(fn: str, model: Any, batch: Any, xs: torch.Tensor,
+def synflow_scores(fn: str, model: RecurrentModel, batch: Any, xs: torch.Tensor,
                    theta: dict[str, torch.Tensor], generator: torch.Generator | None,
                    o: dict[str, Any]) -> dict[str, torch.Tensor]:
     """Trusted core (see the module docstring)."""
