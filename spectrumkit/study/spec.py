@@ -277,7 +277,7 @@ def load_study(name: str | Path, preset: str = "quick", *, seeds: int | None = N
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
         raise fail(fn, f"valid TOML in {source}", str(e)) from None
-    fields = list(TrialConfig.model_fields)
+    fields = list(TrialConfig.input_keys())
     for k in raw:
         if k not in _TOP_KEYS:
             raise _unknown(fn, k, list(_TOP_KEYS), "the top level", source)
