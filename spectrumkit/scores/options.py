@@ -74,8 +74,8 @@ class ScoreOptions(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     method: str
-    balance: Balance = Field("none", description="rescale the scores per group: none, gate or "
-                             "block (NOTE [Balance])")
+    balance: Balance = Field("none", description="rescale the scores per group "
+                             "(NOTE [Balance])")
 
     @model_validator(mode="before")
     @classmethod
@@ -123,14 +123,12 @@ class ScoreOptions(BaseModel):
 class GammaOptions(ScoreOptions):
     """The options of the scores that may divide by γ (NOTE [γ normalization], [γ objective])."""
 
-    normalize: Normalization = Field("none", description="divide by γ (gamma) or not (none)")
-    gamma_inputs: GammaInputs = Field("gaussian", description="γ's inputs: gaussian, data or "
-                                      "authors")
-    gamma_state: GammaState = Field("zero", description="γ's initial state: zero or authors")
-    gamma_steps: int | None = Field(None, description="γ's sequence length (default: the batch's "
-                                    "T)")
-    gamma_sequences: int | None = Field(None, description="γ's sequence count (default: the "
-                                        "batch's B)")
+    normalize: Normalization = Field("none", description="divide by γ or not")
+    gamma_inputs: GammaInputs = Field("gaussian", description="γ's inputs")
+    gamma_state: GammaState = Field("zero", description="γ's initial state")
+    gamma_steps: int | None = Field(None, description="γ's sequence length (None: the batch's T)")
+    gamma_sequences: int | None = Field(None, description="γ's sequence count (None: the batch's "
+                                        "B)")
     gamma_readout: GammaReadout = Field("sum", description="γ from all steps (sum) or the last")
     gamma_objective: GammaObjective = Field("hidden", description="γ differentiates Σh (hidden, "
                                             "Eq. 7) or χ of its own steps (chi)")
@@ -230,8 +228,8 @@ class JacobianOptions(GammaOptions):
     method: Literal["jacobian"] = "jacobian"
     horizon: int | Literal["all"] = Field(_RECIPE_DEFAULT["horizon"], description="U, the last "
                                           "steps whose χ is scored (an integer >= 1, or all = T)")
-    estimator: Estimator = Field(_RECIPE_DEFAULT["estimator"], description="the χ estimator: "
-                                 "ones, transpose, frobenius or hutchinson")
+    estimator: Estimator = Field(_RECIPE_DEFAULT["estimator"], description="the χ estimator "
+                                 "(NOTE [χ estimators])")
     through_time: bool = Field(_RECIPE_DEFAULT["through_time"], description="differentiate "
                                "through the earlier steps too (NOTE [through_time])")
     discount: float = Field(_RECIPE_DEFAULT["discount"], description="λ in (0, 1]: horizon u "
