@@ -8,7 +8,6 @@ from . import main
 from ._data import _cli_batch
 from ._options import given_options, score_option_flags
 
-
 # NOTE [prune command]
 # The model is a SequenceClassifier drawn from --seed; the data from --seed + 1 (NOTE [CLI data]);
 # every method's scores from a fresh generator seeded --seed + 2, so a method's mask does not

@@ -25,30 +25,30 @@ numbers. Choices are strings, checked exactly (``estimator="frob"`` is an error,
 silent default); integers must be ints (``horizon="4"`` is an error). The jacobian defaults are
 those of the default recipe (``DEFAULT_RECIPE``; NOTE [Recipes] in ``scores/recipes.py``).
 
-===================  =================================  ===========================================
-option               methods                            values (default first)
-===================  =================================  ===========================================
-``horizon``          jacobian                           U in 1..T, or all = T (4)
-``estimator``        jacobian                           ones, transpose, frobenius, hutchinson
-``through_time``     jacobian                           False, True (NOTE [through_time])
-``discount``         jacobian                           λ in (0, 1] (1.0; the authors' code: 0.9)
-``batch_size``       jacobian                           examples for χ and γ (64; fewer if B < 64)
-``probes``           jacobian                           Rademacher probes for hutchinson (1)
-``normalize``        jacobian, snip, foresight          gamma (jacobian) / none (snip, foresight)
-``gamma_inputs``     jacobian, snip, foresight          gaussian, data, authors
-``gamma_state``      jacobian, snip, foresight          zero, authors
-``gamma_steps``      jacobian, snip, foresight          γ's sequence length T̃: None (batch's T) or ≥ 1
-``gamma_sequences``  jacobian, snip, foresight          γ's sequence count B̃: None (batch's B) or ≥ 1
-``gamma_readout``    jacobian, snip, foresight          sum (all T̃ steps), last (NOTE [γ objective])
-``gamma_objective``  jacobian, snip, foresight          hidden (Eq. 7), chi (NOTE [γ objective])
-``gamma_floor``      jacobian, snip, foresight          relative floor of |γ| in [0, 1) (1e-3; 0 = none)
-``gamma``            jacobian, snip, foresight          a precomputed γ from :func:`compute_gamma`
-``recipe``           jacobian                           a named bundle of the options above
-                                                        (NOTE [Recipes]; explicit options override it)
-``density``          synflow (required)                 target density in (0, 1]
-``iterations``       synflow                            rounds of the schedule (100)
-``balance``          all                                none, gate, block (NOTE [Balance])
-===================  =================================  ===========================================
+===================  ===========================  ===========================================
+option               methods                      values (default first)
+===================  ===========================  ===========================================
+``horizon``          jacobian                     U in 1..T, or all = T (4)
+``estimator``        jacobian                     ones, transpose, frobenius, hutchinson
+``through_time``     jacobian                     False, True (NOTE [through_time])
+``discount``         jacobian                     λ in (0, 1] (1.0; the authors' code: 0.9)
+``batch_size``       jacobian                     examples for χ and γ (64; fewer if B < 64)
+``probes``           jacobian                     Rademacher probes for hutchinson (1)
+``normalize``        jacobian, snip, foresight    gamma (jacobian) / none (snip, foresight)
+``gamma_inputs``     jacobian, snip, foresight    gaussian, data, authors
+``gamma_state``      jacobian, snip, foresight    zero, authors
+``gamma_steps``      jacobian, snip, foresight    γ's sequence length T̃: None (batch's T) or ≥ 1
+``gamma_sequences``  jacobian, snip, foresight    γ's sequence count B̃: None (batch's B) or ≥ 1
+``gamma_readout``    jacobian, snip, foresight    sum (all T̃ steps), last (NOTE [γ objective])
+``gamma_objective``  jacobian, snip, foresight    hidden (Eq. 7), chi (NOTE [γ objective])
+``gamma_floor``      jacobian, snip, foresight    relative floor of |γ| in [0, 1) (1e-3; 0 = none)
+``gamma``            jacobian, snip, foresight    a precomputed γ from :func:`compute_gamma`
+``recipe``           jacobian                     a named bundle of the options above
+                                                  (NOTE [Recipes]; explicit options override it)
+``density``          synflow (required)           target density in (0, 1]
+``iterations``       synflow                      rounds of the schedule (100)
+``balance``          all                          none, gate, block (NOTE [Balance])
+===================  ===========================  ===========================================
 
 NOTE [Score cost]
 SNIP is one forward pass with a graph and one backward pass through the T steps. γ is exactly the
@@ -78,8 +78,7 @@ from ..protocols import RecurrentModel, check_model
 from .common import check_finite_scores, check_inputs_match, check_nonempty_batch, grad_on
 from .gamma import check_gamma, compute_gamma
 from .jacobian import jacobian_scores
-from .options import (METHODS, OPTION_MODELS, OPTIONS, ScoreOptions, balance_scores,
-                      options_for)
+from .options import METHODS, OPTION_MODELS, OPTIONS, ScoreOptions, balance_scores, options_for
 from .recipes import DEFAULT_RECIPE, RECIPES, Recipe, recipe_table
 from .saliency import foresight_scores, magnitude_scores, random_scores, snip_scores
 from .synflow import synflow_scores

@@ -11,6 +11,7 @@ import torch
 from ..errors import fail
 from ..protocols import RecurrentModel
 
+
 def check_inputs_match(fn: str, model: RecurrentModel, xs: torch.Tensor) -> None:
     """The batch's cell inputs (T, B, D) must have the dtype and device of the cell parameters."""
     w = next(iter(model.cell_params().values()))

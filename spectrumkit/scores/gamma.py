@@ -60,7 +60,7 @@ fraction of a SNIP pass over 28 steps of 64 examples (NOTE [Score cost]).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, cast
 
 import torch
 
@@ -105,7 +105,7 @@ def gamma_needs_generator(inputs: str, state: str) -> bool:
     return inputs != "data" or state != "zero"
 
 
-def _gamma(model: RecurrentModel, theta: dict[str, torch.Tensor], xs: torch.Tensor,
+def _gamma(model: RecurrentModel, theta: Mapping[str, torch.Tensor], xs: torch.Tensor,
            generator: torch.Generator | None, inputs: str, state: str, *,
            steps: int | None = None, sequences: int | None = None, readout: str = "sum",
            objective: str = "hidden", estimator: str = "transpose", probes: int = 1,
@@ -125,12 +125,13 @@ def _gamma(model: RecurrentModel, theta: dict[str, torch.Tensor], xs: torch.Tens
         total = cell.output(read).sum() / x.shape[1]
     else:
         ts = range(x.shape[0]) if readout == "sum" else [x.shape[0] - 1]
-        total = sum(chi_step(cell, params, x[t], states[t], estimator, probes=probes,
-                             generator=generator).mean() for t in ts)
+        total = cast(torch.Tensor, sum(chi_step(cell, params, x[t], states[t], estimator,
+                                                probes=probes, generator=generator).mean()
+                                       for t in ts))
     return grads(total, theta, retain_graph=keep_graph), states
 
 
-def gamma_of(model: RecurrentModel, theta: dict[str, torch.Tensor], xs: torch.Tensor,
+def gamma_of(model: RecurrentModel, theta: Mapping[str, torch.Tensor], xs: torch.Tensor,
              generator: torch.Generator | None, o: Mapping[str, Any], estimator: str, *,
              probes: int = 1, keep_graph: bool = False
              ) -> tuple[dict[str, torch.Tensor], torch.Tensor]:

@@ -45,9 +45,9 @@ from typing import Any
 import torch
 from torch.func import grad, vmap
 
+from ..protocols import RecurrentModel
 from ..spectra import chi_step
 from ..unroll import _unroll
-from ..protocols import RecurrentModel
 from .common import grads
 from .gamma import gamma_denominator, gamma_of
 

@@ -29,16 +29,44 @@ from collections.abc import Iterator, Mapping
 from typing import Any, ClassVar, Literal
 
 import torch
-from pydantic import (BaseModel, ConfigDict, Field, ValidationError, ValidationInfo,
-                      field_validator, model_validator)
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from ..cells import BLOCKS, Cell, entry_labels, require_layout
-from ..choices import (BALANCES, ESTIMATORS, GAMMA_INPUTS, GAMMA_OBJECTIVES, GAMMA_READOUTS,
-                       GAMMA_STATES, NORMALIZATIONS, RECIPE_NAMES, SCORE_METHODS, Balance,
-                       Estimator, GammaInputs, GammaObjective, GammaReadout, GammaState,
-                       Normalization, RecipeName)
-from ..errors import (SpectrumkitError, check_choice, check_keys, check_positive_int,
-                      check_unit_interval, fail)
+from ..choices import (
+    BALANCES,
+    ESTIMATORS,
+    GAMMA_INPUTS,
+    GAMMA_OBJECTIVES,
+    GAMMA_READOUTS,
+    GAMMA_STATES,
+    NORMALIZATIONS,
+    RECIPE_NAMES,
+    SCORE_METHODS,
+    Balance,
+    Estimator,
+    GammaInputs,
+    GammaObjective,
+    GammaReadout,
+    GammaState,
+    Normalization,
+    RecipeName,
+)
+from ..errors import (
+    SpectrumkitError,
+    check_choice,
+    check_keys,
+    check_positive_int,
+    check_unit_interval,
+    fail,
+)
 from .gamma import gamma_needs_generator
 from .recipes import DEFAULT_RECIPE, RECIPES
 

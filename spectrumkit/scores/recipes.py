@@ -50,6 +50,7 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
 
+from ..choices import RecipeName
 from ..init import AUTHORS_GRU_INIT
 
 __all__ = ["DEFAULT_RECIPE", "RECIPES", "Recipe", "recipe_table"]
@@ -96,7 +97,7 @@ RECIPES: Mapping[str, Recipe] = MappingProxyType({r.name: r for r in (
 #: The recipe ``compute_scores("jacobian", ...)`` uses when none is given: chosen by the
 #: recipe-ablation study of issue 10 (README, "The recipe ablation"): among the score recipes, in
 #: spectrumkit's default regime, the authors' γ of §4 is the ingredient that helps most.
-DEFAULT_RECIPE = "chi-gamma"
+DEFAULT_RECIPE: RecipeName = "chi-gamma"
 
 
 def _fmt(v: Any) -> str:

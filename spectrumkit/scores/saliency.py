@@ -27,7 +27,7 @@ signed: no absolute value).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import torch
 
@@ -62,7 +62,7 @@ def foresight_scores(fn: str, model: RecurrentModel, batch: Any, xs: torch.Tenso
                      o: dict[str, Any]) -> dict[str, torch.Tensor]:
     """θ ⊙ (H g) with g detached, by double back-propagation (NOTE [Foresight sign])."""
     g = grads(model.loss(batch), theta, create_graph=True)
-    z = sum((gn * gn.detach()).sum() for gn in g.values())
+    z = cast(torch.Tensor, sum((gn * gn.detach()).sum() for gn in g.values()))
     hg = grads(z, theta)
     scores = {n: p.detach() * hg[n] for n, p in theta.items()}
     return _normalized(fn, model, scores, xs, theta, generator, o)

@@ -65,6 +65,7 @@ def synflow_scores(fn: str, model: RecurrentModel, batch: Any, xs: torch.Tensor,
                      k_of(density ** (k / n_rounds), P))
         pruned_at[alive & ~keep] = k
         alive = keep
+    assert last is not None and alive_last is not None  # iterations >= 1 (checked)
     low = last[alive_last].min()
     below = low - (n_rounds - pruned_at).to(last.dtype) * (1 + low.abs())
     out = dict(zip(names, torch.where(alive_last, last, below).split(sizes)))

@@ -52,14 +52,23 @@ import re
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Annotated, Any, Literal, Union
 
-from pydantic import (BaseModel, ConfigDict, Field, ModelWrapValidatorHandler, NonNegativeInt,
-                      PositiveFloat, PositiveInt, ValidationError, field_validator,
-                      model_serializer, model_validator)
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ModelWrapValidatorHandler,
+    NonNegativeInt,
+    PositiveFloat,
+    PositiveInt,
+    ValidationError,
+    field_validator,
+    model_serializer,
+    model_validator,
+)
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from .. import cells as _cells
-from ..choices import (RECORDS, WORD_TASKS, Optimizer, Pipeline, Record, Scope, SpectrumMethod,
-                       Task)
+from ..choices import RECORDS, WORD_TASKS, Optimizer, Pipeline, Record, Scope, SpectrumMethod, Task
 from ..errors import SpectrumkitError
 from ..scores.options import OPTION_MODELS, ScoreOptions, option_names
 
@@ -219,7 +228,8 @@ def _relocated(err: ValidationError) -> ValidationError:
         loc = tuple(str(p) for p in e.get("loc", ()))
         if loc[:1] == ("score",) and len(loc) >= 3:
             field = loc[2]
-            new = (_FLAT_LOC[field],) if field in _FLAT_LOC else ("score_options", field)
+            new: tuple[str, ...] = ((_FLAT_LOC[field],) if field in _FLAT_LOC
+                                    else ("score_options", field))
         elif loc[:1] == ("score",):
             new = ()
         else:
@@ -324,8 +334,8 @@ class TrialConfig(BaseModel):
     softmax_samples: PositiveInt | None = None  # None = full softmax (NOTE [Sampled softmax])
     init: str = "glorot"
     # pruning
-    score: ScoreUnion = Field(default_factory=lambda: OPTION_MODELS["jacobian"](),
-                              description="the method and its options")
+    score: ScoreUnion = Field(default_factory=lambda: OPTION_MODELS["jacobian"].model_validate(
+        {"method": "jacobian"}), description="the method and its options")
     sparsity: float = Field(0.95, ge=0.0, lt=1.0)
     scope: Scope = "global"
     include_bias: bool = False
