@@ -30,7 +30,7 @@ from .models import (LanguageModel, SequenceClassifier, SequenceRegressor, log_u
                      log_uniform_sample, sampled_softmax_loss)
 
 # pruning at initialization: scores, masks, anatomy
-from .scores import METHODS, compute_gamma, compute_scores
+from .scores import METHODS, OPTION_MODELS, compute_gamma, compute_scores, options_for
 from .scores import DEFAULT_RECIPE, RECIPES, recipe_table
 from .masks import (apply_mask, density_from_sparsity, load_masks, save_masks, to_torch_prune,
                     topk_mask)
@@ -82,7 +82,7 @@ __all__ = [
     # pruning at initialization: scores, masks, anatomy
     "METHODS", "compute_scores", "compute_gamma", "topk_mask", "density_from_sparsity",
     "apply_mask", "to_torch_prune", "save_masks", "load_masks", "mask_anatomy", "anatomy_summary",
-    "connection_map", "RECIPES", "DEFAULT_RECIPE", "recipe_table",
+    "connection_map", "RECIPES", "DEFAULT_RECIPE", "recipe_table", "OPTION_MODELS", "options_for",
     # data
     "SequenceDataset", "TaskData", "TokenStream", "WikiText", "adding_problem", "bptt_batches",
     "copy_task", "load_task", "sample_batch", "seq_mnist", "wikitext", "StreamedTokens",
