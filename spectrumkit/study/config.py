@@ -106,11 +106,10 @@ class L2Options(BaseModel):
                                             "steps (required)")
 
 
-#: The flat input keys folded into ``score`` (NOTE [Canonical configs]); the first five are
-#: options of the score methods, under their own names.
-FLAT_SCORE_KEYS = ("normalize", "horizon", "estimator", "through_time", "recipe", "method",
-                   "score_options", "l2_stage_steps")
-_FLAT_OPTIONS = FLAT_SCORE_KEYS[:5]
+#: The flat input keys folded into ``score`` (NOTE [Canonical configs]); ``_FLAT_OPTIONS`` are
+#: options of the score methods under their own names.
+_FLAT_OPTIONS = ("normalize", "horizon", "estimator", "through_time", "recipe")
+FLAT_SCORE_KEYS = ("method", *_FLAT_OPTIONS, "score_options", "l2_stage_steps")
 #: options of compute_scores that a trial does not take (NOTE [Canonical configs])
 _NOT_TRIAL_OPTIONS = ("density", "gamma")
 _TRAIN_MODELS: dict[str, type[BaseModel]] = {"dense": DenseOptions, "l2": L2Options}
@@ -222,30 +221,29 @@ _FLAT_LOC = {**{k: k for k in _FLAT_OPTIONS}, "stage_steps": "l2_stage_steps"}
 
 
 def _relocated(err: ValidationError) -> ValidationError:
-    """Errors inside ``score`` named by the flat key the caller wrote (NOTE [Canonical configs])."""
+    """Errors inside ``score`` named by the flat key the caller wrote (NOTE [Canonical configs]):
+    ``("score", "jacobian", "horizon")`` becomes ``("horizon",)``, an option given in
+    ``score_options`` ``("score_options", name)``, a check across options ``()``."""
+    errors = err.errors(include_url=False)
+    if not any(tuple(e.get("loc", ()))[:1] == ("score",) for e in errors):
+        return err
     out = []
-    for e in err.errors(include_url=False):
+    for e in errors:
         loc = tuple(str(p) for p in e.get("loc", ()))
-        if loc[:1] == ("score",) and len(loc) >= 3:
-            field = loc[2]
-            new: tuple[str, ...] = ((_FLAT_LOC[field],) if field in _FLAT_LOC
-                                    else ("score_options", field))
-        elif loc[:1] == ("score",):
-            new = ()
-        else:
-            out.append(InitErrorDetails(type=PydanticCustomError(e["type"], e["msg"]), loc=loc,
-                                        input=e.get("input")))
-            continue
         msg = str(e.get("msg", ""))
-        inner = re.match(r"Value error, (?:\w+: )?expected (.*)$", msg, re.S)
-        if inner:
-            body = inner.group(1)
-            if len(loc) >= 3:
-                body = body.removeprefix(f"{loc[2]} to be ").removeprefix(f"{loc[2]} ")
-            msg = f"Value error, expected {body}"
-        out.append(InitErrorDetails(type=PydanticCustomError(
-            "value_error" if inner else e["type"], msg.replace("{", "(").replace("}", ")")),
-            loc=new, input=e.get("input")))
+        kind = e["type"]
+        if loc[:1] == ("score",):
+            field = loc[2] if len(loc) >= 3 else None
+            inner = re.match(r"Value error, (?:\w+: )?expected (.*)$", msg, re.S)
+            if inner:  # our check's 'fn: expected NAME to be X' reads 'expected X' at NAME
+                body = inner.group(1)
+                if field:
+                    body = body.removeprefix(f"{field} to be ").removeprefix(f"{field} ")
+                msg, kind = f"Value error, expected {body}", "value_error"
+            loc = (() if field is None else (_FLAT_LOC[field],) if field in _FLAT_LOC
+                   else ("score_options", field))
+        out.append(InitErrorDetails(type=PydanticCustomError(kind, "{m}", {"m": msg}), loc=loc,
+                                    input=e.get("input")))
     return ValidationError.from_exception_data("TrialConfig", out)
 
 
@@ -406,7 +404,7 @@ class TrialConfig(BaseModel):
         try:
             return handler(_canonical(v))
         except ValidationError as e:
-            raise (_relocated(e) if flat or "score" not in values else e) from None
+            raise _relocated(e) from None
 
     @model_validator(mode="after")
     def _schedule(self) -> TrialConfig:
