@@ -74,7 +74,16 @@ from .masks import (
     to_torch_prune,
     topk_mask,
 )
-from .scores import DEFAULT_RECIPE, METHODS, RECIPES, compute_gamma, compute_scores, recipe_table
+from .scores import (
+    DEFAULT_RECIPE,
+    METHODS,
+    OPTION_MODELS,
+    RECIPES,
+    compute_gamma,
+    compute_scores,
+    options_for,
+    recipe_table,
+)
 
 # isort: split
 # data
@@ -144,7 +153,7 @@ __all__ = [
     # pruning at initialization: scores, masks, anatomy
     "METHODS", "compute_scores", "compute_gamma", "topk_mask", "density_from_sparsity",
     "apply_mask", "to_torch_prune", "save_masks", "load_masks", "mask_anatomy", "anatomy_summary",
-    "connection_map", "RECIPES", "DEFAULT_RECIPE", "recipe_table",
+    "connection_map", "RECIPES", "DEFAULT_RECIPE", "recipe_table", "OPTION_MODELS", "options_for",
     # data
     "SequenceDataset", "TaskData", "TokenStream", "WikiText", "adding_problem", "bptt_batches",
     "copy_task", "load_task", "sample_batch", "seq_mnist", "wikitext", "StreamedTokens",

@@ -197,22 +197,6 @@ def _build_model(run: _Run) -> None:
                    "prunable": total, "score_seconds": None}
 
 
-def _score_options(c: TrialConfig, T: int) -> dict[str, Any]:
-    """The options of ``compute_scores`` for this config (its ``score_options`` win)."""
-    o: dict[str, Any] = {}
-    if c.method == "jacobian":
-        if c.horizon is None:  # the config writes out the recipe's (NOTE [Canonical configs])
-            raise fail("run_pipeline", "a horizon for method 'jacobian'", "None")
-        o.update(recipe=c.recipe, horizon=T if c.horizon == "all" else min(int(c.horizon), T),
-                 estimator=c.estimator, through_time=c.through_time)
-    if c.normalize is not None:
-        o["normalize"] = c.normalize
-    if c.method == "synflow":
-        o["density"] = c.density
-    o.update(c.score_options)
-    return o
-
-
 def _sync(device: str) -> None:
     if device.startswith("cuda"):
         torch.cuda.synchronize()
@@ -226,7 +210,7 @@ def _score(run: _Run) -> Mask | None:
     batch = sample_batch(run.task.train, c.score_batch,
                          generator=_generator(c.seed, "score-batch"), bptt=run.task.bptt,
                          device=run.device)
-    opts = _score_options(c, int(model.cell_inputs(batch).shape[0]))
+    opts = c.score_kwargs(int(model.cell_inputs(batch).shape[0]))
     best = math.inf
     for _ in range(c.score_repeats):  # timing: the best of k identical runs
         _sync(run.device)

@@ -54,8 +54,16 @@ from ._io import check_output_dir, write_atomic
 from .corpora import StreamedTokens
 from .data import TaskData, TokenStream, batchify
 from .errors import SpectrumkitError, check_choice, check_positive_int, check_seed, fail
-from .evaluation import (Model, _check_pair, _evaluate, _model_dtype, _to_device, evaluate,
-                         make_model, resolve_device)
+from .evaluation import (
+    Model,
+    _check_pair,
+    _evaluate,
+    _model_dtype,
+    _to_device,
+    evaluate,
+    make_model,
+    resolve_device,
+)
 
 __all__ = ["L2_DENSITIES", "OPTIMIZERS", "TrainResult", "evaluate", "make_model",
            "resolve_device", "train", "train_l2_iterative", "write_atomic"]

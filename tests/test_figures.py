@@ -130,7 +130,7 @@ def _trials(d, status="ok"):
 def _by_method(d):
     out = {}
     for t in _trials(d):
-        out.setdefault(t["config"]["method"], []).append(t)
+        out.setdefault(t["config"]["score"]["method"], []).append(t)  # schema 3: score.method
     return {m: sorted(ts, key=lambda t: t["config"]["seed"]) for m, ts in out.items()}
 
 

@@ -495,7 +495,9 @@ def test_cli_every_study_case_of_issue_12(tmp_path):
     cases.append(("figures, non-UTF-8 trial", ["figures", str(out / "good")], 0,
                   lambda r: f"warning: corrupt result file {bad_file}: not UTF-8" in r.stderr))
     cases[-1] += (corrupt_for_figures(b"\xff\xfe\x00\x80"),)
-    config5 = json.dumps({"schema_version": 2, "key": bad_file.stem, "status": "ok",
+    from spectrumkit.study.config import SCHEMA_VERSION  # the current one, so 'config' is read
+
+    config5 = json.dumps({"schema_version": SCHEMA_VERSION, "key": bad_file.stem, "status": "ok",
                           "config": 5, "metrics": {}, "history": {}, "artifacts": {}, "env": {},
                           "data": {}}).encode()
     cases.append(("figures, config 5", ["figures", str(out / "good")], 0,

@@ -87,7 +87,8 @@ def test_key_is_sha256_of_canonical_json_and_schema_version():
         b"167310007f03058885c7e95e6c0b19c20de5c7fd3031f4cbdadc9014a523d80b\n"
         b"mnist/t10k-labels-idx1-ubyte.gz="
         b"fc607395669ec21321ea83e4b82c0544b7e8e63ff5b34337c06bc0a17cc0da3c\n").hexdigest()
-    payload = {"schema_version": 2, "config": json.loads(cfg.model_dump_json()),
+    # schema 3: the score settings are one field, ``score``, every option written out
+    payload = {"schema_version": 3, "config": json.loads(cfg.model_dump_json()),
                "data": {"source": "bundled", "fingerprint": bundled}}
     text = json.dumps(payload, sort_keys=True, separators=(",", ":"))
     assert trial_key(cfg) == hashlib.sha256(text.encode()).hexdigest()
@@ -528,8 +529,9 @@ def test_recipe_and_pipeline_fields_are_canonical():
             for r in RECIPES}
     assert keys == {trial_key(TrialConfig(epochs=1, method="random"))}
     assert TrialConfig(epochs=1, method="snip", score_options={"discount": 0.9}).score_options == {}
-    # an option no method takes is kept (compute_scores names it)
-    assert TrialConfig(epochs=1, score_options={"horizn": 3}).score_options == {"horizn": 3}
+    # an option no method takes is an error at once, naming it (NOTE [Canonical configs])
+    with pytest.raises(ValidationError, match="(?s)score_options.*among balance, .*got horizn"):
+        TrialConfig(epochs=1, score_options={"horizn": 3})
     assert TrialConfig(epochs=1, pipeline="authors").block_swap is True
     assert TrialConfig(epochs=1, pipeline="authors", block_swap=False).block_swap is False
     assert TrialConfig(epochs=1).block_swap is False

@@ -6,18 +6,16 @@ import click
 
 from . import main
 from ._data import _cli_batch
-
+from ._options import given_options, score_option_flags
 
 # NOTE [prune command]
 # The model is a SequenceClassifier drawn from --seed; the data from --seed + 1 (NOTE [CLI data]);
 # every method's scores from a fresh generator seeded --seed + 2, so a method's mask does not
 # depend on what it is compared with.
 # Score options given on the command line go to every selected method that accepts them; one that
-# no selected method accepts is an error.
-
-_SCORE_FLAGS = ("horizon", "estimator", "through_time", "normalize", "gamma_inputs", "gamma_state",
-                "discount", "balance", "iterations", "recipe", "gamma_steps", "gamma_sequences",
-                "gamma_readout", "gamma_objective", "gamma_floor")
+# no selected method accepts is an error. The score option flags come from the options models
+# (NOTE [Option flags] in cli/_options.py); --batch-size is the scoring batch's B and synflow's
+# density is 1 - --sparsity, so those two fields are not flags here.
 
 
 def list_recipes(ctx: click.Context, param: click.Parameter, value: bool) -> None:
@@ -56,21 +54,7 @@ def list_recipes(ctx: click.Context, param: click.Parameter, value: bool) -> Non
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda")
 @click.option("--out", type=click.Path(dir_okay=False), default=None, help="mask file (.pt)")
-@click.option("--horizon", type=int, default=None, help="jacobian: U")
-@click.option("--estimator", default=None, help="jacobian: ones, transpose, frobenius, hutchinson")
-@click.option("--through-time/--no-through-time", default=None, help="jacobian")
-@click.option("--normalize", default=None, help="jacobian, snip, foresight: gamma or none")
-@click.option("--gamma-inputs", default=None, help="gaussian, data or authors")
-@click.option("--gamma-state", default=None, help="zero or authors")
-@click.option("--discount", type=float, default=None, help="jacobian: λ in (0, 1]")
-@click.option("--balance", default=None, help="none, gate or block")
-@click.option("--iterations", type=int, default=None, help="synflow: rounds")
-@click.option("--recipe", default=None, help="jacobian: a named recipe (see --list-recipes)")
-@click.option("--gamma-steps", type=int, default=None, help="γ's sequence length (default: T)")
-@click.option("--gamma-sequences", type=int, default=None, help="γ's sequences (default: B)")
-@click.option("--gamma-readout", default=None, help="sum or last")
-@click.option("--gamma-objective", default=None, help="hidden or chi")
-@click.option("--gamma-floor", type=float, default=None, help="relative floor of |γ| (0: none)")
+@score_option_flags(exclude=("batch_size", "density"))
 @click.option("--list-recipes", is_flag=True, expose_value=False, is_eager=True,
               callback=list_recipes, help="print the recipes of the jacobian score and exit")
 def prune_cmd(cell, input_size, hidden, classes, steps, batch_size, init, method, compare,
@@ -82,7 +66,8 @@ def prune_cmd(cell, input_size, hidden, classes, steps, batch_size, init, method
     from .._io import check_output_file
     from ..anatomy import anatomy_summary, mask_anatomy
     from ..cells import count_params
-    from ..errors import check_positive_int, check_seed, fail
+    from ..errors import SpectrumkitError, check_positive_int, check_seed, fail
+    from ..evaluation import resolve_device
     from ..masks import density_from_sparsity, save_masks, topk_mask
     from ..models import SequenceClassifier
     from ..scores import METHODS, OPTIONS, compute_scores
@@ -98,16 +83,15 @@ def prune_cmd(cell, input_size, hidden, classes, steps, batch_size, init, method
             raise fail(fn, f"methods among {', '.join(METHODS)}", repr(m))
     if len(set(methods)) != len(methods):
         raise fail(fn, "distinct methods in --compare", compare)
-    if device not in ("auto", "cpu", "cuda"):
-        raise fail(fn, "--device auto, cpu or cuda", repr(device))
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        device = resolve_device(device)
+    except SpectrumkitError as e:
+        raise fail(fn, "--device auto, cpu or cuda (one this machine has)",
+                   f"{device!r} ({e})") from None
     for name, v in (("steps", steps), ("batch_size", batch_size)):
         check_positive_int(fn, name, v)
     density = density_from_sparsity(sparsity)
-    if device == "cuda" and not torch.cuda.is_available():
-        raise fail(fn, "--device cuda on a machine with CUDA", "no CUDA device")
-    given = {k: v for k, v in flags.items() if v is not None}
+    given = given_options(flags)
 
     def accepts(m: str, k: str) -> bool:  # γ options only reach methods that normalize by γ
         return k in OPTIONS[m] and (not k.startswith("gamma_") or given.get(
@@ -118,10 +102,10 @@ def prune_cmd(cell, input_size, hidden, classes, steps, batch_size, init, method
         raise fail(fn, f"score options that apply to {', '.join(methods)}",
                    ", ".join("--" + k.replace("_", "-") for k in unused))
     for m in methods:  # the horizon is a flag here: name it, and its default
-        if "horizon" in OPTIONS[m] and given.get("horizon", OPTIONS[m]["horizon"]) > steps:
+        h = given.get("horizon", OPTIONS[m]["horizon"]) if "horizon" in OPTIONS[m] else None
+        if isinstance(h, int) and h > steps:
             raise fail(fn, f"--horizon U in 1..T={steps} (T = --steps; the default --horizon is "
-                       f"{OPTIONS[m]['horizon']})",
-                       f"{given.get('horizon', OPTIONS[m]['horizon'])} for --method {m}")
+                       f"{OPTIONS[m]['horizon']})", f"{h} for --method {m}")
     check_positive_int(fn, "--hidden", hidden)
     check_positive_int(fn, "--input-size", input_size)
     check_positive_int(fn, "--classes", classes)

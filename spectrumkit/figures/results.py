@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import fail
-from ..study.config import SCHEMA_VERSION  # the trial-file schema this reader understands
+from ..study.config import SCHEMA_VERSION, flat_config  # SCHEMA_VERSION: what this reads
 
 __all__ = ["SCHEMA_VERSION", "StudyResults", "load_study", "pretty_value", "decode_connection_map",
            "find_study_dirs", "combo_label"]
@@ -301,6 +301,8 @@ def load_study(study_dir: str | Path, *, fn: str = "load_study") -> StudyResults
         warnings.warn(f"{missing} of the {len(wanted)} trials of study {name!r} have no result "
                       f"in {tdir} yet; the figures and tables show the others",
                       StudyWarning, stacklevel=2)
+    # the flat view of every config: the grid axes (method, normalize, horizon...) as given
+    trials = [{**t, "config": flat_config(t["config"])} for t in trials]
     row_keys = spec.get("row_keys")
     if isinstance(row_keys, dict):  # NOTE [Study rows]: one copy per row, labelled in config.row
         by_key = {t["key"]: t for t in trials}

@@ -17,36 +17,38 @@ method         score of pruned entry θ_n                                 module
 ``scores/options.py``. Masks from scores: :func:`spectrumkit.masks.topk_mask`.
 
 NOTE [Score options]
-Options are keyword arguments of :func:`compute_scores`; each method accepts its own (``OPTIONS``
-lists them with their defaults) and refuses any other, listing the accepted ones. Choices are
-strings, checked exactly (``estimator="frob"`` is an error, never a silent default); integers must
-be ints (``horizon="4"`` is an error). The jacobian defaults are those of the default recipe
-(``DEFAULT_RECIPE``; NOTE [Recipes] in ``scores/recipes.py``).
+Options are keyword arguments of :func:`compute_scores` (or one ready object, ``options=``);
+each method accepts its own and refuses any other, listing the accepted ones. Each method's
+options are one pydantic model of ``scores/options.py`` (``OPTION_MODELS``; ``OPTIONS`` lists them
+with their defaults), which owns their defaults, their checks and whether they draw random
+numbers. Choices are strings, checked exactly (``estimator="frob"`` is an error, never a
+silent default); integers must be ints (``horizon="4"`` is an error). The jacobian defaults are
+those of the default recipe (``DEFAULT_RECIPE``; NOTE [Recipes] in ``scores/recipes.py``).
 
-===================  =================================  ===========================================
-option               methods                            values (default first)
-===================  =================================  ===========================================
-``horizon``          jacobian                           U in 1..T (4)
-``estimator``        jacobian                           ones, transpose, frobenius, hutchinson
-``through_time``     jacobian                           False, True (NOTE [through_time])
-``discount``         jacobian                           λ in (0, 1] (1.0; the authors' code: 0.9)
-``batch_size``       jacobian                           examples for χ and γ (64; fewer if B < 64)
-``probes``           jacobian                           Rademacher probes for hutchinson (1)
-``normalize``        jacobian, snip, foresight          gamma (jacobian) / none (snip, foresight)
-``gamma_inputs``     jacobian, snip, foresight          gaussian, data, authors
-``gamma_state``      jacobian, snip, foresight          zero, authors
-``gamma_steps``      jacobian, snip, foresight          γ's sequence length T̃: None (batch's T) or ≥ 1
-``gamma_sequences``  jacobian, snip, foresight          γ's sequence count B̃: None (batch's B) or ≥ 1
-``gamma_readout``    jacobian, snip, foresight          sum (all T̃ steps), last (NOTE [γ objective])
-``gamma_objective``  jacobian, snip, foresight          hidden (Eq. 7), chi (NOTE [γ objective])
-``gamma_floor``      jacobian, snip, foresight          relative floor of |γ| in [0, 1) (1e-3; 0 = none)
-``gamma``            jacobian, snip, foresight          a precomputed γ from :func:`compute_gamma`
-``recipe``           jacobian                           a named bundle of the options above
-                                                        (NOTE [Recipes]; explicit options override it)
-``density``          synflow (required)                 target density in (0, 1]
-``iterations``       synflow                            rounds of the schedule (100)
-``balance``          all                                none, gate, block (NOTE [Balance])
-===================  =================================  ===========================================
+===================  ===========================  ===========================================
+option               methods                      values (default first)
+===================  ===========================  ===========================================
+``horizon``          jacobian                     U in 1..T, or all = T (4)
+``estimator``        jacobian                     ones, transpose, frobenius, hutchinson
+``through_time``     jacobian                     False, True (NOTE [through_time])
+``discount``         jacobian                     λ in (0, 1] (1.0; the authors' code: 0.9)
+``batch_size``       jacobian                     examples for χ and γ (64; fewer if B < 64)
+``probes``           jacobian                     Rademacher probes for hutchinson (1)
+``normalize``        jacobian, snip, foresight    gamma (jacobian) / none (snip, foresight)
+``gamma_inputs``     jacobian, snip, foresight    gaussian, data, authors
+``gamma_state``      jacobian, snip, foresight    zero, authors
+``gamma_steps``      jacobian, snip, foresight    γ's sequence length T̃: None (batch's T) or ≥ 1
+``gamma_sequences``  jacobian, snip, foresight    γ's sequence count B̃: None (batch's B) or ≥ 1
+``gamma_readout``    jacobian, snip, foresight    sum (all T̃ steps), last (NOTE [γ objective])
+``gamma_objective``  jacobian, snip, foresight    hidden (Eq. 7), chi (NOTE [γ objective])
+``gamma_floor``      jacobian, snip, foresight    relative floor of |γ| in [0, 1) (1e-3; 0 = none)
+``gamma``            jacobian, snip, foresight    a precomputed γ from :func:`compute_gamma`
+``recipe``           jacobian                     a named bundle of the options above
+                                                  (NOTE [Recipes]; explicit options override it)
+``density``          synflow (required)           target density in (0, 1]
+``iterations``       synflow                      rounds of the schedule (100)
+``balance``          all                          none, gate, block (NOTE [Balance])
+===================  ===========================  ===========================================
 
 NOTE [Score cost]
 SNIP is one forward pass with a graph and one backward pass through the T steps. γ is exactly the
@@ -72,17 +74,17 @@ from typing import Any
 import torch
 
 from ..errors import fail
-from .common import (check_finite_scores, check_inputs_match, check_model, check_nonempty_batch,
-                     grad_on)
-from .gamma import check_gamma, compute_gamma, gamma_needs_generator
+from ..protocols import RecurrentModel, check_model
+from .common import check_finite_scores, check_inputs_match, check_nonempty_batch, grad_on
+from .gamma import check_gamma, compute_gamma
 from .jacobian import jacobian_scores
-from .options import METHODS, OPTIONS, balance_scores, resolve_options
+from .options import METHODS, OPTION_MODELS, OPTIONS, ScoreOptions, balance_scores, options_for
 from .recipes import DEFAULT_RECIPE, RECIPES, Recipe, recipe_table
 from .saliency import foresight_scores, magnitude_scores, random_scores, snip_scores
 from .synflow import synflow_scores
 
-__all__ = ["DEFAULT_RECIPE", "METHODS", "OPTIONS", "RECIPES", "Recipe", "compute_gamma",
-           "compute_scores", "recipe_table"]
+__all__ = ["DEFAULT_RECIPE", "METHODS", "OPTIONS", "OPTION_MODELS", "RECIPES", "Recipe",
+           "ScoreOptions", "compute_gamma", "compute_scores", "options_for", "recipe_table"]
 
 _IMPL: dict[str, Callable[..., dict[str, torch.Tensor]]] = {
     "jacobian": jacobian_scores, "snip": snip_scores, "foresight": foresight_scores,
@@ -90,33 +92,38 @@ _IMPL: dict[str, Callable[..., dict[str, torch.Tensor]]] = {
 }
 
 
-def _needs_generator(method: str, o: dict[str, Any]) -> str | None:
-    """Why ``method`` with options ``o`` draws random numbers, or None."""
-    if method == "random":
-        return "method 'random'"
-    if o.get("estimator") == "hutchinson":
-        return "estimator 'hutchinson'"
-    if (o.get("normalize") == "gamma" and o.get("gamma") is None
-            and gamma_needs_generator(o["gamma_inputs"], o["gamma_state"])):
-        return f"gamma_inputs={o['gamma_inputs']!r}, gamma_state={o['gamma_state']!r}"
-    return None
+def _options(fn: str, method: str, given: ScoreOptions | None, options: dict[str, Any]
+             ) -> ScoreOptions:
+    """The options object: ``given`` (a ready one, for ``method``) or built from keywords."""
+    if given is None:
+        return options_for(method, fn, **options)
+    if options:
+        raise fail(fn, "either options= or keyword options", f"options= and {', '.join(options)}")
+    if not isinstance(given, OPTION_MODELS[method]):
+        raise fail(fn, f"options= a {OPTION_MODELS[method].__name__} for method {method!r} "
+                   f"(spectrumkit.scores.options_for({method!r}, ...))", type(given).__name__)
+    return given
 
 
-def compute_scores(method: str, model: Any, batch: Any, *,
+def compute_scores(method: str, model: RecurrentModel, batch: Any, *,
                    generator: torch.Generator | None = None, include_bias: bool = False,
-                   **options: Any) -> dict[str, torch.Tensor]:
+                   options: ScoreOptions | None = None, **kwargs: Any
+                   ) -> dict[str, torch.Tensor]:
     r"""Pruning scores of ``model``'s recurrent cell; higher means keep.
 
     Args:
         method: one of :data:`METHODS` (see the table above).
-        model: a :class:`~spectrumkit.models.SequenceClassifier` or
+        model: a :class:`~spectrumkit.protocols.RecurrentModel`: a
+            :class:`~spectrumkit.models.SequenceClassifier` or
             :class:`~spectrumkit.models.LanguageModel` (any cell, user cells included).
         batch: one minibatch in the model's format (classifier: xs (B, T, D), ys (B,); language
             model: inputs (B, T), targets (B, T)); validated by ``model.check_batch``.
         generator: a ``torch.Generator``, required when the method draws random numbers (random,
             the hutchinson estimator, γ from gaussian/authors inputs or the authors' state).
         include_bias: score the cell's biases too (they stay dense by default).
-        **options: the method's options, NOTE [Score options].
+        options: a ready options object (:func:`options_for` ``(method, ...)``, an instance of
+            ``OPTION_MODELS[method]``), instead of keyword options.
+        **kwargs: the method's options, NOTE [Score options].
 
     Returns:
         ``{name: scores}`` keyed and shaped like ``model.prunable(include_bias)``, detached, with
@@ -129,22 +136,26 @@ def compute_scores(method: str, model: Any, batch: Any, *,
     >>> s = compute_scores("magnitude", m, batch)
     >>> bool(torch.equal(s["weight_hh"], m.rnn["weight_hh"].detach().abs()))
     True
+    >>> t = compute_scores("magnitude", m, batch, options=options_for("magnitude"))
+    >>> bool(torch.equal(s["weight_hh"], t["weight_hh"]))
+    True
     """
     fn = "compute_scores"
     if not isinstance(method, str) or method not in METHODS:
         raise fail(fn, f"method one of {', '.join(map(repr, METHODS))}", repr(method))
-    check_model(fn, model)
+    model = check_model(fn, model)
     model.check_batch(fn, batch)
     if not isinstance(include_bias, bool):
         raise fail(fn, "include_bias to be True or False", repr(include_bias))
     xs = model.cell_inputs(batch).detach()
     check_nonempty_batch(fn, xs)
     check_inputs_match(fn, model, xs)
-    o = resolve_options(fn, method, options, xs.shape[0], xs.shape[1])
+    opts = _options(fn, method, options, kwargs)
+    o = opts.for_batch(fn, int(xs.shape[0]), int(xs.shape[1]))
     theta = model.prunable(include_bias)
     if o.get("gamma") is not None:
         o["gamma"] = check_gamma(fn, o["gamma"], theta)
-    why = _needs_generator(method, o)
+    why = opts.draws_random()
     if why is not None and not isinstance(generator, torch.Generator):
         raise fail(fn, f"generator= a torch.Generator ({why} draws random numbers)",
                    type(generator).__name__)

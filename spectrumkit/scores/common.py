@@ -1,4 +1,4 @@
-"""Shared helpers of the score methods: the model check, gradients, finite checks."""
+"""Shared helpers of the score methods: batch checks, gradients, finite checks."""
 
 from __future__ import annotations
 
@@ -9,20 +9,10 @@ from typing import Any
 import torch
 
 from ..errors import fail
-
-_MODEL_API = ("cell", "cell_params", "prunable", "cell_inputs", "check_batch", "loss",
-              "input_size", "hidden_size")
+from ..protocols import RecurrentModel
 
 
-def check_model(fn: str, model: Any) -> None:
-    """``model`` must be a spectrumkit model (SequenceClassifier, LanguageModel or alike)."""
-    missing = [a for a in _MODEL_API if not hasattr(model, a)]
-    if missing:
-        raise fail(fn, "a spectrumkit model (SequenceClassifier, LanguageModel) with "
-                   + ", ".join(_MODEL_API), f"{type(model).__name__} lacking {', '.join(missing)}")
-
-
-def check_inputs_match(fn: str, model: Any, xs: torch.Tensor) -> None:
+def check_inputs_match(fn: str, model: RecurrentModel, xs: torch.Tensor) -> None:
     """The batch's cell inputs (T, B, D) must have the dtype and device of the cell parameters."""
     w = next(iter(model.cell_params().values()))
     if xs.dtype != w.dtype or xs.device != w.device:

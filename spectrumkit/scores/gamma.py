@@ -60,22 +60,23 @@ fraction of a SNIP pass over 28 steps of 64 examples (NOTE [Score cost]).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, cast
 
 import torch
 
+from ..choices import ESTIMATORS, GAMMA_INPUTS, GAMMA_OBJECTIVES, GAMMA_READOUTS, GAMMA_STATES
 from ..errors import check_choice, check_positive_int, fail
-from ..spectra import CHI_ESTIMATORS, chi_step
+from ..protocols import RecurrentModel, check_model
+from ..spectra import chi_step
 from ..unroll import _unroll
-from .common import check_inputs_match, check_model, grad_on, grads
-from .options import GAMMA_INPUTS, GAMMA_OBJECTIVES, GAMMA_READOUTS, GAMMA_STATES
+from .common import check_inputs_match, grad_on, grads
 
 __all__ = ["compute_gamma", "gamma_denominator"]
 
 Params = Mapping[str, torch.Tensor]
 
 
-def draw_gamma_sequence(model: Any, xs: torch.Tensor, generator: torch.Generator | None,
+def draw_gamma_sequence(model: RecurrentModel, xs: torch.Tensor, generator: torch.Generator | None,
                         inputs: str, state: str, steps: int | None = None,
                         sequences: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """The γ sequence of NOTE [γ normalization]: (inputs (T̃, B̃, D), s0 (B̃, S)).
@@ -104,7 +105,7 @@ def gamma_needs_generator(inputs: str, state: str) -> bool:
     return inputs != "data" or state != "zero"
 
 
-def _gamma(model: Any, theta: dict[str, torch.Tensor], xs: torch.Tensor,
+def _gamma(model: RecurrentModel, theta: Mapping[str, torch.Tensor], xs: torch.Tensor,
            generator: torch.Generator | None, inputs: str, state: str, *,
            steps: int | None = None, sequences: int | None = None, readout: str = "sum",
            objective: str = "hidden", estimator: str = "transpose", probes: int = 1,
@@ -124,12 +125,13 @@ def _gamma(model: Any, theta: dict[str, torch.Tensor], xs: torch.Tensor,
         total = cell.output(read).sum() / x.shape[1]
     else:
         ts = range(x.shape[0]) if readout == "sum" else [x.shape[0] - 1]
-        total = sum(chi_step(cell, params, x[t], states[t], estimator, probes=probes,
-                             generator=generator).mean() for t in ts)
+        total = cast(torch.Tensor, sum(chi_step(cell, params, x[t], states[t], estimator,
+                                                probes=probes, generator=generator).mean()
+                                       for t in ts))
     return grads(total, theta, retain_graph=keep_graph), states
 
 
-def gamma_of(model: Any, theta: dict[str, torch.Tensor], xs: torch.Tensor,
+def gamma_of(model: RecurrentModel, theta: Mapping[str, torch.Tensor], xs: torch.Tensor,
              generator: torch.Generator | None, o: Mapping[str, Any], estimator: str, *,
              probes: int = 1, keep_graph: bool = False
              ) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
@@ -178,7 +180,7 @@ def check_gamma(fn: str, gamma: Any, theta: Mapping[str, torch.Tensor]) -> dict[
     return out
 
 
-def compute_gamma(model: Any, batch: Any, *, generator: torch.Generator | None = None,
+def compute_gamma(model: RecurrentModel, batch: Any, *, generator: torch.Generator | None = None,
                   inputs: str = "gaussian", state: str = "zero", include_bias: bool = False,
                   batch_size: int | None = None, steps: int | None = None,
                   sequences: int | None = None, readout: str = "sum", objective: str = "hidden",
@@ -214,7 +216,7 @@ def compute_gamma(model: Any, batch: Any, *, generator: torch.Generator | None =
     check_choice(fn, "state", state, GAMMA_STATES)
     check_choice(fn, "readout", readout, GAMMA_READOUTS)
     check_choice(fn, "objective", objective, GAMMA_OBJECTIVES)
-    check_choice(fn, "estimator", estimator, CHI_ESTIMATORS)
+    check_choice(fn, "estimator", estimator, ESTIMATORS)
     if not isinstance(include_bias, bool):
         raise fail(fn, "include_bias to be True or False", repr(include_bias))
     for name, v in (("batch_size", batch_size), ("steps", steps), ("sequences", sequences)):

@@ -45,13 +45,14 @@ from typing import Any
 import torch
 from torch.func import grad, vmap
 
+from ..protocols import RecurrentModel
 from ..spectra import chi_step
 from ..unroll import _unroll
 from .common import grads
 from .gamma import gamma_denominator, gamma_of
 
 
-def jacobian_scores(fn: str, model: Any, batch: Any, xs: torch.Tensor,
+def jacobian_scores(fn: str, model: RecurrentModel, batch: Any, xs: torch.Tensor,
                     theta: dict[str, torch.Tensor], generator: torch.Generator | None,
                     o: dict[str, Any]) -> dict[str, torch.Tensor]:
     """Trusted core (see the module docstring); xs: (T, B, D) cell inputs, detached."""

@@ -1,51 +1,86 @@
-r"""Options of every score method: defaults, validation and the ``balance`` rescaling.
+r"""One typed options object per score method: its defaults, its checks, its randomness.
 
-Every option is checked at the door of :func:`~spectrumkit.scores.compute_scores`: an unknown option
-name, a misspelled choice or a value of the wrong type is a :class:`SpectrumkitError` that lists the
-accepted ones (NOTE [Score options] in ``spectrumkit/scores/__init__.py``).
+Every option of :func:`~spectrumkit.scores.compute_scores` is a field of one pydantic model per
+method (:data:`OPTION_MODELS`), with its type, its default and a description. Everything else is
+derived from these models: the keyword arguments ``compute_scores`` accepts, the views
+:data:`OPTIONS` and :data:`METHODS`, the flags of ``spectrumkit prune`` (``cli/_options.py``) and
+the ``score`` field of a study trial (:class:`~spectrumkit.study.TrialConfig`). Adding an option
+to a method is one edit: a field here.
+
+An unknown option name, a misspelled choice or a value of the wrong type is a
+:class:`SpectrumkitError` that lists the accepted ones (NOTE [Score options] in
+``spectrumkit/scores/__init__.py``).
+
+NOTE [Given options]
+Some rules depend on whether an option was GIVEN rather than left at its default: a jacobian
+``recipe`` fills only the options not given (NOTE [Recipes]); ``probes`` may only be given with
+``estimator='hutchinson'``; γ options may only be given with ``normalize='gamma'``; a precomputed
+``gamma=`` excludes the options that make one; and with ``gamma_inputs='data'`` a default (or a
+recipe's) γ length and count are capped at the batch's own while given ones are checked. "Given"
+is pydantic's ``model_fields_set``: the fields present in the input. A recipe's values are written
+into the object after validation without entering that set, so ``model_fields_set`` always holds
+exactly what the caller passed.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
+import copy
+from collections.abc import Iterator, Mapping
+from typing import Any, ClassVar, Literal
 
 import torch
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
-from ..cells import BLOCKS, Cell, entry_labels
-from ..errors import check_choice, check_keys, check_positive_int, check_unit_interval, fail
-from ..spectra import CHI_ESTIMATORS
-
+from ..cells import BLOCKS, Cell, entry_labels, require_layout
+from ..choices import (
+    BALANCES,
+    ESTIMATORS,
+    GAMMA_INPUTS,
+    GAMMA_OBJECTIVES,
+    GAMMA_READOUTS,
+    GAMMA_STATES,
+    NORMALIZATIONS,
+    RECIPE_NAMES,
+    SCORE_METHODS,
+    Balance,
+    Estimator,
+    GammaInputs,
+    GammaObjective,
+    GammaReadout,
+    GammaState,
+    Normalization,
+    RecipeName,
+)
+from ..errors import (
+    SpectrumkitError,
+    check_choice,
+    check_keys,
+    check_positive_int,
+    check_unit_interval,
+    fail,
+)
+from .gamma import gamma_needs_generator
 from .recipes import DEFAULT_RECIPE, RECIPES
 
-__all__ = ["BALANCE", "GAMMA_INPUTS", "GAMMA_OBJECTIVES", "GAMMA_READOUTS", "GAMMA_STATES",
-           "METHODS", "NORMALIZE", "OPTIONS"]
+__all__ = ["ForesightOptions", "GammaOptions", "JacobianOptions", "METHODS", "MagnitudeOptions",
+           "OPTIONS", "OPTION_MODELS", "RandomOptions", "ScoreOptions", "SnipOptions",
+           "SynflowOptions", "option_names", "options_for"]
 
-METHODS = ("jacobian", "snip", "foresight", "magnitude", "random", "synflow")
-NORMALIZE = ("gamma", "none")
-GAMMA_INPUTS = ("gaussian", "data", "authors")
-GAMMA_STATES = ("zero", "authors")
-BALANCE = ("none", "gate", "block")
-GAMMA_READOUTS = ("sum", "last")
-GAMMA_OBJECTIVES = ("hidden", "chi")
+_FN = "compute_scores"
 
-_GAMMA = {"gamma_inputs": "gaussian", "gamma_state": "zero", "gamma_steps": None,
-          "gamma_sequences": None, "gamma_readout": "sum", "gamma_objective": "hidden",
-          "gamma_floor": 1e-3, "gamma": None}
-#: the options that choose how γ is computed (a precomputed ``gamma=`` excludes them)
-_GAMMA_MAKERS = ("gamma_inputs", "gamma_state", "gamma_steps", "gamma_sequences",
-                 "gamma_readout", "gamma_objective")
 
-#: Accepted options and their defaults, per method (jacobian: those of :data:`DEFAULT_RECIPE`).
-OPTIONS: dict[str, dict[str, Any]] = {
-    "jacobian": {**RECIPES[DEFAULT_RECIPE].score, "probes": 1, "gamma": None,
-                 "recipe": DEFAULT_RECIPE},
-    "snip": {"normalize": "none", **_GAMMA, "balance": "none"},
-    "foresight": {"normalize": "none", **_GAMMA, "balance": "none"},
-    "magnitude": {"balance": "none"},
-    "random": {"balance": "none"},
-    "synflow": {"density": None, "iterations": 100, "balance": "none"},
-}
+def _fn(info: ValidationInfo) -> str:
+    """The function named in error messages: ``context={"fn": ...}`` or compute_scores."""
+    ctx = info.context
+    return str(ctx.get("fn", _FN)) if isinstance(ctx, Mapping) else _FN
 
 
 def _check_bool(fn: str, name: str, value: Any) -> bool:
@@ -54,79 +89,382 @@ def _check_bool(fn: str, name: str, value: Any) -> bool:
     return value
 
 
-def _check_count(fn: str, name: str, value: Any, what: str) -> None:
+def _check_count(fn: str, name: str, value: Any, what: str) -> int | None:
     """None (the batch's own) or an int >= 1."""
     if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
         raise fail(fn, f"{name} to be None ({what} of the batch) or an integer >= 1", repr(value))
+    return value
 
 
-def resolve_options(fn: str, method: str, options: Mapping[str, Any], T: int,
-                    B: int | None = None) -> dict[str, Any]:
-    """Validate ``options`` for ``method`` (T, B = steps, examples of the batch) and fill in the
-    defaults: a ``recipe``'s values (jacobian, NOTE [Recipes]) under the options given."""
-    check_choice(fn, "method", method, METHODS)
-    accepted = OPTIONS[method]
-    check_keys(fn, f"options of method {method!r}", options, accepted)
-    if "recipe" in accepted:
-        recipe = options.get("recipe", DEFAULT_RECIPE)
-        check_choice(fn, "recipe", recipe, RECIPES)
-        accepted = {**accepted, **RECIPES[recipe].score, "recipe": recipe}
-    o = {**accepted, **options}
-    if "horizon" in o:
-        check_positive_int(fn, "horizon", o["horizon"])
-        if o["horizon"] > T:
-            raise fail(fn, f"horizon U in 1..T={T} (the batch has T={T} steps)", o["horizon"])
-    if "estimator" in o:
-        check_choice(fn, "estimator", o["estimator"], CHI_ESTIMATORS)
-    if "probes" in options and o["estimator"] != "hutchinson":
-        raise fail(fn, "probes only together with estimator='hutchinson'",
-                   f"probes with estimator={o['estimator']!r}")
-    if "through_time" in o:
-        _check_bool(fn, "through_time", o["through_time"])
-    for name in ("batch_size", "probes", "iterations"):
-        if name in o:
-            check_positive_int(fn, name, o[name])
-    if "discount" in o:
-        check_unit_interval(fn, "discount", o["discount"], low_open=True, high_open=False)
-    if "normalize" in o:
-        check_choice(fn, "normalize", o["normalize"], NORMALIZE)
-    if "gamma_inputs" in o:
-        unused = sorted(set(_GAMMA) & set(options))
-        if unused and o["normalize"] != "gamma":
+class ScoreOptions(BaseModel):
+    """The options every score method takes; the base of every method's options model."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    method: str
+    balance: Balance = Field("none", description="rescale the scores per group "
+                             "(NOTE [Balance])")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _known_keys(cls, data: Any, info: ValidationInfo) -> Any:
+        """Refuse an option the method does not take, listing the ones it takes."""
+        if not isinstance(data, Mapping):
+            raise fail(_fn(info), f"options of method {cls.method_name()!r} as a mapping",
+                       type(data).__name__)
+        given = {k: v for k, v in data.items() if k != "method"}
+        check_keys(_fn(info), f"options of method {cls.method_name()!r}", given,
+                   option_names(cls))
+        return data
+
+    @field_validator("balance", mode="before")
+    @classmethod
+    def _balance(cls, v: Any, info: ValidationInfo) -> Any:
+        return check_choice(_fn(info), "balance", v, BALANCES)
+
+    @model_validator(mode="after")
+    def _whole(self, info: ValidationInfo) -> ScoreOptions:
+        self._check_together(_fn(info))
+        return self
+
+    def _check_together(self, fn: str) -> None:
+        """Checks across fields (subclasses extend it); NOTE [Given options]."""
+
+    @classmethod
+    def method_name(cls) -> str:
+        """The method these options belong to (the ``method`` field's one value)."""
+        return str(cls.model_fields["method"].default)
+
+    def draws_random(self) -> str | None:
+        """Why the method draws random numbers with these options (it then needs a generator),
+        or None."""
+        return None
+
+    def for_batch(self, fn: str, T: int, B: int) -> dict[str, Any]:
+        """Every option as a plain dict, checked against a batch of T steps and B examples.
+
+        The implementations receive this dict; the batch-dependent rules live here.
+        """
+        return {k: getattr(self, k) for k in option_names(type(self))}
+
+
+class GammaOptions(ScoreOptions):
+    """The options of the scores that may divide by γ (NOTE [γ normalization], [γ objective])."""
+
+    normalize: Normalization = Field("none", description="divide by γ or not")
+    gamma_inputs: GammaInputs = Field("gaussian", description="γ's inputs")
+    gamma_state: GammaState = Field("zero", description="γ's initial state")
+    gamma_steps: int | None = Field(None, description="γ's sequence length (None: the batch's T)")
+    gamma_sequences: int | None = Field(None, description="γ's sequence count (None: the batch's "
+                                        "B)")
+    gamma_readout: GammaReadout = Field("sum", description="γ from all steps (sum) or the last")
+    gamma_objective: GammaObjective = Field("hidden", description="γ differentiates Σh (hidden, "
+                                            "Eq. 7) or χ of its own steps (chi)")
+    gamma_floor: float = Field(1e-3, description="relative floor of |γ| in [0, 1) (0: none)")
+    gamma: Any = Field(None, exclude=True, json_schema_extra={"python_only": True},
+                       description="a precomputed γ from compute_gamma (Python only)")
+
+    #: the options that choose how γ is computed (a precomputed ``gamma=`` excludes them)
+    GAMMA_MAKERS: ClassVar[tuple[str, ...]] = ("gamma_inputs", "gamma_state", "gamma_steps",
+                                               "gamma_sequences", "gamma_readout",
+                                               "gamma_objective")
+    #: the options that only act with normalize='gamma'
+    GAMMA_FIELDS: ClassVar[tuple[str, ...]] = (*GAMMA_MAKERS, "gamma_floor", "gamma")
+
+    @field_validator("normalize", mode="before")
+    @classmethod
+    def _normalize(cls, v: Any, info: ValidationInfo) -> Any:
+        return check_choice(_fn(info), "normalize", v, NORMALIZATIONS)
+
+    @field_validator("gamma_inputs", "gamma_state", "gamma_readout", "gamma_objective",
+                     mode="before")
+    @classmethod
+    def _gamma_choice(cls, v: Any, info: ValidationInfo) -> Any:
+        choices = {"gamma_inputs": GAMMA_INPUTS, "gamma_state": GAMMA_STATES,
+                   "gamma_readout": GAMMA_READOUTS, "gamma_objective": GAMMA_OBJECTIVES}
+        name = str(info.field_name)
+        return check_choice(_fn(info), name, v, choices[name])
+
+    @field_validator("gamma_steps", "gamma_sequences", mode="before")
+    @classmethod
+    def _gamma_count(cls, v: Any, info: ValidationInfo) -> Any:
+        what = "the steps" if info.field_name == "gamma_steps" else "the examples"
+        return _check_count(_fn(info), str(info.field_name), v, what)
+
+    @field_validator("gamma_floor", mode="before")
+    @classmethod
+    def _gamma_floor(cls, v: Any, info: ValidationInfo) -> Any:
+        return check_unit_interval(_fn(info), "gamma_floor", v, low_open=False, high_open=True)
+
+    def _check_together(self, fn: str) -> None:
+        super()._check_together(fn)
+        given = self.model_fields_set
+        unused = sorted(set(self.GAMMA_FIELDS) & given)
+        if unused and self.normalize != "gamma":
             raise fail(fn, "gamma options only together with normalize='gamma'",
-                       f"{', '.join(unused)} with normalize={o['normalize']!r}")
-        check_choice(fn, "gamma_inputs", o["gamma_inputs"], GAMMA_INPUTS)
-        check_choice(fn, "gamma_state", o["gamma_state"], GAMMA_STATES)
-        check_choice(fn, "gamma_readout", o["gamma_readout"], GAMMA_READOUTS)
-        check_choice(fn, "gamma_objective", o["gamma_objective"], GAMMA_OBJECTIVES)
-        _check_count(fn, "gamma_steps", o["gamma_steps"], "the steps")
-        _check_count(fn, "gamma_sequences", o["gamma_sequences"], "the examples")
-        if o["gamma_inputs"] == "data":
-            # a recipe's length and count are capped at the batch's own; explicit ones are checked
-            n = min(B, o.get("batch_size", B)) if B is not None else None
-            for k, lim in (("gamma_steps", T), ("gamma_sequences", n)):
-                if k not in options and o[k] is not None and lim is not None:
-                    o[k] = min(o[k], lim)
-            if o["gamma_steps"] is not None and o["gamma_steps"] > T:
-                raise fail(fn, f"gamma_steps <= T={T} with gamma_inputs='data' (the batch's "
-                           "own steps)", o["gamma_steps"])
-            n = min(B, o.get("batch_size", B)) if B is not None else None
-            if n is not None and o["gamma_sequences"] is not None and o["gamma_sequences"] > n:
-                raise fail(fn, f"gamma_sequences <= {n} with gamma_inputs='data' (the batch's "
-                           "own examples)", o["gamma_sequences"])
-        check_unit_interval(fn, "gamma_floor", o["gamma_floor"], low_open=False, high_open=True)
-        if o["gamma"] is not None:
-            clash = sorted(set(_GAMMA_MAKERS) & set(options))
-            if clash:
-                raise fail(fn, "either a precomputed gamma= or the options that make one "
-                           f"({', '.join(_GAMMA_MAKERS)})", f"gamma= and {', '.join(clash)}")
-    check_choice(fn, "balance", o["balance"], BALANCE)
-    if method == "synflow":
-        if o["density"] is None:
+                       f"{', '.join(unused)} with normalize={self.normalize!r}")
+        clash = sorted(set(self.GAMMA_MAKERS) & given)
+        if self.gamma is not None and clash:
+            raise fail(fn, "either a precomputed gamma= or the options that make one "
+                       f"({', '.join(self.GAMMA_MAKERS)})", f"gamma= and {', '.join(clash)}")
+
+    def draws_random(self) -> str | None:
+        """γ from drawn inputs or a drawn state."""
+        if (self.normalize == "gamma" and self.gamma is None
+                and gamma_needs_generator(self.gamma_inputs, self.gamma_state)):
+            return f"gamma_inputs={self.gamma_inputs!r}, gamma_state={self.gamma_state!r}"
+        return super().draws_random()
+
+    def _examples(self, B: int) -> int:
+        """How many of the batch's B examples the score (and a data γ) sees."""
+        return B
+
+    def for_batch(self, fn: str, T: int, B: int) -> dict[str, Any]:
+        """With ``gamma_inputs='data'``, γ's length and count are capped at the batch's own when
+        not given, and checked when given (NOTE [Given options])."""
+        o = super().for_batch(fn, T, B)
+        if o.get("normalize") != "gamma" or o["gamma_inputs"] != "data":
+            return o
+        n = self._examples(B)
+        for k, lim in (("gamma_steps", T), ("gamma_sequences", n)):
+            if k not in self.model_fields_set and o[k] is not None:
+                o[k] = min(o[k], lim)
+        if o["gamma_steps"] is not None and o["gamma_steps"] > T:
+            raise fail(fn, f"gamma_steps <= T={T} with gamma_inputs='data' (the batch's "
+                       "own steps)", o["gamma_steps"])
+        if o["gamma_sequences"] is not None and o["gamma_sequences"] > n:
+            raise fail(fn, f"gamma_sequences <= {n} with gamma_inputs='data' (the batch's "
+                       "own examples)", o["gamma_sequences"])
+        return o
+
+
+#: The default recipe's values: the jacobian defaults (NOTE [Recipes]).
+_RECIPE_DEFAULT = RECIPES[DEFAULT_RECIPE].score
+
+
+def _recipe_default(name: str) -> Any:
+    """GammaOptions' field ``name`` with the default recipe's value as its default."""
+    f = copy.copy(GammaOptions.model_fields[name])
+    f.default = _RECIPE_DEFAULT[name]
+    return f
+
+
+class JacobianOptions(GammaOptions):
+    """Options of the paper's Jacobian score (``scores/jacobian.py``); defaults: the default
+    recipe's (NOTE [Recipes]), and a given ``recipe`` fills every option not given."""
+
+    method: Literal["jacobian"] = "jacobian"
+    horizon: int | Literal["all"] = Field(_RECIPE_DEFAULT["horizon"], description="U, the last "
+                                          "steps whose χ is scored (an integer >= 1, or all = T)")
+    estimator: Estimator = Field(_RECIPE_DEFAULT["estimator"], description="the χ estimator "
+                                 "(NOTE [χ estimators])")
+    through_time: bool = Field(_RECIPE_DEFAULT["through_time"], description="differentiate "
+                               "through the earlier steps too (NOTE [through_time])")
+    discount: float = Field(_RECIPE_DEFAULT["discount"], description="λ in (0, 1]: horizon u "
+                            "weighs λ^(u-1)")
+    batch_size: int = Field(_RECIPE_DEFAULT["batch_size"], description="examples of the batch "
+                            "χ and γ use")
+    probes: int = Field(1, description="Rademacher probes of the hutchinson estimator")
+    recipe: RecipeName = Field(DEFAULT_RECIPE, description="a named bundle of the options "
+                               "(NOTE [Recipes]); options given override it")
+    normalize: Normalization = _recipe_default("normalize")
+    gamma_inputs: GammaInputs = _recipe_default("gamma_inputs")
+    gamma_state: GammaState = _recipe_default("gamma_state")
+    gamma_steps: int | None = _recipe_default("gamma_steps")
+    gamma_sequences: int | None = _recipe_default("gamma_sequences")
+    gamma_readout: GammaReadout = _recipe_default("gamma_readout")
+    gamma_objective: GammaObjective = _recipe_default("gamma_objective")
+    gamma_floor: float = _recipe_default("gamma_floor")
+
+    @field_validator("recipe", mode="before")
+    @classmethod
+    def _recipe(cls, v: Any, info: ValidationInfo) -> Any:
+        return check_choice(_fn(info), "recipe", v, RECIPE_NAMES)
+
+    @field_validator("horizon", mode="before")
+    @classmethod
+    def _horizon(cls, v: Any, info: ValidationInfo) -> Any:
+        return v if v == "all" and isinstance(v, str) else check_positive_int(_fn(info),
+                                                                               "horizon", v)
+
+    @field_validator("estimator", mode="before")
+    @classmethod
+    def _estimator(cls, v: Any, info: ValidationInfo) -> Any:
+        return check_choice(_fn(info), "estimator", v, ESTIMATORS)
+
+    @field_validator("through_time", mode="before")
+    @classmethod
+    def _through_time(cls, v: Any, info: ValidationInfo) -> Any:
+        return _check_bool(_fn(info), "through_time", v)
+
+    @field_validator("batch_size", "probes", mode="before")
+    @classmethod
+    def _positive(cls, v: Any, info: ValidationInfo) -> Any:
+        return check_positive_int(_fn(info), str(info.field_name), v)
+
+    @field_validator("discount", mode="before")
+    @classmethod
+    def _discount(cls, v: Any, info: ValidationInfo) -> Any:
+        return check_unit_interval(_fn(info), "discount", v, low_open=True, high_open=False)
+
+    def _check_together(self, fn: str) -> None:
+        # NOTE [Given options]: the recipe fills what was not given, outside model_fields_set
+        for k, v in RECIPES[self.recipe].score.items():
+            if k not in self.model_fields_set:
+                object.__setattr__(self, k, v)
+        super()._check_together(fn)
+        if "probes" in self.model_fields_set and self.estimator != "hutchinson":
+            raise fail(fn, "probes only together with estimator='hutchinson'",
+                       f"probes with estimator={self.estimator!r}")
+
+    def draws_random(self) -> str | None:
+        """Hutchinson probes, or γ's draws."""
+        if self.estimator == "hutchinson":
+            return "estimator 'hutchinson'"
+        return super().draws_random()
+
+    def _examples(self, B: int) -> int:
+        return min(B, self.batch_size)
+
+    def for_batch(self, fn: str, T: int, B: int) -> dict[str, Any]:
+        """``horizon="all"`` is T; a horizon above T is an error."""
+        o = super().for_batch(fn, T, B)
+        if o["horizon"] == "all":
+            o["horizon"] = T
+        elif o["horizon"] > T:
+            raise fail(fn, f"horizon U in 1..T={T} (the batch has T={T} steps)", o["horizon"])
+        return o
+
+
+class SnipOptions(GammaOptions):
+    """Options of SNIP (``scores/saliency.py``)."""
+
+    method: Literal["snip"] = "snip"
+
+
+class ForesightOptions(GammaOptions):
+    """Options of Foresight / GraSP (``scores/saliency.py``)."""
+
+    method: Literal["foresight"] = "foresight"
+
+
+class MagnitudeOptions(ScoreOptions):
+    """Options of the magnitude score |θ|."""
+
+    method: Literal["magnitude"] = "magnitude"
+
+
+class RandomOptions(ScoreOptions):
+    """Options of the random score U(0, 1)."""
+
+    method: Literal["random"] = "random"
+
+    def draws_random(self) -> str | None:
+        """Always: the scores are the draws."""
+        return "method 'random'"
+
+
+class SynflowOptions(ScoreOptions):
+    """Options of SynFlow (``scores/synflow.py``); ``density`` is required when scoring."""
+
+    method: Literal["synflow"] = "synflow"
+    density: float | None = Field(None, description="the target density in (0, 1] it prunes "
+                                  "towards, iteratively (required)")
+    iterations: int = Field(100, description="rounds of the exponential schedule")
+
+    @field_validator("density", mode="before")
+    @classmethod
+    def _density(cls, v: Any, info: ValidationInfo) -> Any:
+        if v is None:
+            return v
+        return check_unit_interval(_fn(info), "density", v, low_open=True, high_open=False)
+
+    @field_validator("iterations", mode="before")
+    @classmethod
+    def _iterations(cls, v: Any, info: ValidationInfo) -> Any:
+        return check_positive_int(_fn(info), "iterations", v)
+
+    def for_batch(self, fn: str, T: int, B: int) -> dict[str, Any]:
+        """SynFlow prunes towards a density: it must be given."""
+        if self.density is None:
             raise fail(fn, "density= for synflow (the target density it prunes towards, "
                        "iteratively)", "none")
-        check_unit_interval(fn, "density", o["density"], low_open=True, high_open=False)
-    return o
+        return super().for_batch(fn, T, B)
+
+
+#: The options model of every score method, keyed by method (THE registry: the CLI flags and the
+#: study's ``TrialConfig.score`` are built from it).
+OPTION_MODELS: dict[str, type[ScoreOptions]] = {
+    "jacobian": JacobianOptions, "snip": SnipOptions, "foresight": ForesightOptions,
+    "magnitude": MagnitudeOptions, "random": RandomOptions, "synflow": SynflowOptions,
+}
+assert tuple(OPTION_MODELS) == SCORE_METHODS, "OPTION_MODELS must list choices.SCORE_METHODS"
+
+#: The score methods, in the order of :data:`OPTION_MODELS`.
+METHODS: tuple[str, ...] = tuple(OPTION_MODELS)
+
+
+def option_names(model: type[ScoreOptions]) -> tuple[str, ...]:
+    """The options of ``model``: its own fields first, then those of its bases (not ``method``).
+
+    >>> option_names(SnipOptions)[:2], option_names(MagnitudeOptions)
+    (('normalize', 'gamma_inputs'), ('balance',))
+    """
+    names: list[str] = []
+    for klass in model.__mro__:
+        for k in getattr(klass, "__annotations__", {}):
+            if k in model.model_fields and k != "method" and k not in names:
+                names.append(k)
+    return tuple(names)
+
+
+class _OptionTable(Mapping[str, dict[str, Any]]):
+    """``{method: {option: default}}``, read from :data:`OPTION_MODELS` on every access."""
+
+    def __getitem__(self, method: str) -> dict[str, Any]:
+        model = OPTION_MODELS[method]
+        return {k: model.model_fields[k].default for k in option_names(model)}
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(OPTION_MODELS)
+
+    def __len__(self) -> int:
+        return len(OPTION_MODELS)
+
+    def __repr__(self) -> str:
+        return repr(dict(self))
+
+
+#: Accepted options and their defaults, per method (jacobian: those of :data:`DEFAULT_RECIPE`):
+#: a view of :data:`OPTION_MODELS`.
+OPTIONS: Mapping[str, dict[str, Any]] = _OptionTable()
+
+
+def options_for(method: str, fn: str = _FN, **options: Any) -> ScoreOptions:
+    """The validated options object of ``method`` from keyword arguments.
+
+    Errors read ``fn: expected X, got Y`` (a :class:`SpectrumkitError`).
+
+    >>> o = options_for("jacobian", recipe="authors", estimator="ones")
+    >>> o.estimator, o.through_time, o.discount, sorted(o.model_fields_set)
+    ('ones', True, 0.9, ['estimator', 'method', 'recipe'])
+    """
+    check_choice(fn, "method", method, tuple(OPTION_MODELS))
+    try:
+        return OPTION_MODELS[method].model_validate({**options, "method": method},
+                                                    context={"fn": fn})
+    except ValidationError as e:
+        raise _one_line(fn, e) from None
+
+
+def _one_line(fn: str, err: ValidationError) -> SpectrumkitError:
+    """Our own check's error, or pydantic's first complaint as ``fn: expected X, got Y``."""
+    first = err.errors(include_url=False)[0]
+    inner = (first.get("ctx") or {}).get("error")
+    if isinstance(inner, SpectrumkitError):
+        return inner
+    loc = ".".join(str(p) for p in first.get("loc", ()))
+    return fail(fn, f"{loc or 'options'}: {first.get('msg', '')}", repr(first.get("input")))
 
 
 # NOTE [Balance]
@@ -142,10 +480,11 @@ def balance_scores(fn: str, scores: dict[str, torch.Tensor], cell: Cell, input_s
     """Apply NOTE [Balance] to ``scores`` ({name: tensor}); returns a new dict."""
     if how == "none":
         return scores
-    if cell.layout is None:
+    try:
+        require_layout(fn, cell)
+    except SpectrumkitError:
         raise fail(fn, f"balance={how!r} only for a cell with a layout "
-                   "(make_cell(..., layout=...))",
-                   f"cell {cell.name!r} without one")
+                   "(make_cell(..., layout=...))", f"cell {cell.name!r} without one") from None
     labels = entry_labels(cell, input_size, hidden_size)
     groups = []
     for name in scores:

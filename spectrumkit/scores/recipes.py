@@ -9,7 +9,7 @@ initialization, the input scale, the training pipeline). Those are fields of a s
 prints them next to the score options.
 
 NOTE [Recipes]
-``legacy``  spectrumkit's jacobian defaults before issue 10: the paper's Algorithm 1 with χ from
+``legacy``  spectrumkit's first jacobian defaults: the paper's Algorithm 1 with χ from
             ‖J 1‖², the states held constant, no discount, U = 4, and γ = Eq. 7 summed over ALL T
             steps of a Gaussian sequence as long and as wide as the scoring batch, from a zero
             state, with the relative floor 1e-3.
@@ -34,7 +34,7 @@ NOTE [Recipes]
             N(0, 0.07²) kernel and +0.1 on every pre-activation, pixels / (10·255) ∈ [0, 0.1]
             (``data.scale = "paper"``), and their trained network: the z/candidate block swap,
             zero trainable biases and no +0.1 (``pipeline = "authors"``).
-``chi-gamma`` the DEFAULT since issue 10 (the recipe-ablation study, README): the paper's score
+``chi-gamma`` the DEFAULT (chosen by the recipe-ablation study, README): the paper's score
             (``ones``, constant states, no discount, U = 4) divided by the authors' γ of §4 (5
             steps, 100 sequences, state 1 + N(0, 0.1²), inputs N(0, 0.1²), γ = |∂χ̃/∂θ| of the
             last step, where χ̃ is the score's own χ, here mean ‖J̃ 1‖²), with no floor.
@@ -50,6 +50,7 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
 
+from ..choices import RecipeName
 from ..init import AUTHORS_GRU_INIT
 
 __all__ = ["DEFAULT_RECIPE", "RECIPES", "Recipe", "recipe_table"]
@@ -80,7 +81,7 @@ _PLAIN = {"cell": "gru", "init": "glorot", "data.scale": "unit", "pipeline": "pl
 
 #: THE table of recipes (NOTE [Recipes]); every other place reads it.
 RECIPES: Mapping[str, Recipe] = MappingProxyType({r.name: r for r in (
-    _recipe("legacy", "spectrumkit before issue 10: paper's χ, γ summed over the batch's T steps",
+    _recipe("legacy", "spectrumkit's first defaults: paper's χ, γ summed over the batch's T steps",
             {**_PAPER_CHI, **_BATCH_GAMMA, "gamma_readout": "sum"}, _PLAIN),
     _recipe("paper", "the paper's text as read here (γ from the last step only)",
             {**_PAPER_CHI, **_BATCH_GAMMA, "gamma_readout": "last"}, _PLAIN),
@@ -94,9 +95,9 @@ RECIPES: Mapping[str, Recipe] = MappingProxyType({r.name: r for r in (
 )})
 
 #: The recipe ``compute_scores("jacobian", ...)`` uses when none is given: chosen by the
-#: recipe-ablation study of issue 10 (README, "The recipe ablation"): among the score recipes, in
+#: recipe-ablation study (README, "The recipe ablation"): among the score recipes, in
 #: spectrumkit's default regime, the authors' γ of §4 is the ingredient that helps most.
-DEFAULT_RECIPE = "chi-gamma"
+DEFAULT_RECIPE: RecipeName = "chi-gamma"
 
 
 def _fmt(v: Any) -> str:

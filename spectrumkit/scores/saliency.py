@@ -27,15 +27,16 @@ signed: no absolute value).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import torch
 
+from ..protocols import RecurrentModel
 from .common import grads
 from .gamma import gamma_denominator, gamma_of
 
 
-def _normalized(fn: str, model: Any, scores: dict[str, torch.Tensor], xs: torch.Tensor,
+def _normalized(fn: str, model: RecurrentModel, scores: dict[str, torch.Tensor], xs: torch.Tensor,
                 theta: dict[str, torch.Tensor], generator: torch.Generator | None,
                 o: dict[str, Any]) -> dict[str, torch.Tensor]:
     if o["normalize"] != "gamma":
@@ -47,7 +48,7 @@ def _normalized(fn: str, model: Any, scores: dict[str, torch.Tensor], xs: torch.
     return {n: s / den[n] for n, s in scores.items()}
 
 
-def snip_scores(fn: str, model: Any, batch: Any, xs: torch.Tensor,
+def snip_scores(fn: str, model: RecurrentModel, batch: Any, xs: torch.Tensor,
                 theta: dict[str, torch.Tensor], generator: torch.Generator | None,
                 o: dict[str, Any]) -> dict[str, torch.Tensor]:
     """|θ ⊙ ∇L| on the batch (one forward with a graph, one backward)."""
@@ -56,25 +57,25 @@ def snip_scores(fn: str, model: Any, batch: Any, xs: torch.Tensor,
     return _normalized(fn, model, scores, xs, theta, generator, o)
 
 
-def foresight_scores(fn: str, model: Any, batch: Any, xs: torch.Tensor,
+def foresight_scores(fn: str, model: RecurrentModel, batch: Any, xs: torch.Tensor,
                      theta: dict[str, torch.Tensor], generator: torch.Generator | None,
                      o: dict[str, Any]) -> dict[str, torch.Tensor]:
     """θ ⊙ (H g) with g detached, by double back-propagation (NOTE [Foresight sign])."""
     g = grads(model.loss(batch), theta, create_graph=True)
-    z = sum((gn * gn.detach()).sum() for gn in g.values())
+    z = cast(torch.Tensor, sum((gn * gn.detach()).sum() for gn in g.values()))
     hg = grads(z, theta)
     scores = {n: p.detach() * hg[n] for n, p in theta.items()}
     return _normalized(fn, model, scores, xs, theta, generator, o)
 
 
-def magnitude_scores(fn: str, model: Any, batch: Any, xs: torch.Tensor,
+def magnitude_scores(fn: str, model: RecurrentModel, batch: Any, xs: torch.Tensor,
                      theta: dict[str, torch.Tensor], generator: torch.Generator | None,
                      o: dict[str, Any]) -> dict[str, torch.Tensor]:
     """|θ|."""
     return {n: p.detach().abs() for n, p in theta.items()}
 
 
-def random_scores(fn: str, model: Any, batch: Any, xs: torch.Tensor,
+def random_scores(fn: str, model: RecurrentModel, batch: Any, xs: torch.Tensor,
                   theta: dict[str, torch.Tensor], generator: torch.Generator | None,
                   o: dict[str, Any]) -> dict[str, torch.Tensor]:
     """U(0, 1) per entry from ``generator`` (CPU draws, in the order of the pruned set)."""

@@ -29,12 +29,13 @@ from typing import Any
 import torch
 
 from ..errors import fail
+from ..protocols import RecurrentModel
 from ..unroll import _unroll
 from .common import grads
 from .ranking import k_of, top_k
 
 
-def synflow_scores(fn: str, model: Any, batch: Any, xs: torch.Tensor,
+def synflow_scores(fn: str, model: RecurrentModel, batch: Any, xs: torch.Tensor,
                    theta: dict[str, torch.Tensor], generator: torch.Generator | None,
                    o: dict[str, Any]) -> dict[str, torch.Tensor]:
     """Trusted core (see the module docstring)."""
@@ -64,6 +65,7 @@ def synflow_scores(fn: str, model: Any, batch: Any, xs: torch.Tensor,
                      k_of(density ** (k / n_rounds), P))
         pruned_at[alive & ~keep] = k
         alive = keep
+    assert last is not None and alive_last is not None  # iterations >= 1 (checked)
     low = last[alive_last].min()
     below = low - (n_rounds - pruned_at).to(last.dtype) * (1 + low.abs())
     out = dict(zip(names, torch.where(alive_last, last, below).split(sizes)))

@@ -21,18 +21,27 @@ root path, the loader's description) are recorded in every result (``env.device`
 Bumping :data:`SCHEMA_VERSION` invalidates every key at once.
 
 NOTE [Canonical configs]
-Options that do not apply to a method are reset to ``None`` before the key is taken (``horizon``
-for ``snip``, ``normalize`` for ``random``, ``sparsity`` for ``dense``...), and the defaults that
-do apply are written out (``jacobian`` gets ``normalize="gamma"``, ``horizon=4``,
-``estimator="ones"`` and ``through_time=False``, the defaults of :mod:`spectrumkit.scores`). So
-a grid ``method × normalize`` holds one ``random`` trial, not two identical ones, and a key never
-depends on a default that might change later. ``jacobian`` also gets its ``recipe`` written out
-(the default recipe's name when none is given), and its four fields above come from that recipe;
-other methods get ``recipe=None``, so identical regimes share one ``random`` trial whatever recipe
-a study row names; likewise ``score_options`` that only other methods take are dropped. A
-recipe's values are frozen under its name (NOTE [Recipes]).
+The score settings are ONE field, ``score``: the options object of the trial's method, a tagged
+union (discriminated by ``method``) over the score models of
+:data:`spectrumkit.scores.options.OPTION_MODELS` and the two training methods ``dense``
+(:class:`DenseOptions`) and ``l2`` (:class:`L2Options`), built from the registry when this module
+is imported, so a new option of a score method reaches the schema and the key with no edit here.
+Input stays flat: ``method``, ``normalize``, ``horizon``, ``estimator``, ``through_time``,
+``recipe``, ``score_options`` (a dict) and ``l2_stage_steps`` are folded into ``score``
+(:data:`FLAT_SCORE_KEYS`; the nested ``score={...}`` form of a dumped config is accepted too).
+Folding drops the options the method does not take (``horizon`` for ``snip``, ``normalize`` for
+``random``, a jacobian ``recipe`` or ``discount`` for ``random``...), so a grid
+``method × normalize`` holds one ``random`` trial, not two identical ones; an option that NO
+method takes is an error. An option given with its default value (for jacobian: the value its
+recipe gives) counts as not given (NOTE [Given options] in ``scores/options.py``), so giving a
+default and leaving it out are one trial; then every option is written out with its value (the
+jacobian defaults are those of its recipe, written out with the recipe's name), so a key never
+depends on a default that might change later. A recipe's values are frozen under its name
+(NOTE [Recipes]). Synflow's target density is the trial's ``1 - sparsity`` (not an option here),
+and a precomputed ``gamma`` is not a trial option.
 ``block_swap`` is written out (True under ``pipeline="authors"``); ``dense`` and ``l2`` get
-``pipeline="plain"``, ``block_swap=False``.
+``pipeline="plain"``, ``block_swap=False``. Schema 3: the score settings moved into ``score``,
+with every option written out.
 """
 
 from __future__ import annotations
@@ -40,24 +49,34 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from typing import Any, Literal, Union
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Annotated, Any, Literal, Union
 
-from pydantic import (BaseModel, ConfigDict, Field, NonNegativeInt, PositiveFloat, PositiveInt,
-                      ValidationError, field_validator, model_serializer, model_validator)
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ModelWrapValidatorHandler,
+    NonNegativeInt,
+    PositiveFloat,
+    PositiveInt,
+    ValidationError,
+    field_validator,
+    model_serializer,
+    model_validator,
+)
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from .. import cells as _cells
-from .. import choices as _choices
+from ..choices import RECORDS, WORD_TASKS, Optimizer, Pipeline, Record, Scope, SpectrumMethod, Task
 from ..errors import SpectrumkitError
+from ..scores.options import OPTION_MODELS, ScoreOptions, option_names
 
-__all__ = ["SCHEMA_VERSION", "TrialConfig", "trial_key", "canonical_json", "RECORDS", "METHODS",
-           "BUILTIN_TRIALS", "pydantic_message", "DATA_IDENTITY_FIELDS", "TRIAL_METRICS"]
+__all__ = ["SCHEMA_VERSION", "TrialConfig", "trial_key", "canonical_json", "BUILTIN_TRIALS",
+           "pydantic_message", "DATA_IDENTITY_FIELDS", "TRIAL_METRICS", "DenseOptions",
+           "L2Options", "FLAT_SCORE_KEYS", "flat_config"]
 
-SCHEMA_VERSION = 2  # 2: the data identity entered the key and the result (issue 12)
-
-METHODS = ("jacobian", "snip", "foresight", "magnitude", "random", "synflow", "dense", "l2")
-RECORDS = _choices.RECORDS
-TASKS = ("seq-mnist", "wikitext", "adding", "copy", "wikitext-103", "1b")
-_WORD_TASKS = ("wikitext", "wikitext-103", "1b")  # word-level corpora: embed_size, softmax_samples
+SCHEMA_VERSION = 3  # 2: the data identity entered the key; 3: the score settings are one field
 
 #: Built-in trial functions by name; any other ``trial`` value must be an import path
 #: ``"package.module:function"`` (how user code, and the infrastructure tests, plug in).
@@ -66,8 +85,208 @@ BUILTIN_TRIALS = {"prune-train": "spectrumkit.study.trial:run_trial"}
 _IMPORT_PATH = re.compile(r"[A-Za-z_][\w.]*:[A-Za-z_]\w*")
 Scalar = Union[bool, int, float, str]
 
-_GAMMA_METHODS = ("jacobian", "snip", "foresight")   # methods that take normalize=
 _SPECTRUM_RECORDS = ("sv_hist", "spectrum_steps", "lyapunov")
+
+
+class DenseOptions(BaseModel):
+    """The ``dense`` training method: no mask, no options."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    method: Literal["dense"] = "dense"
+
+
+class L2Options(BaseModel):
+    """The paper's iterative magnitude prune-retrain baseline ``l2``."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    method: Literal["l2"] = "l2"
+    stage_steps: PositiveInt | None = Field(None, description="prune every stage_steps training "
+                                            "steps (required)")
+
+
+#: The flat input keys folded into ``score`` (NOTE [Canonical configs]); ``_FLAT_OPTIONS`` are
+#: options of the score methods under their own names.
+_FLAT_OPTIONS = ("normalize", "horizon", "estimator", "through_time", "recipe")
+FLAT_SCORE_KEYS = ("method", *_FLAT_OPTIONS, "score_options", "l2_stage_steps")
+#: options of compute_scores that a trial does not take (NOTE [Canonical configs])
+_NOT_TRIAL_OPTIONS = ("density", "gamma")
+_TRAIN_MODELS: dict[str, type[BaseModel]] = {"dense": DenseOptions, "l2": L2Options}
+
+
+def _method_models() -> dict[str, type[BaseModel]]:
+    """Every method's options model: the score registry, then dense and l2."""
+    return {**OPTION_MODELS, **_TRAIN_MODELS}
+
+
+def _score_union() -> Any:
+    """The tagged union over :func:`_method_models`, discriminated by ``method``."""
+    return Annotated[Union[tuple(_method_models().values())],  # noqa: UP007 (a runtime tuple)
+                     Field(discriminator="method")]
+
+
+if TYPE_CHECKING:
+    ScoreUnion = Union[ScoreOptions, DenseOptions, L2Options]
+else:
+    ScoreUnion = _score_union()
+
+
+def _options_of(model: type[BaseModel]) -> tuple[str, ...]:
+    if issubclass(model, ScoreOptions):
+        return option_names(model)
+    return tuple(k for k in model.model_fields if k != "method")
+
+
+def _defaults(method: str, recipe: Any = None) -> dict[str, Any]:
+    """Every option of ``method`` with its default (jacobian: ``recipe``'s values)."""
+    model = _method_models()[method]
+    given = {"recipe": recipe} if recipe is not None else {}
+    obj = model.model_validate({"method": method, **given})
+    return {k: getattr(obj, k) for k in _options_of(model)}
+
+
+def _same(a: Any, b: Any) -> bool:
+    """Equal and of the same type (``0`` is not ``False``; ``1`` is ``1.0``)."""
+    num = (int, float)
+    if isinstance(a, bool) or isinstance(b, bool) or not (isinstance(a, num)
+                                                            and isinstance(b, num)):
+        return type(a) is type(b) and a == b
+    return bool(a == b)
+
+
+def _error(loc: tuple[str, ...], expected: str, got: str, value: Any = None) -> ValidationError:
+    """A one-error ValidationError ``expected X, got Y`` at ``loc`` (the input ``value``)."""
+    return ValidationError.from_exception_data("TrialConfig", [InitErrorDetails(
+        type=PydanticCustomError("value_error", "Value error, {m}",
+                                 {"m": f"{expected}, got {got}"}), loc=loc, input=value)])
+
+
+def _from_flat(flat: dict[str, Any]) -> dict[str, Any]:
+    """The ``score`` dict of the flat keys (NOTE [Canonical configs])."""
+    method = flat.get("method", "jacobian")
+    models = _method_models()
+    if not isinstance(method, str) or method not in models:
+        raise ValidationError.from_exception_data("TrialConfig", [InitErrorDetails(
+            type="literal_error", loc=("method",), input=method,
+            ctx={"expected": ", ".join(map(repr, models))})])
+    so = flat.get("score_options") or {}
+    if not isinstance(so, Mapping):
+        raise _error(("score_options",), "expected a table of score options",
+                     type(so).__name__, so)
+    given = {k: flat[k] for k in _FLAT_OPTIONS if flat.get(k) is not None}
+    given.update(so)
+    if flat.get("l2_stage_steps") is not None:
+        given["stage_steps"] = flat["l2_stage_steps"]
+    known = {k for m in models.values() for k in _options_of(m)}
+    unknown = sorted(set(given) - known)
+    if unknown:
+        raise _error(("score_options",), "expected score options among "
+                     f"{', '.join(sorted(known - set(_NOT_TRIAL_OPTIONS)))}",
+                     ", ".join(unknown), unknown)
+    takes = _options_of(models[method])
+    return {"method": method, **{k: v for k, v in given.items() if k in takes}}
+
+
+def _canonical_score(score: Any) -> Any:
+    """Drop the options given with their default value (NOTE [Canonical configs])."""
+    if isinstance(score, BaseModel):
+        score = {"method": getattr(score, "method", None),
+                 **{k: getattr(score, k) for k in score.model_fields_set}}
+    if not isinstance(score, Mapping) or score.get("method") not in _method_models():
+        return score  # pydantic names what is wrong
+    method = score["method"]
+    bad = sorted(set(_NOT_TRIAL_OPTIONS) & set(score))
+    if bad:
+        raise _error(("score_options",), "no density or gamma among a trial's score options "
+                     "(synflow's density is 1 - sparsity)", ", ".join(bad), bad)
+    recipe = score.get("recipe")
+    if recipe is not None and (not isinstance(recipe, str) or recipe not in _recipes()):
+        raise _error(("recipe",), f"expected one of {', '.join(_recipes())}", repr(recipe),
+                     recipe)
+    try:
+        dflt = _defaults(method, recipe)
+    except SpectrumkitError:
+        return score
+    return {k: v for k, v in score.items()
+            if k in ("method", "recipe") or k not in dflt or not _same(v, dflt[k])}
+
+
+def _recipes() -> tuple[str, ...]:
+    from ..scores.recipes import RECIPES
+    return tuple(RECIPES)
+
+
+_FLAT_LOC = {**{k: k for k in _FLAT_OPTIONS}, "stage_steps": "l2_stage_steps"}
+
+
+def _relocated(err: ValidationError) -> ValidationError:
+    """Errors inside ``score`` named by the flat key the caller wrote (NOTE [Canonical configs]):
+    ``("score", "jacobian", "horizon")`` becomes ``("horizon",)``, an option given in
+    ``score_options`` ``("score_options", name)``, a check across options ``()``."""
+    errors = err.errors(include_url=False)
+    if not any(tuple(e.get("loc", ()))[:1] == ("score",) for e in errors):
+        return err
+    out = []
+    for e in errors:
+        loc = tuple(str(p) for p in e.get("loc", ()))
+        msg = str(e.get("msg", ""))
+        kind = e["type"]
+        if loc[:1] == ("score",):
+            field = loc[2] if len(loc) >= 3 else None
+            inner = re.match(r"Value error, (?:\w+: )?expected (.*)$", msg, re.S)
+            if inner:  # our check's 'fn: expected NAME to be X' reads 'expected X' at NAME
+                body = inner.group(1)
+                if field:
+                    body = body.removeprefix(f"{field} to be ").removeprefix(f"{field} ")
+                msg, kind = f"Value error, expected {body}", "value_error"
+            loc = (() if field is None else (_FLAT_LOC[field],) if field in _FLAT_LOC
+                   else ("score_options", field))
+        out.append(InitErrorDetails(type=PydanticCustomError(kind, "{m}", {"m": msg}), loc=loc,
+                                    input=e.get("input")))
+    return ValidationError.from_exception_data("TrialConfig", out)
+
+
+def _canonical_training(v: dict[str, Any], method: Any) -> None:
+    """dense and l2 train without a score: one scope, no repeats, the plain pipeline."""
+    if method in ("dense", "l2"):
+        v["scope"], v["score_repeats"] = "global", 1
+        v["pipeline"], v["block_swap"] = "plain", False  # the authors' pipeline needs a score
+    if method == "dense":
+        v["sparsity"] = 0.0
+    if v.get("block_swap") is None:
+        v["block_swap"] = v.get("pipeline", "plain") == "authors"
+
+
+def _canonical_records(v: dict[str, Any]) -> None:
+    """Records in their canonical order; their options only where a record uses them."""
+    rec = v.get("record") or ()
+    if isinstance(rec, (list, tuple)):
+        rec = tuple(r for r in RECORDS if r in rec) + tuple(r for r in rec if r not in RECORDS)
+        v["record"] = rec
+    spectral = any(r in rec for r in _SPECTRUM_RECORDS)
+
+    def given(k: str, d: Any) -> Any:
+        return d if v.get(k) is None else v[k]
+    v["spectrum_batch"] = given("spectrum_batch", 64) if spectral else None
+    sm = v.get("spectrum_method")
+    v["spectrum_method"] = "lanczos" if sm == "lanczos" and spectral else (
+        None if sm in (None, "dense") or not spectral else sm)
+    v["hist_bins"] = given("hist_bins", 50) if "sv_hist" in rec else None
+    v["lyapunov_k"] = v.get("lyapunov_k") if "lyapunov" in rec else None
+
+
+def _canonical(values: dict[str, Any]) -> dict[str, Any]:
+    """NOTE [Canonical configs] for the fields around ``score``."""
+    v = dict(values)
+    score = v.get("score")
+    method = score.get("method") if isinstance(score, Mapping) else getattr(score, "method", None)
+    _canonical_training(v, method)
+    _canonical_records(v)
+    if v.get("task", "seq-mnist") not in WORD_TASKS:
+        v["embed_size"] = None
+        v["softmax_samples"] = None
+    return v
 
 
 class TrialConfig(BaseModel):
@@ -77,13 +296,14 @@ class TrialConfig(BaseModel):
     Model: ``cell``, ``hidden_size`` (N), ``embed_size`` (language models), ``init``,
     ``softmax_samples`` (word-level language models: a sampled softmax with S candidates in
     training; None = full).
-    Pruning: ``method`` (``dense`` = no mask; ``l2`` = the paper's iterative magnitude
-    prune-retrain baseline, pruning every ``l2_stage_steps`` steps), ``sparsity`` (K = round((1 - sparsity)·P) kept),
-    ``scope``, ``include_bias``, ``normalize``, ``horizon`` (U), ``estimator``, ``through_time``,
-    ``score_batch`` (the minibatch the scores see), ``score_options`` (any further option of
-    :func:`spectrumkit.scores.compute_scores`), ``score_repeats`` (timing: the best of k runs),
-    ``recipe`` (jacobian: a named recipe, NOTE [Recipes]; its values fill ``normalize``,
-    ``horizon``, ``estimator`` and ``through_time`` when they are not given).
+    Pruning: ``score``, the options object of the method (NOTE [Canonical configs]; given flat as
+    ``method`` (``dense`` = no mask; ``l2`` = the paper's iterative magnitude prune-retrain
+    baseline, pruning every ``l2_stage_steps`` steps), ``normalize``, ``horizon`` (U, or
+    ``"all"``), ``estimator``, ``through_time``, ``recipe`` (jacobian: a named recipe,
+    NOTE [Recipes]; its values fill the options not given) and ``score_options`` (any further
+    option of :func:`spectrumkit.scores.compute_scores`); all readable back as properties),
+    ``sparsity`` (K = round((1 - sparsity)·P) kept), ``scope``, ``include_bias``, ``score_batch``
+    (the minibatch the scores see), ``score_repeats`` (timing: the best of k runs).
     The authors' pipeline (AUTHORS_CODE.md §6): ``pipeline="authors"`` trains the pruned GRU as
     their code does: zero trainable biases, no +0.1 (``bias_hh`` held at 0, one bias per
     pre-activation) and, with ``block_swap`` (its default there), the z/candidate blocks and
@@ -103,7 +323,7 @@ class TrialConfig(BaseModel):
     trial: str = "prune-train"
     seed: NonNegativeInt = 0
     # data
-    task: Literal["seq-mnist", "wikitext", "adding", "copy", "wikitext-103", "1b"] = "seq-mnist"
+    task: Task = "seq-mnist"
     data: dict[str, Scalar] = Field(default_factory=dict)
     # model
     cell: str = "gru"
@@ -112,37 +332,35 @@ class TrialConfig(BaseModel):
     softmax_samples: PositiveInt | None = None  # None = full softmax (NOTE [Sampled softmax])
     init: str = "glorot"
     # pruning
-    method: Literal["jacobian", "snip", "foresight", "magnitude", "random", "synflow",
-                    "dense", "l2"] = "jacobian"
+    score: ScoreUnion = Field(default_factory=lambda: OPTION_MODELS["jacobian"].model_validate(
+        {"method": "jacobian"}), description="the method and its options")
     sparsity: float = Field(0.95, ge=0.0, lt=1.0)
-    scope: Literal["global", "per_tensor"] = "global"
+    scope: Scope = "global"
     include_bias: bool = False
-    normalize: Literal["gamma", "none"] | None = None
-    horizon: PositiveInt | Literal["all"] | None = None
-    estimator: Literal["ones", "transpose", "frobenius", "hutchinson"] | None = None
-    through_time: bool | None = None
     score_batch: PositiveInt = 64
-    score_options: dict[str, Scalar] = Field(default_factory=dict)
     score_repeats: PositiveInt = 1
-    l2_stage_steps: PositiveInt | None = None
-    # issue 10: the jacobian score's recipe and the authors' training pipeline (NOTE [Recipes])
-    recipe: str | None = None
-    pipeline: Literal["plain", "authors"] = "plain"
+    # the authors' training pipeline (NOTE [The authors' pipeline] in trial.py)
+    pipeline: Pipeline = "plain"
     block_swap: bool | None = None
     # training
     epochs: NonNegativeInt | None = None
     steps: NonNegativeInt | None = None
     batch_size: PositiveInt = 64
     lr: PositiveFloat = 1e-3
-    optimizer: Literal["adam", "sgd"] = "adam"
+    optimizer: Optimizer = "adam"
     clip: PositiveFloat | None = None
     eval_every: PositiveInt | None = None
     # what to record
-    record: tuple[_choices.Record, ...] = ()
+    record: tuple[Record, ...] = ()
     spectrum_batch: PositiveInt | None = None
-    spectrum_method: Literal["dense", "lanczos"] | None = None
+    spectrum_method: SpectrumMethod | None = None
     hist_bins: PositiveInt | None = None
     lyapunov_k: PositiveInt | None = None
+
+    @classmethod
+    def input_keys(cls) -> tuple[str, ...]:
+        """The keys a config accepts as input: its fields and :data:`FLAT_SCORE_KEYS`."""
+        return (*cls.model_fields, *FLAT_SCORE_KEYS)
 
     @field_validator("trial")
     @classmethod
@@ -170,69 +388,26 @@ class TrialConfig(BaseModel):
             raise ValueError(str(e)) from None
         return v
 
-    @field_validator("recipe")
+    @model_validator(mode="wrap")
     @classmethod
-    def _recipe_known(cls, v: str | None) -> str | None:
-        from ..scores.recipes import RECIPES
-        if v is not None and v not in RECIPES:
-            raise ValueError(f"expected one of {', '.join(RECIPES)}, got {v!r}")
-        return v
-
-    @model_validator(mode="before")
-    @classmethod
-    def _canonical(cls, values: Any) -> Any:
-        """NOTE [Canonical configs]: drop options a method ignores, write out its defaults."""
+    def _fold_score(cls, values: Any, handler: ModelWrapValidatorHandler[TrialConfig]
+                    ) -> TrialConfig:
+        """NOTE [Canonical configs]: the flat keys become ``score``; errors keep their names."""
         if not isinstance(values, dict):
-            return values
-        v = dict(values)
-        method = v.get("method", "jacobian")
-        if method == "jacobian":
-            from ..scores.recipes import DEFAULT_RECIPE, RECIPES
-            v["recipe"] = DEFAULT_RECIPE if v.get("recipe") is None else v["recipe"]
-            r = RECIPES.get(v["recipe"]) if isinstance(v["recipe"], str) else None
-            for k in ("normalize", "horizon", "estimator", "through_time"):
-                v[k] = (r.score[k] if r is not None else None) if v.get(k) is None else v[k]
-        else:
-            for k in ("horizon", "estimator", "through_time", "recipe"):
-                v[k] = None
-            gets = method in _GAMMA_METHODS
-            v["normalize"] = ("none" if v.get("normalize") is None else v["normalize"]) if gets else None
-        so = v.get("score_options")
-        if isinstance(so, dict) and so:  # drop options only OTHER score methods take
-            from ..scores.options import OPTIONS as _SCORE_OPTIONS
-            mine = _SCORE_OPTIONS.get(method, {})
-            known = {k for o in _SCORE_OPTIONS.values() for k in o}
-            v["score_options"] = {k: x for k, x in so.items() if k in mine or k not in known}
-        if method in ("dense", "l2"):
-            v["scope"], v["score_options"], v["score_repeats"] = "global", {}, 1
-        if method == "dense":
-            v["sparsity"] = 0.0
-        if method in ("dense", "l2"):  # the authors' pipeline acts on a mask scored at init
-            v["pipeline"], v["block_swap"] = "plain", False
-        if v.get("block_swap") is None:
-            v["block_swap"] = v.get("pipeline", "plain") == "authors"
-        if method != "l2":
-            v["l2_stage_steps"] = None
-        rec = v.get("record") or ()
-        if isinstance(rec, (list, tuple)):
-            rec = tuple(r for r in RECORDS if r in rec) + tuple(r for r in rec if r not in RECORDS)
-            v["record"] = rec
-        spectral = any(r in rec for r in _SPECTRUM_RECORDS)
-        def given(k: str, d: Any) -> Any:
-            return d if v.get(k) is None else v[k]
-        v["spectrum_batch"] = given("spectrum_batch", 64) if spectral else None
-        sm = v.get("spectrum_method")
-        v["spectrum_method"] = "lanczos" if sm == "lanczos" and spectral else (
-            None if sm in (None, "dense") or not spectral else sm)
-        v["hist_bins"] = given("hist_bins", 50) if "sv_hist" in rec else None
-        v["lyapunov_k"] = v.get("lyapunov_k") if "lyapunov" in rec else None
-        if v.get("task", "seq-mnist") not in _WORD_TASKS:
-            v["embed_size"] = None
-            v["softmax_samples"] = None
-        return v
+            return handler(values)
+        v = {k: x for k, x in values.items() if k not in FLAT_SCORE_KEYS}
+        flat = {k: values[k] for k in FLAT_SCORE_KEYS if k in values}
+        if flat and "score" in values:
+            raise _error((), "expected either score= or the flat keys "
+                         f"{', '.join(FLAT_SCORE_KEYS)}", ", ".join(flat), list(flat))
+        v["score"] = _canonical_score(values["score"] if "score" in values else _from_flat(flat))
+        try:
+            return handler(_canonical(v))
+        except ValidationError as e:
+            raise _relocated(e) from None
 
     @model_validator(mode="after")
-    def _schedule(self) -> "TrialConfig":
+    def _schedule(self) -> TrialConfig:
         if (self.epochs is None) == (self.steps is None):
             raise ValueError("expected exactly one of epochs / steps, got "
                              + ("both" if self.epochs is not None else "neither"))
@@ -257,6 +432,66 @@ class TrialConfig(BaseModel):
             del out["spectrum_method"]
         return out
 
+    # the flat view of ``score`` (NOTE [Canonical configs]); None where the method has no such
+    # option
+    @property
+    def method(self) -> str:
+        """The pruning method: a score method, ``dense`` or ``l2``."""
+        return str(self.score.method)
+
+    @property
+    def normalize(self) -> str | None:
+        """The score's ``normalize`` (jacobian, snip, foresight)."""
+        return getattr(self.score, "normalize", None)
+
+    @property
+    def horizon(self) -> int | str | None:
+        """The jacobian score's U (an int, or ``"all"`` = the batch's T)."""
+        return getattr(self.score, "horizon", None)
+
+    @property
+    def estimator(self) -> str | None:
+        """The jacobian score's χ estimator."""
+        return getattr(self.score, "estimator", None)
+
+    @property
+    def through_time(self) -> bool | None:
+        """The jacobian score's ``through_time``."""
+        return getattr(self.score, "through_time", None)
+
+    @property
+    def recipe(self) -> str | None:
+        """The jacobian score's recipe."""
+        return getattr(self.score, "recipe", None)
+
+    @property
+    def l2_stage_steps(self) -> int | None:
+        """The ``l2`` method's pruning period in steps."""
+        return getattr(self.score, "stage_steps", None)
+
+    @property
+    def score_options(self) -> dict[str, Any]:
+        """The score's options given beyond the flat ones (with values other than the defaults)."""
+        skip = {*_FLAT_OPTIONS, "method", "stage_steps"}
+        return {k: getattr(self.score, k) for k in sorted(self.score.model_fields_set)
+                if k not in skip}
+
+    def score_kwargs(self, T: int) -> dict[str, Any]:
+        """The keyword options of :func:`~spectrumkit.scores.compute_scores` for a scoring batch
+        of T steps: jacobian's ``horizon="all"`` is T and a larger horizon is cut to T; synflow's
+        density is the trial's; the options given (``score_options``) win."""
+        o: dict[str, Any] = {}
+        if self.method == "jacobian":
+            h = self.horizon
+            o.update(recipe=self.recipe, horizon=T if h == "all" else min(int(h or T), T),
+                     estimator=self.estimator, through_time=self.through_time)
+        if self.normalize is not None:
+            o["normalize"] = self.normalize
+        if self.method == "synflow":
+            o["density"] = self.density
+        o.update(self.score_options)
+        return o
+
     @property
     def density(self) -> float:
         """1 - sparsity: the kept fraction."""
@@ -266,6 +501,34 @@ class TrialConfig(BaseModel):
     def target(self) -> str:
         """The import path ``module:function`` of the trial function."""
         return BUILTIN_TRIALS.get(self.trial, self.trial)
+
+
+def flat_config(d: Mapping[str, Any]) -> dict[str, Any]:
+    """The flat view of a dumped config (``model_dump(mode="json")``): ``score`` becomes
+    ``method``, ``normalize``, ``horizon``, ``estimator``, ``through_time``, ``recipe`` (None where
+    the method has no such option), ``l2_stage_steps`` and ``score_options`` (the options whose
+    value is not the method's default), as a config is given (NOTE [Canonical configs]).
+
+    >>> c = TrialConfig(epochs=1, method="snip", score_options={"balance": "gate"})
+    >>> f = flat_config(c.model_dump(mode="json"))
+    >>> f["method"], f["normalize"], f["horizon"], f["score_options"]
+    ('snip', 'none', None, {'balance': 'gate'})
+    """
+    out = {k: v for k, v in d.items() if k != "score"}
+    score = dict(d.get("score") or {})
+    method = score.get("method")
+    out["method"] = method
+    for k in _FLAT_OPTIONS:
+        out[k] = score.get(k)
+    out["l2_stage_steps"] = score.get("stage_steps")
+    try:
+        dflt = _defaults(method, score.get("recipe")) if method in _method_models() else {}
+    except SpectrumkitError:
+        dflt = {}
+    out["score_options"] = {k: v for k, v in score.items()
+                            if k not in (*_FLAT_OPTIONS, "method", "stage_steps")
+                            and not (k in dflt and _same(v, dflt[k]))}
+    return out
 
 
 def canonical_json(obj: Any) -> str:

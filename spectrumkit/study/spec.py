@@ -261,7 +261,7 @@ def _merged(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
 
 def _trial_fields() -> list[str]:
     """The keys a study may give a trial (in [fixed], [grid], rows, presets, cases, extra)."""
-    return list(TrialConfig.model_fields)
+    return list(TrialConfig.input_keys())
 
 
 # NOTE [Study overrides]

@@ -29,7 +29,14 @@ import pandas as pd
 
 from .._io import check_output_dir, write_text_atomic
 from ..errors import SpectrumkitError, fail
-from .config import DATA_IDENTITY_FIELDS, SCHEMA_VERSION, TrialConfig, canonical_json, trial_key
+from .config import (
+    DATA_IDENTITY_FIELDS,
+    SCHEMA_VERSION,
+    TrialConfig,
+    canonical_json,
+    flat_config,
+    trial_key,
+)
 
 if sys.platform != "win32":  # Windows has no fcntl: runs there are not locked
     import fcntl
@@ -189,7 +196,7 @@ class ResultStore:
 def _flat(result: dict[str, Any]) -> dict[str, Any]:
     row: dict[str, Any] = {"key": result["key"], "study": result.get("study"),
                            "status": result["status"], "error": result.get("error")}
-    for k, v in result["config"].items():
+    for k, v in flat_config(result["config"]).items():
         if isinstance(v, dict):
             v = canonical_json(v)
         elif isinstance(v, list):
