@@ -108,11 +108,11 @@ def test_a_study_trial_reruns_bit_for_bit_from_the_command_in_its_log(tmp_path):
     assert r.returncode == 0, r.stderr
     folder = tmp_path / "res" / "rerun"
     results = [json.loads(p.read_text()) for p in sorted((folder / "trials").glob("*.json"))]
-    assert sorted(x["config"]["method"] for x in results) == ["jacobian", "l2"]
+    assert sorted(x["config"]["score"]["method"] for x in results) == ["jacobian", "l2"]
     for result in results:
         assert result["status"] == "ok"
         log = (folder / "logs" / f"{result['key']}.log").read_text()
-        _rerun(result, log, tmp_path / result["config"]["method"])
+        _rerun(result, log, tmp_path / result["config"]["score"]["method"])
 
 
 def test_the_reproduce_line_comes_first_and_names_the_data_root(tmp_path):
@@ -138,7 +138,8 @@ FULL = [
          hidden_size=12, embed_size=6, softmax_samples=20, init="normal:0.07;bias=zero",
          method="jacobian", sparsity=0.75, scope="per_tensor", include_bias=True,
          normalize="none", horizon="all", estimator="hutchinson", through_time=True,
-         score_batch=9, score_options={"probes": 3}, score_repeats=2, recipe="legacy",
+         score_batch=9, score_options={"probes": 3, "batch_size": 8, "discount": 0.9},
+         score_repeats=2, recipe="legacy",
          pipeline="authors", block_swap=False, epochs=2, batch_size=7, lr=0.003,
          optimizer="sgd", clip=0.5, eval_every=3,
          record=["mask", "sv_hist", "lyapunov", "anatomy", "spectrum_steps", "connection_map"],
@@ -175,11 +176,17 @@ def test_train_command_round_trips_the_config(i):
 def test_every_config_field_has_a_flag_and_the_full_configs_set_them_all():
     from spectrumkit.cli.cmd_train import _FIELD_PARAMS, train_cmd
 
-    fields = set(TrialConfig.model_fields) - {"trial"}
+    from spectrumkit.cli._options import score_option_fields
+    from spectrumkit.cli.cmd_train import _EXCLUDED
+
+    fields = set(TrialConfig.input_keys()) - {"trial", "score"}  # the flat keys of a config
     assert set(_FIELD_PARAMS) == fields
     assert fields <= {k for d in FULL for k in d}
     names = {p.name for p in train_cmd.params}
     assert set(_FIELD_PARAMS.values()) <= names
+    # every score option of every method has a flag of its own, but the excluded two
+    assert set(score_option_fields(exclude=_EXCLUDED)) <= names
+    assert set(_EXCLUDED) == {"batch_size", "density"}
 
 
 def test_train_command_fails_loudly_for_a_field_without_a_flag(monkeypatch):
@@ -206,19 +213,18 @@ def test_train_command_lists_only_what_differs_from_the_defaults():
     # 'authors' brings estimator 'transpose': only the recipe and what differs from it
     c = TrialConfig(method="jacobian", sparsity=0.9, steps=5, recipe="authors",
                     estimator="transpose", horizon=8)
-    assert train_command(c) == ("spectrumkit train --hidden 400 --method jacobian --recipe "
-                                "authors --sparsity 0.9 --steps 5 --score-option horizon=8 "
-                                "--out OUT")
+    assert train_command(c) == ("spectrumkit train --hidden 400 --method jacobian --sparsity 0.9 "
+                                "--steps 5 --horizon 8 --recipe authors --out OUT")
     assert train_command(TrialConfig(method="dense", hidden_size=128, epochs=1)) == \
         "spectrumkit train --epochs 1 --out OUT"
 
 
 @pytest.mark.parametrize("args, needle", [
     (["--method", "random", "--sparsity", "0.5", "--score-option", "horizon=4"],
-     "--score-option horizon=... 4, which this run would ignore"),
+     "--horizon 4, which this run would ignore"),
     (["--hist-bins", "10"], "--hist-bins 10, which this run would ignore"),
     (["--method", "random", "--sparsity", "0.5", "--score-option", "balance=gate",
-      "--score-option", "gamma_steps=3"], "--score-option gamma_steps, which this run would ignore"),
+      "--score-option", "gamma_steps=3"], "--gamma-steps 3, which this run would ignore"),
     (["--method", "magnitude", "--sparsity", "0.5", "--scope", "per_tensor", "--pipeline",
       "authors", "--cell", "lstm"], "expected cell 'gru_cho' or 'gru' with pipeline='authors'"),
     (["--method", "snip", "--sparsity", "0.5", "--stage-steps", "2"],

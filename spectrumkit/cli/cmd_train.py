@@ -19,6 +19,7 @@ from ..choices import (
     WORD_TASKS,
 )
 from . import main
+from ._options import score_option_fields, score_option_flags
 from .cmd_prune import list_recipes
 
 if TYPE_CHECKING:
@@ -46,23 +47,34 @@ __all__ = ["config_from_params", "train_command"]
 #: What a run writes in OUT: checked up front, and removed first by --no-resume.
 _OUTPUTS = ("history.csv", "metrics.json", "mask.pt", "checkpoint/checkpoint.pt")
 
-#: TrialConfig fields set through --score-option (the other keys go to score_options).
-_SCORE_FIELDS = ("normalize", "horizon", "estimator", "through_time")
+#: The score options that have no flag of their own here (``batch_size`` would clash with the
+#: training batch's --batch-size; synflow's density is the trial's 1 - sparsity): they are given
+#: as ``--score-option KEY=VALUE``.
+_EXCLUDED = ("batch_size", "density")
+#: The score option flags of `spectrumkit train` (one per option field of every score method,
+#: NOTE [Option flags]); their parameters are named like the options.
+_SCORE_FLAGS = tuple(score_option_fields(exclude=_EXCLUDED))
+#: The flat config keys among the score options (NOTE [Canonical configs]); a given flag of one
+#: of them is that key of the config, a given flag of any other option goes to score_options.
+_FLAT = ("normalize", "horizon", "estimator", "through_time", "recipe")
 
-#: TrialConfig field → the click parameter of `spectrumkit train` that sets it. Every field but
-#: ``trial`` needs one (train_command refuses a config with a field missing here).
+#: Flat TrialConfig key (TrialConfig.input_keys() but ``score``) → the click parameter of
+#: `spectrumkit train` that sets it. Every key but ``trial`` needs one (train_command refuses a
+#: config with a key missing here).
 _FIELD_PARAMS = {
     "seed": "seed", "task": "data_name", "data": "data_options", "cell": "cell",
     "hidden_size": "hidden", "embed_size": "embed_size", "softmax_samples": "softmax_samples",
     "init": "init_scheme", "method": "method", "sparsity": "sparsity", "scope": "scope",
     "include_bias": "include_bias", "score_batch": "score_batch",
     "score_options": "score_options", "score_repeats": "score_repeats",
-    "l2_stage_steps": "stage_steps", "recipe": "recipe", "pipeline": "pipeline",
+    "l2_stage_steps": "stage_steps", "pipeline": "pipeline",
     "block_swap": "block_swap", "epochs": "epochs", "steps": "steps",
     "batch_size": "batch_size", "lr": "lr", "optimizer": "optimizer", "clip": "clip",
     "eval_every": "eval_every", "record": "record", "spectrum_batch": "spectrum_batch",
     "spectrum_method": "spectrum_method", "hist_bins": "hist_bins", "lyapunov_k": "lyapunov_k",
-    **{f: "score_options" for f in _SCORE_FIELDS}}
+    **{f: f for f in _FLAT}}
+#: The parameters :func:`_fields` reads in its own way.
+_SPECIAL = ("data_options", "score_options", "record", *_FLAT)
 
 
 def _split_option(text: str, hint: str) -> tuple[str, str]:
@@ -99,15 +111,17 @@ def _text(value: object) -> str:
 
 
 def _fields(params: Mapping[str, Any]) -> dict[str, Any]:
-    """The TrialConfig fields the flags ask for (before the config's validation)."""
-    fields = {f: params[p] for f, p in _FIELD_PARAMS.items()
-              if p not in ("data_options", "score_options", "record")}
+    """The flat TrialConfig keys the flags ask for (before the config's validation)."""
+    fields = {f: params[p] for f, p in _FIELD_PARAMS.items() if p not in _SPECIAL}
     fields["data"] = dict(_parse_option(t) for t in params["data_options"])
     fields["record"] = tuple(params["record"])
     score: dict[str, Any] = {}
+    for name in _SCORE_FLAGS:  # the options' own flags (None: not given)
+        if params.get(name) is not None:
+            (fields if name in _FLAT else score)[name] = params[name]
     for text in params["score_options"]:
         key, value = _split_option(text, "--score-option")
-        if key in _SCORE_FIELDS:  # a field of the config: pydantic reads the text ("none" too)
+        if key in _FLAT:  # a flat key of the config: pydantic reads the text ("none" too)
             fields[key] = value
         else:
             score[key] = _cast(value)
@@ -137,10 +151,8 @@ def config_from_params(params: Mapping[str, Any]) -> TrialConfig:
 
 
 def _flag(field: str) -> str:
-    """The flag of a TrialConfig field, e.g. ``--hidden`` or ``--score-option horizon=...``."""
-    if field in _SCORE_FIELDS:
-        return f"--score-option {field}=..."
-    param = _param(_FIELD_PARAMS[field])
+    """The flag of a flat TrialConfig key or score option, e.g. ``--hidden`` or ``--horizon``."""
+    param = _param(_FIELD_PARAMS.get(field, field))
     return max(param.opts, key=len) if isinstance(param, click.Option) else param.name or field
 
 
@@ -151,34 +163,48 @@ def _param(name: str) -> click.Parameter:
     raise KeyError(name)
 
 
+def _asked(f: str, value: Any) -> Any:
+    """A flag's value as the config holds it (for a typed config field)."""
+    from pydantic import TypeAdapter, ValidationError
+
+    from ..study.config import TrialConfig
+
+    field = TrialConfig.model_fields.get(f)
+    if field is None or field.annotation is None:
+        return value
+    try:
+        return TypeAdapter(field.annotation).validate_python(value)
+    except ValidationError:
+        return value
+
+
 def _check_applies(fn: str, c: TrialConfig, params: Mapping[str, Any],
                    given: set[str]) -> None:
     """Refuse a flag given on the command line that the config drops (NOTE [train command])."""
-    from pydantic import TypeAdapter, ValidationError
-
     from ..errors import fail
-    from ..study.config import TrialConfig
 
     asked = _fields(params)
+    texts = {_split_option(t, "--score-option")[0] for t in params["score_options"]}
+    takes = set(type(c.score).model_fields)
+    dropped: list[str] = []
     for f, p in _FIELD_PARAMS.items():
-        if p not in given or f not in asked or asked[f] in (None, (), {}):
+        if f == "score_options" or not (p in given or f in texts) or asked.get(f) in (None, ()):
             continue
-        try:
-            kind = TrialConfig.model_fields[f].annotation
-            want = TypeAdapter(kind).validate_python(asked[f]) if kind else asked[f]
-        except ValidationError:
-            want = asked[f]
-        have = getattr(c, f)
-        shown = f"{_flag(f)} {_text(asked[f])}"
-        if f in ("record", "score_options"):  # the config orders records, drops options
+        want, have = _asked(f, asked[f]), getattr(c, f)
+        if f == "record":  # the config orders the records
             want, have = set(want), set(have)
-            shown = f"{_flag(f)} " + ", ".join(sorted(want - have))
         elif f == "spectrum_method" and want == "dense":  # the config's None is the dense SVD
             want = None
         if want != have:
-            raise fail(fn, f"flags that apply to --method {c.method} on --data {c.task} with "
-                       "these records (NOTE [Canonical configs])",
-                       f"{shown}, which this run would ignore")
+            dropped.append(f"{_flag(f)} {_text(asked[f])}")
+    for k, v in asked["score_options"].items():  # the other options: the method must take them
+        if (k in given or k in texts) and k not in takes:
+            dropped.append(f"{_flag(k) if k in _SCORE_FLAGS else '--score-option'} {k}={_text(v)}"
+                           if k not in _SCORE_FLAGS else f"{_flag(k)} {_text(v)}")
+    if dropped:
+        raise fail(fn, f"flags that apply to --method {c.method} on --data {c.task} with "
+                   "these records (NOTE [Canonical configs])",
+                   f"{', '.join(dropped)}, which this run would ignore")
 
 
 def _check_flags(fn: str, params: Mapping[str, Any]) -> None:
@@ -292,8 +318,6 @@ def _summary(c: TrialConfig, result: PipelineResult) -> str:
                    "score that prunes at initialization (NOTE [train command])")
 @click.option("--score-batch", type=int, default=64, show_default=True,
               help="examples in the scoring batch of a pruning score")
-@click.option("--recipe", default=None,
-              help="jacobian: a named recipe of the score (see --list-recipes)")
 @click.option("--list-recipes", is_flag=True, expose_value=False, is_eager=True,
               callback=list_recipes, help="print the recipes of the jacobian score and exit")
 @click.option("--sparsity", type=float, default=0.0, show_default=True,
@@ -325,8 +349,9 @@ def _summary(c: TrialConfig, result: PipelineResult) -> str:
 @click.option("--include-bias", is_flag=True, default=False,
               help="score and prune the cell's biases too")
 @click.option("--score-option", "score_options", multiple=True, metavar="KEY=VALUE",
-              help="an option of the score, repeatable (normalize, horizon, estimator, "
-                   "through_time, or any further option of compute_scores, e.g. probes=4)")
+              help="an option of the score without a flag of its own, repeatable (batch_size: "
+                   "the examples of χ and γ)")
+@score_option_flags(exclude=_EXCLUDED)
 @click.option("--score-repeats", type=int, default=1, show_default=True,
               help="time the scores as the best of this many runs")
 @click.option("--pipeline", type=click.Choice(PIPELINES), default="plain", show_default=True,
@@ -426,7 +451,8 @@ def train_command(config: TrialConfig, data_root: str | None = None) -> str:
     fn = "train_command"
     if config.trial != "prune-train":
         raise fail(fn, "a prune-train trial", repr(config.trial))
-    missing = [f for f in TrialConfig.model_fields if f != "trial" and f not in _FIELD_PARAMS]
+    keys = [k for k in TrialConfig.input_keys() if k not in ("trial", "score")]
+    missing = [k for k in keys if k not in _FIELD_PARAMS]
     if missing:
         raise fail(fn, "a flag of spectrumkit train for every TrialConfig field",
                    f"none for {', '.join(missing)}")
@@ -456,13 +482,14 @@ def train_command(config: TrialConfig, data_root: str | None = None) -> str:
 
 def _params_of(c: TrialConfig) -> dict[str, Any]:
     """The click parameters that ask for config ``c`` (the inverse of :func:`_fields`)."""
-    params = {p: getattr(c, f) for f, p in _FIELD_PARAMS.items()
-              if p not in ("data_options", "score_options", "record")}
+    params = {p: getattr(c, f) for f, p in _FIELD_PARAMS.items() if p not in _SPECIAL}
     params["data_options"] = tuple(f"{k}={_text(v)}" for k, v in c.data.items())
     params["record"] = tuple(c.record)
-    params["score_options"] = tuple(
-        [f"{k}={_text(getattr(c, k))}" for k in _SCORE_FIELDS if getattr(c, k) is not None]
-        + [f"{k}={_text(v)}" for k, v in c.score_options.items()])
+    params.update({f: getattr(c, f) for f in _FLAT})
+    extra = c.score_options
+    params.update({k: v for k, v in extra.items() if k in _SCORE_FLAGS})
+    params["score_options"] = tuple(f"{k}={_text(v)}" for k, v in extra.items()
+                                    if k not in _SCORE_FLAGS)
     return params
 
 

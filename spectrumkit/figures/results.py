@@ -168,6 +168,7 @@ class StudyResults:
         return [dict(x) for x in (t if isinstance(t, list) else [t])]
 
     def condition(self, trial: Mapping[str, Any]) -> tuple:
+        """The values of the study's grid axes in ``trial``'s (flat) config, in axis order."""
         cfg = trial["config"]
         missing = [a for a in self.axes if a not in cfg]
         if missing:
