@@ -48,6 +48,7 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
+from .choices import TASKS
 from .corpora import StreamedTokens, corpus_task, vocab_from_counts
 from .errors import check_choice, check_keys, check_positive_int, fail
 from .init import make_generator
@@ -63,6 +64,9 @@ __all__ = [
     "adding_problem",
     "batchify",
     "bptt_batches",
+    "bptt_window",
+    "bptt_window_count",
+    "DEFAULT_BPTT",
     "copy_task",
     "data_identity",
     "load_task",
@@ -77,7 +81,9 @@ log = logging.getLogger("spectrumkit.data")
 #: ``standard`` scale uses these fixed values for every split and every source.
 MNIST_MEAN, MNIST_STD = 0.1307, 0.3081
 
-TASKS = ("seq-mnist", "wikitext", "adding", "copy", "wikitext-103", "1b")
+#: Truncated-BPTT window length of the language tasks when none is given.
+DEFAULT_BPTT = 35
+
 Kind = Literal["classification", "language", "regression"]
 
 _BUNDLED_SHA256 = {
@@ -465,23 +471,47 @@ def batchify(ids: torch.Tensor, batch_size: int) -> torch.Tensor:
     return ids[: L * batch_size].view(batch_size, L)
 
 
+def bptt_window(rows: torch.Tensor, k: int, bptt: int) -> tuple[torch.Tensor, torch.Tensor]:
+    r"""Window ``k`` of a stream cut into rows (B, L): ``(inputs (B, t), targets (B, t))``.
+
+    ``inputs = rows[:, k·bptt : k·bptt + t]`` and ``targets`` the same columns shifted by one
+    token, with t = min(``bptt``, L − 1 − k·``bptt``); a pass has ⌈(L − 1) / ``bptt``⌉ windows
+    (:func:`bptt_window_count`). The one windowing rule of training, evaluation and
+    :func:`bptt_batches`; the caller checks ``k``.
+
+    >>> [a.tolist() for a in bptt_window(torch.arange(10).view(2, 5), 1, 3)]
+    [[[3], [8]], [[4], [9]]]
+    """
+    start = k * bptt
+    t = min(bptt, rows.shape[1] - 1 - start)
+    return rows[:, start:start + t], rows[:, start + 1:start + 1 + t]
+
+
+def bptt_window_count(length: int, bptt: int) -> int:
+    """Windows of :func:`bptt_window` in one pass over rows of L = ``length`` tokens: ⌈(L − 1) / bptt⌉.
+
+    >>> bptt_window_count(5, 2), bptt_window_count(5, 4), bptt_window_count(5, 3)
+    (2, 1, 2)
+    """
+    return math.ceil((length - 1) / bptt)
+
+
 def bptt_batches(ids: torch.Tensor, batch_size: int, bptt: int
                  ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     r"""Truncated-BPTT windows over a token stream.
 
     The stream is cut into B = ``batch_size`` contiguous rows (:func:`batchify`); window k yields
     ``inputs = rows[:, k·bptt : k·bptt + t]`` and ``targets`` shifted by one token, both (B, t)
-    with t = ``bptt`` except possibly in the last window. Row b of window k+1 continues row b of
-    window k, so a model may carry its state across windows.
+    with t = ``bptt`` except possibly in the last window (:func:`bptt_window`). Row b of window
+    k+1 continues row b of window k, so a model may carry its state across windows.
 
     >>> [a.tolist() for a, _ in bptt_batches(torch.arange(10), 2, 2)]
     [[[0, 1], [5, 6]], [[2, 3], [7, 8]]]
     """
     check_positive_int("bptt_batches", "bptt", bptt)
     rows = batchify(ids, batch_size)
-    for start in range(0, rows.shape[1] - 1, bptt):
-        t = min(bptt, rows.shape[1] - 1 - start)
-        yield rows[:, start:start + t], rows[:, start + 1:start + 1 + t]
+    for k in range(bptt_window_count(rows.shape[1], bptt)):
+        yield bptt_window(rows, k, bptt)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -496,16 +526,16 @@ def sample_batch(split: SequenceDataset | TokenStream, n: int, *, generator: tor
 
     Fixed-length sequences: ``n`` examples drawn without replacement by ``generator`` (all of them
     if the split is smaller), returned as ``(xs (B, T, D), ys)``. A token stream: the first ``bptt``
-    window (35 if None) of the stream cut into ``n`` rows, returned as ``(inputs (B, t),
-    targets (B, t))``; the generator is not used. This is the scoring batch of ``spectrumkit train``
-    and of study trials.
+    window (:data:`DEFAULT_BPTT` if None) of the stream cut into ``n`` rows, returned as
+    ``(inputs (B, t), targets (B, t))``; the generator is not used. This is the scoring batch of
+    ``spectrumkit train`` and of study trials.
     """
     check_positive_int("sample_batch", "n", n)
     if isinstance(split, StreamedTokens):
-        inputs, targets = split.head_window(n, bptt or 35)
+        inputs, targets = split.head_window(n, bptt or DEFAULT_BPTT)
         return inputs.to(device), targets.to(device)
     if isinstance(split, TokenStream):
-        inputs, targets = next(iter(bptt_batches(split.ids, n, bptt or 35)))
+        inputs, targets = next(iter(bptt_batches(split.ids, n, bptt or DEFAULT_BPTT)))
         return inputs.to(device), targets.to(device)
     if not isinstance(split, SequenceDataset):
         raise fail("sample_batch", "a SequenceDataset or TokenStream", type(split).__name__)
@@ -582,11 +612,11 @@ def copy_task(T: int, n: int, delay: int, *, generator: torch.Generator | None =
 _OPTIONS = {
     "seq-mnist": {"variant": "row", "scale": "unit", "permutation_seed": 0, "limit": None,
                   "val_limit": None},
-    "wikitext": {"max_vocab": None, "bptt": 35, "limit": None},
+    "wikitext": {"max_vocab": None, "bptt": DEFAULT_BPTT, "limit": None},
     "adding": {"T": 50, "n_train": 10000, "n_val": 1000, "n_test": 1000, "seed": 0},
     "copy": {"T": 10, "delay": 20, "n_train": 10000, "n_val": 1000, "n_test": 1000, "seed": 0},
-    "wikitext-103": {"max_vocab": None, "bptt": 35, "limit": None},
-    "1b": {"max_vocab": 100000, "bptt": 35, "limit": None, "sample": False},
+    "wikitext-103": {"max_vocab": None, "bptt": DEFAULT_BPTT, "limit": None},
+    "1b": {"max_vocab": 100000, "bptt": DEFAULT_BPTT, "limit": None, "sample": False},
 }
 
 

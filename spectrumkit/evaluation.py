@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .cells import Cell
-from .data import SequenceDataset, TaskData, TokenStream, batchify
+from .data import DEFAULT_BPTT, SequenceDataset, TaskData, TokenStream, bptt_batches
 from .errors import check_positive_int, fail
 from .models import LanguageModel, SequenceClassifier, SequenceRegressor
 
@@ -128,12 +128,10 @@ def _evaluate(model: Model, split: SequenceDataset | TokenStream, batch_size: in
     dtype = _model_dtype(model)
     try:
         if isinstance(split, TokenStream):
-            rows = batchify(split.ids, max(1, min(batch_size, len(split) // 2))).to(device)
+            rows = max(1, min(batch_size, len(split) // 2))
             s, total, count = None, 0.0, 0
-            for start in range(0, rows.shape[1] - 1, bptt):
-                t = min(bptt, rows.shape[1] - 1 - start)
-                logits, s = model(rows[:, start:start + t], s)
-                tgt = rows[:, start + 1:start + 1 + t]
+            for inputs, tgt in bptt_batches(split.ids.to(device), rows, bptt):
+                logits, s = model(inputs, s)
                 total += float(F.cross_entropy(logits.reshape(-1, model.vocab_size),
                                                tgt.reshape(-1), reduction="sum"))
                 count += tgt.numel()
@@ -167,7 +165,7 @@ def _evaluate(model: Model, split: SequenceDataset | TokenStream, batch_size: in
 
 
 def evaluate(model: Model, split: SequenceDataset | TokenStream, *, batch_size: int | None = None,
-             bptt: int = 35, device: str | torch.device | None = None) -> dict[str, float]:
+             bptt: int = DEFAULT_BPTT, device: str | torch.device | None = None) -> dict[str, float]:
     r"""Score ``model`` on one split, without gradients; the numbers are means over the whole split.
 
     * classifier: ``loss`` (mean cross-entropy), ``error_pct`` (100 · misclassified / n), ``n``;
