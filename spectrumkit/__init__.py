@@ -34,6 +34,7 @@ from .scores import METHODS, compute_gamma, compute_scores
 from .scores import DEFAULT_RECIPE, RECIPES, recipe_table
 from .masks import (apply_mask, density_from_sparsity, load_masks, save_masks, to_torch_prune,
                     topk_mask)
+from .masks import check_mask
 from .anatomy import anatomy_summary, connection_map, mask_anatomy
 
 # data
@@ -41,6 +42,7 @@ from .data import (SequenceDataset, TaskData, TokenStream, WikiText, adding_prob
                    copy_task, load_task, sample_batch, seq_mnist, wikitext)
 from .corpora import StreamedTokens, write_1b_sample
 from .data import data_identity
+from .data import DEFAULT_BPTT, bptt_window, bptt_window_count
 
 # training (NOTE: the function ``train`` shadows the submodule name ``spectrumkit.train`` as an
 # attribute; ``from spectrumkit.train import ...`` still reaches the module)
@@ -83,11 +85,13 @@ __all__ = [
     "METHODS", "compute_scores", "compute_gamma", "topk_mask", "density_from_sparsity",
     "apply_mask", "to_torch_prune", "save_masks", "load_masks", "mask_anatomy", "anatomy_summary",
     "connection_map", "RECIPES", "DEFAULT_RECIPE", "recipe_table",
+    "check_mask",
     # data
     "SequenceDataset", "TaskData", "TokenStream", "WikiText", "adding_problem", "bptt_batches",
     "copy_task", "load_task", "sample_batch", "seq_mnist", "wikitext", "StreamedTokens",
     "write_1b_sample",
     "data_identity",
+    "DEFAULT_BPTT", "bptt_window", "bptt_window_count",
     # training
     "evaluate", "make_model", "resolve_device", "TrainResult", "train", "train_l2_iterative",
     # studies

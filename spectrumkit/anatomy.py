@@ -23,8 +23,9 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .cells import BLOCKS, Cell, entry_labels, get
+from .cells import BLOCKS, Cell, entry_labels, get, require_layout
 from .errors import check_positive_int, fail
+from .masks import check_mask
 
 __all__ = ["anatomy_summary", "connection_map", "mask_anatomy"]
 
@@ -36,23 +37,12 @@ def _check(fn: str, cell: str | Cell, mask: Any, input_size: int, hidden_size: i
     cell = get(cell)
     check_positive_int(fn, "input_size", input_size)
     check_positive_int(fn, "hidden_size", hidden_size)
-    if cell.layout is None:
-        raise fail(fn, "a cell with a layout (make_cell(..., layout=...))",
-                   f"cell {cell.name!r} without one")
+    require_layout(fn, cell)
     labels = entry_labels(cell, input_size, hidden_size)
-    if not isinstance(mask, Mapping) or not mask:
-        raise fail(fn, "a mask as a non-empty dict {name: BoolTensor}", type(mask).__name__)
-    unknown = sorted(set(mask) - set(labels))
-    if unknown:
-        raise fail(fn, f"mask names among the tensors of {cell.name} {sorted(labels)}", unknown)
-    out = {}
-    for n, m in mask.items():
-        if not isinstance(m, torch.Tensor) or m.dtype != torch.bool:
-            raise fail(fn, f"mask[{n!r}] a bool tensor", getattr(m, "dtype", type(m).__name__))
-        if m.shape != labels[n][0].shape:
-            raise fail(fn, f"mask[{n!r}] of shape {tuple(labels[n][0].shape)} "
-                       f"(D={input_size}, N={hidden_size})", f"shape {tuple(m.shape)}")
-        out[n] = m.detach().cpu()
+    checked = check_mask(fn, mask, {n: tuple(lab[0].shape) for n, lab in labels.items()},
+                         what=f"tensors of {cell.name}",
+                         shape_note=f" (D={input_size}, N={hidden_size})")
+    out = {n: m.detach().cpu() for n, m in checked.items()}
     return cell, labels, out
 
 
@@ -166,10 +156,7 @@ def connection_map(cell: str | Cell, mask: Mapping[str, torch.Tensor],
     ((5, 3), [['input', 2], ['hidden', 3]], 3)
     """
     fn = "connection_map"
-    cell = get(cell)
-    if cell.layout is None:
-        raise fail(fn, "a cell with a layout (make_cell(..., layout=...))",
-                   f"cell {cell.name!r} without one")
+    cell = require_layout(fn, get(cell))
     weights = [n for n, lay in cell.layout.items() if lay.block != "bias"]
     if not isinstance(mask, Mapping) or not all(n in mask for n in weights):
         got = sorted(mask) if isinstance(mask, Mapping) else type(mask).__name__

@@ -121,10 +121,6 @@ class Cell:
         """The readout h: the first N = S / state_factor entries of ``s`` (..., S) -> (..., N)."""
         return s[..., : s.shape[-1] // self.state_factor]
 
-    def weight_names(self, input_size: int, hidden_size: int) -> tuple[str, ...]:
-        """Names of the weight tensors (the default pruned set), i.e. everything but biases."""
-        return tuple(n for n in self.param_shapes(input_size, hidden_size) if not self.is_bias(n))
-
     def is_bias(self, name: str) -> bool:
         """Whether tensor ``name`` is a bias (by layout, or by a ``bias`` prefix without one)."""
         if self.layout is not None and name in self.layout:
@@ -441,15 +437,14 @@ def entry_labels(cell: str | Cell, input_size: int, hidden_size: int
     cell = get(cell)
     check_positive_int("entry_labels", "input_size", input_size)
     check_positive_int("entry_labels", "hidden_size", hidden_size)
-    if cell.layout is None:
-        raise fail("entry_labels", "a cell with a layout (make_cell(..., layout=...))",
-                   f"cell {cell.name!r} without one")
+    layout = require_layout("entry_labels", cell).layout
+    assert layout is not None  # require_layout refuses a cell without one
     out: dict[str, tuple[torch.Tensor, str]] = {}
     for name, shape in cell.param_shapes(input_size, hidden_size).items():
-        if name not in cell.layout:
+        if name not in layout:
             raise SpectrumkitError(f"entry_labels: expected a layout entry for {name!r}, got "
-                                   f"layout keys {sorted(cell.layout)}")
-        lay = cell.layout[name]
+                                   f"layout keys {sorted(layout)}")
+        lay = layout[name]
         rows = int(shape[0])
         g = len(lay.gates)
         if rows % g:
