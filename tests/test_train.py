@@ -312,12 +312,13 @@ def test_cuda_without_cuda_is_an_error(mnist):
 
 
 @pytest.mark.parametrize("bad, match", [
-    ({"weight_xx": None}, r"expected mask keys among .*got unknown tensor 'weight_xx'"),
+    ({"weight_xx": None},
+     r"expected mask names among the cell's tensors .*got unknown tensor 'weight_xx'"),
     ({"weight_ih": torch.ones(12, 28, dtype=torch.bool)},
      r"expected a mask entry for every cell weight .*got none for 'weight_hh'"),
     ({"weight_ih": torch.ones(12, 28, dtype=torch.bool),
       "weight_hh": torch.ones(12, 3, dtype=torch.bool)},
-     r"expected mask\['weight_hh'\] of the parameter's shape \(12, 4\), got shape \(12, 3\)"),
+     r"expected mask\['weight_hh'\] of shape \(12, 4\), got shape \(12, 3\)"),
     ({"weight_ih": torch.ones(12, 28), "weight_hh": torch.ones(12, 4, dtype=torch.bool)},
      r"expected mask\['weight_ih'\] to be a bool tensor, got torch.float32"),
 ])
