@@ -14,25 +14,26 @@ entries.
 
 Built-in cells follow ``torch.nn``'s tensor names and gate order (NOTE [Layouts follow PyTorch]):
 
-=================  =====================================  ===========================================
-cell               gates (row blocks of every matrix)     equations
-=================  =====================================  ===========================================
-``rnn``            h                                      h' = tanh(W_ih x + b_ih + W_hh h + b_hh)
-``rnn_relu``       h                                      same with relu
-``lstm``           i, f, g, o                             c' = σ(f)c + σ(i)tanh(g); h' = σ(o)tanh(c')
-``peephole_lstm``  i, f, g, o                             as lstm, every gate also sees W_ch c
-``gru``            r, z, n                                n = tanh(W_in x + b_in + r(W_hn h + b_hn));
-                                                          h' = (1 - z) n + z h
-``gru_cho``        r, z, n                                n = tanh(W_in x + b_in + W_hn(r h) + b_hn);
-                                                          h' = (1 - z) n + z h
-=================  =====================================  ===========================================
+=================  ===================================  ===========================================
+cell               gates (row blocks of every matrix)   equations
+=================  ===================================  ===========================================
+``rnn``            h                                    h' = tanh(W_ih x + b_ih + W_hh h + b_hh)
+``rnn_relu``       h                                    same with relu
+``lstm``           i, f, g, o                           c' = σ(f)c + σ(i)tanh(g); h' = σ(o)tanh(c')
+``peephole_lstm``  i, f, g, o                           as lstm, every gate also sees W_ch c
+``gru``            r, z, n                              n = tanh(W_in x + b_in + r(W_hn h + b_hn));
+                                                        h' = (1 - z) n + z h
+``gru_cho``        r, z, n                              n = tanh(W_in x + b_in + W_hn(r h) + b_hn);
+                                                        h' = (1 - z) n + z h
+=================  ===================================  ===========================================
 
 ``gru_cho`` is the GRU of Cho et al. (2014), Keras' ``GRU(reset_after=False)``: the reset gate
 multiplies h *before* the recurrent matrix product (NOTE [GRU with the reset before the product]).
 It has ``gru``'s tensors, gate order and counts; ``torch.nn`` has no such module.
 
-The built-in steps also broadcast over leading batch dimensions: ``x`` may be ``(..., D)`` and ``s``
-``(..., S)``. User cells need not; every batched path in spectrumkit uses ``torch.func.vmap`` for them.
+The built-in steps also broadcast over leading batch dimensions: ``x`` may be ``(..., D)`` and
+``s`` ``(..., S)``. User cells need not; every batched path in spectrumkit uses ``torch.func.vmap``
+for them.
 
 Example (weights only, D = 28, N = 400, the paper's Table 1 counts):
 
@@ -280,7 +281,8 @@ def _peephole_shapes(D: int, N: int) -> dict[str, tuple[int, ...]]:
 
 
 def _torch_layout(gates: tuple[str, ...]) -> dict[str, TensorLayout]:
-    return {"weight_ih": TensorLayout("input", gates), "weight_hh": TensorLayout("recurrent", gates),
+    return {"weight_ih": TensorLayout("input", gates),
+            "weight_hh": TensorLayout("recurrent", gates),
             "bias_ih": TensorLayout("bias", gates), "bias_hh": TensorLayout("bias", gates)}
 
 

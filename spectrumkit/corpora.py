@@ -8,7 +8,8 @@ words outside it mapped to ``<unk>``, which is always in the vocabulary. :func:`
 :mod:`spectrumkit.data` names them ``1b`` and ``wikitext-103`` and calls :func:`corpus_task`.
 
 NOTE [One Billion Words layout]
-The layout as distributed (Chelba et al. 2013, ``1-billion-word-language-modeling-benchmark-r13output``)::
+The layout as distributed (Chelba et al. 2013,
+``1-billion-word-language-modeling-benchmark-r13output``)::
 
     ROOT/training-monolingual.tokenized.shuffled/news.en-000NN-of-00100      NN = 01 .. 99
     ROOT/heldout-monolingual.tokenized.shuffled/news.en.heldout-000NN-of-00050   NN = 00 .. 49
@@ -41,9 +42,9 @@ The count table is exact: a :class:`collections.Counter` with one entry per dist
 memory is bounded by the number of word types, not of tokens: One Billion Words has about 0.8 M
 types against 0.8 B tokens; a Counter of 800,000 nine-letter words measured 79 MiB (about 100
 bytes per entry: a short str, an int and a dict slot), plus a transient list of (word, count)
-pairs of about half that while ``most_common`` sorts it. No approximate counter (Misra–Gries, space-saving) is used: it would
-change which words are kept near the cut-off, and the paper's truncated vocabulary is the exact
-top 100,000.
+pairs of about half that while ``most_common`` sorts it. No approximate counter (Misra–Gries,
+space-saving) is used: it would change which words are kept near the cut-off, and the paper's
+truncated vocabulary is the exact top 100,000.
 """
 
 from __future__ import annotations
@@ -324,13 +325,13 @@ def _wt103_files(fn: str, root: Path) -> tuple[Path, list[Path], Path, Path]:
 
 
 def write_1b_sample(folder: str | Path) -> Path:
-    r"""Write a small corpus in the exact One Billion Words layout, from the bundled WikiText-2 text.
+    r"""Write a small corpus in the exact One Billion Words layout from the bundled WikiText-2 text.
 
     For tests and quick runs (NOTE [One Billion Words layout]): the non-empty lines of the bundled
     WikiText-2 ``valid`` split (stripped) go round-robin to the 99 training shards, those of its
-    ``test`` split to the 50 held-out shards. Odd-numbered shards are gzipped (``.gz``, mtime 0) and
-    even-numbered ones plain, so both paths are read. About 0.2 M training tokens, 2.5 k per held-out
-    shard. Returns ``folder/1-billion-word-language-modeling-benchmark-r13output``.
+    ``test`` split to the 50 held-out shards. Odd-numbered shards are gzipped (``.gz``, mtime 0)
+    and even-numbered ones plain, so both paths are read. About 0.2 M training tokens, 2.5 k per
+    held-out shard. Returns ``folder/1-billion-word-language-modeling-benchmark-r13output``.
     """
     from .data import _bundled, _read_bytes
 

@@ -163,7 +163,7 @@ class TaskData:
 
     name: str
     kind: Kind
-    train: SequenceDataset | TokenStream
+    train: SequenceDataset | TokenStream | StreamedTokens
     val: SequenceDataset | TokenStream
     test: SequenceDataset | TokenStream | None
     description: str
@@ -214,8 +214,9 @@ def _read_bytes(fn: str, path: Path) -> bytes:
 
 
 # IDX type codes -> numpy big-endian dtypes (http://yann.lecun.com/exdb/mnist/, "the IDX format")
-_IDX_TYPES = {0x08: np.dtype("u1"), 0x09: np.dtype("i1"), 0x0B: np.dtype(">i2"),
-              0x0C: np.dtype(">i4"), 0x0D: np.dtype(">f4"), 0x0E: np.dtype(">f8")}
+_IDX_TYPES: dict[int, np.dtype] = {
+    0x08: np.dtype("u1"), 0x09: np.dtype("i1"), 0x0B: np.dtype(">i2"),
+    0x0C: np.dtype(">i4"), 0x0D: np.dtype(">f4"), 0x0E: np.dtype(">f8")}
 
 
 def read_idx(path: str | Path) -> np.ndarray:
@@ -462,7 +463,7 @@ def wikitext(root: str | Path | None = None, *, max_vocab: int | None = None) ->
 
 
 def batchify(ids: torch.Tensor, batch_size: int) -> torch.Tensor:
-    """Cut a stream (n,) into ``batch_size`` contiguous rows (B, n // B); the remainder is dropped."""
+    """Cut a stream (n,) into ``batch_size`` contiguous rows (B, n // B), dropping the remainder."""
     check_positive_int("batchify", "batch_size", batch_size)
     if ids.dim() != 1 or ids.numel() < 2 * batch_size:
         raise fail("batchify", f"a 1-D stream of at least {2 * batch_size} tokens",
@@ -488,7 +489,7 @@ def bptt_window(rows: torch.Tensor, k: int, bptt: int) -> tuple[torch.Tensor, to
 
 
 def bptt_window_count(length: int, bptt: int) -> int:
-    """Windows of :func:`bptt_window` in one pass over rows of L = ``length`` tokens: ⌈(L − 1) / bptt⌉.
+    """Windows of :func:`bptt_window` in a pass over rows of L = ``length``: ⌈(L − 1) / bptt⌉.
 
     >>> bptt_window_count(5, 2), bptt_window_count(5, 4), bptt_window_count(5, 3)
     (2, 1, 2)
@@ -519,9 +520,9 @@ def bptt_batches(ids: torch.Tensor, batch_size: int, bptt: int
 # --------------------------------------------------------------------------------------------------
 
 
-def sample_batch(split: SequenceDataset | TokenStream, n: int, *, generator: torch.Generator,
-                 bptt: int | None = None, device: torch.device | str | None = None
-                 ) -> tuple[torch.Tensor, torch.Tensor]:
+def sample_batch(split: SequenceDataset | TokenStream | StreamedTokens, n: int, *,
+                 generator: torch.Generator, bptt: int | None = None,
+                 device: torch.device | str | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     r"""One batch of ``n`` examples of a split, in the models' batch format, on ``device``.
 
     Fixed-length sequences: ``n`` examples drawn without replacement by ``generator`` (all of them
@@ -609,7 +610,7 @@ def copy_task(T: int, n: int, delay: int, *, generator: torch.Generator | None =
 # The one entry point
 # --------------------------------------------------------------------------------------------------
 
-_OPTIONS = {
+_OPTIONS: dict[str, dict[str, Any]] = {
     "seq-mnist": {"variant": "row", "scale": "unit", "permutation_seed": 0, "limit": None,
                   "val_limit": None},
     "wikitext": {"max_vocab": None, "bptt": DEFAULT_BPTT, "limit": None},
@@ -659,47 +660,60 @@ def load_task(name: str, *, root: str | Path | None = None, **options: Any) -> T
     if name in ("wikitext-103", "1b"):
         return corpus_task(name, root, o)
     if name == "seq-mnist":
-        common = dict(variant=o["variant"], scale=o["scale"], permutation_seed=o["permutation_seed"])
-        train = seq_mnist(root, split="train", limit=o["limit"], **common)
-        val = seq_mnist(root, split="val", limit=o["val_limit"], **common)
-        test = None if root is None else seq_mnist(root, split="test", **common)
-        if root is None:
-            src = ("bundled MNIST 10k test set, deterministic 8000/2000 split (index % 5 == 4 -> "
-                   "val), no test split")
-        else:
-            src = f"MNIST from {root}, val = last {_FULL_VAL} of the training set"
-        sizes = ", ".join(f"{s} {len(d)}" for s, d in (("train", train), ("val", val),
-                                                        ("test", test)) if d is not None)
-        desc = f"seq-MNIST ({_mnist_label(**common)}): {src}; {sizes}"
-        return TaskData(name, "classification", train, val, test, desc,
-                        input_size=int(train.xs.shape[-1]), num_classes=10)
+        return _seq_mnist_task(root, o)
     if name == "wikitext":
-        check_positive_int(fn, "bptt", o["bptt"])
-        corpus = wikitext(root, max_vocab=o["max_vocab"])
-        train = corpus.train
-        if o["limit"] is not None:
-            check_positive_int(fn, "limit", o["limit"])
-            if o["limit"] > len(train):
-                raise fail(fn, f"limit <= the {len(train)} training tokens", o["limit"])
-            train = TokenStream(train.ids[: o["limit"]],
-                                f"{train.description}, first {o['limit']} tokens")
-        return TaskData(name, "language", train, corpus.val, corpus.test,
-                        f"{corpus.description}; tokens train {len(train)}, val "
-                        f"{len(corpus.val)}, test {len(corpus.test)}",
-                        vocab_size=len(corpus.vocab), bptt=o["bptt"], vocab=corpus.vocab)
+        return _wikitext_task(fn, root, o)
+    return _synthetic_task(fn, name, o)
+
+
+def _seq_mnist_task(root: str | Path | None, o: dict[str, Any]) -> TaskData:
+    common = dict(variant=o["variant"], scale=o["scale"], permutation_seed=o["permutation_seed"])
+    train = seq_mnist(root, split="train", limit=o["limit"], **common)
+    val = seq_mnist(root, split="val", limit=o["val_limit"], **common)
+    test = None if root is None else seq_mnist(root, split="test", **common)
+    if root is None:
+        src = ("bundled MNIST 10k test set, deterministic 8000/2000 split (index % 5 == 4 -> "
+               "val), no test split")
+    else:
+        src = f"MNIST from {root}, val = last {_FULL_VAL} of the training set"
+    sizes = ", ".join(f"{s} {len(d)}" for s, d in (("train", train), ("val", val),
+                                                    ("test", test)) if d is not None)
+    desc = f"seq-MNIST ({_mnist_label(**common)}): {src}; {sizes}"
+    return TaskData("seq-mnist", "classification", train, val, test, desc,
+                    input_size=int(train.xs.shape[-1]), num_classes=10)
+
+
+def _wikitext_task(fn: str, root: str | Path | None, o: dict[str, Any]) -> TaskData:
+    check_positive_int(fn, "bptt", o["bptt"])
+    corpus = wikitext(root, max_vocab=o["max_vocab"])
+    train = corpus.train
+    if o["limit"] is not None:
+        check_positive_int(fn, "limit", o["limit"])
+        if o["limit"] > len(train):
+            raise fail(fn, f"limit <= the {len(train)} training tokens", o["limit"])
+        train = TokenStream(train.ids[: o["limit"]],
+                            f"{train.description}, first {o['limit']} tokens")
+    return TaskData("wikitext", "language", train, corpus.val, corpus.test,
+                    f"{corpus.description}; tokens train {len(train)}, val "
+                    f"{len(corpus.val)}, test {len(corpus.test)}",
+                    vocab_size=len(corpus.vocab), bptt=o["bptt"], vocab=corpus.vocab)
+
+
+def _synthetic_task(fn: str, name: str, o: dict[str, Any]) -> TaskData:
+    """``adding`` or ``copy``: train, then val, then test drawn from one seeded generator."""
     g = make_generator(None, o["seed"], fn)
     for k in ("n_train", "n_val", "n_test"):
         check_positive_int(fn, k, o[k])
     if name == "adding":
-        make = lambda k: adding_problem(o["T"], o[k], generator=g)  # noqa: E731
-        splits = [make(k) for k in ("n_train", "n_val", "n_test")]
-        return TaskData(name, "regression", *splits,
+        train, val, test = (adding_problem(o["T"], o[k], generator=g)
+                            for k in ("n_train", "n_val", "n_test"))
+        return TaskData(name, "regression", train, val, test,
                         f"adding problem, T={o['T']}, seed={o['seed']}; train {o['n_train']}, "
                         f"val {o['n_val']}, test {o['n_test']} (baseline MSE 1/6)",
                         input_size=2)
-    make = lambda k: copy_task(o["T"], o[k], o["delay"], generator=g)  # noqa: E731
-    splits = [make(k) for k in ("n_train", "n_val", "n_test")]
-    return TaskData(name, "language", *splits,
+    train, val, test = (copy_task(o["T"], o[k], o["delay"], generator=g)
+                        for k in ("n_train", "n_val", "n_test"))
+    return TaskData(name, "language", train, val, test,
                     f"copy task, T={o['T']}, delay={o['delay']}, seed={o['seed']}; train "
                     f"{o['n_train']}, val {o['n_val']}, test {o['n_test']}",
                     vocab_size=COPY_SYMBOLS + 2)
