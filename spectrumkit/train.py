@@ -8,6 +8,12 @@ n = examples.
 :func:`evaluate` and :func:`resolve_device` live in :mod:`spectrumkit.evaluation` and are
 re-exported here.
 
+The loop (``_train_impl``) is assembled from named parts: a :class:`TrainState` (where the run
+stands; what a checkpoint carries), one :class:`Batches` iterator per kind of training data
+(:class:`SequenceBatches`, :class:`StreamBatches`, :class:`StreamedBatches`), a
+:class:`MaskHolder` (NOTE [Holding a mask]) and a :class:`Checkpointer` (NOTE [Checkpoint
+identity]).
+
 NOTE [Holding a mask]
 A mask is ``{name: bool tensor}`` over the cell's tensors (keys as ``model.prunable()``; True =
 keep). Pruned entries must stay exactly 0.0 through every step. Three things do it:
@@ -78,9 +84,10 @@ from .masks import check_mask
 from .models import LanguageModel
 from .scores.ranking import k_of, top_k
 
-__all__ = ["L2_DENSITIES", "OPTIMIZERS", "Batches", "Checkpointer", "MaskHolder", "TrainResult",
-           "TrainState", "evaluate", "make_model", "resolve_device", "train",
-           "train_l2_iterative", "write_atomic"]
+__all__ = ["L2_DENSITIES", "OPTIMIZERS", "Batches", "Checkpointer", "MaskHolder",
+           "SequenceBatches", "StreamBatches", "StreamedBatches", "TrainResult", "TrainState",
+           "evaluate", "make_model", "resolve_device", "train", "train_l2_iterative",
+           "write_atomic"]
 
 #: The paper's L2 baseline anneals the density along this schedule (stopping at the target).
 L2_DENSITIES = (0.8, 0.6, 0.4, 0.2, 0.1, 0.05, 0.02, 0.01)
