@@ -657,13 +657,13 @@ def _progress_bar(progress: bool | None, total: int, initial: int, finished: boo
                 desc="train", unit="step", dynamic_ncols=True, leave=False)
 
 
-def _final_metrics(st: TrainState, test: Callable[[], dict[str, float]] | None,
+def _final_metrics(st: TrainState, test: Mapping[str, float] | None,
                    density: float) -> dict[str, float]:
-    """The last row's validation metrics, the test split's (``test()``), train loss, density."""
+    """The last row's validation metrics, the test split's, the last train loss, the density."""
     last = st.rows[-1]
     metrics = {k: v for k, v in last.items() if k.startswith("val_")}
     if test is not None:
-        metrics.update(_val_columns(test(), "test"))
+        metrics.update(_val_columns(test, "test"))
     metrics.update(train_loss=last["train_loss"], density=density)
     return metrics
 
@@ -724,10 +724,8 @@ def _train_impl(model: Model, data: TaskData, mask: dict[str, torch.Tensor] | No
                 ckpt.save(model, opt, g, st, holder.mask)
         if not finished:
             if st.status == "ok":
-                test = data.test
-                st.metrics = _final_metrics(
-                    st, None if test is None else lambda: score(_to_device(test, device, dtype)),
-                    holder.density())
+                test = None if data.test is None else score(_to_device(data.test, device, dtype))
+                st.metrics = _final_metrics(st, test, holder.density())
             st.bank_time()
             ckpt.save(model, opt, g, st, holder.mask)
     finally:
