@@ -1,9 +1,10 @@
-r"""Exact-K masks from scores, applying them, exporting them to ``torch.nn.utils.prune``, files.
+r"""Exact-K masks from scores; checking, applying, exporting to ``torch.nn.utils.prune``; files.
 
 Legend: P = number of entries of the pruned set (or of one tensor for ``scope="per_tensor"``).
 
 A mask is ``{name: BoolTensor}`` keyed and shaped like the scores (``model.prunable()``): True keeps
-the entry. Mask anatomy (where the kept weights sit) lives in :mod:`spectrumkit.anatomy`.
+the entry. :func:`check_mask` is the one mask check of the package (masks, anatomy, training).
+Mask anatomy (where the kept weights sit) lives in :mod:`spectrumkit.anatomy`.
 
 NOTE [Exact-K ranking] (``spectrumkit/scores/ranking.py``) is the rule: exactly
 K = ⌊density · P + ½⌋ entries are kept, the highest scores first, ties broken by position, lowest
