@@ -60,7 +60,7 @@ import weakref
 import zlib
 from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -215,6 +215,7 @@ class StreamedTokens:
     per_file: tuple[int, ...]
     vocab: tuple[str, ...]
     description: str
+    _index: dict[str, int] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "_index", {w: i for i, w in enumerate(self.vocab)})
@@ -252,7 +253,7 @@ class StreamedTokens:
     def _windows(self, B: int, bptt: int, start: int, L: int, total: int
                  ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         fn = "StreamedTokens.windows"
-        index: dict[str, int] = self._index  # type: ignore[attr-defined]
+        index = self._index
         rows = [_Row(_blocks(fn, self.files, self.per_file, index, b * L + start * bptt))
                 for b in range(B)]
         carry = np.stack([r.take(1) for r in rows])  # (B, 1): the token before the window
@@ -299,16 +300,19 @@ def _one_b_files(fn: str, root: Path) -> tuple[Path, list[Path], Path, Path]:
     for p in tdir.iterdir():
         m = _TRAIN_RE.fullmatch(p.name)
         if m and 1 <= int(m.group(1)) <= 99:
-            found[int(m.group(1))] = _shard(fn, tdir, p.name.removesuffix(".gz"))  # type: ignore
+            shard = _shard(fn, tdir, p.name.removesuffix(".gz"))
+            if shard is not None:  # p itself (or its twin, refused by _shard)
+                found[int(m.group(1))] = shard
     if not found:
         raise fail(fn, _ONE_B_LAYOUT, f"no training shard news.en-000NN-of-00100 in {tdir}")
-    held = {}
+    held: dict[str, Path] = {}
     for k, split in ((0, "test"), (1, "val")):
         name = f"news.en.heldout-{k:05d}-of-00050"
-        held[split] = _shard(fn, hdir, name)
-        if held[split] is None:
+        shard = _shard(fn, hdir, name)
+        if shard is None:
             raise fail(fn, _ONE_B_LAYOUT, f"no {split} shard {name} in {hdir}")
-    return base, [found[k] for k in sorted(found)], held["val"], held["test"]  # type: ignore
+        held[split] = shard
+    return base, [found[k] for k in sorted(found)], held["val"], held["test"]
 
 
 def _wt103_files(fn: str, root: Path) -> tuple[Path, list[Path], Path, Path]:
