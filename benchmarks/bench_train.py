@@ -8,7 +8,7 @@ mask, alternating dense/masked ``--repeats`` times so that machine noise hits bo
 of a step is the gap between two consecutive per-step callbacks (forward, backward, gradient mask,
 Adam step, parameter mask), the first step of each run excluded. The table gives samples per second
 (median over repeats of B / median step time) and the ratio masked / dense step time, per repeat
-and as the median. Target (issue 5): masked ≤ 1.15 × dense.
+and as the median. Target: masked ≤ 1.15 × dense.
 """
 
 from __future__ import annotations

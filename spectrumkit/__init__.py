@@ -68,6 +68,7 @@ from .protocols import RecurrentModel, check_model
 from .anatomy import anatomy_summary, connection_map, mask_anatomy
 from .masks import (
     apply_mask,
+    check_mask,
     density_from_sparsity,
     load_masks,
     save_masks,
@@ -89,12 +90,15 @@ from .scores import (
 # data
 from .corpora import StreamedTokens, write_1b_sample
 from .data import (
+    DEFAULT_BPTT,
     SequenceDataset,
     TaskData,
     TokenStream,
     WikiText,
     adding_problem,
     bptt_batches,
+    bptt_window,
+    bptt_window_count,
     copy_task,
     data_identity,
     load_task,
@@ -154,11 +158,13 @@ __all__ = [
     "METHODS", "compute_scores", "compute_gamma", "topk_mask", "density_from_sparsity",
     "apply_mask", "to_torch_prune", "save_masks", "load_masks", "mask_anatomy", "anatomy_summary",
     "connection_map", "RECIPES", "DEFAULT_RECIPE", "recipe_table", "OPTION_MODELS", "options_for",
+    "check_mask",
     # data
     "SequenceDataset", "TaskData", "TokenStream", "WikiText", "adding_problem", "bptt_batches",
     "copy_task", "load_task", "sample_batch", "seq_mnist", "wikitext", "StreamedTokens",
     "write_1b_sample",
     "data_identity",
+    "DEFAULT_BPTT", "bptt_window", "bptt_window_count",
     # training
     "evaluate", "make_model", "resolve_device", "TrainResult", "train", "train_l2_iterative",
     "run_pipeline", "PipelineResult", "pack_mask", "unpack_mask",

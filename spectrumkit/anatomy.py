@@ -23,8 +23,9 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .cells import BLOCKS, Cell, entry_labels, get
+from .cells import BLOCKS, Cell, TensorLayout, entry_labels, get, require_layout
 from .errors import check_positive_int, fail
+from .masks import check_mask
 
 __all__ = ["anatomy_summary", "connection_map", "mask_anatomy"]
 
@@ -36,23 +37,12 @@ def _check(fn: str, cell: str | Cell, mask: Any, input_size: int, hidden_size: i
     cell = get(cell)
     check_positive_int(fn, "input_size", input_size)
     check_positive_int(fn, "hidden_size", hidden_size)
-    if cell.layout is None:
-        raise fail(fn, "a cell with a layout (make_cell(..., layout=...))",
-                   f"cell {cell.name!r} without one")
+    _layout(fn, cell)
     labels = entry_labels(cell, input_size, hidden_size)
-    if not isinstance(mask, Mapping) or not mask:
-        raise fail(fn, "a mask as a non-empty dict {name: BoolTensor}", type(mask).__name__)
-    unknown = sorted(set(mask) - set(labels))
-    if unknown:
-        raise fail(fn, f"mask names among the tensors of {cell.name} {sorted(labels)}", unknown)
-    out = {}
-    for n, m in mask.items():
-        if not isinstance(m, torch.Tensor) or m.dtype != torch.bool:
-            raise fail(fn, f"mask[{n!r}] a bool tensor", getattr(m, "dtype", type(m).__name__))
-        if m.shape != labels[n][0].shape:
-            raise fail(fn, f"mask[{n!r}] of shape {tuple(labels[n][0].shape)} "
-                       f"(D={input_size}, N={hidden_size})", f"shape {tuple(m.shape)}")
-        out[n] = m.detach().cpu()
+    checked = check_mask(fn, mask, {n: tuple(lab[0].shape) for n, lab in labels.items()},
+                         what=f"tensors of {cell.name}",
+                         shape_note=f" (D={input_size}, N={hidden_size})")
+    out = {n: m.detach().cpu() for n, m in checked.items()}
     return cell, labels, out
 
 
@@ -88,11 +78,12 @@ def mask_anatomy(cell: str | Cell, mask: Mapping[str, torch.Tensor], input_size:
 
 def _in_degree(cell: Cell, labels: dict, mask: dict[str, torch.Tensor], N: int) -> np.ndarray:
     """(N,) per-unit in-degree of NOTE [Per-unit in-degree]."""
+    layout = _layout("anatomy_summary", cell)
     deg = torch.zeros(N, dtype=torch.long)
     for n, m in mask.items():
         if labels[n][1] == "bias":
             continue
-        lay = cell.layout[n]
+        lay = layout[n]
         rows = m.shape[0]
         if m.dim() != 2 or rows != len(lay.gates) * N:
             raise fail("anatomy_summary", f"weight {n!r} with G·N = {len(lay.gates)}·{N} rows "
@@ -167,16 +158,38 @@ def connection_map(cell: str | Cell, mask: Mapping[str, torch.Tensor],
     """
     fn = "connection_map"
     cell = get(cell)
-    if cell.layout is None:
-        raise fail(fn, "a cell with a layout (make_cell(..., layout=...))",
-                   f"cell {cell.name!r} without one")
-    weights = [n for n, lay in cell.layout.items() if lay.block != "bias"]
+    layout = _layout(fn, cell)
+    weights = [n for n, lay in layout.items() if lay.block != "bias"]
     if not isinstance(mask, Mapping) or not all(n in mask for n in weights):
         got = sorted(mask) if isinstance(mask, Mapping) else type(mask).__name__
         raise fail(fn, f"a mask with every weight tensor of {cell.name} {sorted(weights)}", got)
+    input_size, hidden_size = _infer_sizes(fn, layout, weights, mask, input_size, hidden_size)
+    cell, labels, mask = _check(fn, cell, mask, input_size, hidden_size)
+    row_blocks, parts = [], []
+    for block in ("input", "recurrent", "cell"):
+        names = [n for n in weights if layout[n].block == block]
+        if names:
+            part = _block_map(fn, cell, layout, block, {n: mask[n] for n in names}, hidden_size)
+            row_blocks.append([_ROW_NAMES[block], int(part.shape[1])])
+            parts.append(part.T)
+    cmap = torch.cat(parts, 0).numpy()
+    return cmap, {"row_blocks": row_blocks, "gates": list(cell.gates), "hidden_size": hidden_size}
+
+
+def _layout(fn: str, cell: Cell) -> Mapping[str, TensorLayout]:
+    """The cell's layout, through the one check :func:`~spectrumkit.cells.require_layout`."""
+    layout = require_layout(fn, cell).layout
+    assert layout is not None  # require_layout refuses a cell without one
+    return layout
+
+
+def _infer_sizes(fn: str, layout: Mapping[str, TensorLayout], weights: list[str],
+                 mask: Mapping[str, Any], input_size: int | None, hidden_size: int | None
+                 ) -> tuple[int, int]:
+    """D and N as given, or read off the weight masks' shapes (N from rows = G·N)."""
     if hidden_size is None or input_size is None:
         for n in weights:
-            lay, m = cell.layout[n], mask[n]
+            lay, m = layout[n], mask[n]
             if not isinstance(m, torch.Tensor) or m.dim() != 2:
                 raise fail(fn, f"mask[{n!r}] a 2-D bool tensor", getattr(m, "shape", m))
             if hidden_size is None and m.shape[0] % len(lay.gates) == 0:
@@ -186,28 +199,26 @@ def connection_map(cell: str | Cell, mask: Mapping[str, torch.Tensor],
     if input_size is None or hidden_size is None:
         raise fail(fn, "input_size and hidden_size (they could not be inferred from the mask)",
                    f"{input_size}, {hidden_size}")
-    cell, labels, mask = _check(fn, cell, mask, input_size, hidden_size)
-    G, N = len(cell.gates), hidden_size
-    row_blocks, parts = [], []
-    for block in ("input", "recurrent", "cell"):
-        names = [n for n in weights if cell.layout[n].block == block]
-        if not names:
-            continue
-        part, covered = None, set()
-        for n in names:
-            m = mask[n]
-            lay = cell.layout[n]
-            if len(set(lay.gates) & covered) or m.shape[0] != len(lay.gates) * N or (
-                    part is not None and part.shape[1] != m.shape[1]):
-                raise fail(fn, f"one {block} weight row per (gate, unit) in {cell.name}'s layout",
-                           f"{n!r} of shape {tuple(m.shape)} overlapping {sorted(covered)}")
-            covered |= set(lay.gates)
-            full = torch.zeros(G * N, m.shape[1], dtype=torch.bool)
-            for k, gate in enumerate(lay.gates):
-                gi = cell.gates.index(gate)
-                full[gi * N:(gi + 1) * N] = m[k * N:(k + 1) * N]
-            part = full if part is None else part | full
-        row_blocks.append([_ROW_NAMES[block], int(part.shape[1])])
-        parts.append(part.T)
-    cmap = torch.cat(parts, 0).numpy()
-    return cmap, {"row_blocks": row_blocks, "gates": list(cell.gates), "hidden_size": N}
+    return input_size, hidden_size
+
+
+def _block_map(fn: str, cell: Cell, layout: Mapping[str, TensorLayout], block: str,
+               masks: Mapping[str, torch.Tensor], N: int) -> torch.Tensor:
+    """(G·N, width) kept map of one block: row g·N + j is gate g of unit j, from ``masks``."""
+    G = len(cell.gates)
+    part: torch.Tensor | None = None
+    covered: set[str] = set()
+    for n, m in masks.items():
+        lay = layout[n]
+        if len(set(lay.gates) & covered) or m.shape[0] != len(lay.gates) * N or (
+                part is not None and part.shape[1] != m.shape[1]):
+            raise fail(fn, f"one {block} weight row per (gate, unit) in {cell.name}'s layout",
+                       f"{n!r} of shape {tuple(m.shape)} overlapping {sorted(covered)}")
+        covered |= set(lay.gates)
+        full = torch.zeros(G * N, m.shape[1], dtype=torch.bool)
+        for k, gate in enumerate(lay.gates):
+            gi = cell.gates.index(gate)
+            full[gi * N:(gi + 1) * N] = m[k * N:(k + 1) * N]
+        part = full if part is None else part | full
+    assert part is not None  # masks holds at least one tensor
+    return part

@@ -14,25 +14,26 @@ entries.
 
 Built-in cells follow ``torch.nn``'s tensor names and gate order (NOTE [Layouts follow PyTorch]):
 
-=================  =====================================  ===========================================
-cell               gates (row blocks of every matrix)     equations
-=================  =====================================  ===========================================
-``rnn``            h                                      h' = tanh(W_ih x + b_ih + W_hh h + b_hh)
-``rnn_relu``       h                                      same with relu
-``lstm``           i, f, g, o                             c' = σ(f)c + σ(i)tanh(g); h' = σ(o)tanh(c')
-``peephole_lstm``  i, f, g, o                             as lstm, every gate also sees W_ch c
-``gru``            r, z, n                                n = tanh(W_in x + b_in + r(W_hn h + b_hn));
-                                                          h' = (1 - z) n + z h
-``gru_cho``        r, z, n                                n = tanh(W_in x + b_in + W_hn(r h) + b_hn);
-                                                          h' = (1 - z) n + z h
-=================  =====================================  ===========================================
+=================  ===================================  ===========================================
+cell               gates (row blocks of every matrix)   equations
+=================  ===================================  ===========================================
+``rnn``            h                                    h' = tanh(W_ih x + b_ih + W_hh h + b_hh)
+``rnn_relu``       h                                    same with relu
+``lstm``           i, f, g, o                           c' = σ(f)c + σ(i)tanh(g); h' = σ(o)tanh(c')
+``peephole_lstm``  i, f, g, o                           as lstm, every gate also sees W_ch c
+``gru``            r, z, n                              n = tanh(W_in x + b_in + r(W_hn h + b_hn));
+                                                        h' = (1 - z) n + z h
+``gru_cho``        r, z, n                              n = tanh(W_in x + b_in + W_hn(r h) + b_hn);
+                                                        h' = (1 - z) n + z h
+=================  ===================================  ===========================================
 
 ``gru_cho`` is the GRU of Cho et al. (2014), Keras' ``GRU(reset_after=False)``: the reset gate
 multiplies h *before* the recurrent matrix product (NOTE [GRU with the reset before the product]).
 It has ``gru``'s tensors, gate order and counts; ``torch.nn`` has no such module.
 
-The built-in steps also broadcast over leading batch dimensions: ``x`` may be ``(..., D)`` and ``s``
-``(..., S)``. User cells need not; every batched path in spectrumkit uses ``torch.func.vmap`` for them.
+The built-in steps also broadcast over leading batch dimensions: ``x`` may be ``(..., D)`` and
+``s`` ``(..., S)``. User cells need not; every batched path in spectrumkit uses ``torch.func.vmap``
+for them.
 
 Example (weights only, D = 28, N = 400, the paper's Table 1 counts):
 
@@ -120,10 +121,6 @@ class Cell:
     def output(self, s: torch.Tensor) -> torch.Tensor:
         """The readout h: the first N = S / state_factor entries of ``s`` (..., S) -> (..., N)."""
         return s[..., : s.shape[-1] // self.state_factor]
-
-    def weight_names(self, input_size: int, hidden_size: int) -> tuple[str, ...]:
-        """Names of the weight tensors (the default pruned set), i.e. everything but biases."""
-        return tuple(n for n in self.param_shapes(input_size, hidden_size) if not self.is_bias(n))
 
     def is_bias(self, name: str) -> bool:
         """Whether tensor ``name`` is a bias (by layout, or by a ``bias`` prefix without one)."""
@@ -284,7 +281,8 @@ def _peephole_shapes(D: int, N: int) -> dict[str, tuple[int, ...]]:
 
 
 def _torch_layout(gates: tuple[str, ...]) -> dict[str, TensorLayout]:
-    return {"weight_ih": TensorLayout("input", gates), "weight_hh": TensorLayout("recurrent", gates),
+    return {"weight_ih": TensorLayout("input", gates),
+            "weight_hh": TensorLayout("recurrent", gates),
             "bias_ih": TensorLayout("bias", gates), "bias_hh": TensorLayout("bias", gates)}
 
 
@@ -387,7 +385,7 @@ def check_params(fn: str, cell: Cell, params: Params, input_size: int | None = N
 def _example_names(cell: Cell) -> list[str]:
     try:
         return list(cell.param_shapes(1, 1))
-    except Exception:  # noqa: BLE001
+    except Exception:  # noqa: BLE001 - a user shape function may reject sizes 1, 1
         return []
 
 
@@ -441,15 +439,14 @@ def entry_labels(cell: str | Cell, input_size: int, hidden_size: int
     cell = get(cell)
     check_positive_int("entry_labels", "input_size", input_size)
     check_positive_int("entry_labels", "hidden_size", hidden_size)
-    if cell.layout is None:
-        raise fail("entry_labels", "a cell with a layout (make_cell(..., layout=...))",
-                   f"cell {cell.name!r} without one")
+    layout = require_layout("entry_labels", cell).layout
+    assert layout is not None  # require_layout refuses a cell without one
     out: dict[str, tuple[torch.Tensor, str]] = {}
     for name, shape in cell.param_shapes(input_size, hidden_size).items():
-        if name not in cell.layout:
+        if name not in layout:
             raise SpectrumkitError(f"entry_labels: expected a layout entry for {name!r}, got "
-                                   f"layout keys {sorted(cell.layout)}")
-        lay = cell.layout[name]
+                                   f"layout keys {sorted(layout)}")
+        lay = layout[name]
         rows = int(shape[0])
         g = len(lay.gates)
         if rows % g:

@@ -8,7 +8,8 @@ words outside it mapped to ``<unk>``, which is always in the vocabulary. :func:`
 :mod:`spectrumkit.data` names them ``1b`` and ``wikitext-103`` and calls :func:`corpus_task`.
 
 NOTE [One Billion Words layout]
-The layout as distributed (Chelba et al. 2013, ``1-billion-word-language-modeling-benchmark-r13output``)::
+The layout as distributed (Chelba et al. 2013,
+``1-billion-word-language-modeling-benchmark-r13output``)::
 
     ROOT/training-monolingual.tokenized.shuffled/news.en-000NN-of-00100      NN = 01 .. 99
     ROOT/heldout-monolingual.tokenized.shuffled/news.en.heldout-000NN-of-00050   NN = 00 .. 49
@@ -41,9 +42,9 @@ The count table is exact: a :class:`collections.Counter` with one entry per dist
 memory is bounded by the number of word types, not of tokens: One Billion Words has about 0.8 M
 types against 0.8 B tokens; a Counter of 800,000 nine-letter words measured 79 MiB (about 100
 bytes per entry: a short str, an int and a dict slot), plus a transient list of (word, count)
-pairs of about half that while ``most_common`` sorts it. No approximate counter (Misra–Gries, space-saving) is used: it would
-change which words are kept near the cut-off, and the paper's truncated vocabulary is the exact
-top 100,000.
+pairs of about half that while ``most_common`` sorts it. No approximate counter (Misra–Gries,
+space-saving) is used: it would change which words are kept near the cut-off, and the paper's
+truncated vocabulary is the exact top 100,000.
 """
 
 from __future__ import annotations
@@ -59,7 +60,7 @@ import weakref
 import zlib
 from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -214,6 +215,7 @@ class StreamedTokens:
     per_file: tuple[int, ...]
     vocab: tuple[str, ...]
     description: str
+    _index: dict[str, int] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "_index", {w: i for i, w in enumerate(self.vocab)})
@@ -251,7 +253,7 @@ class StreamedTokens:
     def _windows(self, B: int, bptt: int, start: int, L: int, total: int
                  ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         fn = "StreamedTokens.windows"
-        index: dict[str, int] = self._index  # type: ignore[attr-defined]
+        index = self._index
         rows = [_Row(_blocks(fn, self.files, self.per_file, index, b * L + start * bptt))
                 for b in range(B)]
         carry = np.stack([r.take(1) for r in rows])  # (B, 1): the token before the window
@@ -298,16 +300,19 @@ def _one_b_files(fn: str, root: Path) -> tuple[Path, list[Path], Path, Path]:
     for p in tdir.iterdir():
         m = _TRAIN_RE.fullmatch(p.name)
         if m and 1 <= int(m.group(1)) <= 99:
-            found[int(m.group(1))] = _shard(fn, tdir, p.name.removesuffix(".gz"))  # type: ignore
+            shard = _shard(fn, tdir, p.name.removesuffix(".gz"))
+            if shard is not None:  # p itself (or its twin, refused by _shard)
+                found[int(m.group(1))] = shard
     if not found:
         raise fail(fn, _ONE_B_LAYOUT, f"no training shard news.en-000NN-of-00100 in {tdir}")
-    held = {}
+    held: dict[str, Path] = {}
     for k, split in ((0, "test"), (1, "val")):
         name = f"news.en.heldout-{k:05d}-of-00050"
-        held[split] = _shard(fn, hdir, name)
-        if held[split] is None:
+        shard = _shard(fn, hdir, name)
+        if shard is None:
             raise fail(fn, _ONE_B_LAYOUT, f"no {split} shard {name} in {hdir}")
-    return base, [found[k] for k in sorted(found)], held["val"], held["test"]  # type: ignore
+        held[split] = shard
+    return base, [found[k] for k in sorted(found)], held["val"], held["test"]
 
 
 def _wt103_files(fn: str, root: Path) -> tuple[Path, list[Path], Path, Path]:
@@ -324,13 +329,13 @@ def _wt103_files(fn: str, root: Path) -> tuple[Path, list[Path], Path, Path]:
 
 
 def write_1b_sample(folder: str | Path) -> Path:
-    r"""Write a small corpus in the exact One Billion Words layout, from the bundled WikiText-2 text.
+    r"""Write a small corpus in the exact One Billion Words layout from the bundled WikiText-2 text.
 
     For tests and quick runs (NOTE [One Billion Words layout]): the non-empty lines of the bundled
     WikiText-2 ``valid`` split (stripped) go round-robin to the 99 training shards, those of its
-    ``test`` split to the 50 held-out shards. Odd-numbered shards are gzipped (``.gz``, mtime 0) and
-    even-numbered ones plain, so both paths are read. About 0.2 M training tokens, 2.5 k per held-out
-    shard. Returns ``folder/1-billion-word-language-modeling-benchmark-r13output``.
+    ``test`` split to the 50 held-out shards. Odd-numbered shards are gzipped (``.gz``, mtime 0)
+    and even-numbered ones plain, so both paths are read. About 0.2 M training tokens, 2.5 k per
+    held-out shard. Returns ``folder/1-billion-word-language-modeling-benchmark-r13output``.
     """
     from .data import _bundled, _read_bytes
 

@@ -48,6 +48,7 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
+from .choices import TASKS
 from .corpora import StreamedTokens, corpus_task, vocab_from_counts
 from .errors import check_choice, check_keys, check_positive_int, fail
 from .init import make_generator
@@ -63,6 +64,9 @@ __all__ = [
     "adding_problem",
     "batchify",
     "bptt_batches",
+    "bptt_window",
+    "bptt_window_count",
+    "DEFAULT_BPTT",
     "copy_task",
     "data_identity",
     "load_task",
@@ -77,7 +81,9 @@ log = logging.getLogger("spectrumkit.data")
 #: ``standard`` scale uses these fixed values for every split and every source.
 MNIST_MEAN, MNIST_STD = 0.1307, 0.3081
 
-TASKS = ("seq-mnist", "wikitext", "adding", "copy", "wikitext-103", "1b")
+#: Truncated-BPTT window length of the language tasks when none is given.
+DEFAULT_BPTT = 35
+
 Kind = Literal["classification", "language", "regression"]
 
 _BUNDLED_SHA256 = {
@@ -157,7 +163,7 @@ class TaskData:
 
     name: str
     kind: Kind
-    train: SequenceDataset | TokenStream
+    train: SequenceDataset | TokenStream | StreamedTokens
     val: SequenceDataset | TokenStream
     test: SequenceDataset | TokenStream | None
     description: str
@@ -208,8 +214,9 @@ def _read_bytes(fn: str, path: Path) -> bytes:
 
 
 # IDX type codes -> numpy big-endian dtypes (http://yann.lecun.com/exdb/mnist/, "the IDX format")
-_IDX_TYPES = {0x08: np.dtype("u1"), 0x09: np.dtype("i1"), 0x0B: np.dtype(">i2"),
-              0x0C: np.dtype(">i4"), 0x0D: np.dtype(">f4"), 0x0E: np.dtype(">f8")}
+_IDX_TYPES: dict[int, np.dtype] = {
+    0x08: np.dtype("u1"), 0x09: np.dtype("i1"), 0x0B: np.dtype(">i2"),
+    0x0C: np.dtype(">i4"), 0x0D: np.dtype(">f4"), 0x0E: np.dtype(">f8")}
 
 
 def read_idx(path: str | Path) -> np.ndarray:
@@ -456,7 +463,7 @@ def wikitext(root: str | Path | None = None, *, max_vocab: int | None = None) ->
 
 
 def batchify(ids: torch.Tensor, batch_size: int) -> torch.Tensor:
-    """Cut a stream (n,) into ``batch_size`` contiguous rows (B, n // B); the remainder is dropped."""
+    """Cut a stream (n,) into ``batch_size`` contiguous rows (B, n // B), dropping the remainder."""
     check_positive_int("batchify", "batch_size", batch_size)
     if ids.dim() != 1 or ids.numel() < 2 * batch_size:
         raise fail("batchify", f"a 1-D stream of at least {2 * batch_size} tokens",
@@ -465,23 +472,47 @@ def batchify(ids: torch.Tensor, batch_size: int) -> torch.Tensor:
     return ids[: L * batch_size].view(batch_size, L)
 
 
+def bptt_window(rows: torch.Tensor, k: int, bptt: int) -> tuple[torch.Tensor, torch.Tensor]:
+    r"""Window ``k`` of a stream cut into rows (B, L): ``(inputs (B, t), targets (B, t))``.
+
+    ``inputs = rows[:, k·bptt : k·bptt + t]`` and ``targets`` the same columns shifted by one
+    token, with t = min(``bptt``, L − 1 − k·``bptt``); a pass has ⌈(L − 1) / ``bptt``⌉ windows
+    (:func:`bptt_window_count`). The one windowing rule of training, evaluation and
+    :func:`bptt_batches`; the caller checks ``k``.
+
+    >>> [a.tolist() for a in bptt_window(torch.arange(10).view(2, 5), 1, 3)]
+    [[[3], [8]], [[4], [9]]]
+    """
+    start = k * bptt
+    t = min(bptt, rows.shape[1] - 1 - start)
+    return rows[:, start:start + t], rows[:, start + 1:start + 1 + t]
+
+
+def bptt_window_count(length: int, bptt: int) -> int:
+    """Windows of :func:`bptt_window` in a pass over rows of L = ``length``: ⌈(L − 1) / bptt⌉.
+
+    >>> bptt_window_count(5, 2), bptt_window_count(5, 4), bptt_window_count(5, 3)
+    (2, 1, 2)
+    """
+    return math.ceil((length - 1) / bptt)
+
+
 def bptt_batches(ids: torch.Tensor, batch_size: int, bptt: int
                  ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     r"""Truncated-BPTT windows over a token stream.
 
     The stream is cut into B = ``batch_size`` contiguous rows (:func:`batchify`); window k yields
     ``inputs = rows[:, k·bptt : k·bptt + t]`` and ``targets`` shifted by one token, both (B, t)
-    with t = ``bptt`` except possibly in the last window. Row b of window k+1 continues row b of
-    window k, so a model may carry its state across windows.
+    with t = ``bptt`` except possibly in the last window (:func:`bptt_window`). Row b of window
+    k+1 continues row b of window k, so a model may carry its state across windows.
 
     >>> [a.tolist() for a, _ in bptt_batches(torch.arange(10), 2, 2)]
     [[[0, 1], [5, 6]], [[2, 3], [7, 8]]]
     """
     check_positive_int("bptt_batches", "bptt", bptt)
     rows = batchify(ids, batch_size)
-    for start in range(0, rows.shape[1] - 1, bptt):
-        t = min(bptt, rows.shape[1] - 1 - start)
-        yield rows[:, start:start + t], rows[:, start + 1:start + 1 + t]
+    for k in range(bptt_window_count(rows.shape[1], bptt)):
+        yield bptt_window(rows, k, bptt)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -489,23 +520,23 @@ def bptt_batches(ids: torch.Tensor, batch_size: int, bptt: int
 # --------------------------------------------------------------------------------------------------
 
 
-def sample_batch(split: SequenceDataset | TokenStream, n: int, *, generator: torch.Generator,
-                 bptt: int | None = None, device: torch.device | str | None = None
-                 ) -> tuple[torch.Tensor, torch.Tensor]:
+def sample_batch(split: SequenceDataset | TokenStream | StreamedTokens, n: int, *,
+                 generator: torch.Generator, bptt: int | None = None,
+                 device: torch.device | str | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     r"""One batch of ``n`` examples of a split, in the models' batch format, on ``device``.
 
     Fixed-length sequences: ``n`` examples drawn without replacement by ``generator`` (all of them
     if the split is smaller), returned as ``(xs (B, T, D), ys)``. A token stream: the first ``bptt``
-    window (35 if None) of the stream cut into ``n`` rows, returned as ``(inputs (B, t),
-    targets (B, t))``; the generator is not used. This is the scoring batch of ``spectrumkit train``
-    and of study trials.
+    window (:data:`DEFAULT_BPTT` if None) of the stream cut into ``n`` rows, returned as
+    ``(inputs (B, t), targets (B, t))``; the generator is not used. This is the scoring batch of
+    ``spectrumkit train`` and of study trials.
     """
     check_positive_int("sample_batch", "n", n)
     if isinstance(split, StreamedTokens):
-        inputs, targets = split.head_window(n, bptt or 35)
+        inputs, targets = split.head_window(n, bptt or DEFAULT_BPTT)
         return inputs.to(device), targets.to(device)
     if isinstance(split, TokenStream):
-        inputs, targets = next(iter(bptt_batches(split.ids, n, bptt or 35)))
+        inputs, targets = next(iter(bptt_batches(split.ids, n, bptt or DEFAULT_BPTT)))
         return inputs.to(device), targets.to(device)
     if not isinstance(split, SequenceDataset):
         raise fail("sample_batch", "a SequenceDataset or TokenStream", type(split).__name__)
@@ -579,14 +610,14 @@ def copy_task(T: int, n: int, delay: int, *, generator: torch.Generator | None =
 # The one entry point
 # --------------------------------------------------------------------------------------------------
 
-_OPTIONS = {
+_OPTIONS: dict[str, dict[str, Any]] = {
     "seq-mnist": {"variant": "row", "scale": "unit", "permutation_seed": 0, "limit": None,
                   "val_limit": None},
-    "wikitext": {"max_vocab": None, "bptt": 35, "limit": None},
+    "wikitext": {"max_vocab": None, "bptt": DEFAULT_BPTT, "limit": None},
     "adding": {"T": 50, "n_train": 10000, "n_val": 1000, "n_test": 1000, "seed": 0},
     "copy": {"T": 10, "delay": 20, "n_train": 10000, "n_val": 1000, "n_test": 1000, "seed": 0},
-    "wikitext-103": {"max_vocab": None, "bptt": 35, "limit": None},
-    "1b": {"max_vocab": 100000, "bptt": 35, "limit": None, "sample": False},
+    "wikitext-103": {"max_vocab": None, "bptt": DEFAULT_BPTT, "limit": None},
+    "1b": {"max_vocab": 100000, "bptt": DEFAULT_BPTT, "limit": None, "sample": False},
 }
 
 
@@ -629,47 +660,60 @@ def load_task(name: str, *, root: str | Path | None = None, **options: Any) -> T
     if name in ("wikitext-103", "1b"):
         return corpus_task(name, root, o)
     if name == "seq-mnist":
-        common = dict(variant=o["variant"], scale=o["scale"], permutation_seed=o["permutation_seed"])
-        train = seq_mnist(root, split="train", limit=o["limit"], **common)
-        val = seq_mnist(root, split="val", limit=o["val_limit"], **common)
-        test = None if root is None else seq_mnist(root, split="test", **common)
-        if root is None:
-            src = ("bundled MNIST 10k test set, deterministic 8000/2000 split (index % 5 == 4 -> "
-                   "val), no test split")
-        else:
-            src = f"MNIST from {root}, val = last {_FULL_VAL} of the training set"
-        sizes = ", ".join(f"{s} {len(d)}" for s, d in (("train", train), ("val", val),
-                                                        ("test", test)) if d is not None)
-        desc = f"seq-MNIST ({_mnist_label(**common)}): {src}; {sizes}"
-        return TaskData(name, "classification", train, val, test, desc,
-                        input_size=int(train.xs.shape[-1]), num_classes=10)
+        return _seq_mnist_task(root, o)
     if name == "wikitext":
-        check_positive_int(fn, "bptt", o["bptt"])
-        corpus = wikitext(root, max_vocab=o["max_vocab"])
-        train = corpus.train
-        if o["limit"] is not None:
-            check_positive_int(fn, "limit", o["limit"])
-            if o["limit"] > len(train):
-                raise fail(fn, f"limit <= the {len(train)} training tokens", o["limit"])
-            train = TokenStream(train.ids[: o["limit"]],
-                                f"{train.description}, first {o['limit']} tokens")
-        return TaskData(name, "language", train, corpus.val, corpus.test,
-                        f"{corpus.description}; tokens train {len(train)}, val "
-                        f"{len(corpus.val)}, test {len(corpus.test)}",
-                        vocab_size=len(corpus.vocab), bptt=o["bptt"], vocab=corpus.vocab)
+        return _wikitext_task(fn, root, o)
+    return _synthetic_task(fn, name, o)
+
+
+def _seq_mnist_task(root: str | Path | None, o: dict[str, Any]) -> TaskData:
+    common = dict(variant=o["variant"], scale=o["scale"], permutation_seed=o["permutation_seed"])
+    train = seq_mnist(root, split="train", limit=o["limit"], **common)
+    val = seq_mnist(root, split="val", limit=o["val_limit"], **common)
+    test = None if root is None else seq_mnist(root, split="test", **common)
+    if root is None:
+        src = ("bundled MNIST 10k test set, deterministic 8000/2000 split (index % 5 == 4 -> "
+               "val), no test split")
+    else:
+        src = f"MNIST from {root}, val = last {_FULL_VAL} of the training set"
+    sizes = ", ".join(f"{s} {len(d)}" for s, d in (("train", train), ("val", val),
+                                                    ("test", test)) if d is not None)
+    desc = f"seq-MNIST ({_mnist_label(**common)}): {src}; {sizes}"
+    return TaskData("seq-mnist", "classification", train, val, test, desc,
+                    input_size=int(train.xs.shape[-1]), num_classes=10)
+
+
+def _wikitext_task(fn: str, root: str | Path | None, o: dict[str, Any]) -> TaskData:
+    check_positive_int(fn, "bptt", o["bptt"])
+    corpus = wikitext(root, max_vocab=o["max_vocab"])
+    train = corpus.train
+    if o["limit"] is not None:
+        check_positive_int(fn, "limit", o["limit"])
+        if o["limit"] > len(train):
+            raise fail(fn, f"limit <= the {len(train)} training tokens", o["limit"])
+        train = TokenStream(train.ids[: o["limit"]],
+                            f"{train.description}, first {o['limit']} tokens")
+    return TaskData("wikitext", "language", train, corpus.val, corpus.test,
+                    f"{corpus.description}; tokens train {len(train)}, val "
+                    f"{len(corpus.val)}, test {len(corpus.test)}",
+                    vocab_size=len(corpus.vocab), bptt=o["bptt"], vocab=corpus.vocab)
+
+
+def _synthetic_task(fn: str, name: str, o: dict[str, Any]) -> TaskData:
+    """``adding`` or ``copy``: train, then val, then test drawn from one seeded generator."""
     g = make_generator(None, o["seed"], fn)
     for k in ("n_train", "n_val", "n_test"):
         check_positive_int(fn, k, o[k])
     if name == "adding":
-        make = lambda k: adding_problem(o["T"], o[k], generator=g)  # noqa: E731
-        splits = [make(k) for k in ("n_train", "n_val", "n_test")]
-        return TaskData(name, "regression", *splits,
+        train, val, test = (adding_problem(o["T"], o[k], generator=g)
+                            for k in ("n_train", "n_val", "n_test"))
+        return TaskData(name, "regression", train, val, test,
                         f"adding problem, T={o['T']}, seed={o['seed']}; train {o['n_train']}, "
                         f"val {o['n_val']}, test {o['n_test']} (baseline MSE 1/6)",
                         input_size=2)
-    make = lambda k: copy_task(o["T"], o[k], o["delay"], generator=g)  # noqa: E731
-    splits = [make(k) for k in ("n_train", "n_val", "n_test")]
-    return TaskData(name, "language", *splits,
+    train, val, test = (copy_task(o["T"], o[k], o["delay"], generator=g)
+                        for k in ("n_train", "n_val", "n_test"))
+    return TaskData(name, "language", train, val, test,
                     f"copy task, T={o['T']}, delay={o['delay']}, seed={o['seed']}; train "
                     f"{o['n_train']}, val {o['n_val']}, test {o['n_test']}",
                     vocab_size=COPY_SYMBOLS + 2)

@@ -12,14 +12,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, cast
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from .cells import Cell
-from .data import SequenceDataset, TaskData, TokenStream, batchify
+from .data import DEFAULT_BPTT, SequenceDataset, TaskData, TokenStream, bptt_batches
 from .errors import check_positive_int, fail
 from .models import LanguageModel, SequenceClassifier, SequenceRegressor
 
@@ -33,11 +33,12 @@ Model = SequenceClassifier | LanguageModel | SequenceRegressor
 # --------------------------------------------------------------------------------------------------
 
 
-def make_model(task: TaskData, cell: str | Cell, hidden_size: int, *, init: str | Mapping = "glorot",
-               seed: int | None = None, generator: torch.Generator | None = None,
-               embed_size: int | None = None, bias: str | None = None,
-               freeze_embedding: bool = True, device: torch.device | str | None = None,
-               dtype: torch.dtype = torch.float32, softmax_samples: int | None = None) -> Model:
+def make_model(task: TaskData, cell: str | Cell, hidden_size: int, *,
+               init: str | Mapping = "glorot", seed: int | None = None,
+               generator: torch.Generator | None = None, embed_size: int | None = None,
+               bias: str | None = None, freeze_embedding: bool = True,
+               device: torch.device | str | None = None, dtype: torch.dtype = torch.float32,
+               softmax_samples: int | None = None) -> Model:
     r"""The model ``task`` calls for, around ``cell`` with N = ``hidden_size``.
 
     ``classification`` → :class:`~spectrumkit.models.SequenceClassifier` (D, N, C);
@@ -56,17 +57,20 @@ def make_model(task: TaskData, cell: str | Cell, hidden_size: int, *, init: str 
     if not isinstance(task, TaskData):
         raise fail(fn, "a TaskData from load_task", type(task).__name__)
     check_positive_int(fn, "hidden_size", hidden_size)
-    kw = dict(init=init, seed=seed, generator=generator, bias=bias, dtype=dtype, device=device)
+    kw: dict[str, Any] = dict(init=init, seed=seed, generator=generator, bias=bias, dtype=dtype,
+                              device=device)
     if softmax_samples is not None and task.kind != "language":
         raise fail(fn, "softmax_samples=None for a task of kind " + repr(task.kind),
                    repr(softmax_samples))
     if task.kind == "classification":
-        return SequenceClassifier(cell, task.input_size, hidden_size, task.num_classes, **kw)
+        # load_task sets D and C for classification, D for regression, V for language
+        return SequenceClassifier(cell, cast(int, task.input_size), hidden_size,
+                                  cast(int, task.num_classes), **kw)
     if task.kind == "regression":
-        return SequenceRegressor(cell, task.input_size, hidden_size, **kw)
+        return SequenceRegressor(cell, cast(int, task.input_size), hidden_size, **kw)
     if embed_size is not None:
         check_positive_int(fn, "embed_size", embed_size)
-    return LanguageModel(cell, task.vocab_size, embed_size or hidden_size, hidden_size,
+    return LanguageModel(cell, cast(int, task.vocab_size), embed_size or hidden_size, hidden_size,
                          freeze_embedding, softmax_samples=softmax_samples, **kw)
 
 
@@ -91,7 +95,7 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
     return dev
 
 
-def _model_dtype(model: nn.Module) -> torch.dtype:
+def _model_dtype(model: Model) -> torch.dtype:
     return next(iter(model.rnn.values())).dtype
 
 
@@ -128,12 +132,10 @@ def _evaluate(model: Model, split: SequenceDataset | TokenStream, batch_size: in
     dtype = _model_dtype(model)
     try:
         if isinstance(split, TokenStream):
-            rows = batchify(split.ids, max(1, min(batch_size, len(split) // 2))).to(device)
+            rows = max(1, min(batch_size, len(split) // 2))
             s, total, count = None, 0.0, 0
-            for start in range(0, rows.shape[1] - 1, bptt):
-                t = min(bptt, rows.shape[1] - 1 - start)
-                logits, s = model(rows[:, start:start + t], s)
-                tgt = rows[:, start + 1:start + 1 + t]
+            for inputs, tgt in bptt_batches(split.ids.to(device), rows, bptt):
+                logits, s = model(inputs, s)
                 total += float(F.cross_entropy(logits.reshape(-1, model.vocab_size),
                                                tgt.reshape(-1), reduction="sum"))
                 count += tgt.numel()
@@ -167,7 +169,8 @@ def _evaluate(model: Model, split: SequenceDataset | TokenStream, batch_size: in
 
 
 def evaluate(model: Model, split: SequenceDataset | TokenStream, *, batch_size: int | None = None,
-             bptt: int = 35, device: str | torch.device | None = None) -> dict[str, float]:
+             bptt: int = DEFAULT_BPTT, device: str | torch.device | None = None
+             ) -> dict[str, float]:
     r"""Score ``model`` on one split, without gradients; the numbers are means over the whole split.
 
     * classifier: ``loss`` (mean cross-entropy), ``error_pct`` (100 · misclassified / n), ``n``;
@@ -181,8 +184,8 @@ def evaluate(model: Model, split: SequenceDataset | TokenStream, *, batch_size: 
     ``batch_size`` defaults to 256 sequences (64 rows for a token stream); it changes only the
     speed for sequences, but for a token stream it decides where the state restarts (64 rows
     restart it 63 more times than one row would: on WikiText-2's 245k test tokens that changes
-    the perplexity negligibly and makes evaluation several times faster than the classic 10). ``device``
-    defaults to the model's.
+    the perplexity negligibly and makes evaluation several times faster than the classic 10).
+    ``device`` defaults to the model's.
     """
     fn = "evaluate"
     _check_pair(fn, model, split)

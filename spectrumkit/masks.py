@@ -1,9 +1,10 @@
-r"""Exact-K masks from scores, applying them, exporting them to ``torch.nn.utils.prune``, files.
+r"""Exact-K masks from scores; checking, applying, exporting to ``torch.nn.utils.prune``; files.
 
 Legend: P = number of entries of the pruned set (or of one tensor for ``scope="per_tensor"``).
 
 A mask is ``{name: BoolTensor}`` keyed and shaped like the scores (``model.prunable()``): True keeps
-the entry. Mask anatomy (where the kept weights sit) lives in :mod:`spectrumkit.anatomy`.
+the entry. :func:`check_mask` is the one mask check of the package (masks, anatomy, training).
+Mask anatomy (where the kept weights sit) lives in :mod:`spectrumkit.anatomy`.
 
 NOTE [Exact-K ranking] (``spectrumkit/scores/ranking.py``) is the rule: exactly
 K = ⌊density · P + ½⌋ entries are kept, the highest scores first, ties broken by position, lowest
@@ -16,7 +17,7 @@ deterministic, and masks of the same scores are nested across densities.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -25,13 +26,13 @@ from torch import nn
 from torch.nn.utils import prune
 
 from ._io import check_output_file, write_atomic
+from .choices import SCOPES
 from .errors import check_choice, check_unit_interval, fail
 from .scores.ranking import k_of, top_k
 
-__all__ = ["apply_mask", "density_from_sparsity", "load_masks", "save_masks", "to_torch_prune",
-           "topk_mask"]
+__all__ = ["apply_mask", "check_mask", "density_from_sparsity", "load_masks", "save_masks",
+           "to_torch_prune", "topk_mask"]
 
-SCOPES = ("global", "per_tensor")
 
 
 def density_from_sparsity(sparsity: float) -> float:
@@ -102,18 +103,40 @@ def topk_mask(scores: Mapping[str, torch.Tensor], density: float, *, scope: str 
     return {n: keep[n].view(s.shape).to(s.device) for n, s in scores.items()}
 
 
-def _check_mask(fn: str, mask: Any, shapes: Mapping[str, tuple[int, ...]], what: str
-                ) -> dict[str, torch.Tensor]:
+def check_mask(fn: str, mask: Any, shapes: Mapping[str, tuple[int, ...]], *, what: str,
+               require: Collection[str] = (), shape_note: str = "") -> dict[str, torch.Tensor]:
+    r"""The one mask check: ``mask`` as ``{name: BoolTensor}`` over the tensors ``shapes``.
+
+    Refused, each with one line ``fn: expected X, got Y`` naming the tensor: a mask that is not a
+    non-empty dict; a name outside ``shapes`` (``what`` says what they are, e.g. ``"params"``); a
+    name of ``require`` without an entry (``require`` is the set a mask must cover, e.g. every
+    cell weight when training); an entry that is not a bool tensor, or not of its tensor's shape
+    (``shape_note`` is added to the expected shape, e.g. the sizes it comes from).
+
+    Returns:
+        ``dict(mask)``, the same tensors.
+
+    >>> check_mask("f", {"w": torch.ones(2, dtype=torch.bool)}, {"w": (2,), "b": (1,)},
+    ...            what="params")["w"].tolist()
+    [True, True]
+    """
     if not isinstance(mask, Mapping) or not mask:
         raise fail(fn, "a mask as a non-empty dict {name: BoolTensor}", type(mask).__name__)
     unknown = sorted(set(mask) - set(shapes))
     if unknown:
-        raise fail(fn, f"mask names among the {what} {sorted(shapes)}", unknown)
+        raise fail(fn, f"mask names among the {what} {sorted(shapes)}",
+                   "unknown tensor " + ", ".join(map(repr, unknown)))
+    for name in require:
+        if name not in mask:
+            raise fail(fn, f"a mask entry for every cell weight {sorted(require)} "
+                       "(all-True keeps one dense)", f"none for {name!r}")
     for n, m in mask.items():
         if not isinstance(m, torch.Tensor) or m.dtype != torch.bool:
-            raise fail(fn, f"mask[{n!r}] a bool tensor", getattr(m, "dtype", type(m).__name__))
+            raise fail(fn, f"mask[{n!r}] to be a bool tensor",
+                       getattr(m, "dtype", type(m).__name__))
         if tuple(m.shape) != tuple(shapes[n]):
-            raise fail(fn, f"mask[{n!r}] of shape {tuple(shapes[n])}", f"shape {tuple(m.shape)}")
+            raise fail(fn, f"mask[{n!r}] of shape {tuple(shapes[n])}{shape_note}",
+                       f"shape {tuple(m.shape)}")
     return dict(mask)
 
 
@@ -134,7 +157,7 @@ def apply_mask(params: Mapping[str, torch.Tensor], mask: Mapping[str, torch.Tens
     fn = "apply_mask"
     if not isinstance(params, Mapping):
         raise fail(fn, "params as a dict {name: tensor}", type(params).__name__)
-    mask = _check_mask(fn, mask, {n: tuple(p.shape) for n, p in params.items()}, "params")
+    mask = check_mask(fn, mask, {n: tuple(p.shape) for n, p in params.items()}, what="params")
     if not isinstance(inplace, bool):
         raise fail(fn, "inplace to be True or False", repr(inplace))
     out = dict(params)
@@ -168,7 +191,7 @@ def to_torch_prune(module: nn.Module, mask: Mapping[str, torch.Tensor]) -> nn.Mo
         t = getattr(module, name + suffix, None)
         if t is not None:
             shapes[name] = tuple(t.shape)
-    mask = _check_mask(fn, mask, shapes, "tensors of the module")
+    mask = check_mask(fn, mask, shapes, what="tensors of the module")
     for n, m in mask.items():
         ref = getattr(module, n + suffix)
         prune.custom_from_mask(module, n + suffix, m.to(ref.device))

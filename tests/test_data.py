@@ -15,7 +15,8 @@ import torch
 
 from spectrumkit import SpectrumkitError
 from spectrumkit.data import (MNIST_MEAN, MNIST_STD, TokenStream, adding_problem, batchify,
-                              bptt_batches, copy_task, load_task, read_idx, seq_mnist, wikitext)
+                              bptt_batches, bptt_window, bptt_window_count, copy_task, load_task,
+                              read_idx, seq_mnist, wikitext)
 
 # From the shared data README: the official MNIST test set.
 FIRST_TEN = [7, 2, 1, 0, 4, 1, 4, 9, 5, 9]
@@ -231,6 +232,19 @@ def test_bptt_batches_closed_form():
     for x, y in windows:
         assert torch.equal(y, x + 1)
     assert windows[1][0][:, 0].tolist() == [4, 11, 18]
+
+
+def test_bptt_window_closed_form():
+    """Window k of rows (B, L): columns k·bptt .. k·bptt + t − 1 and their successors, with
+    t = min(bptt, L − 1 − k·bptt); ⌈(L − 1) / bptt⌉ windows cover every target once."""
+    rows = torch.arange(14).view(2, 7)
+    assert [bptt_window_count(7, b) for b in (1, 2, 3, 4, 6, 7)] == [6, 3, 2, 2, 1, 1]
+    x, y = bptt_window(rows, 1, 4)
+    assert x.tolist() == [[4, 5], [11, 12]] and y.tolist() == [[5, 6], [12, 13]]
+    x, y = bptt_window(rows, 0, 6)
+    assert x.tolist() == [list(range(6)), list(range(7, 13))]
+    targets = torch.cat([bptt_window(rows, k, 4)[1] for k in range(bptt_window_count(7, 4))], 1)
+    assert torch.equal(targets, rows[:, 1:])
 
 
 # ---------------------------------------------------------------------------- synthetic tasks

@@ -403,8 +403,8 @@ def test_prune_cli_errors_one_line(args, message):
 
 
 def test_save_masks_refuses_what_load_masks_could_not_read(tmp_path):
-    """Issue 12, defect 10: a config value that torch.load(weights_only=True) would refuse (a numpy
-    scalar, a Path, any object) is refused at save time, naming the key; nothing is written."""
+    """A config value that torch.load(weights_only=True) would refuse (a numpy scalar, a
+    Path, any object) is refused at save time, naming the key; nothing is written."""
     import numpy as np
 
     p = init_params("gru", 2, 3, seed=0)
@@ -450,8 +450,8 @@ def _bad_mask_file(path, kind, good):
 @pytest.mark.parametrize("kind", ["empty", "truncated", "blocked-pickle", "list", "no-masks",
                                   "no-config", "other-version", "float-mask", "empty-masks"])
 def test_load_masks_refuses_a_bad_file_in_one_line(tmp_path, kind):
-    """Issue 12, defect 10: a bad mask file is a one-line error naming it, never a bare KeyError or
-    EOFError, and never unchecked junk returned."""
+    """A bad mask file is a one-line error naming it, never a bare KeyError or EOFError, and
+    never unchecked junk returned."""
     good = tmp_path / "good.pt"
     save_masks(good, {"random": _random_mask(init_params("gru", 2, 3, seed=0), 0.5, 0)})
     path = tmp_path / "bad.pt"

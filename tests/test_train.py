@@ -18,10 +18,12 @@ from torch import nn
 from torch.func import functional_call
 
 from spectrumkit import SpectrumkitError
-from spectrumkit.data import TokenStream, load_task
+from spectrumkit.data import SequenceDataset, TokenStream, load_task
 from spectrumkit.interop import to_torch
 from spectrumkit.models import SequenceRegressor
-from spectrumkit.train import (L2_DENSITIES, _magnitude_mask, evaluate, make_model,
+from spectrumkit.masks import topk_mask
+from spectrumkit.train import (L2_DENSITIES, MaskHolder, SequenceBatches, StreamBatches,
+                               TrainState, _magnitude_mask, evaluate, make_model,
                                resolve_device, train, train_l2_iterative)
 
 F64 = torch.float64
@@ -278,6 +280,111 @@ def test_magnitude_mask_matches_stable_argsort():
         np.testing.assert_array_equal(got, keep)
 
 
+def test_magnitude_mask_k_rounds_halves_up_and_ranks_pruned_entries_last():
+    """K = floor(d·P + 1/2) (NOTE [Exact-K ranking], the rule of topk_mask): at an exact half K
+    rounds up where Python's round (half to even) rounds down; entries an old mask prunes rank
+    below every kept one. Reference: numpy's stable argsort."""
+    g = torch.Generator().manual_seed(1)
+    params = {"a": torch.randint(-3, 4, (5, 4), generator=g).double(),
+              "b": torch.randint(-3, 4, (6,), generator=g).double()}  # P = 26, many ties
+    flat = np.abs(np.concatenate([params["a"].numpy().ravel(), params["b"].numpy().ravel()]))
+    kept_before = np.ones(26, bool)
+    kept_before[::3] = False  # 9 pruned, 17 kept
+    old = {"a": torch.from_numpy(kept_before[:20].reshape(5, 4).copy()),
+           "b": torch.from_numpy(kept_before[20:].copy())}
+
+    def reference(scores, K):
+        keep = np.zeros(scores.size, bool)
+        keep[np.argsort(-scores, kind="stable")[:K]] = True
+        return keep
+
+    def flat_mask(m):
+        return np.concatenate([m["a"].numpy().ravel(), m["b"].numpy().ravel()])
+
+    assert round(0.25 * 26) == 6  # half to even rounds 6.5 down; the ranking rule keeps 7
+    for density, K in ((0.25, 7), (0.75, 20)):  # 6.5 -> 7 and 19.5 -> 20
+        got = _magnitude_mask(params, None, density)
+        np.testing.assert_array_equal(flat_mask(got), reference(flat, K))
+        same = topk_mask({k: v.abs() for k, v in params.items()}, density)  # names sorted a, b
+        np.testing.assert_array_equal(flat_mask(got), flat_mask(same))
+    got = _magnitude_mask(params, old, 0.25)
+    want = reference(np.where(kept_before, flat, -1.0), 7)
+    np.testing.assert_array_equal(flat_mask(got), want)
+    assert not (flat_mask(got) & ~kept_before).any()  # nested in the old mask
+
+
+def test_mask_holder_zeroes_parameters_and_optimizer_state_at_pruned_entries():
+    """NOTE [Holding a mask]: hold() zeroes the pruned parameters and Adam's moments there,
+    leaves the kept entries and the step count alone; mask_grads/mask_params zero the rest."""
+    w = nn.Parameter(torch.arange(1.0, 7.0, dtype=F64).view(2, 3))
+    opt = torch.optim.Adam([w], lr=0.1)
+    w.grad = torch.full_like(w, 2.0)
+    opt.step()
+    holder = MaskHolder({"w": w}, opt)
+    assert holder.density() == 1.0 and holder.mask is None
+    keep = torch.tensor([[True, False, True], [False, True, True]])
+    w_before = w.detach().clone()
+    state_before = {k: v.clone() for k, v in opt.state[w].items()}
+    holder.hold({"w": keep})
+    assert torch.equal(w.detach(), torch.where(keep, w_before, torch.zeros((), dtype=F64)))
+    for k in ("exp_avg", "exp_avg_sq"):
+        want = torch.where(keep, state_before[k], torch.zeros((), dtype=F64))
+        assert torch.equal(opt.state[w][k], want), k
+    assert torch.equal(opt.state[w]["step"], state_before["step"])
+    assert holder.density() == 4 / 6
+    w.grad = torch.full_like(w, 3.0)
+    holder.mask_grads()
+    assert torch.equal(w.grad, 3.0 * keep.double())
+    with torch.no_grad():
+        w.add_(1.0)
+    holder.mask_params()
+    assert torch.equal(w.detach(), torch.where(keep, w_before + 1.0, torch.zeros((), dtype=F64)))
+
+
+def test_train_state_checkpoint_format():
+    """The checkpoint's "state" keeps its twelve keys (version 2): the carried hidden state under
+    "state"; a round trip restores every field; a missing or unknown key is refused."""
+    st = TrainState(step=5, pos=2, order=torch.tensor([2, 0, 1]), carry=torch.ones(2, 3),
+                    rows=[{"step": 4, "train_loss": 1.0}], loss_sum=1.5, loss_count=2,
+                    seconds=3.0, first_loss=2.25, status="ok", diverged_at=None, metrics=None)
+    saved = st.to_checkpoint()
+    assert sorted(saved) == sorted(["step", "pos", "order", "state", "rows", "loss_sum",
+                                    "loss_count", "seconds", "first_loss", "status",
+                                    "diverged_at", "metrics"])
+    assert saved["state"] is st.carry and saved["seconds"] >= 3.0
+    back = TrainState.from_checkpoint(saved, torch.device("cpu"))
+    for f in dataclasses.fields(TrainState):
+        if f.name in ("order", "carry"):
+            assert torch.equal(getattr(back, f.name), getattr(st, f.name)), f.name
+        elif f.name not in ("seconds", "started"):
+            assert getattr(back, f.name) == getattr(st, f.name), f.name
+    assert back.seconds == saved["seconds"]
+    for bad in ({**saved, "extra": 1}, {k: v for k, v in saved.items() if k != "pos"}):
+        with pytest.raises(KeyError):
+            TrainState.from_checkpoint(bad, torch.device("cpu"))
+
+
+def test_batches_per_kind():
+    """Sequences: batch pos of a seeded permutation; a token stream: window pos of 3 rows of 7
+    (tokens 21, 22 dropped), the last window short, the state reset at every epoch."""
+    xs, ys = torch.arange(10.0).view(10, 1, 1), torch.arange(10)
+    seq = SequenceBatches(SequenceDataset(xs, ys, "ten"), 4, torch.device("cpu"))
+    assert seq.per_epoch == 3
+    st, g = TrainState(), torch.Generator().manual_seed(5)
+    seq.start_epoch(st, g)
+    order = torch.randperm(10, generator=torch.Generator().manual_seed(5))
+    st.pos = 2
+    bx, by = seq.next_batch(st)
+    assert by.tolist() == order[8:].tolist() and bx.flatten().tolist() == order[8:].tolist()
+    stream = StreamBatches(TokenStream(torch.arange(23), "23"), 3, 4)
+    assert stream.per_epoch == 2
+    st = TrainState(pos=1, carry=torch.ones(3, 2))
+    x, y = stream.next_batch(st)
+    assert x.tolist() == [[4, 5], [11, 12], [18, 19]] and y.tolist() == [[5, 6], [12, 13], [19, 20]]
+    stream.start_epoch(st, g)
+    assert st.carry is None
+
+
 def test_l2_iterative_schedule(mnist):
     model = make_model(mnist, "gru", 8, seed=0)
     n = sum(p.numel() for p in model.prunable().values())
@@ -312,12 +419,13 @@ def test_cuda_without_cuda_is_an_error(mnist):
 
 
 @pytest.mark.parametrize("bad, match", [
-    ({"weight_xx": None}, r"expected mask keys among .*got unknown tensor 'weight_xx'"),
+    ({"weight_xx": None},
+     r"expected mask names among the cell's tensors .*got unknown tensor 'weight_xx'"),
     ({"weight_ih": torch.ones(12, 28, dtype=torch.bool)},
      r"expected a mask entry for every cell weight .*got none for 'weight_hh'"),
     ({"weight_ih": torch.ones(12, 28, dtype=torch.bool),
       "weight_hh": torch.ones(12, 3, dtype=torch.bool)},
-     r"expected mask\['weight_hh'\] of the parameter's shape \(12, 4\), got shape \(12, 3\)"),
+     r"expected mask\['weight_hh'\] of shape \(12, 4\), got shape \(12, 3\)"),
     ({"weight_ih": torch.ones(12, 28), "weight_hh": torch.ones(12, 4, dtype=torch.bool)},
      r"expected mask\['weight_ih'\] to be a bool tensor, got torch.float32"),
 ])
@@ -438,8 +546,8 @@ def test_cli_train_with_a_pruning_score_equals_the_library(tmp_path, method):
 
 
 def test_resume_refuses_a_checkpoint_of_another_experiment(mnist, tmp_path):
-    """Issue 12, defect 1: the checkpoint identifies the run; a different init (same sizes, same
-    seed), seed, size, dtype or caller identity is refused, naming the field, never loaded over."""
+    """The checkpoint identifies the run; a different init (same sizes, same seed), seed,
+    size, dtype or caller identity is refused, naming the field, never loaded over."""
     ckdir = tmp_path / "ck"
     kw = {"steps": 2, "batch_size": 16, "seed": 0, "device": "cpu", "checkpoint_dir": ckdir}
     train(make_model(mnist, "gru", 4, seed=0), mnist, identity={"init": "glorot"}, **kw)
@@ -473,8 +581,8 @@ class _NotAllowed:  # pickled by reference: torch.load(weights_only=True) blocks
 @pytest.mark.parametrize("kind", ["blocked-pickle", "saved-list", "truncated", "foreign-dict",
                                   "other-version"])
 def test_corrupt_or_foreign_checkpoint_is_one_line_naming_the_file(mnist, tmp_path, kind):
-    """Issue 12, defect 7: every unreadable checkpoint is a one-line error naming the file and the
-    way out (--no-resume), never an UnpicklingError, AttributeError, OSError or KeyError."""
+    """Every unreadable checkpoint is a one-line error naming the file and the way out
+    (--no-resume), never an UnpicklingError, AttributeError, OSError or KeyError."""
     import fractions
 
     ckdir = tmp_path / "ck"

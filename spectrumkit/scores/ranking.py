@@ -38,10 +38,14 @@ def top_k(flat: torch.Tensor, k: int) -> torch.Tensor:
 
     >>> top_k(torch.tensor([1.0, 3.0, 3.0, 0.0, 3.0]), 2).tolist()
     [False, True, True, False, False]
+    >>> top_k(torch.tensor([1.0, 3.0]), 0).tolist()
+    [False, False]
     """
     P = flat.numel()
     if k >= P:
         return torch.ones(P, dtype=torch.bool, device=flat.device)
+    if k <= 0:  # K = 0 keeps nothing (the L2 schedule of a tiny layer can reach it)
+        return torch.zeros(P, dtype=torch.bool, device=flat.device)
     v = torch.kthvalue(flat, P - k + 1).values  # the k-th highest
     keep = flat > v
     ties = (flat == v).nonzero().flatten()[: k - int(keep.sum())]
