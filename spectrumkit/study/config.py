@@ -289,6 +289,11 @@ def _canonical(values: dict[str, Any]) -> dict[str, Any]:
     return v
 
 
+def _score_option(name: str, doc: str) -> Any:
+    """A read-only attribute of :class:`TrialConfig`: the score's option ``name``, or None."""
+    return property(lambda self: getattr(self.score, name, None), doc=doc)
+
+
 class TrialConfig(BaseModel):
     r"""Everything that determines one trial's result (NOTE [What the key covers]).
 
@@ -439,35 +444,13 @@ class TrialConfig(BaseModel):
         """The pruning method: a score method, ``dense`` or ``l2``."""
         return str(self.score.method)
 
-    @property
-    def normalize(self) -> str | None:
-        """The score's ``normalize`` (jacobian, snip, foresight)."""
-        return getattr(self.score, "normalize", None)
-
-    @property
-    def horizon(self) -> int | str | None:
-        """The jacobian score's U (an int, or ``"all"`` = the batch's T)."""
-        return getattr(self.score, "horizon", None)
-
-    @property
-    def estimator(self) -> str | None:
-        """The jacobian score's χ estimator."""
-        return getattr(self.score, "estimator", None)
-
-    @property
-    def through_time(self) -> bool | None:
-        """The jacobian score's ``through_time``."""
-        return getattr(self.score, "through_time", None)
-
-    @property
-    def recipe(self) -> str | None:
-        """The jacobian score's recipe."""
-        return getattr(self.score, "recipe", None)
-
-    @property
-    def l2_stage_steps(self) -> int | None:
-        """The ``l2`` method's pruning period in steps."""
-        return getattr(self.score, "stage_steps", None)
+    # the flat view of the score's options (None where the method has no such option)
+    normalize = _score_option("normalize", "The score's ``normalize`` (jacobian, snip, foresight).")
+    horizon = _score_option("horizon", "The jacobian score's U (an int, or ``'all'`` = T).")
+    estimator = _score_option("estimator", "The jacobian score's χ estimator.")
+    through_time = _score_option("through_time", "The jacobian score's ``through_time``.")
+    recipe = _score_option("recipe", "The jacobian score's recipe.")
+    l2_stage_steps = _score_option("stage_steps", "The ``l2`` method's pruning period in steps.")
 
     @property
     def score_options(self) -> dict[str, Any]:
