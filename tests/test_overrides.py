@@ -224,7 +224,7 @@ def test_cli_set_lists_and_runs_the_edited_trials(tmp_path, base, sets, edited):
 # ----------------------------------------------------------------------------- the errors
 
 
-TRIAL_FIELDS = list(TrialConfig.model_fields)
+TRIAL_FIELDS = list(TrialConfig.input_keys())  # its fields and the flat score keys
 
 
 def _in_process(*args: str) -> Result:
