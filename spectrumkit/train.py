@@ -10,9 +10,10 @@ re-exported here.
 
 The loop (``_train_impl``) is assembled from named parts: a
 :class:`~spectrumkit.checkpoints.TrainState` (where the run stands; what a checkpoint carries), one
-:class:`~spectrumkit.batches.Batches` iterator per kind of training data (:mod:`spectrumkit.batches`),
-a :class:`MaskHolder` (NOTE [Holding a mask]) and a :class:`~spectrumkit.checkpoints.Checkpointer`
-(NOTE [Checkpoint identity], :mod:`spectrumkit.checkpoints`).
+:class:`~spectrumkit.batches.Batches` iterator per kind of training data
+(:mod:`spectrumkit.batches`), a :class:`MaskHolder` (NOTE [Holding a mask]) and a
+:class:`~spectrumkit.checkpoints.Checkpointer` (NOTE [Checkpoint identity],
+:mod:`spectrumkit.checkpoints`).
 
 NOTE [Holding a mask]
 A mask is ``{name: bool tensor}`` over the cell's tensors (keys as ``model.prunable()``; True =
