@@ -8,11 +8,12 @@ n = examples.
 :func:`evaluate` and :func:`resolve_device` live in :mod:`spectrumkit.evaluation` and are
 re-exported here.
 
-The loop (``_train_impl``) is assembled from named parts: a :class:`TrainState` (where the run
-stands; what a checkpoint carries), one :class:`Batches` iterator per kind of training data
-(:class:`SequenceBatches`, :class:`StreamBatches`, :class:`StreamedBatches`), a
-:class:`MaskHolder` (NOTE [Holding a mask]) and a :class:`Checkpointer` (NOTE [Checkpoint
-identity]).
+The loop (``_train_impl``) is assembled from named parts: a
+:class:`~spectrumkit.checkpoints.TrainState` (where the run stands; what a checkpoint carries), one
+:class:`~spectrumkit.batches.Batches` iterator per kind of training data
+(:mod:`spectrumkit.batches`), a :class:`MaskHolder` (NOTE [Holding a mask]) and a
+:class:`~spectrumkit.checkpoints.Checkpointer` (NOTE [Checkpoint identity],
+:mod:`spectrumkit.checkpoints`).
 
 NOTE [Holding a mask]
 A mask is ``{name: bool tensor}`` over the cell's tensors (keys as ``model.prunable()``; True =
@@ -41,16 +42,14 @@ reports ``status="diverged"`` and ``diverged_at`` (the 1-based step), and raises
 
 from __future__ import annotations
 
-import hashlib
 import math
 import os
 import sys
-import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import Any, ClassVar, Literal, Protocol, cast
+from typing import Any, Literal, cast
 
 import pandas as pd
 import torch
@@ -58,18 +57,16 @@ from torch import nn
 from tqdm import tqdm
 
 from ._io import check_output_dir, write_atomic
+from .batches import Batches, SequenceBatches, StreamBatches, StreamedBatches, batches_for
+from .checkpoints import CHECKPOINT_FILE, Checkpointer, TrainState, digest, metric_columns
 from .choices import OPTIMIZERS
 from .corpora import StreamedTokens
 from .data import (
     DEFAULT_BPTT,
-    SequenceDataset,
     TaskData,
     TokenStream,
-    batchify,
-    bptt_window,
-    bptt_window_count,
 )
-from .errors import SpectrumkitError, check_choice, check_positive_int, check_seed, fail
+from .errors import check_choice, check_positive_int, check_seed, fail
 from .evaluation import (
     Model,
     _check_pair,
@@ -91,244 +88,6 @@ __all__ = ["L2_DENSITIES", "OPTIMIZERS", "Batches", "Checkpointer", "MaskHolder"
 
 #: The paper's L2 baseline anneals the density along this schedule (stopping at the target).
 L2_DENSITIES = (0.8, 0.6, 0.4, 0.2, 0.1, 0.05, 0.02, 0.01)
-_CHECKPOINT = "checkpoint.pt"
-_CHECKPOINT_VERSION = 2  # 2: the run's identity (NOTE [Checkpoint identity])
-_CHECKPOINT_KEYS = ("version", "config", "model", "optimizer", "generator", "state", "mask")
-
-
-# --------------------------------------------------------------------------------------------------
-# The state of a run
-# --------------------------------------------------------------------------------------------------
-
-
-@dataclass(eq=False)
-class TrainState:
-    r"""Where a run stands: everything a checkpoint carries to resume it bit-exactly.
-
-    Attributes:
-        step: optimizer steps done. pos: index of the next batch within the epoch.
-        order: this epoch's permutation of the training examples (n,) (sequences), or None.
-        carry: the hidden state (B, S) carried from window to window (token streams), or None.
-        rows: the history rows so far (one per evaluation).
-        loss_sum, loss_count: the training losses since the last row.
-        seconds: wall time banked by earlier sessions (:meth:`elapsed` adds the running one).
-        first_loss: the loss of step 1 (NOTE [Divergence]). status, diverged_at: as
-            :class:`TrainResult`. metrics: the final numbers once the run has finished, else None.
-    """
-
-    step: int = 0
-    pos: int = 0
-    order: torch.Tensor | None = None
-    carry: torch.Tensor | None = None
-    rows: list[dict[str, float]] = field(default_factory=list)
-    loss_sum: float = 0.0
-    loss_count: int = 0
-    seconds: float = 0.0
-    first_loss: float | None = None
-    status: Literal["ok", "diverged"] = "ok"
-    diverged_at: int | None = None
-    metrics: dict[str, float] | None = None
-    started: float = field(default_factory=time.perf_counter, repr=False)
-
-    #: checkpoint key -> attribute; "state" is the checkpoint's name for the carried hidden state
-    KEYS: ClassVar[dict[str, str]] = {
-        "step": "step", "pos": "pos", "order": "order", "state": "carry", "rows": "rows",
-        "loss_sum": "loss_sum", "loss_count": "loss_count", "seconds": "seconds",
-        "first_loss": "first_loss", "status": "status", "diverged_at": "diverged_at",
-        "metrics": "metrics"}
-
-    def to_checkpoint(self) -> dict[str, Any]:
-        """The state as the checkpoint stores it, ``seconds`` counting the running session."""
-        out = {key: getattr(self, attr) for key, attr in self.KEYS.items()}
-        out["seconds"] = self.elapsed()
-        return out
-
-    @classmethod
-    def from_checkpoint(cls, saved: Mapping[str, Any], device: torch.device) -> TrainState:
-        """The state :meth:`to_checkpoint` wrote, its tensors moved to ``device``.
-
-        A missing or unknown key is a ``KeyError`` (the caller names the file).
-        """
-        if set(saved) != set(cls.KEYS):
-            raise KeyError(f"state keys {sorted(saved)}, expected {sorted(cls.KEYS)}")
-        st = cls(**{attr: saved[key] for key, attr in cls.KEYS.items()})
-        st.order = None if st.order is None else st.order.to(device)
-        st.carry = None if st.carry is None else st.carry.to(device)
-        return st
-
-    def elapsed(self) -> float:
-        """Seconds of training so far: the banked ones plus the running session's."""
-        return self.seconds + time.perf_counter() - self.started
-
-    def restart_clock(self) -> None:
-        """Start timing the running session now."""
-        self.started = time.perf_counter()
-
-    def bank_time(self) -> None:
-        """Move the running session's time into ``seconds`` and restart the clock."""
-        self.seconds += time.perf_counter() - self.started
-        self.restart_clock()
-
-    def add_loss(self, value: float) -> None:
-        """Count one step's training loss towards the next history row."""
-        self.loss_sum += value
-        self.loss_count += 1
-
-    def add_row(self, val: Mapping[str, float] | None, per_epoch: int, density: float) -> None:
-        """Append a history row: the mean training loss since the last row, ``val``'s metrics."""
-        row = {"step": self.step, "epoch": self.step / per_epoch,
-               "train_loss": self.loss_sum / self.loss_count, "density": density}
-        if val is not None:
-            row.update(_val_columns(val, "val"))
-        row["seconds"] = self.elapsed()
-        self.rows.append(row)
-
-    def extend_to(self, total: int) -> bool:
-        """Whether nothing is left to do in a run of ``total`` steps.
-
-        A run that diverged or finished is done, except one that finished in fewer steps than
-        ``total`` (resumed with more): it forgets its final metrics and trains on.
-        """
-        if self.metrics is not None and self.step < total:
-            self.metrics = None
-        return self.metrics is not None or self.status != "ok"
-
-
-def _val_columns(metrics: Mapping[str, float], prefix: str) -> dict[str, float]:
-    return {f"{prefix}_{k}": float(v) for k, v in metrics.items() if k not in ("n", "tokens")}
-
-
-# --------------------------------------------------------------------------------------------------
-# Batches: one iterator per kind of training data
-# --------------------------------------------------------------------------------------------------
-
-
-class Batches(Protocol):
-    """What the loop asks of its training data: the batches of an epoch and their loss.
-
-    ``per_epoch`` batches make an epoch; :meth:`start_epoch` runs when ``st.pos`` is 0;
-    :meth:`next_batch` returns batch ``st.pos``; :meth:`loss` is the training loss of a batch
-    (and updates the state a stream carries). ``eval_batch_size`` is evaluation's batch size.
-    """
-
-    per_epoch: int
-    eval_batch_size: int
-
-    def start_epoch(self, st: TrainState, g: torch.Generator) -> None:
-        """Prepare a new epoch (draw its order, reset the carried state)."""
-
-    def next_batch(self, st: TrainState) -> tuple[torch.Tensor, torch.Tensor]:
-        """Batch ``st.pos`` of the epoch."""
-
-    def loss(self, model: Model, batch: tuple[torch.Tensor, torch.Tensor], st: TrainState,
-             g: torch.Generator) -> torch.Tensor:
-        """The training loss of ``batch``."""
-
-
-class SequenceBatches:
-    r"""Fixed-length sequences in memory: every epoch a fresh permutation drawn from ``g``.
-
-    Batch ``pos`` holds the examples ``order[pos·B : (pos + 1)·B]`` (the last one may be short);
-    ``per_epoch`` = ⌈n / B⌉. The loss is the model's task loss (a copy-task language model with a
-    sampled softmax draws its candidates from ``g``, NOTE [Sampled softmax]).
-    """
-
-    eval_batch_size = 256
-
-    def __init__(self, split: SequenceDataset, batch_size: int, device: torch.device) -> None:
-        self.split, self.batch_size, self.device = split, batch_size, device
-        self.per_epoch = math.ceil(len(split) / batch_size)
-
-    def start_epoch(self, st: TrainState, g: torch.Generator) -> None:
-        """Draw the epoch's order (n,) from ``g``."""
-        st.order = torch.randperm(len(self.split), generator=g).to(self.device)
-
-    def next_batch(self, st: TrainState) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(xs (B, T, D), ys)`` of batch ``st.pos``."""
-        if st.order is None:
-            raise fail("train", "an epoch order (start_epoch first)", "none")
-        idx = st.order[st.pos * self.batch_size:(st.pos + 1) * self.batch_size]
-        return self.split.xs[idx], self.split.ys[idx]
-
-    def loss(self, model: Model, batch: tuple[torch.Tensor, torch.Tensor], st: TrainState,
-             g: torch.Generator) -> torch.Tensor:
-        """The task loss of ``batch``."""
-        if isinstance(model, LanguageModel) and model.softmax_samples is not None:
-            return model.train_loss(batch, generator=g)[0]
-        return model.loss(batch)
-
-
-class _TokenWindows:
-    """The loss of a token window, with the state carried across windows from a zero start."""
-
-    eval_batch_size = 64
-
-    def start_epoch(self, st: TrainState, g: torch.Generator) -> None:
-        """Restart the carried state from zero."""
-        st.carry = None
-
-    def loss(self, model: Model, batch: tuple[torch.Tensor, torch.Tensor], st: TrainState,
-             g: torch.Generator) -> torch.Tensor:
-        """Next-token loss of ``(inputs (B, t), targets (B, t))`` from ``st.carry``."""
-        lm = cast(LanguageModel, model)  # a token stream pairs with a LanguageModel (_check_pair)
-        # the sampled softmax draws its candidates from g (NOTE [Sampled softmax])
-        loss, s_next = lm.train_loss(batch, st.carry, generator=g)
-        st.carry = s_next.detach()
-        return loss
-
-
-class StreamBatches(_TokenWindows):
-    r"""A token stream in memory, cut into B rows and read window by window (:func:`bptt_window`).
-
-    ``per_epoch`` = ⌈(⌊n / B⌋ − 1) / bptt⌉; the state is carried from window to window and
-    restarts from zero at every epoch.
-    """
-
-    def __init__(self, split: TokenStream, batch_size: int, bptt: int) -> None:
-        self.rows, self.bptt = batchify(split.ids, batch_size), bptt
-        self.per_epoch = bptt_window_count(self.rows.shape[1], bptt)
-
-    def next_batch(self, st: TrainState) -> tuple[torch.Tensor, torch.Tensor]:
-        """Window ``st.pos``: ``(inputs (B, t), targets (B, t))``."""
-        return bptt_window(self.rows, st.pos, self.bptt)
-
-
-class StreamedBatches(_TokenWindows):
-    r"""A corpus streamed from disk (:class:`~spectrumkit.corpora.StreamedTokens`), by windows.
-
-    The windows of :class:`StreamBatches` over the whole stream, read on demand: a reader opens at
-    the first window of an epoch, or at window ``st.pos`` after a resume.
-    """
-
-    def __init__(self, split: StreamedTokens, batch_size: int, bptt: int,
-                 device: torch.device) -> None:
-        self.split, self.batch_size, self.bptt, self.device = split, batch_size, bptt, device
-        self.per_epoch = split.num_windows(batch_size, bptt)
-        self._windows: Iterator[tuple[torch.Tensor, torch.Tensor]] | None = None
-
-    def start_epoch(self, st: TrainState, g: torch.Generator) -> None:
-        """Restart the carried state and the reader."""
-        super().start_epoch(st, g)
-        self._windows = None
-
-    def next_batch(self, st: TrainState) -> tuple[torch.Tensor, torch.Tensor]:
-        """Window ``st.pos``, read from disk, on the device."""
-        if self._windows is None:  # a new epoch, or a resume mid-epoch
-            self._windows = self.split.windows(self.batch_size, self.bptt, start=st.pos)
-        inputs, targets = next(self._windows)
-        return inputs.to(self.device), targets.to(self.device)
-
-
-def _batches_for(data: TaskData, batch_size: int, device: torch.device,
-                 dtype: torch.dtype) -> Batches:
-    """The batch iterator of ``data``'s training split (moved to ``device`` unless streamed)."""
-    bptt = data.bptt or DEFAULT_BPTT
-    if isinstance(data.train, StreamedTokens):  # read from disk (spectrumkit.corpora)
-        return StreamedBatches(data.train, batch_size, bptt, device)
-    split = _to_device(data.train, device, dtype)
-    if isinstance(split, TokenStream):
-        return StreamBatches(split, batch_size, bptt)
-    return SequenceBatches(split, batch_size, device)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -418,150 +177,21 @@ def _prune_steps(prune: tuple[int | None, list[float]] | None, total: int) -> di
     return prune_at
 
 
-# --------------------------------------------------------------------------------------------------
-# Checkpoints
-# --------------------------------------------------------------------------------------------------
-
-
-def _digest(mask: Mapping[str, torch.Tensor] | None) -> str | None:
-    """SHA-256 over the sorted names and the bytes of the tensors (a mask or a state dict)."""
-    if mask is None:
-        return None
-    h = hashlib.sha256()
-    for k in sorted(mask):
-        h.update(k.encode())
-        t = mask[k].detach().cpu().contiguous()
-        h.update(str(t.dtype).encode())
-        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
-    return h.hexdigest()
-
-
-# NOTE [Checkpoint identity]
-# A checkpoint is resumed only by the run that wrote it. Its "config" is the run's identity:
-#   routine         train or train_l2_iterative (the method of training)
-#   initial_weights SHA-256 of the model's state dict BEFORE training: the init scheme, the seed,
-#                   the sizes and the cell, whatever made the model (make_model, a user's model)
-#   dtype, model, cell, shapes
-#   data            the data's description (the task, its source, its sizes)
-#   mask            SHA-256 of the mask held (so the pruning method, sparsity and score batch)
-#   batch_size, lr, optimizer, clip, seed, eval_every, diverge_factor, prune_at, bptt
-#   + the caller's `identity` fields (the CLI passes its flags: init, method, sparsity, ...).
-# Only epochs / steps may differ (to train on). Any other difference is refused with one line
-# naming the fields, never loaded over the new model. The CLI's --no-resume starts afresh.
-_FRESH = "start afresh with --no-resume on the command line, or delete it"
-
-
-def _short(v: Any) -> str:
-    text = repr(v)
-    return text if len(text) <= 40 else ""
-
-
-def _identity_diff(old: Mapping[str, Any], new: Mapping[str, Any]) -> str:
-    """The differing fields, the caller's first, with both values where they are short."""
-    out = []
-    old_run, new_run = old.get("identity") or {}, new.get("identity") or {}
-    pairs = [(k, old_run.get(k), new_run.get(k)) for k in sorted(set(old_run) | set(new_run))]
-    pairs += [(k, old.get(k), new.get(k)) for k in new if k != "identity"]
-    for k, a, b in pairs:
-        if a != b:
-            ka, kb = _short(a), _short(b)
-            out.append(f"{k} ({ka} in the checkpoint, {kb} now)" if ka and kb else k)
-    return ", ".join(out)
-
-
-def _bad_checkpoint(path: Path, why: str) -> SpectrumkitError:
-    why = " ".join(why.split())
-    return fail("train", f"a checkpoint written by spectrumkit's train ({_FRESH})",
-                f"{path} ({why[:160]}{'…' if len(why) > 160 else ''})")
-
-
-def _load_checkpoint(path: Path) -> dict[str, Any]:
-    """torch.load(weights_only=True) and a structure check; every failure is one line."""
-    try:
-        ck = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # noqa: BLE001 - any unreadable file is the same error for the user
-        first = (str(e).strip().splitlines() or [""])[0]
-        raise _bad_checkpoint(path, f"unreadable: {type(e).__name__}: {first}") from None
-    if not isinstance(ck, dict) or not all(k in ck for k in _CHECKPOINT_KEYS):
-        got = type(ck).__name__ if not isinstance(ck, dict) else \
-            f"a dict without {', '.join(k for k in _CHECKPOINT_KEYS if k not in ck)}"
-        raise _bad_checkpoint(path, f"not a spectrumkit checkpoint: {got}")
-    if ck["version"] != _CHECKPOINT_VERSION:
-        raise _bad_checkpoint(path, f"format version {ck['version']!r}, this spectrumkit "
-                              f"reads version {_CHECKPOINT_VERSION}")
-    if not isinstance(ck["config"], dict) or not isinstance(ck["state"], dict):
-        raise _bad_checkpoint(path, "not a spectrumkit checkpoint: config or state not a dict")
-    return ck
-
-
-
 def _run_identity(model: Model, data: TaskData, mask: Mapping[str, torch.Tensor] | None,
                   o: _Settings, prune_at: Mapping[int, float], routine: str) -> dict[str, Any]:
     """The run's identity (NOTE [Checkpoint identity]), taken before the first step."""
-    config = {"routine": routine, "initial_weights": _digest(model.state_dict()),
+    config = {"routine": routine, "initial_weights": digest(model.state_dict()),
               "dtype": str(_model_dtype(model)), "model": type(model).__name__,
               "cell": model.cell.name,
               "shapes": {k: list(v.shape) for k, v in model.state_dict().items()},
               "data": data.description, "batch_size": o.batch_size, "lr": o.lr,
               "optimizer": o.optimizer, "clip": o.clip, "seed": o.seed,
               "eval_every": o.eval_every, "diverge_factor": o.diverge_factor,
-              "mask": _digest(mask), "prune_at": sorted(prune_at.items()), "bptt": data.bptt,
+              "mask": digest(mask), "prune_at": sorted(prune_at.items()), "bptt": data.bptt,
               "identity": dict(o.identity or {})}
     if isinstance(model, LanguageModel) and model.softmax_samples is not None:
         config["softmax_samples"] = model.softmax_samples  # NOTE [Sampled softmax]
     return config
-
-
-class Checkpointer:
-    r"""Saves one run's checkpoint atomically and resumes from it (NOTE [Checkpoint identity]).
-
-    The file is ``folder/checkpoint.pt``: the run's identity, the model, the optimizer, the
-    generator, the :class:`TrainState` and the mask held. ``folder`` None makes both a no-op.
-    """
-
-    def __init__(self, folder: Path | None, identity: dict[str, Any]) -> None:
-        self.folder, self.identity = folder, identity
-        self.path = None if folder is None else folder / _CHECKPOINT
-
-    def save(self, model: nn.Module, opt: torch.optim.Optimizer, g: torch.Generator,
-             st: TrainState, mask: Mapping[str, torch.Tensor] | None) -> None:
-        """Write the checkpoint atomically (NOTE [Atomic writes])."""
-        if self.path is None:
-            return
-        obj = {"version": _CHECKPOINT_VERSION, "config": self.identity,
-               "model": model.state_dict(), "optimizer": opt.state_dict(),
-               "generator": g.get_state(), "state": st.to_checkpoint(),
-               "mask": None if mask is None else {k: v.cpu() for k, v in mask.items()}}
-        write_atomic(self.path, lambda f: torch.save(obj, f))
-
-    def resume(self, model: nn.Module, opt: torch.optim.Optimizer, g: torch.Generator,
-               total: int, device: torch.device
-               ) -> tuple[TrainState, dict[str, torch.Tensor] | None] | None:
-        """Load the checkpoint into ``model``, ``opt`` and ``g``; None when there is none.
-
-        Returns the saved :class:`TrainState` and mask (on ``device``). A checkpoint of another
-        run, one past ``total`` steps, or a file that is not such a checkpoint is one line.
-        """
-        if self.path is None or not self.path.exists():
-            return None
-        ck = _load_checkpoint(self.path)
-        if ck["config"] != self.identity:
-            raise fail("train", f"a checkpoint in {self.folder} made by the same run ({_FRESH})",
-                       f"one that differs in {_identity_diff(ck['config'], self.identity)}")
-        if ck["state"].get("step", 0) > total:
-            raise fail("train", f"at most {total} steps done in the checkpoint",
-                       f"{ck['state']['step']} in {self.path}")
-        try:
-            model.load_state_dict(ck["model"])
-            opt.load_state_dict(ck["optimizer"])
-            g.set_state(ck["generator"])
-            st = TrainState.from_checkpoint(ck["state"], device)
-            mask = None if ck["mask"] is None else {k: m.to(device) for k, m in ck["mask"].items()}
-        except (RuntimeError, KeyError, TypeError, ValueError, AttributeError) as e:
-            first = (str(e).strip().splitlines() or [""])[0]
-            raise _bad_checkpoint(self.path, f"inconsistent: {type(e).__name__}: {first}"
-                                  ) from None
-        return st, mask
 
 
 # --------------------------------------------------------------------------------------------------
@@ -663,7 +293,7 @@ def _final_metrics(st: TrainState, test: Mapping[str, float] | None,
     last = st.rows[-1]
     metrics = {k: v for k, v in last.items() if k.startswith("val_")}
     if test is not None:
-        metrics.update(_val_columns(test, "test"))
+        metrics.update(metric_columns(test, "test"))
     metrics.update(train_loss=last["train_loss"], density=density)
     return metrics
 
@@ -677,7 +307,7 @@ def _train_impl(model: Model, data: TaskData, mask: dict[str, torch.Tensor] | No
     """
     dtype, device = _model_dtype(model), o.device
     model.to(device)
-    batches = _batches_for(data, o.batch_size, device, dtype)
+    batches = batches_for(data, o.batch_size, device, dtype)
     score = partial(_evaluate, model, batch_size=batches.eval_batch_size,
                     bptt=data.bptt or DEFAULT_BPTT, device=device)
     val_split = _to_device(data.val, device, dtype)
@@ -796,7 +426,7 @@ def _check_checkpoint_dir(fn: str, checkpoint_dir: Any) -> Path | None:
     if not isinstance(checkpoint_dir, (str, os.PathLike)):
         raise fail(fn, "checkpoint_dir to be a path or None", type(checkpoint_dir).__name__)
     # NOTE [Output paths]: before any step, not at the first save
-    check_output_dir(fn, checkpoint_dir, files=[_CHECKPOINT])
+    check_output_dir(fn, checkpoint_dir, files=[CHECKPOINT_FILE])
     return Path(checkpoint_dir)
 
 
