@@ -53,7 +53,7 @@ _OUTPUTS = ("history.csv", "metrics.json", "mask.pt", "checkpoint/checkpoint.pt"
 _EXCLUDED = ("batch_size", "density")
 #: The score option flags of `spectrumkit train` (one per option field of every score method,
 #: NOTE [Option flags]); their parameters are named like the options.
-_SCORE_FLAGS = tuple(score_option_fields(exclude=_EXCLUDED))
+_OPTION_FLAGS = tuple(score_option_fields(exclude=_EXCLUDED))
 #: The flat config keys among the score options (NOTE [Canonical configs]); a given flag of one
 #: of them is that key of the config, a given flag of any other option goes to score_options.
 _FLAT = ("normalize", "horizon", "estimator", "through_time", "recipe")
@@ -116,7 +116,7 @@ def _fields(params: Mapping[str, Any]) -> dict[str, Any]:
     fields["data"] = dict(_parse_option(t) for t in params["data_options"])
     fields["record"] = tuple(params["record"])
     score: dict[str, Any] = {}
-    for name in _SCORE_FLAGS:  # the options' own flags (None: not given)
+    for name in _OPTION_FLAGS:  # the options' own flags (None: not given)
         if params.get(name) is not None:
             (fields if name in _FLAT else score)[name] = params[name]
     for text in params["score_options"]:
@@ -199,8 +199,8 @@ def _check_applies(fn: str, c: TrialConfig, params: Mapping[str, Any],
             dropped.append(f"{_flag(f)} {_text(asked[f])}")
     for k, v in asked["score_options"].items():  # the other options: the method must take them
         if (k in given or k in texts) and k not in takes:
-            dropped.append(f"{_flag(k) if k in _SCORE_FLAGS else '--score-option'} {k}={_text(v)}"
-                           if k not in _SCORE_FLAGS else f"{_flag(k)} {_text(v)}")
+            dropped.append(f"{_flag(k) if k in _OPTION_FLAGS else '--score-option'} {k}={_text(v)}"
+                           if k not in _OPTION_FLAGS else f"{_flag(k)} {_text(v)}")
     if dropped:
         raise fail(fn, f"flags that apply to --method {c.method} on --data {c.task} with "
                    "these records (NOTE [Canonical configs])",
@@ -487,9 +487,9 @@ def _params_of(c: TrialConfig) -> dict[str, Any]:
     params["record"] = tuple(c.record)
     params.update({f: getattr(c, f) for f in _FLAT})
     extra = c.score_options
-    params.update({k: v for k, v in extra.items() if k in _SCORE_FLAGS})
+    params.update({k: v for k, v in extra.items() if k in _OPTION_FLAGS})
     params["score_options"] = tuple(f"{k}={_text(v)}" for k, v in extra.items()
-                                    if k not in _SCORE_FLAGS)
+                                    if k not in _OPTION_FLAGS)
     return params
 
 

@@ -50,7 +50,7 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
 
-from ..choices import RecipeName
+from ..choices import RECIPE_NAMES, RecipeName
 from ..init import AUTHORS_GRU_INIT
 
 __all__ = ["DEFAULT_RECIPE", "RECIPES", "Recipe", "recipe_table"]
@@ -93,6 +93,11 @@ RECIPES: Mapping[str, Recipe] = MappingProxyType({r.name: r for r in (
     _recipe("chi-gamma", "the paper's χ divided by the authors' γ of §4 (no floor)",
             {**_PAPER_CHI, **_AUTHORS_GAMMA}, _PLAIN),
 )})
+# the recipes' names are a set of choices (choices.RecipeName, the type of the ``recipe`` option):
+# the table and that set must name the same recipes, in the same order
+if tuple(RECIPES) != RECIPE_NAMES:
+    raise ImportError(f"spectrumkit.scores.recipes: expected the recipes {RECIPE_NAMES} of "
+                      f"choices.RecipeName, got {tuple(RECIPES)}")
 
 #: The recipe ``compute_scores("jacobian", ...)`` uses when none is given: chosen by the
 #: recipe-ablation study (README, "The recipe ablation"): among the score recipes, in
