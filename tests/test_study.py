@@ -609,6 +609,29 @@ def test_study_rows_share_equal_trials_and_fill_every_row(tmp_path):
     assert {p.name for p in paths} >= {"curves.png"}
 
 
+def test_report_tables_with_other_rows_are_written_apart(tmp_path):
+    """A further table whose rows differ from the main table's is written to its own files and
+    left out of the side-by-side pivot (before, pd.concat refused the two indexes and the run
+    crashed after every trial had finished)."""
+    import pandas as pd
+
+    from spectrumkit.study import run_study
+
+    p = _rows_toml(tmp_path, name="tworows")
+    p.write_text(p.read_text().replace(
+        'tables = [{ rows = "row", cols = "method", metric = "val_loss", format = ".3f" }]',
+        'tables = [{ rows = ["row", "hidden_size"], cols = "method", metric = "val_error_pct" },'
+        '\n          { rows = "row", cols = "method", metric = "val_loss" }]'))
+    run = run_study(load_study(p), out=str(tmp_path / "out"), progress=False,
+                    allow_trial_code=True)
+    assert run.statuses == {"ok": 10, "diverged": 0, "failed": 0}
+    assert list(run.pivot.columns) == ["val_error_pct: jacobian", "val_error_pct: random",
+                                       "val_loss: jacobian", "val_loss: random"]
+    other = pd.read_csv(run.dir / "tables" / "summary-val_error_pct.csv")
+    pairs = set(zip(other["row"], other["hidden_size"]))
+    assert pairs == {("small", 8), ("small again", 8), ("big", 24)}
+
+
 def test_study_rows_bad_input(tmp_path):
     for rows, msg in (
             ('[[rows]]\nhidden_size = 8', "a label .* in every \\[\\[rows\\]\\] entry"),

@@ -85,7 +85,9 @@ def summary_tables(study: Study, folder: Path) -> tuple[pd.DataFrame, pd.DataFra
     """Collect the study's own trials from ``folder`` and write its summary tables.
 
     With ``report.tables`` each further metric gets its own ``tables/summary-<metric>.*`` and the
-    returned pivot holds every metric side by side (columns ``metric: col``).
+    returned pivot holds every metric side by side (columns ``metric: col``): those of the tables
+    whose rows are the main table's; a table with other rows is only written to its own files
+    (two pivots of different row fields share no index to stand side by side on).
 
     NOTE [One table writer]
     :mod:`spectrumkit.figures.tables` writes every table of the package, the study's summary
@@ -111,7 +113,8 @@ def summary_tables(study: Study, folder: Path) -> tuple[pd.DataFrame, pd.DataFra
                                   title=f"{study.name} ({study.preset}): {t.metric}",
                                   caption=_caption(study).replace(
                                       study.report.table.metric, t.metric, 1))
-            pivots.append(pv.rename(columns=lambda c, m=t.metric: f"{m}: {c}"))
+            if list(pv.index.names) == list(pivot.index.names):
+                pivots.append(pv.rename(columns=lambda c, m=t.metric: f"{m}: {c}"))
         pivot = pd.concat(pivots, axis=1)
     return long, pivot, paths
 
