@@ -21,3 +21,104 @@ def assert_close(actual: torch.Tensor, expected: torch.Tensor, *, atol: float, r
                  what: str = "") -> None:
     """``torch.testing.assert_close`` that prints the differing entries (it does) with a label."""
     torch.testing.assert_close(actual, expected, atol=atol, rtol=rtol, msg=lambda m: f"{what}\n{m}")
+
+
+# ----------------------------------------------------------------------------- the CLI fixture
+# NOTE [CLI in tests]
+# A command runs in-process through click's CliRunner by default: importing torch once per test
+# session instead of once per command is what keeps the default tier fast. ``cli.subprocess(...)``
+# runs ``python -m spectrumkit.cli`` for the few tests whose point is the entry point, an exit
+# status seen by a shell, or a signal. Both return a :class:`CliResult` with stdout and stderr
+# apart; an exception that escapes the command in-process is formatted into ``stderr`` as the
+# interpreter would print it, so "no traceback" reads the same for both.
+
+import dataclasses  # noqa: E402
+import subprocess as _subprocess  # noqa: E402
+import sys as _sys  # noqa: E402
+import traceback as _traceback  # noqa: E402
+from pathlib import Path as _Path  # noqa: E402
+
+import pytest  # noqa: E402
+
+ROOT = _Path(__file__).resolve().parents[1]
+
+
+@dataclasses.dataclass(frozen=True)
+class CliResult:
+    """What one command printed and its exit status."""
+
+    exit_code: int
+    stdout: str
+    stderr: str
+
+    @property
+    def returncode(self) -> int:
+        """The exit status, under ``subprocess.CompletedProcess``'s name."""
+        return self.exit_code
+
+    @property
+    def output(self) -> str:
+        """stdout then stderr."""
+        return self.stdout + self.stderr
+
+    def error_line(self) -> str:
+        """Assert exit 2, exactly one ``error:`` line on stderr and no traceback; return it."""
+        assert self.exit_code == 2, (self.exit_code, self.stdout, self.stderr)
+        errors = [ln for ln in self.stderr.splitlines() if ln.startswith("error:")]
+        assert len(errors) == 1, self.stderr
+        assert "Traceback" not in self.stderr and "Traceback" not in self.stdout, self.stderr
+        return errors[0]
+
+    def ok(self) -> "CliResult":
+        """Assert exit 0 with no traceback and no ``error:`` line; return self."""
+        assert self.exit_code == 0, (self.exit_code, self.stdout, self.stderr)
+        assert "Traceback" not in self.stderr and "error:" not in self.stderr, self.stderr
+        return self
+
+
+class Cli:
+    """``cli("train", "--steps", 1)`` in-process; ``cli.subprocess(...)`` as a real process."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch):
+        self._monkeypatch = monkeypatch
+
+    def __call__(self, *args: object, cwd: _Path | str | None = None, env: dict | None = None,
+                 input: str | None = None) -> CliResult:
+        from click.testing import CliRunner
+
+        from spectrumkit.cli import main
+
+        with self._monkeypatch.context() as m:
+            m.chdir(ROOT if cwd is None else cwd)
+            for k, v in (env or {}).items():
+                if v is None:
+                    m.delenv(k, raising=False)
+                else:
+                    m.setenv(k, str(v))
+            r = CliRunner().invoke(main, [str(a) for a in args], input=input,
+                                   prog_name="spectrumkit")
+        stderr = r.stderr
+        if r.exception is not None and not isinstance(r.exception, SystemExit):
+            stderr += "Traceback (most recent call last):\n" + "".join(
+                _traceback.format_exception(*r.exc_info))
+        return CliResult(r.exit_code, r.stdout, stderr)
+
+    def subprocess(self, *args: object, cwd: _Path | str | None = None, env: dict | None = None,
+                   timeout: float = 300, input: str | None = None) -> CliResult:
+        """``python -m spectrumkit.cli ARGS`` in a child process (one thread, same environment)."""
+        full_env = {**os.environ, "OMP_NUM_THREADS": "1"}
+        for k, v in (env or {}).items():
+            if v is None:
+                full_env.pop(k, None)
+            else:
+                full_env[k] = str(v)
+        r = _subprocess.run([_sys.executable, "-m", "spectrumkit.cli", *map(str, args)],
+                            cwd=ROOT if cwd is None else cwd, env=full_env, input=input,
+                            capture_output=True, text=True, timeout=timeout, check=False)
+        return CliResult(r.returncode, r.stdout, r.stderr)
+
+
+@pytest.fixture
+def cli(monkeypatch: pytest.MonkeyPatch) -> Cli:
+    """Run a ``spectrumkit`` command in-process (NOTE [CLI in tests])."""
+    return Cli(monkeypatch)
