@@ -1,9 +1,11 @@
-"""`spectrumkit study export`: a study's results as one table file (CSV or Parquet)."""
+"""`spectrumkit study export`: a study's results as one CSV or Parquet table;
+`spectrumkit export`: a finished train run's network for torch.nn or safetensors."""
 
 from __future__ import annotations
 
 import click
 
+from . import main
 from .cmd_study import study_cmd
 
 
@@ -26,4 +28,32 @@ def study_export_cmd(study_dir: str, fmt: str, out: str) -> None:
     from ..study.export import export_table
 
     path = export_table(study_dir, out, fmt)  # type: ignore[arg-type]
+    click.echo(f"wrote: {path}")
+
+
+@main.command("export")
+@click.argument("run_dir", metavar="RUN_DIR", type=click.Path(file_okay=False))
+@click.option("--format", "fmt", type=click.Choice(["torch", "safetensors"]), default="torch",
+              show_default=True, help="safetensors needs the safetensors extra")
+@click.option("--out", required=True, metavar="FILE", help="the file to write")
+def export_cmd(run_dir: str, fmt: str, out: str) -> None:
+    """Export the trained sparse network of a finished `spectrumkit train` run folder.
+
+    \b
+    RUN_DIR is the run's --out folder: metrics.json with status ok and checkpoint/checkpoint.pt
+    (written with --resume, the default). Study trials store no weights: rerun one with
+    `spectrumkit train` to export it. Cells with a torch.nn twin only: rnn, rnn_relu (nn.RNN),
+    gru (nn.GRU), lstm (nn.LSTM); one layer, time-major (batch_first=False).
+    --format torch: torch.load(FILE, weights_only=True) gives a dict with
+      module ("GRU"), kwargs, state_dict (torch.nn names: weight_ih_l0, ...), mask (bool, same
+      names; None for a dense run), readout (the model's head), cell:
+      getattr(torch.nn, d["module"])(**d["kwargs"]).load_state_dict(d["state_dict"])
+    --format safetensors: the state dict's tensors, the masks as mask.<name> (bool) and the
+      readout as readout.<name>; metadata module, cell, input_size, hidden_size (nonlinearity).
+      Readable without torch: safetensors.numpy.load_file(FILE).
+    Example: spectrumkit export runs/gru90 --format safetensors --out gru90.safetensors
+    """
+    from ..export import export_run
+
+    path = export_run(run_dir, out, fmt)  # type: ignore[arg-type]
     click.echo(f"wrote: {path}")
