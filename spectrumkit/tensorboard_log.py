@@ -1,6 +1,8 @@
 r"""TensorBoard curves of a training run (the ``tensorboard`` extra): ``spectrumkit train --log
 tensorboard`` writes them to ``OUT/tensorboard``; from Python pass a :class:`TensorBoardLog` as
-``train(callback=...)`` / ``run_pipeline(callback=...)``.
+``train(callback=...)`` / ``run_pipeline(callback=...)``. A study's trials become one run each
+with ``spectrumkit study tensorboard OUT/NAME --out DIR`` (:func:`write_study_runs`, from the
+stored trial files, after the fact).
 
 What is logged, as scalars (NOTE [Exact scalars]):
 
@@ -36,7 +38,7 @@ import torch
 
 from .errors import fail
 
-__all__ = ["TensorBoardLog"]
+__all__ = ["TensorBoardLog", "write_study_runs"]
 
 
 def _require_tensorboard(fn: str) -> Any:
@@ -101,12 +103,17 @@ class TensorBoardLog:
         from .anatomy import anatomy_summary, mask_anatomy
 
         summary = anatomy_summary(cell, mask, input_size, hidden_size)
-        self._scalar("mask/ir_ratio", summary["ir_ratio"], 0)
         table = mask_anatomy(cell, mask, input_size, hidden_size)
         kept = table.groupby("gate", sort=False)["kept"].sum()
         total = int(kept.sum())
-        for gate, k in kept.items():
-            self._scalar(f"mask/gate_share/{gate}", k / total if total else math.nan, 0)
+        self.log_mask_numbers(summary["ir_ratio"], {str(g): k / total if total else math.nan
+                                                    for g, k in kept.items()})
+
+    def log_mask_numbers(self, ir_ratio: float, shares: Mapping[str, float | None]) -> None:
+        """Log ``mask/ir_ratio`` and ``mask/gate_share/<g>`` (as computed already) at step 0."""
+        self._scalar("mask/ir_ratio", ir_ratio, 0)
+        for gate, share in shares.items():
+            self._scalar(f"mask/gate_share/{gate}", math.nan if share is None else share, 0)
 
     def finish(self, history: pd.DataFrame) -> None:
         """Log the rows of ``history`` not logged yet (earlier sessions, a divergence), close."""
@@ -114,3 +121,40 @@ class TensorBoardLog:
             self.log_row(row)
         self._writer.flush()
         self._writer.close()
+
+
+def write_study_runs(study_dir: str | Path, logdir: str | Path) -> list[Path]:
+    """One TensorBoard run per stored trial of a study folder ``OUT/NAME``: ``logdir/<key>``.
+
+    Written from the trial files after the fact (so for every executor): each run holds the
+    trial's stored history (as :class:`TensorBoardLog` logs a train run's ``history.csv``), ``lr``
+    from its config, and, when the trial recorded ``anatomy``, the mask's I/R ratio and gate
+    shares (its metrics ``ir_ratio`` and ``share_<g>``). ``logdir`` must be new or empty (a second
+    export into the same runs would repeat their points). Returns the run folders, by key.
+    """
+    from .study.store import ResultStore
+
+    fn = "write_study_runs"
+    _require_tensorboard(fn)
+    store = ResultStore(study_dir)
+    if not store.trials.is_dir():
+        raise fail(fn, "a study folder holding trials/ (OUT/<study>)", str(study_dir))
+    out = Path(logdir)
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise fail(fn, "a new or empty folder for the runs", f"{out}, which is not empty")
+    keys = sorted(p.stem for p in store.trials.glob("*.json"))
+    results = [r for k in keys if (r := store.read(k)) is not None]
+    if not results:
+        raise fail(fn, "a study folder with at least one stored trial in trials/",
+                   f"none in {study_dir}")
+    runs = []
+    for r in results:
+        log = TensorBoardLog(out / r["key"], lr=r["config"]["lr"])
+        metrics = r.get("metrics") or {}
+        if metrics.get("ir_ratio") is not None:
+            log.log_mask_numbers(metrics["ir_ratio"], {k.removeprefix("share_"): v
+                                                       for k, v in metrics.items()
+                                                       if k.startswith("share_")})
+        log.finish(pd.DataFrame(r.get("history") or {}))
+        runs.append(log.logdir)
+    return runs

@@ -104,3 +104,48 @@ def test_log_tensorboard_without_tensorboard_is_one_line(cli, tmp_path, monkeypa
                "--out", out).error_line()
     assert "spectrumkit[tensorboard]" in line and "--log tensorboard" in line
     assert not (out / "history.csv").exists()
+
+
+def anatomy_trial(config, ctx):
+    """A stand-in trial with a history and the anatomy record's metrics (closed form)."""
+    h = config.hidden_size
+    return {"status": "ok", "device": "cpu",
+            "metrics": {"val_loss": h / 100, "ir_ratio": h / 7, "share_r": 0.25, "share_z": 0.5,
+                        "share_n": 0.25},
+            "history": {"step": [2, 4], "epoch": [0.5, 1.0], "train_loss": [h / 3, h / 9],
+                        "val_loss": [h / 11, h / 13]}}
+
+
+def test_study_tensorboard_writes_one_run_per_trial_equal_to_the_stored_history(cli, tmp_path):
+    import json
+
+    from spectrumkit.study import run_study
+
+    toml = tmp_path / "tb.toml"
+    toml.write_text("""name = "tb"
+[grid]
+hidden_size = [8, 16]
+[fixed]
+trial = "tests.test_tensorboard_log:anatomy_trial"
+epochs = 1
+lr = 0.003
+[presets.quick]
+seeds = 1
+[report]
+table = { rows = "hidden_size", metric = "val_loss" }
+""")
+    run = run_study(str(toml), out=str(tmp_path / "out"), allow_trial_code=True)
+    cli("study", "tensorboard", run.dir, "--out", tmp_path / "tb").ok()
+    stored = [json.loads(p.read_text()) for p in (run.dir / "trials").glob("*.json")]
+    assert sorted(p.name for p in (tmp_path / "tb").iterdir()) == sorted(t["key"] for t in stored)
+    for t in stored:
+        got = _scalars(tmp_path / "tb" / t["key"])
+        hist = t["history"]
+        for col in ("epoch", "train_loss", "val_loss"):
+            assert got[col] == dict(zip(hist["step"], hist[col])), col
+        assert got["lr"] == {2: 0.003, 4: 0.003}
+        assert got["mask/ir_ratio"] == {0: t["config"]["hidden_size"] / 7}
+        assert {k: v[0] for k, v in got.items() if k.startswith("mask/gate_share/")} == \
+            {"mask/gate_share/r": 0.25, "mask/gate_share/z": 0.5, "mask/gate_share/n": 0.25}
+    line = cli("study", "tensorboard", run.dir, "--out", tmp_path / "tb").error_line()
+    assert "a new or empty folder" in line

@@ -31,6 +31,24 @@ def study_export_cmd(study_dir: str, fmt: str, out: str) -> None:
     click.echo(f"wrote: {path}")
 
 
+@study_cmd.command("tensorboard")
+@click.argument("study_dir", metavar="OUT/NAME")
+@click.option("--out", required=True, metavar="DIR", help="a new or empty folder for the runs")
+def study_tensorboard_cmd(study_dir: str, out: str) -> None:
+    """Write one TensorBoard run per stored trial of OUT/NAME into DIR/<key> (tensorboard extra).
+
+    \b
+    From the stored trial files, so for every executor: each trial's history (train_loss,
+    val_<metric>, density, epoch, seconds at the evaluation steps) and lr, and with the anatomy
+    record the mask's I/R ratio and gate shares at step 0. Scalars are float64.
+    View them with: tensorboard --logdir DIR
+    """
+    from ..tensorboard_log import write_study_runs
+
+    runs = write_study_runs(study_dir, out)
+    click.echo(f"wrote {len(runs)} runs into {out}")
+
+
 @main.command("export")
 @click.argument("run_dir", metavar="RUN_DIR", type=click.Path(file_okay=False))
 @click.option("--format", "fmt", type=click.Choice(["torch", "safetensors"]), default="torch",
