@@ -25,6 +25,7 @@ from .jacobians import (
     step_jacobians,
     vjp_step,
 )
+from .operators import step_operator
 from .unroll import unroll
 
 # isort: split
@@ -144,7 +145,7 @@ __all__ = [
     "authors_gru_params", "authors_trained_gru",
     # sequences and per-step Jacobians
     "unroll", "step_jacobians", "iter_step_jacobians", "JacobianChunk", "has_closed_form",
-    "jvp_step", "vjp_step", "reference_jacobian",
+    "jvp_step", "vjp_step", "reference_jacobian", "step_operator",
     # spectra, χ and Lyapunov exponents
     "singular_values", "reference_singular_values", "spectrum_summary", "effective_rank",
     "histogram", "Histogram", "spectrum", "Spectrum", "CHI_ESTIMATORS", "chi", "chi_step",

@@ -342,6 +342,7 @@ class _TrainOptions:
     checkpoint_dir: str | os.PathLike | None = None
     progress: bool | None = False
     identity: Mapping[str, Any] | None = None
+    callback: Callable[[dict], None] | None = None
 
 
 def _fit(run: _Run, mask: Mask | None, opts: _TrainOptions) -> TrainResult:
@@ -353,7 +354,8 @@ def _fit(run: _Run, mask: Mask | None, opts: _TrainOptions) -> TrainResult:
                               batch_size=c.batch_size, lr=c.lr, optimizer=c.optimizer,
                               clip=c.clip, device=run.device, seed=c.seed,
                               eval_every=c.eval_every, progress=opts.progress,
-                              checkpoint_dir=opts.checkpoint_dir, identity=opts.identity)
+                              checkpoint_dir=opts.checkpoint_dir, identity=opts.identity,
+                              callback=opts.callback)
     if c.method == "l2":
         return train_l2_iterative(run.model, run.task, density=c.density,
                                   stage_steps=c.l2_stage_steps, **kw)
@@ -400,14 +402,17 @@ def run_pipeline(c: TrialConfig, *, device: str = "auto",
                  data_root: str | os.PathLike | None = None,
                  log: Callable[[str], None] = _silent, task: TaskData | None = None,
                  checkpoint_dir: str | os.PathLike | None = None, progress: bool | None = False,
-                 identity: Mapping[str, Any] | None = None) -> PipelineResult:
+                 identity: Mapping[str, Any] | None = None,
+                 callback: Callable[[dict], None] | None = None) -> PipelineResult:
     r"""Prune at initialization and train, as config ``c`` says (the steps in the module docstring).
 
     Run options, none of which changes a number: ``device`` (``auto``: CUDA when available),
     ``data_root`` (the full data set; None = bundled), ``log`` (called with one line per event),
     ``task`` (the already loaded :func:`load_data` ``(c, data_root)``, to avoid loading twice),
     ``checkpoint_dir``, ``progress`` and ``identity`` (passed to :func:`spectrumkit.train.train`:
-    checkpoint and resume). A diverged run has status ``diverged`` (never an exception).
+    checkpoint and resume; ``callback``: its ``callback``, e.g. a
+    :class:`~spectrumkit.tensorboard_log.TensorBoardLog`). A diverged run has status ``diverged``
+    (never an exception).
     """
     dev = str(resolve_device(device))
     run = _Run(c=c, device=dev, log=log,
@@ -420,7 +425,7 @@ def run_pipeline(c: TrialConfig, *, device: str = "auto",
     init = _spectra(c, run.model, xs, scored) if xs is not None else {}
     mask = _authors_swap(c, run.model, scored)
     status, res = _train_step(run, scored, mask,
-                              _TrainOptions(checkpoint_dir, progress, identity))
+                              _TrainOptions(checkpoint_dir, progress, identity, callback))
     if xs is not None:
         trained = _spectra(c, run.model, xs, mask) if status == "ok" else {}
         _spectra_records(run, init, trained)

@@ -346,12 +346,14 @@ def _train_impl(model: Model, data: TaskData, mask: dict[str, torch.Tensor] | No
             st.pos = (st.pos + 1) % batches.per_epoch
             bar.update(1)
             bar.set_postfix(loss=f"{value:.4g}", refresh=False)
-            if o.callback is not None:
-                o.callback({"step": st.step, "loss": value})
-            if _eval_due(st, o.eval_every, total):
+            evaluated = _eval_due(st, o.eval_every, total)
+            if evaluated:
                 st.add_row(score(val_split), batches.per_epoch, holder.density())
                 st.loss_sum, st.loss_count = 0.0, 0
                 ckpt.save(model, opt, g, st, holder.mask)
+            if o.callback is not None:  # after the evaluation, whose history row it carries
+                o.callback({"step": st.step, "loss": value,
+                            **({"row": dict(st.rows[-1])} if evaluated else {})})
         if not finished:
             if st.status == "ok":
                 test = None if data.test is None else score(_to_device(data.test, device, dtype))
@@ -525,7 +527,8 @@ def train(model: Model, data: TaskData, *, mask: Mapping[str, torch.Tensor] | No
             paths]).
         progress: a tqdm bar on stderr; None = only when stderr is a terminal.
         diverge_factor: see NOTE [Divergence]; None keeps only the non-finite rule.
-        callback: called after every step with ``{"step", "loss"}``; its exceptions propagate.
+        callback: called after every step with ``{"step", "loss"}``, and ``"row"`` (the new
+            history row) after a step that ended with an evaluation; its exceptions propagate.
         identity: JSON-able settings that also define the run (e.g. the CLI's ``init``,
             ``method``, ``sparsity``), stored in the checkpoint and compared on resume.
 

@@ -68,4 +68,4 @@ def cells_cmd(input_size: int, hidden: int) -> None:
 
 
 # The commands live in one module each and register themselves on `main` when imported.
-from . import cmd_figures, cmd_prune, cmd_spectrum, cmd_study, cmd_train  # noqa: E402,F401 (they register on main)
+from . import cmd_export, cmd_figures, cmd_prune, cmd_spectrum, cmd_study, cmd_train  # noqa: E402,F401 (they register on main)

@@ -378,6 +378,9 @@ def _summary(c: TrialConfig, result: PipelineResult) -> str:
                    "--no-resume starts afresh and first removes an earlier run's files in OUT")
 @click.option("--progress/--no-progress", default=None,
               help="progress bar on stderr (default: when stderr is a terminal)")
+@click.option("--log", type=click.Choice(["tensorboard"]), default=None,
+              help="also write TensorBoard curves to OUT/tensorboard (the tensorboard extra): "
+                   "history.csv's columns and lr per evaluation, the mask's I/R and gate shares")
 @click.option("--out", type=click.Path(file_okay=False), required=True, help="output folder")
 def train_cmd(**params: Any) -> None:
     """Train one model and write OUT/history.csv, OUT/metrics.json and OUT/mask.pt (atomically).
@@ -415,9 +418,17 @@ def train_cmd(**params: Any) -> None:
         for name in _OUTPUTS:
             if (outdir / name).is_file():
                 (outdir / name).unlink()
+    tb = None
+    if params["log"] == "tensorboard":  # spectrumkit/tensorboard_log.py
+        from ..tensorboard_log import TensorBoardLog
+
+        tb = TensorBoardLog(outdir / "tensorboard", lr=c.lr)
     result = run_pipeline(c, device=params["device"], data_root=params["data_root"], task=task,
                           checkpoint_dir=outdir / "checkpoint" if params["resume"] else None,
-                          progress=params["progress"], identity=identity)
+                          progress=params["progress"], identity=identity, callback=tb)
+    if tb is not None:
+        tb.log_mask(c.cell, result.mask, result.model.input_size, c.hidden_size)
+        tb.finish(result.history)
 
     def finite(v: Any) -> Any:
         return v if not isinstance(v, float) or math.isfinite(v) else None
