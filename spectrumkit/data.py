@@ -30,17 +30,12 @@ first 55,000, and test is the official 10k test set. WikiText-103 and One Billio
 
 from __future__ import annotations
 
-import gzip
 import hashlib
 import logging
 import math
-import os
-import struct
-import zlib
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
-from functools import lru_cache
 from importlib.resources import files
 from pathlib import Path
 from typing import Any, Literal
@@ -48,6 +43,8 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
+from ._digest import file_sha256
+from ._idx import read_bytes, read_idx
 from .choices import TASKS
 from .corpora import StreamedTokens, corpus_task, vocab_from_counts
 from .errors import check_choice, check_keys, check_positive_int, fail
@@ -182,72 +179,16 @@ class TaskData:
 def _bundled(rel: str) -> Path:
     """Path of a bundled file, its sha256 checked (a corrupt install is an error, not bad data)."""
     path = Path(str(files("spectrumkit") / "_bundled" / rel))
-    digest = _sha256(str(path), *_stat(path))
+    _, digest = file_sha256("spectrumkit data", path)
     if digest != _BUNDLED_SHA256[rel]:
         raise fail("spectrumkit data", f"bundled {rel} with sha256 {_BUNDLED_SHA256[rel]}",
                    f"{digest} at {path} (reinstall spectrumkit)")
     return path
 
 
-def _stat(path: Path) -> tuple[int, int]:
-    try:
-        st = path.stat()
-    except OSError as e:
-        raise fail("spectrumkit data", f"a readable file {path}", e) from None
-    return st.st_size, st.st_mtime_ns
-
-
-@lru_cache(maxsize=8)
-def _sha256(path: str, size: int, mtime_ns: int) -> str:  # size/mtime only key the cache
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
-
-
 def _read_bytes(fn: str, path: Path) -> bytes:
-    """File contents, gunzipped when the file starts with the gzip magic (whatever its name)."""
-    try:
-        raw = path.read_bytes()
-        if raw[:2] == b"\x1f\x8b":
-            raw = gzip.decompress(raw)
-    except (OSError, EOFError, zlib.error) as e:  # gzip.BadGzipFile is an OSError
-        raise fail(fn, f"a readable (gzip) file {path}", f"{type(e).__name__}: {e}") from None
-    return raw
-
-
-# IDX type codes -> numpy big-endian dtypes (http://yann.lecun.com/exdb/mnist/, "the IDX format")
-_IDX_TYPES: dict[int, np.dtype] = {
-    0x08: np.dtype("u1"), 0x09: np.dtype("i1"), 0x0B: np.dtype(">i2"),
-    0x0C: np.dtype(">i4"), 0x0D: np.dtype(">f4"), 0x0E: np.dtype(">f8")}
-
-
-def read_idx(path: str | Path) -> np.ndarray:
-    r"""Read one IDX file (plain or gzipped) into a numpy array of its declared shape and type.
-
-    The header is ``0x00 0x00 TYPE NDIM`` followed by NDIM big-endian uint32 sizes; the body must
-    hold exactly prod(sizes) items. Anything else raises :class:`SpectrumkitError` naming the file.
-    """
-    return _read_idx(str(Path(path)), *_stat(Path(path)))
-
-
-@lru_cache(maxsize=8)
-def _read_idx(path_str: str, size: int, mtime_ns: int) -> np.ndarray:
-    fn, path = "read_idx", Path(path_str)
-    raw = _read_bytes(fn, path)
-    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in _IDX_TYPES:
-        raise fail(fn, "an IDX file starting with magic 0x0000 TYPE NDIM",
-                   f"magic 0x{raw[:4].hex()} in {path}")
-    ndim = raw[3]
-    header = 4 + 4 * ndim
-    if len(raw) < header:
-        raise fail(fn, f"an IDX header of {header} bytes", f"{len(raw)} bytes in {path}")
-    dims = struct.unpack(f">{ndim}I", raw[4:header])
-    dtype = _IDX_TYPES[raw[2]]
-    want = math.prod(dims) * dtype.itemsize
-    if len(raw) - header != want:
-        raise fail(fn, f"{want} data bytes for shape {tuple(dims)}",
-                   f"{len(raw) - header} in {path} (truncated or corrupt)")
-    arr = np.frombuffer(raw, dtype=dtype, offset=header).reshape(dims)
-    arr.flags.writeable = False  # cached: callers copy
-    return arr
+    """A small file's contents, gunzipped when it starts with the gzip magic (whatever its name)."""
+    return read_bytes(fn, path)
 
 
 def _find(fn: str, what: str, candidates: list[Path]) -> Path:
@@ -265,6 +206,16 @@ _VARIANTS = ("row", "pixel", "permuted")
 _SPLITS = ("train", "val", "test")
 _SCALES = ("unit", "standard", "paper")
 _FULL_VAL = 5000
+_SPLIT_RULES = ("default", "authors")
+_AUTHORS_TEST_TO_TRAIN = 3000
+
+# NOTE [The authors' split]
+# ``split_rule="authors"`` (a data option of ``seq-mnist``; it needs root= with the full MNIST) is
+# the split of the authors' code (``AUTHORS_CODE.md`` §7): train = the 60,000 training digits in
+# their order, followed by the first 3,000 test digits (63,000); val = the other 7,000 test digits
+# (test digits 3,001-10,000, in order); there is no test split. ``split_rule="default"`` is
+# NOTE [Bundled data]'s rule: with a root, train = the first 55,000 training digits, val = the
+# last 5,000, test = the 10,000 test digits.
 
 
 def _mnist_candidates(root: Path, prefix: str, kind: str) -> list[Path]:
@@ -276,17 +227,12 @@ def _mnist_candidates(root: Path, prefix: str, kind: str) -> list[Path]:
     return out
 
 
-def _mnist_arrays(fn: str, root: Path | None, split: str) -> tuple[np.ndarray, np.ndarray, str]:
-    """(images (n, 28, 28) uint8, labels (n,) uint8, source words) of one split, unscaled."""
+def _mnist_files(fn: str, root: Path | None, prefix: str) -> tuple[np.ndarray, np.ndarray, Path]:
+    """(images (n, 28, 28) uint8, labels (n,) uint8, image path) of one MNIST file pair, checked."""
     if root is None:
-        if split == "test":
-            raise fail(fn, "split 'train' or 'val' for the bundled data (its 10k images are the "
-                       "MNIST test set, split 8000/2000 into train and val; pass root= for a "
-                       "test split)", repr(split))
         img_path = _bundled("mnist/t10k-images-idx3-ubyte.gz")
         lab_path = _bundled("mnist/t10k-labels-idx1-ubyte.gz")
     else:
-        prefix = "t10k" if split == "test" else "train"
         img_path = _find(fn, f"MNIST {prefix} images", _mnist_candidates(root, prefix, "images"))
         lab_path = _find(fn, f"MNIST {prefix} labels", _mnist_candidates(root, prefix, "labels"))
     images, labels = read_idx(img_path), read_idx(lab_path)
@@ -296,21 +242,60 @@ def _mnist_arrays(fn: str, root: Path | None, split: str) -> tuple[np.ndarray, n
     if labels.shape != (images.shape[0],) or labels.dtype != np.uint8 or labels.max() > 9:
         raise fail(fn, f"{images.shape[0]} uint8 labels in 0..9",
                    f"{labels.dtype} {labels.shape} (max {labels.max()}) in {lab_path}")
-    n = images.shape[0]
+    return images, labels, img_path
+
+
+def _mnist_arrays(fn: str, root: Path | None, split: str, split_rule: str = "default"
+                  ) -> tuple[np.ndarray, np.ndarray, str]:
+    """(images (n, 28, 28) uint8, labels (n,) uint8, source words) of one split, unscaled."""
     if root is None:
+        if split_rule == "authors":
+            raise fail(fn, "root= holding the full MNIST (60k training and 10k test digits) for "
+                       "split_rule='authors' (the bundled data is the 10k test set alone)",
+                       "root=None")
+        if split == "test":
+            raise fail(fn, "split 'train' or 'val' for the bundled data (its 10k images are the "
+                       "MNIST test set, split 8000/2000 into train and val; pass root= for a "
+                       "test split)", repr(split))
+        images, labels, _ = _mnist_files(fn, root, "t10k")
+        n = images.shape[0]
         keep = (np.arange(n) % 5 == 4) if split == "val" else (np.arange(n) % 5 != 4)
         src = ("bundled MNIST 10k test set, deterministic 8000/2000 split "
                f"(index % 5 == 4 -> val); {split} split")
-    elif split == "test":
-        keep = np.ones(n, dtype=bool)
-        src = f"MNIST test set from {img_path}"
-    else:
-        if n <= _FULL_VAL:
-            raise fail(fn, f"a training set of more than {_FULL_VAL} images", f"{n} in {img_path}")
-        keep = np.arange(n) >= n - _FULL_VAL if split == "val" else np.arange(n) < n - _FULL_VAL
-        src = (f"MNIST training set from {img_path}, "
-               f"{'last' if split == 'val' else 'first'} {int(keep.sum())} as {split}")
+        return images[keep], labels[keep], src
+    if split_rule == "authors":
+        return _authors_arrays(fn, root, split)
+    images, labels, img_path = _mnist_files(fn, root, "t10k" if split == "test" else "train")
+    n = images.shape[0]
+    if split == "test":
+        return images, labels, f"MNIST test set from {img_path}"
+    if n <= _FULL_VAL:
+        raise fail(fn, f"a training set of more than {_FULL_VAL} images", f"{n} in {img_path}")
+    keep = np.arange(n) >= n - _FULL_VAL if split == "val" else np.arange(n) < n - _FULL_VAL
+    src = (f"MNIST training set from {img_path}, "
+           f"{'last' if split == 'val' else 'first'} {int(keep.sum())} as {split}")
     return images[keep], labels[keep], src
+
+
+def _authors_arrays(fn: str, root: Path, split: str) -> tuple[np.ndarray, np.ndarray, str]:
+    """The authors' split (NOTE [The authors' split]) of a full MNIST root."""
+    if split == "test":
+        raise fail(fn, "split 'train' or 'val' with split_rule='authors' (it has no test split: "
+                   f"the first {_AUTHORS_TEST_TO_TRAIN} test digits train, the rest validate)",
+                   repr(split))
+    test_x, test_y, test_path = _mnist_files(fn, root, "t10k")
+    if test_x.shape[0] <= _AUTHORS_TEST_TO_TRAIN:
+        raise fail(fn, f"a test set of more than {_AUTHORS_TEST_TO_TRAIN} images for "
+                   "split_rule='authors'", f"{test_x.shape[0]} in {test_path}")
+    if split == "val":
+        return (test_x[_AUTHORS_TEST_TO_TRAIN:], test_y[_AUTHORS_TEST_TO_TRAIN:],
+                f"MNIST test set from {test_path}, digits {_AUTHORS_TEST_TO_TRAIN + 1}-"
+                f"{test_x.shape[0]} as val (the authors' split)")
+    train_x, train_y, train_path = _mnist_files(fn, root, "train")
+    return (np.concatenate([train_x, test_x[:_AUTHORS_TEST_TO_TRAIN]]),
+            np.concatenate([train_y, test_y[:_AUTHORS_TEST_TO_TRAIN]]),
+            f"MNIST training set from {train_path} ({train_x.shape[0]}) followed by the first "
+            f"{_AUTHORS_TEST_TO_TRAIN} of the test set as train (the authors' split)")
 
 
 def _mnist_label(variant: str, scale: str, permutation_seed: int) -> str:
@@ -319,8 +304,8 @@ def _mnist_label(variant: str, scale: str, permutation_seed: int) -> str:
 
 
 def seq_mnist(root: str | Path | None = None, *, variant: str = "row", split: str = "train",
-              scale: str = "unit", permutation_seed: int = 0, limit: int | None = None
-              ) -> SequenceDataset:
+              scale: str = "unit", permutation_seed: int = 0, limit: int | None = None,
+              split_rule: str = "default") -> SequenceDataset:
     r"""Sequential MNIST: each 28×28 digit read as a sequence.
 
     Variants:
@@ -340,6 +325,9 @@ def seq_mnist(root: str | Path | None = None, *, variant: str = "row", split: st
             2,000 val examples from the 10k test set; logged once at INFO and in
             ``description``).
         split: ``train``, ``val`` or ``test`` (see NOTE [Bundled data] for the split rules).
+        split_rule: ``default`` (NOTE [Bundled data]) or ``authors`` (NOTE [The authors' split]:
+            train = 60,000 training + first 3,000 test digits, val = the other 7,000, no test;
+            needs ``root``).
         limit: keep only the first ``limit`` examples of the split (a deterministic subset; the
             splits are already class-mixed). Must not exceed the split's size.
 
@@ -354,12 +342,13 @@ def seq_mnist(root: str | Path | None = None, *, variant: str = "row", split: st
     check_choice(fn, "variant", variant, _VARIANTS)
     check_choice(fn, "split", split, _SPLITS)
     check_choice(fn, "scale", scale, _SCALES)
+    check_choice(fn, "split_rule", split_rule, _SPLIT_RULES)
     if isinstance(permutation_seed, bool) or not isinstance(permutation_seed, int):
         raise fail(fn, "permutation_seed to be an int", repr(permutation_seed))
     if limit is not None:
         check_positive_int(fn, "limit", limit)
     rootp = None if root is None else Path(root).expanduser()
-    images, labels, src = _mnist_arrays(fn, rootp, split)
+    images, labels, src = _mnist_arrays(fn, rootp, split, split_rule)
     if limit is not None:
         if limit > len(labels):
             raise fail(fn, f"limit <= the {len(labels)} examples of the {split} split", limit)
@@ -612,7 +601,7 @@ def copy_task(T: int, n: int, delay: int, *, generator: torch.Generator | None =
 
 _OPTIONS: dict[str, dict[str, Any]] = {
     "seq-mnist": {"variant": "row", "scale": "unit", "permutation_seed": 0, "limit": None,
-                  "val_limit": None},
+                  "val_limit": None, "split_rule": "default"},
     "wikitext": {"max_vocab": None, "bptt": DEFAULT_BPTT, "limit": None},
     "adding": {"T": 50, "n_train": 10000, "n_val": 1000, "n_test": 1000, "seed": 0},
     "copy": {"T": 10, "delay": 20, "n_train": 10000, "n_val": 1000, "n_test": 1000, "seed": 0},
@@ -628,7 +617,9 @@ def load_task(name: str, *, root: str | Path | None = None, **options: Any) -> T
     name           kind            options (defaults)
     =============  ==============  ===========================================================
     ``seq-mnist``  classification  variant="row", scale="unit", permutation_seed=0,
-                                   limit=None (first n train examples), val_limit=None
+                                   limit=None (first n train examples), val_limit=None,
+                                   split_rule="default" ("authors": 63k/7k, no test; NOTE
+                                   [The authors' split], root required)
     ``wikitext``   language        max_vocab=None, bptt=35, limit=None (first n train tokens)
     ``adding``     regression      T=50, n_train=10000, n_val=1000, n_test=1000, seed=0
     ``copy``       language        T=10, delay=20, n_train=10000, n_val=1000, n_test=1000,
@@ -667,13 +658,23 @@ def load_task(name: str, *, root: str | Path | None = None, **options: Any) -> T
 
 
 def _seq_mnist_task(root: str | Path | None, o: dict[str, Any]) -> TaskData:
+    fn = "load_task"
+    check_choice(fn, "split_rule", o["split_rule"], _SPLIT_RULES)
+    rule = o["split_rule"]
+    if rule == "authors" and root is None:
+        raise fail(fn, "a root with the full MNIST (--data-root) for split_rule='authors' (63,000 "
+                   "training and 7,000 validation digits; the bundled data is the 10k test set "
+                   "alone)", "the bundled data")
     common = dict(variant=o["variant"], scale=o["scale"], permutation_seed=o["permutation_seed"])
-    train = seq_mnist(root, split="train", limit=o["limit"], **common)
-    val = seq_mnist(root, split="val", limit=o["val_limit"], **common)
-    test = None if root is None else seq_mnist(root, split="test", **common)
+    train = seq_mnist(root, split="train", limit=o["limit"], split_rule=rule, **common)
+    val = seq_mnist(root, split="val", limit=o["val_limit"], split_rule=rule, **common)
+    test = None if root is None or rule == "authors" else seq_mnist(root, split="test", **common)
     if root is None:
         src = ("bundled MNIST 10k test set, deterministic 8000/2000 split (index % 5 == 4 -> "
                "val), no test split")
+    elif rule == "authors":
+        src = (f"MNIST from {root}, the authors' split: train = 60,000 training + first "
+               f"{_AUTHORS_TEST_TO_TRAIN} test digits, val = the other test digits, no test split")
     else:
         src = f"MNIST from {root}, val = last {_FULL_VAL} of the training set"
     sizes = ", ".join(f"{s} {len(d)}" for s, d in (("train", train), ("val", val),
@@ -731,12 +732,15 @@ def _synthetic_task(fn: str, name: str, o: dict[str, Any]) -> TaskData:
 #   they are checked against those digests on every load anyway).
 # * ``root``: the files that ``load_task(task, root=...)`` reads (MNIST train and test images and
 #   labels; the three WikiText splits). The fingerprint is the SHA-256 over, per file in a fixed
-#   order: its role, its size, and its first and last 1 MiB (for MNIST that covers the IDX header
-#   and the first and last images). It reads at most 2 MiB per file, so it is cheap even for
-#   WikiText-103, and it tells apart MNIST from Fashion-MNIST (same names and sizes), a truncated
-#   copy, or a different split; an edit in the middle of a file that keeps its size is not seen.
+#   order: its role, its size and the SHA-256 of EVERY byte of it (the official digests of the
+#   uncompressed MNIST files are not used: a gzipped copy is hashed as stored). A change anywhere
+#   in a file changes the fingerprint. The digests are cached by (path, size, mtime)
+#   (NOTE [Digest cache] in ``spectrumkit/_digest.py``), so a second run rereads nothing: the full
+#   MNIST (11 MB gzipped) is hashed once.
 #   The root's path and the files' mtimes are NOT part of it: the same files copied elsewhere (or
-#   to another machine) are the same data, and a resumed study keeps its trials.
+#   to another machine) are the same data, and a resumed study keeps its trials. Which examples
+#   of those files form the splits (``split_rule`` of ``seq-mnist``) is a data option of the
+#   trial's config, so it is in the trial's key beside this identity (NOTE [What the key covers]).
 # * ``generated``: the synthetic tasks; their data follow from the config's options alone.
 #
 # The streamed corpora follow the same rule: ``wikitext-103`` fingerprints its three
@@ -744,20 +748,11 @@ def _synthetic_task(fn: str, name: str, o: dict[str, Any]) -> TaskData:
 # (NOTE [One Billion Words layout] in corpora.py). ``1b`` without a root reads its small sample,
 # written from the bundled WikiText-2 text, so it is ``bundled`` with WikiText-2's digests;
 # ``wikitext-103`` has no bundled copy and needs a root.
-_FINGERPRINT_CHUNK = 1 << 20
 
 
 def _file_fingerprint(h: Any, role: str, path: Path) -> None:
-    try:
-        with open(path, "rb") as f:
-            size = os.fstat(f.fileno()).st_size
-            head = f.read(_FINGERPRINT_CHUNK)
-            f.seek(max(size - _FINGERPRINT_CHUNK, len(head)))
-            tail = f.read(_FINGERPRINT_CHUNK)
-    except OSError as e:
-        raise fail("data_identity", f"a readable file {path}",
-                   f"{type(e).__name__}: {e.strerror or e}") from None
-    for part in (role.encode(), str(size).encode(), head, tail):
+    size, digest = file_sha256("data_identity", path)
+    for part in (role.encode(), str(size).encode(), digest.encode()):
         h.update(len(part).to_bytes(8, "little"))
         h.update(part)
 
