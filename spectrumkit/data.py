@@ -46,8 +46,8 @@ import torch
 from ._digest import file_sha256
 from ._idx import read_bytes, read_idx
 from .choices import TASKS
-from .corpora import StreamedTokens, corpus_task, vocab_from_counts
-from .errors import check_choice, check_keys, check_positive_int, fail
+from .corpora import StreamedTokens, check_split_tokens, corpus_task, vocab_from_counts
+from .errors import check_choice, check_keys, check_memory, check_positive_int, fail
 from .init import make_generator
 
 __all__ = [
@@ -387,22 +387,27 @@ def _wikitext_candidates(root: Path, stem: str) -> list[Path]:
             root / f"wiki.{stem}.tokens.gz"]
 
 
-def _wikitext_lines(fn: str, root: Path | None) -> tuple[dict[str, list[str]], str]:
+def _wikitext_lines(fn: str, root: Path | None
+                    ) -> tuple[dict[str, list[str]], str, dict[str, str]]:
+    """(lines per split, source words, where each split comes from) of WikiText."""
     if root is None:
         valid = _read_bytes(fn, _bundled("wikitext-2/valid.txt.gz")).decode("utf-8").splitlines()
         test = _read_bytes(fn, _bundled("wikitext-2/test.txt.gz")).decode("utf-8").splitlines()
         cut = int(len(valid) * _BUNDLED_TRAIN_FRACTION)
         return ({"train": valid[:cut], "val": valid[cut:], "test": test},
                 f"bundled WikiText-2: train = lines 1-{cut} of valid, val = lines {cut + 1}-"
-                f"{len(valid)} of valid, test = test")
-    out, used = {}, []
+                f"{len(valid)} of valid, test = test",
+                {"train": "bundled valid.txt.gz", "val": "bundled valid.txt.gz",
+                 "test": "bundled test.txt.gz"})
+    out, used, where = {}, [], {}
     if (root / "wikitext-2").is_dir():  # a data root holding the unzipped wikitext-2/ folder
         root = root / "wikitext-2"
     for split, stem in (("train", "train"), ("val", "valid"), ("test", "test")):
         path = _find(fn, f"the WikiText {stem} split", _wikitext_candidates(root, stem))
         out[split] = _read_bytes(fn, path).decode("utf-8").splitlines()
         used.append(path.name)
-    return out, f"WikiText from {root} ({', '.join(used)})"
+        where[split] = str(path)
+    return out, f"WikiText from {root} ({', '.join(used)})", where
 
 
 def _build_vocab(lines: list[str], max_vocab: int | None) -> tuple[str, ...]:
@@ -421,8 +426,10 @@ def wikitext(root: str | Path | None = None, *, max_vocab: int | None = None) ->
 
     The vocabulary is taken from the training split, most frequent first (ties by first
     occurrence); words outside it map to ``<unk>``, which is always in the vocabulary.
-    ``max_vocab`` keeps the ``max_vocab`` most frequent entries, ``<unk>`` included (the paper's
-    truncated 1B-words setting uses 100,000).
+    ``<eos>`` and ``<unk>`` are always in the vocabulary (:func:`~spectrumkit.corpora.
+    vocab_from_counts`). ``max_vocab`` keeps at most ``max_vocab`` entries, both included (the
+    paper's truncated 1B-words setting uses 100,000). A split of fewer than 2 tokens is refused,
+    naming its file.
 
     Args:
         root: a folder with ``{train,valid,test}.txt`` or ``wiki.{train,valid,test}.tokens``
@@ -439,7 +446,7 @@ def wikitext(root: str | Path | None = None, *, max_vocab: int | None = None) ->
         if max_vocab < 2:
             raise fail(fn, "max_vocab >= 2 (room for <unk> and one word)", max_vocab)
     rootp = None if root is None else Path(root).expanduser()
-    lines, src = _wikitext_lines(fn, rootp)
+    lines, src, where = _wikitext_lines(fn, rootp)
     vocab = _build_vocab(lines["train"], max_vocab)
     index = {w: i for i, w in enumerate(vocab)}
     cap = f", vocabulary capped at {max_vocab}" if max_vocab is not None else ""
@@ -448,6 +455,8 @@ def wikitext(root: str | Path | None = None, *, max_vocab: int | None = None) ->
         log.info("wikitext: no root given, using the %s", desc)
     streams = {s: TokenStream(_encode(lines[s], index), f"{desc}; {s} split")
                for s in ("train", "val", "test")}
+    for s, name in (("train", "training"), ("val", "validation"), ("test", "test")):
+        check_split_tokens(fn, name, len(streams[s]), where[s])
     return WikiText(streams["train"], streams["val"], streams["test"], vocab, desc)
 
 
@@ -700,11 +709,30 @@ def _wikitext_task(fn: str, root: str | Path | None, o: dict[str, Any]) -> TaskD
                     vocab_size=len(corpus.vocab), bptt=o["bptt"], vocab=corpus.vocab)
 
 
+# NOTE [Synthetic task memory]
+# The synthetic tasks hold all three splits at once, so their sizes go through
+# spectrumkit.errors.check_memory before anything is drawn. Bytes per example (lower bounds, the
+# kept tensors and the one transient stack): adding 16·T (values and markers in float32, then their
+# stacked copy); copy 8·T + 16·L with L = 2T + delay (the symbols, inputs and targets in int64).
+def _synthetic_bytes(name: str, o: dict[str, Any]) -> int:
+    n = o["n_train"] + o["n_val"] + o["n_test"]
+    if name == "adding":
+        return 16 * o["T"] * n
+    return (8 * o["T"] + 16 * (2 * o["T"] + o["delay"])) * n
+
+
+def _synthetic_what(name: str, o: dict[str, Any]) -> str:
+    delay = f", delay={o['delay']}" if name == "copy" else ""
+    return (f"the {name} task's data (T={o['T']}{delay}, n_train + n_val + n_test = "
+            f"{o['n_train'] + o['n_val'] + o['n_test']} examples)")
+
+
 def _synthetic_task(fn: str, name: str, o: dict[str, Any]) -> TaskData:
     """``adding`` or ``copy``: train, then val, then test drawn from one seeded generator."""
-    g = make_generator(None, o["seed"], fn)
-    for k in ("n_train", "n_val", "n_test"):
+    for k in ("T", "n_train", "n_val", "n_test") + (("delay",) if name == "copy" else ()):
         check_positive_int(fn, k, o[k])
+    check_memory(fn, _synthetic_what(name, o), _synthetic_bytes(name, o))
+    g = make_generator(None, o["seed"], fn)
     if name == "adding":
         train, val, test = (adding_problem(o["T"], o[k], generator=g)
                             for k in ("n_train", "n_val", "n_test"))
