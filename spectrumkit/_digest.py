@@ -98,6 +98,8 @@ def file_sha256(fn: str, path: str | os.PathLike) -> tuple[int, str]:
     """
     p = Path(path)
     try:
+        if not stat.S_ISREG(p.stat().st_mode):  # before opening: a FIFO would block open()
+            raise fail(fn, f"a regular file at {p}", "something else")
         with open(p, "rb") as f:
             st = os.fstat(f.fileno())
             if not stat.S_ISREG(st.st_mode):
