@@ -15,8 +15,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from spectrumkit.corpora import (MAX_LINE_BYTES, ONE_B_DIR, ONE_B_HELDOUT, ONE_B_TRAIN,
-                                 vocab_from_counts)
+from spectrumkit.corpora import (
+    MAX_LINE_BYTES,
+    ONE_B_DIR,
+    ONE_B_HELDOUT,
+    ONE_B_TRAIN,
+    vocab_from_counts,
+)
 from spectrumkit.data import load_task, read_idx, wikitext
 from spectrumkit.errors import SpectrumkitError
 
@@ -187,8 +192,9 @@ def test_corpus_line_longer_than_the_bound_is_refused_naming_file_and_line(tmp_p
     base = _one_b(tmp_path)
     shard = base / ONE_B_TRAIN / "news.en-00001-of-00100"
     shard.write_bytes(b"short line\n" + b"w " * (MAX_LINE_BYTES // 2 + 1))
-    with pytest.raises(SpectrumkitError, match=f"load_task: expected lines of at most {MAX_LINE_BYTES}"
-                                               f" bytes .*, got a longer line, line 2 of {shard}$"):
+    with pytest.raises(SpectrumkitError, match=f"load_task: expected lines of at most "
+                                               f"{MAX_LINE_BYTES} bytes .*, got a longer line, "
+                                               f"line 2 of {shard}$"):
         load_task("1b", root=tmp_path)
     shard.write_bytes(b"w " * (MAX_LINE_BYTES // 2 - 1) + b"\n")  # at the bound: read
     assert len(load_task("1b", root=tmp_path).train) == MAX_LINE_BYTES // 2

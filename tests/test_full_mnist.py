@@ -36,8 +36,8 @@ def _find_full_mnist() -> Path | None:
 
 ROOT = _find_full_mnist()
 pytestmark = pytest.mark.skipif(
-    ROOT is None, reason="the full MNIST is not here: no ../shared/data/mnist beside the repository "
-                         "(or above it) and no $SPECTRUMKIT_FULL_MNIST")
+    ROOT is None, reason="the full MNIST is not here: no ../shared/data/mnist beside the "
+                         "repository (or above it) and no $SPECTRUMKIT_FULL_MNIST")
 
 OFFICIAL_SHA256 = {  # of the uncompressed files (LeCun's page; the shared folder's README)
     "train-images-idx3-ubyte": "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db",
