@@ -91,8 +91,10 @@ def _usable(e: dict[str, Any] | None, st: os.stat_result) -> bool:
             and st.st_mtime_ns < e["hashed_ns"] - _RACY_NS)
 
 
-def file_sha256(fn: str, path: str | os.PathLike) -> tuple[int, str]:
+def file_sha256(fn: str, path: str | os.PathLike, *, persist: bool = True) -> tuple[int, str]:
     """(size, SHA-256 hex) of every byte of a regular file, through the cache (NOTE [Digest cache]).
+
+    ``persist=False`` uses only the in-process memory (for the package's own small files).
 
     Errors (missing, not a regular file, unreadable) are one line naming ``fn`` and the path.
     """
@@ -107,7 +109,7 @@ def file_sha256(fn: str, path: str | os.PathLike) -> tuple[int, str]:
             key = str(p.resolve())
             if _usable(_memory.get(key), st):
                 return st.st_size, _memory[key]["sha256"]
-            cache = digest_cache_path()
+            cache = digest_cache_path() if persist else None
             entries = _load(cache) if cache is not None else {}
             if _usable(entries.get(key), st):
                 _memory[key] = entries[key]

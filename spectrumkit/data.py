@@ -179,7 +179,7 @@ class TaskData:
 def _bundled(rel: str) -> Path:
     """Path of a bundled file, its sha256 checked (a corrupt install is an error, not bad data)."""
     path = Path(str(files("spectrumkit") / "_bundled" / rel))
-    _, digest = file_sha256("spectrumkit data", path)
+    _, digest = file_sha256("spectrumkit data", path, persist=False)
     if digest != _BUNDLED_SHA256[rel]:
         raise fail("spectrumkit data", f"bundled {rel} with sha256 {_BUNDLED_SHA256[rel]}",
                    f"{digest} at {path} (reinstall spectrumkit)")
