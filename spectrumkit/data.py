@@ -27,7 +27,8 @@ For full MNIST the validation split is the last 5,000 of the 60,000 training ima
 first 55,000, and test is the official 10k test set; the data option ``split_rule="authors"``
 gives the authors' 63,000/7,000 split instead (NOTE [The authors' split] in ``_mnist.py``).
 :func:`data_identity` (NOTE [Data identity], in ``_identity.py``) names the files' content; IDX
-files are read with memory bounded by their header (NOTE [Bounded IDX reads], in ``_idx.py``). WikiText-103 and One Billion Words (tasks
+files are read with memory bounded by their header (NOTE [Bounded IDX reads], in ``_idx.py``).
+WikiText-103 and One Billion Words (tasks
 ``wikitext-103`` and ``1b``) are read, streamed, by :mod:`spectrumkit.corpora`.
 """
 
