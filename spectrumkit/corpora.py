@@ -69,8 +69,8 @@ import torch
 
 from .errors import check_positive_int, fail
 
-__all__ = ["ONE_B_HELDOUT", "ONE_B_TRAIN", "StreamedTokens", "corpus_task", "vocab_from_counts",
-           "write_1b_sample"]
+__all__ = ["MAX_LINE_BYTES", "ONE_B_HELDOUT", "ONE_B_TRAIN", "StreamedTokens", "check_split_tokens",
+           "corpus_task", "vocab_from_counts", "write_1b_sample"]
 
 log = logging.getLogger("spectrumkit.corpora")
 
@@ -87,6 +87,18 @@ _WT103_LAYOUT = (f"the WikiText-103 layout ROOT/{WT103_DIR}/wiki.{{train,valid,t
                  f"(or ROOT itself holding them)")
 _BLOCK = 4096  # tokens decoded at a time by one row reader (NOTE [Streaming])
 
+#: The longest line read from a corpus file, in bytes with its newline (NOTE [Line length]).
+MAX_LINE_BYTES = 1 << 20
+
+# NOTE [Line length]
+# Corpus files are read line by line, and a line is a unit of the data (``<eos>`` closes it), so a
+# line is never held whole if it could be huge: ``readline`` is given a bound of
+# :data:`MAX_LINE_BYTES` (1 MiB), and a line longer than that is REFUSED in one line naming the
+# file and the line number, not split: splitting would add ``<eos>`` tokens the corpus does not
+# have (and could cut a word or a UTF-8 character in two). Real lines are far shorter: One Billion
+# Words holds sentences, WikiText-103 paragraphs (its longest line is under 100 kB). So a shard
+# of 115 MB without a newline costs 1 MiB of memory before its one-line error, not the whole file.
+
 
 # --------------------------------------------------------------------------------------------------
 # Reading lines and tokens
@@ -94,32 +106,52 @@ _BLOCK = 4096  # tokens decoded at a time by one row reader (NOTE [Streaming])
 
 
 def _lines(fn: str, path: Path) -> Iterator[str]:
-    """The lines of a plain or gzipped (by magic) UTF-8 file, streamed; errors name the file."""
+    """The lines of a plain or gzipped (by magic) UTF-8 file, streamed; errors name the file.
+
+    A line longer than :data:`MAX_LINE_BYTES` is refused (NOTE [Line length]).
+    """
+    lineno = 0
     try:
         with open(path, "rb") as f:
             gz = f.read(2) == b"\x1f\x8b"
         opener: Any = gzip.open if gz else open
-        with opener(path, "rt", encoding="utf-8", newline="\n") as f:
-            yield from f
+        with opener(path, "rb") as f:
+            while raw := f.readline(MAX_LINE_BYTES + 1):
+                lineno += 1
+                if len(raw) > MAX_LINE_BYTES:
+                    raise fail(fn, f"lines of at most {MAX_LINE_BYTES} bytes (NOTE [Line "
+                               "length])", f"a longer line, line {lineno} of {path}")
+                yield raw.decode("utf-8")
     except (OSError, EOFError, zlib.error, UnicodeDecodeError) as e:
-        raise fail(fn, f"a readable UTF-8 (gzip) file {path}", f"{type(e).__name__}: {e}") from None
+        where = f" (line {lineno + 1})" if isinstance(e, UnicodeDecodeError) else ""
+        raise fail(fn, f"a readable UTF-8 (gzip) file {path}",
+                   f"{type(e).__name__}{where}: {e}") from None
 
 
 def vocab_from_counts(counts: Counter, max_vocab: int | None) -> tuple[str, ...]:
     r"""The vocabulary from word counts: most frequent first, ties by first occurrence.
 
-    With ``max_vocab`` = V the result has at most V entries, ``<unk>`` included: the V most
-    frequent words if ``<unk>`` is among them, else the V − 1 most frequent and ``<unk>`` last.
+    ``<eos>`` and ``<unk>`` are always in it (the encoders need both, whatever the counts hold).
+    With ``max_vocab`` = V ≥ 2 the result has at most V entries, both of them included: the most
+    frequent words, in order, with room kept for whichever of the two did not make it; the missing
+    ones are appended, ``<eos>`` then ``<unk>`` (so ``<unk>`` is last when appended).
 
-    >>> vocab_from_counts(Counter(["b", "a", "a", "c"]), 2)
-    ('a', '<unk>')
+    >>> vocab_from_counts(Counter(["b", "a", "a", "c"]), 3)
+    ('a', '<eos>', '<unk>')
+    >>> vocab_from_counts(Counter(["a", "<eos>", "b", "<eos>"]), 3)
+    ('<eos>', 'a', '<unk>')
     """
     words = [w for w, _ in counts.most_common()]  # stable: ties keep insertion order
-    if max_vocab is not None and len(words) + (UNK not in words) > max_vocab:
-        words = words[:max_vocab] if UNK in words[:max_vocab] else words[:max_vocab - 1]
-    if UNK not in words:
-        words.append(UNK)
-    return tuple(words)
+    reserved = (EOS, UNK)
+    if max_vocab is not None:
+        room = max_vocab - len(reserved)  # entries left for the other words
+        kept = []
+        for w in words:
+            if w in reserved or room > 0:
+                kept.append(w)
+                room -= w not in reserved
+        words = kept
+    return tuple(words + [w for w in reserved if w not in words])
 
 
 def _count(fn: str, files: list[Path], limit: int | None) -> tuple[Counter, list[int]]:
@@ -143,6 +175,12 @@ def _count(fn: str, files: list[Path], limit: int | None) -> tuple[Counter, list
         if limit is not None and total >= limit:
             break
     return counts, per_file
+
+
+def check_split_tokens(fn: str, split: str, n: int, where: Any) -> None:
+    """Refuse a split of fewer than 2 tokens (an input and a target), naming its file(s)."""
+    if n < 2:
+        raise fail(fn, f"a {split} split of at least 2 tokens", f"{n} in {where}")
 
 
 def _blocks(fn: str, files: tuple[Path, ...], per_file: tuple[int, ...], index: dict[str, int],
@@ -412,6 +450,9 @@ def corpus_task(name: str, root: str | Path | None, o: dict[str, Any]) -> Any:
         src = f"WikiText-103 from {base}"
         split_words = "train = wiki.train.tokens, val = wiki.valid.tokens, test = wiki.test.tokens"
     counts, per_file = _count(fn, train_files, o["limit"])
+    check_split_tokens(fn, "training", sum(per_file),
+                       ", ".join(map(str, train_files)) if len(train_files) <= 3 else
+                       f"{len(train_files)} files in {train_files[0].parent}")
     vocab = vocab_from_counts(counts, o["max_vocab"])
     del counts
     index = {w: i for i, w in enumerate(vocab)}
@@ -425,6 +466,8 @@ def corpus_task(name: str, root: str | Path | None, o: dict[str, Any]) -> Any:
         weakref.finalize(train, shutil.rmtree, keep, ignore_errors=True)
     val = TokenStream(_encode_all(fn, val_file, index), f"{desc}; val split")
     test = TokenStream(_encode_all(fn, test_file, index), f"{desc}; test split")
+    check_split_tokens(fn, "validation", len(val), val_file)
+    check_split_tokens(fn, "test", len(test), test_file)
     log.info("%s: %s", name, desc)
     return TaskData(name, "language", train, val, test,
                     f"{desc}; tokens train {n}, val {len(val)}, test {len(test)}",

@@ -24,33 +24,42 @@ load):
 With ``root=`` the standard layouts are read (MNIST IDX files plain or gzipped, also torchvision's
 ``MNIST/raw``; WikiText ``{train,valid,test}.txt`` or ``wiki.{train,valid,test}.tokens``).
 For full MNIST the validation split is the last 5,000 of the 60,000 training images, train is the
-first 55,000, and test is the official 10k test set. WikiText-103 and One Billion Words (tasks
+first 55,000, and test is the official 10k test set; the data option ``split_rule="authors"``
+gives the authors' 63,000/7,000 split instead (NOTE [The authors' split] in ``_mnist.py``).
+:func:`data_identity` (NOTE [Data identity], in ``_identity.py``) names the files' content; IDX
+files are read with memory bounded by their header (NOTE [Bounded IDX reads], in ``_idx.py``).
+WikiText-103 and One Billion Words (tasks
 ``wikitext-103`` and ``1b``) are read, streamed, by :mod:`spectrumkit.corpora`.
 """
 
 from __future__ import annotations
 
-import gzip
-import hashlib
 import logging
 import math
-import os
-import struct
-import zlib
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
-from functools import lru_cache
-from importlib.resources import files
 from pathlib import Path
 from typing import Any, Literal
 
-import numpy as np
 import torch
 
+from ._identity import data_identity
+from ._idx import read_bytes, read_idx
+from ._mnist import (
+    _AUTHORS_TEST_TO_TRAIN,
+    _FULL_VAL,
+    _SCALES,
+    _SPLIT_RULES,
+    _SPLITS,
+    _VARIANTS,
+    _bundled,
+    _find,
+    _mnist_arrays,
+)
 from .choices import TASKS
-from .corpora import StreamedTokens, corpus_task, vocab_from_counts
-from .errors import check_choice, check_keys, check_positive_int, fail
+from .corpora import StreamedTokens, check_split_tokens, corpus_task, vocab_from_counts
+from .errors import check_choice, check_keys, check_memory, check_positive_int, fail
 from .init import make_generator
 
 __all__ = [
@@ -86,14 +95,6 @@ DEFAULT_BPTT = 35
 
 Kind = Literal["classification", "language", "regression"]
 
-_BUNDLED_SHA256 = {
-    "mnist/t10k-images-idx3-ubyte.gz":
-        "167310007f03058885c7e95e6c0b19c20de5c7fd3031f4cbdadc9014a523d80b",
-    "mnist/t10k-labels-idx1-ubyte.gz":
-        "fc607395669ec21321ea83e4b82c0544b7e8e63ff5b34337c06bc0a17cc0da3c",
-    "wikitext-2/valid.txt.gz": "13a311129adfcd8bc4240c0a1bc87100acc8a79f5c07da65ccfb52d54b7e963e",
-    "wikitext-2/test.txt.gz": "117429eaf70acf81a949f6a16724a9625d3d658989765ee75eeda330dce331fe",
-}
 
 
 # --------------------------------------------------------------------------------------------------
@@ -174,143 +175,14 @@ class TaskData:
     vocab: tuple[str, ...] | None = None
 
 
-# --------------------------------------------------------------------------------------------------
-# Files
-# --------------------------------------------------------------------------------------------------
-
-
-def _bundled(rel: str) -> Path:
-    """Path of a bundled file, its sha256 checked (a corrupt install is an error, not bad data)."""
-    path = Path(str(files("spectrumkit") / "_bundled" / rel))
-    digest = _sha256(str(path), *_stat(path))
-    if digest != _BUNDLED_SHA256[rel]:
-        raise fail("spectrumkit data", f"bundled {rel} with sha256 {_BUNDLED_SHA256[rel]}",
-                   f"{digest} at {path} (reinstall spectrumkit)")
-    return path
-
-
-def _stat(path: Path) -> tuple[int, int]:
-    try:
-        st = path.stat()
-    except OSError as e:
-        raise fail("spectrumkit data", f"a readable file {path}", e) from None
-    return st.st_size, st.st_mtime_ns
-
-
-@lru_cache(maxsize=8)
-def _sha256(path: str, size: int, mtime_ns: int) -> str:  # size/mtime only key the cache
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
-
-
 def _read_bytes(fn: str, path: Path) -> bytes:
-    """File contents, gunzipped when the file starts with the gzip magic (whatever its name)."""
-    try:
-        raw = path.read_bytes()
-        if raw[:2] == b"\x1f\x8b":
-            raw = gzip.decompress(raw)
-    except (OSError, EOFError, zlib.error) as e:  # gzip.BadGzipFile is an OSError
-        raise fail(fn, f"a readable (gzip) file {path}", f"{type(e).__name__}: {e}") from None
-    return raw
-
-
-# IDX type codes -> numpy big-endian dtypes (http://yann.lecun.com/exdb/mnist/, "the IDX format")
-_IDX_TYPES: dict[int, np.dtype] = {
-    0x08: np.dtype("u1"), 0x09: np.dtype("i1"), 0x0B: np.dtype(">i2"),
-    0x0C: np.dtype(">i4"), 0x0D: np.dtype(">f4"), 0x0E: np.dtype(">f8")}
-
-
-def read_idx(path: str | Path) -> np.ndarray:
-    r"""Read one IDX file (plain or gzipped) into a numpy array of its declared shape and type.
-
-    The header is ``0x00 0x00 TYPE NDIM`` followed by NDIM big-endian uint32 sizes; the body must
-    hold exactly prod(sizes) items. Anything else raises :class:`SpectrumkitError` naming the file.
-    """
-    return _read_idx(str(Path(path)), *_stat(Path(path)))
-
-
-@lru_cache(maxsize=8)
-def _read_idx(path_str: str, size: int, mtime_ns: int) -> np.ndarray:
-    fn, path = "read_idx", Path(path_str)
-    raw = _read_bytes(fn, path)
-    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in _IDX_TYPES:
-        raise fail(fn, "an IDX file starting with magic 0x0000 TYPE NDIM",
-                   f"magic 0x{raw[:4].hex()} in {path}")
-    ndim = raw[3]
-    header = 4 + 4 * ndim
-    if len(raw) < header:
-        raise fail(fn, f"an IDX header of {header} bytes", f"{len(raw)} bytes in {path}")
-    dims = struct.unpack(f">{ndim}I", raw[4:header])
-    dtype = _IDX_TYPES[raw[2]]
-    want = math.prod(dims) * dtype.itemsize
-    if len(raw) - header != want:
-        raise fail(fn, f"{want} data bytes for shape {tuple(dims)}",
-                   f"{len(raw) - header} in {path} (truncated or corrupt)")
-    arr = np.frombuffer(raw, dtype=dtype, offset=header).reshape(dims)
-    arr.flags.writeable = False  # cached: callers copy
-    return arr
-
-
-def _find(fn: str, what: str, candidates: list[Path]) -> Path:
-    for p in candidates:
-        if p.is_file():
-            return p
-    raise fail(fn, f"{what} at one of: {', '.join(map(str, candidates))}", "none of them")
+    """A small file's contents, gunzipped when it starts with the gzip magic (whatever its name)."""
+    return read_bytes(fn, path)
 
 
 # --------------------------------------------------------------------------------------------------
-# Sequential MNIST
+# Sequential MNIST (the files and split rules: spectrumkit/_mnist.py)
 # --------------------------------------------------------------------------------------------------
-
-_VARIANTS = ("row", "pixel", "permuted")
-_SPLITS = ("train", "val", "test")
-_SCALES = ("unit", "standard", "paper")
-_FULL_VAL = 5000
-
-
-def _mnist_candidates(root: Path, prefix: str, kind: str) -> list[Path]:
-    idx = "idx3" if kind == "images" else "idx1"
-    out = []
-    for d in (root, root / "MNIST" / "raw", root / "raw"):
-        for name in (f"{prefix}-{kind}-{idx}-ubyte", f"{prefix}-{kind}.{idx}-ubyte"):
-            out += [d / name, d / (name + ".gz")]
-    return out
-
-
-def _mnist_arrays(fn: str, root: Path | None, split: str) -> tuple[np.ndarray, np.ndarray, str]:
-    """(images (n, 28, 28) uint8, labels (n,) uint8, source words) of one split, unscaled."""
-    if root is None:
-        if split == "test":
-            raise fail(fn, "split 'train' or 'val' for the bundled data (its 10k images are the "
-                       "MNIST test set, split 8000/2000 into train and val; pass root= for a "
-                       "test split)", repr(split))
-        img_path = _bundled("mnist/t10k-images-idx3-ubyte.gz")
-        lab_path = _bundled("mnist/t10k-labels-idx1-ubyte.gz")
-    else:
-        prefix = "t10k" if split == "test" else "train"
-        img_path = _find(fn, f"MNIST {prefix} images", _mnist_candidates(root, prefix, "images"))
-        lab_path = _find(fn, f"MNIST {prefix} labels", _mnist_candidates(root, prefix, "labels"))
-    images, labels = read_idx(img_path), read_idx(lab_path)
-    if images.ndim != 3 or images.shape[1:] != (28, 28) or images.dtype != np.uint8:
-        raise fail(fn, "uint8 images of shape (n, 28, 28)",
-                   f"{images.dtype} {images.shape} in {img_path}")
-    if labels.shape != (images.shape[0],) or labels.dtype != np.uint8 or labels.max() > 9:
-        raise fail(fn, f"{images.shape[0]} uint8 labels in 0..9",
-                   f"{labels.dtype} {labels.shape} (max {labels.max()}) in {lab_path}")
-    n = images.shape[0]
-    if root is None:
-        keep = (np.arange(n) % 5 == 4) if split == "val" else (np.arange(n) % 5 != 4)
-        src = ("bundled MNIST 10k test set, deterministic 8000/2000 split "
-               f"(index % 5 == 4 -> val); {split} split")
-    elif split == "test":
-        keep = np.ones(n, dtype=bool)
-        src = f"MNIST test set from {img_path}"
-    else:
-        if n <= _FULL_VAL:
-            raise fail(fn, f"a training set of more than {_FULL_VAL} images", f"{n} in {img_path}")
-        keep = np.arange(n) >= n - _FULL_VAL if split == "val" else np.arange(n) < n - _FULL_VAL
-        src = (f"MNIST training set from {img_path}, "
-               f"{'last' if split == 'val' else 'first'} {int(keep.sum())} as {split}")
-    return images[keep], labels[keep], src
 
 
 def _mnist_label(variant: str, scale: str, permutation_seed: int) -> str:
@@ -319,8 +191,8 @@ def _mnist_label(variant: str, scale: str, permutation_seed: int) -> str:
 
 
 def seq_mnist(root: str | Path | None = None, *, variant: str = "row", split: str = "train",
-              scale: str = "unit", permutation_seed: int = 0, limit: int | None = None
-              ) -> SequenceDataset:
+              scale: str = "unit", permutation_seed: int = 0, limit: int | None = None,
+              split_rule: str = "default") -> SequenceDataset:
     r"""Sequential MNIST: each 28×28 digit read as a sequence.
 
     Variants:
@@ -340,6 +212,9 @@ def seq_mnist(root: str | Path | None = None, *, variant: str = "row", split: st
             2,000 val examples from the 10k test set; logged once at INFO and in
             ``description``).
         split: ``train``, ``val`` or ``test`` (see NOTE [Bundled data] for the split rules).
+        split_rule: ``default`` (NOTE [Bundled data]) or ``authors`` (NOTE [The authors' split]:
+            train = 60,000 training + first 3,000 test digits, val = the other 7,000, no test;
+            needs ``root``).
         limit: keep only the first ``limit`` examples of the split (a deterministic subset; the
             splits are already class-mixed). Must not exceed the split's size.
 
@@ -354,12 +229,13 @@ def seq_mnist(root: str | Path | None = None, *, variant: str = "row", split: st
     check_choice(fn, "variant", variant, _VARIANTS)
     check_choice(fn, "split", split, _SPLITS)
     check_choice(fn, "scale", scale, _SCALES)
+    check_choice(fn, "split_rule", split_rule, _SPLIT_RULES)
     if isinstance(permutation_seed, bool) or not isinstance(permutation_seed, int):
         raise fail(fn, "permutation_seed to be an int", repr(permutation_seed))
     if limit is not None:
         check_positive_int(fn, "limit", limit)
     rootp = None if root is None else Path(root).expanduser()
-    images, labels, src = _mnist_arrays(fn, rootp, split)
+    images, labels, src = _mnist_arrays(fn, rootp, split, split_rule)
     if limit is not None:
         if limit > len(labels):
             raise fail(fn, f"limit <= the {len(labels)} examples of the {split} split", limit)
@@ -398,22 +274,27 @@ def _wikitext_candidates(root: Path, stem: str) -> list[Path]:
             root / f"wiki.{stem}.tokens.gz"]
 
 
-def _wikitext_lines(fn: str, root: Path | None) -> tuple[dict[str, list[str]], str]:
+def _wikitext_lines(fn: str, root: Path | None
+                    ) -> tuple[dict[str, list[str]], str, dict[str, str]]:
+    """(lines per split, source words, where each split comes from) of WikiText."""
     if root is None:
         valid = _read_bytes(fn, _bundled("wikitext-2/valid.txt.gz")).decode("utf-8").splitlines()
         test = _read_bytes(fn, _bundled("wikitext-2/test.txt.gz")).decode("utf-8").splitlines()
         cut = int(len(valid) * _BUNDLED_TRAIN_FRACTION)
         return ({"train": valid[:cut], "val": valid[cut:], "test": test},
                 f"bundled WikiText-2: train = lines 1-{cut} of valid, val = lines {cut + 1}-"
-                f"{len(valid)} of valid, test = test")
-    out, used = {}, []
+                f"{len(valid)} of valid, test = test",
+                {"train": "bundled valid.txt.gz", "val": "bundled valid.txt.gz",
+                 "test": "bundled test.txt.gz"})
+    out, used, where = {}, [], {}
     if (root / "wikitext-2").is_dir():  # a data root holding the unzipped wikitext-2/ folder
         root = root / "wikitext-2"
     for split, stem in (("train", "train"), ("val", "valid"), ("test", "test")):
         path = _find(fn, f"the WikiText {stem} split", _wikitext_candidates(root, stem))
         out[split] = _read_bytes(fn, path).decode("utf-8").splitlines()
         used.append(path.name)
-    return out, f"WikiText from {root} ({', '.join(used)})"
+        where[split] = str(path)
+    return out, f"WikiText from {root} ({', '.join(used)})", where
 
 
 def _build_vocab(lines: list[str], max_vocab: int | None) -> tuple[str, ...]:
@@ -432,8 +313,10 @@ def wikitext(root: str | Path | None = None, *, max_vocab: int | None = None) ->
 
     The vocabulary is taken from the training split, most frequent first (ties by first
     occurrence); words outside it map to ``<unk>``, which is always in the vocabulary.
-    ``max_vocab`` keeps the ``max_vocab`` most frequent entries, ``<unk>`` included (the paper's
-    truncated 1B-words setting uses 100,000).
+    ``<eos>`` and ``<unk>`` are always in the vocabulary (:func:`~spectrumkit.corpora.
+    vocab_from_counts`). ``max_vocab`` keeps at most ``max_vocab`` entries, both included (the
+    paper's truncated 1B-words setting uses 100,000). A split of fewer than 2 tokens is refused,
+    naming its file.
 
     Args:
         root: a folder with ``{train,valid,test}.txt`` or ``wiki.{train,valid,test}.tokens``
@@ -450,7 +333,7 @@ def wikitext(root: str | Path | None = None, *, max_vocab: int | None = None) ->
         if max_vocab < 2:
             raise fail(fn, "max_vocab >= 2 (room for <unk> and one word)", max_vocab)
     rootp = None if root is None else Path(root).expanduser()
-    lines, src = _wikitext_lines(fn, rootp)
+    lines, src, where = _wikitext_lines(fn, rootp)
     vocab = _build_vocab(lines["train"], max_vocab)
     index = {w: i for i, w in enumerate(vocab)}
     cap = f", vocabulary capped at {max_vocab}" if max_vocab is not None else ""
@@ -459,6 +342,8 @@ def wikitext(root: str | Path | None = None, *, max_vocab: int | None = None) ->
         log.info("wikitext: no root given, using the %s", desc)
     streams = {s: TokenStream(_encode(lines[s], index), f"{desc}; {s} split")
                for s in ("train", "val", "test")}
+    for s, name in (("train", "training"), ("val", "validation"), ("test", "test")):
+        check_split_tokens(fn, name, len(streams[s]), where[s])
     return WikiText(streams["train"], streams["val"], streams["test"], vocab, desc)
 
 
@@ -612,7 +497,7 @@ def copy_task(T: int, n: int, delay: int, *, generator: torch.Generator | None =
 
 _OPTIONS: dict[str, dict[str, Any]] = {
     "seq-mnist": {"variant": "row", "scale": "unit", "permutation_seed": 0, "limit": None,
-                  "val_limit": None},
+                  "val_limit": None, "split_rule": "default"},
     "wikitext": {"max_vocab": None, "bptt": DEFAULT_BPTT, "limit": None},
     "adding": {"T": 50, "n_train": 10000, "n_val": 1000, "n_test": 1000, "seed": 0},
     "copy": {"T": 10, "delay": 20, "n_train": 10000, "n_val": 1000, "n_test": 1000, "seed": 0},
@@ -628,7 +513,9 @@ def load_task(name: str, *, root: str | Path | None = None, **options: Any) -> T
     name           kind            options (defaults)
     =============  ==============  ===========================================================
     ``seq-mnist``  classification  variant="row", scale="unit", permutation_seed=0,
-                                   limit=None (first n train examples), val_limit=None
+                                   limit=None (first n train examples), val_limit=None,
+                                   split_rule="default" ("authors": 63k/7k, no test; NOTE
+                                   [The authors' split], root required)
     ``wikitext``   language        max_vocab=None, bptt=35, limit=None (first n train tokens)
     ``adding``     regression      T=50, n_train=10000, n_val=1000, n_test=1000, seed=0
     ``copy``       language        T=10, delay=20, n_train=10000, n_val=1000, n_test=1000,
@@ -667,13 +554,23 @@ def load_task(name: str, *, root: str | Path | None = None, **options: Any) -> T
 
 
 def _seq_mnist_task(root: str | Path | None, o: dict[str, Any]) -> TaskData:
+    fn = "load_task"
+    check_choice(fn, "split_rule", o["split_rule"], _SPLIT_RULES)
+    rule = o["split_rule"]
+    if rule == "authors" and root is None:
+        raise fail(fn, "a root with the full MNIST (--data-root) for split_rule='authors' (63,000 "
+                   "training and 7,000 validation digits; the bundled data is the 10k test set "
+                   "alone)", "the bundled data")
     common = dict(variant=o["variant"], scale=o["scale"], permutation_seed=o["permutation_seed"])
-    train = seq_mnist(root, split="train", limit=o["limit"], **common)
-    val = seq_mnist(root, split="val", limit=o["val_limit"], **common)
-    test = None if root is None else seq_mnist(root, split="test", **common)
+    train = seq_mnist(root, split="train", limit=o["limit"], split_rule=rule, **common)
+    val = seq_mnist(root, split="val", limit=o["val_limit"], split_rule=rule, **common)
+    test = None if root is None or rule == "authors" else seq_mnist(root, split="test", **common)
     if root is None:
         src = ("bundled MNIST 10k test set, deterministic 8000/2000 split (index % 5 == 4 -> "
                "val), no test split")
+    elif rule == "authors":
+        src = (f"MNIST from {root}, the authors' split: train = 60,000 training + first "
+               f"{_AUTHORS_TEST_TO_TRAIN} test digits, val = the other test digits, no test split")
     else:
         src = f"MNIST from {root}, val = last {_FULL_VAL} of the training set"
     sizes = ", ".join(f"{s} {len(d)}" for s, d in (("train", train), ("val", val),
@@ -699,11 +596,30 @@ def _wikitext_task(fn: str, root: str | Path | None, o: dict[str, Any]) -> TaskD
                     vocab_size=len(corpus.vocab), bptt=o["bptt"], vocab=corpus.vocab)
 
 
+# NOTE [Synthetic task memory]
+# The synthetic tasks hold all three splits at once, so their sizes go through
+# spectrumkit.errors.check_memory before anything is drawn. Bytes per example (lower bounds, the
+# kept tensors and the one transient stack): adding 16·T (values and markers in float32, then their
+# stacked copy); copy 8·T + 16·L with L = 2T + delay (the symbols, inputs and targets in int64).
+def _synthetic_bytes(name: str, o: dict[str, Any]) -> int:
+    n = o["n_train"] + o["n_val"] + o["n_test"]
+    if name == "adding":
+        return 16 * o["T"] * n
+    return (8 * o["T"] + 16 * (2 * o["T"] + o["delay"])) * n
+
+
+def _synthetic_what(name: str, o: dict[str, Any]) -> str:
+    delay = f", delay={o['delay']}" if name == "copy" else ""
+    return (f"the {name} task's data (T={o['T']}{delay}, n_train + n_val + n_test = "
+            f"{o['n_train'] + o['n_val'] + o['n_test']} examples)")
+
+
 def _synthetic_task(fn: str, name: str, o: dict[str, Any]) -> TaskData:
     """``adding`` or ``copy``: train, then val, then test drawn from one seeded generator."""
-    g = make_generator(None, o["seed"], fn)
-    for k in ("n_train", "n_val", "n_test"):
+    for k in ("T", "n_train", "n_val", "n_test") + (("delay",) if name == "copy" else ()):
         check_positive_int(fn, k, o[k])
+    check_memory(fn, _synthetic_what(name, o), _synthetic_bytes(name, o))
+    g = make_generator(None, o["seed"], fn)
     if name == "adding":
         train, val, test = (adding_problem(o["T"], o[k], generator=g)
                             for k in ("n_train", "n_val", "n_test"))
@@ -717,91 +633,3 @@ def _synthetic_task(fn: str, name: str, o: dict[str, Any]) -> TaskData:
                     f"copy task, T={o['T']}, delay={o['delay']}, seed={o['seed']}; train "
                     f"{o['n_train']}, val {o['n_val']}, test {o['n_test']}",
                     vocab_size=COPY_SYMBOLS + 2)
-
-
-# --------------------------------------------------------------------------------------------------
-# Data identity
-# --------------------------------------------------------------------------------------------------
-
-# NOTE [Data identity]
-# Which data a task reads, as a small JSON-able dict ``{"source", "fingerprint"}`` that the study
-# runner puts into every trial's key and result, so results on different data never mix:
-#
-# * ``bundled``: the shipped files; the fingerprint is the SHA-256 of their pinned digests (no I/O:
-#   they are checked against those digests on every load anyway).
-# * ``root``: the files that ``load_task(task, root=...)`` reads (MNIST train and test images and
-#   labels; the three WikiText splits). The fingerprint is the SHA-256 over, per file in a fixed
-#   order: its role, its size, and its first and last 1 MiB (for MNIST that covers the IDX header
-#   and the first and last images). It reads at most 2 MiB per file, so it is cheap even for
-#   WikiText-103, and it tells apart MNIST from Fashion-MNIST (same names and sizes), a truncated
-#   copy, or a different split; an edit in the middle of a file that keeps its size is not seen.
-#   The root's path and the files' mtimes are NOT part of it: the same files copied elsewhere (or
-#   to another machine) are the same data, and a resumed study keeps its trials.
-# * ``generated``: the synthetic tasks; their data follow from the config's options alone.
-#
-# The streamed corpora follow the same rule: ``wikitext-103`` fingerprints its three
-# ``wiki.*.tokens`` files, ``1b`` every training shard found plus the two held-out shards it reads
-# (NOTE [One Billion Words layout] in corpora.py). ``1b`` without a root reads its small sample,
-# written from the bundled WikiText-2 text, so it is ``bundled`` with WikiText-2's digests;
-# ``wikitext-103`` has no bundled copy and needs a root.
-_FINGERPRINT_CHUNK = 1 << 20
-
-
-def _file_fingerprint(h: Any, role: str, path: Path) -> None:
-    try:
-        with open(path, "rb") as f:
-            size = os.fstat(f.fileno()).st_size
-            head = f.read(_FINGERPRINT_CHUNK)
-            f.seek(max(size - _FINGERPRINT_CHUNK, len(head)))
-            tail = f.read(_FINGERPRINT_CHUNK)
-    except OSError as e:
-        raise fail("data_identity", f"a readable file {path}",
-                   f"{type(e).__name__}: {e.strerror or e}") from None
-    for part in (role.encode(), str(size).encode(), head, tail):
-        h.update(len(part).to_bytes(8, "little"))
-        h.update(part)
-
-
-def data_identity(task: str, root: str | Path | None = None) -> dict[str, Any]:
-    r"""What data ``load_task(task, root=root)`` reads: ``{"source", "fingerprint"}``.
-
-    ``source`` is ``"bundled"`` (no root), ``"root"`` (files under ``root``) or ``"generated"``
-    (the synthetic tasks, fingerprint None); the fingerprint is a SHA-256 hex digest of the files
-    read, NOTE [Data identity]. A root without the task's files, or a root for a synthetic task,
-    is refused with the error :func:`load_task` would give.
-
-    >>> data_identity("adding")
-    {'source': 'generated', 'fingerprint': None}
-    >>> data_identity("seq-mnist")["source"]
-    'bundled'
-    """
-    fn = "data_identity"
-    check_choice(fn, "task name", task, TASKS)
-    if task in ("adding", "copy"):
-        if root is not None:
-            raise fail(fn, f"root=None for the synthetic task {task!r}", repr(str(root)))
-        return {"source": "generated", "fingerprint": None}
-    h = hashlib.sha256()
-    if root is None:
-        if task == "wikitext-103":
-            raise fail(fn, "a root holding WikiText-103 (wiki.{train,valid,test}.tokens); "
-                       "it is not bundled", "root=None")
-        prefix = "mnist/" if task == "seq-mnist" else "wikitext-2/"  # 1b: its sample, from WT-2
-        for rel in sorted(r for r in _BUNDLED_SHA256 if r.startswith(prefix)):
-            h.update(f"{rel}={_BUNDLED_SHA256[rel]}\n".encode())
-        return {"source": "bundled", "fingerprint": h.hexdigest()}
-    rootp = Path(root).expanduser()
-    if task == "seq-mnist":
-        files = [(f"{prefix}-{kind}", _find(fn, f"MNIST {prefix} {kind}",
-                                            _mnist_candidates(rootp, prefix, kind)))
-                 for prefix in ("train", "t10k") for kind in ("images", "labels")]
-    elif task in ("wikitext-103", "1b"):
-        from .corpora import _one_b_files, _wt103_files
-        _, train, val, test = (_one_b_files if task == "1b" else _wt103_files)(fn, rootp)
-        files = [(f"train-{p.name}", p) for p in train] + [("val", val), ("test", test)]
-    else:
-        files = [(stem, _find(fn, f"the WikiText {stem} split", _wikitext_candidates(rootp, stem)))
-                 for stem in ("train", "valid", "test")]
-    for role, path in files:
-        _file_fingerprint(h, role, path)
-    return {"source": "root", "fingerprint": h.hexdigest()}

@@ -33,7 +33,12 @@ NOTE [Recipes]
             Regime (§1, §2, §6, §7): the reset-before-product GRU (``gru_cho``) with the authors'
             N(0, 0.07²) kernel and +0.1 on every pre-activation, pixels / (10·255) ∈ [0, 0.1]
             (``data.scale = "paper"``), and their trained network: the z/candidate block swap,
-            zero trainable biases and no +0.1 (``pipeline = "authors"``).
+            zero trainable biases and no +0.1 (``pipeline = "authors"``). Their data split (§7)
+            applies only when the full MNIST is given (``--data-root``): the 60,000 training
+            digits plus the first 3,000 test digits train, the other 7,000 validate, and there is
+            no test split (``data.split_rule = "authors"``, NOTE [The authors' split] in
+            :mod:`spectrumkit.data`; refused on the bundled 10k digits, so it is not in the
+            regime's table and a trial sets it beside ``--data-root``).
 ``chi-gamma`` the DEFAULT (chosen by the recipe-ablation study, README): the paper's score
             (``ones``, constant states, no discount, U = 4) divided by the authors' γ of §4 (5
             steps, 100 sequences, state 1 + N(0, 0.1²), inputs N(0, 0.1²), γ = |∂χ̃/∂θ| of the
