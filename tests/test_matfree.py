@@ -289,17 +289,11 @@ def test_a_cell_without_forward_ad_is_refused_in_one_line():
 # ----------------------------------------------------------------------------------------------
 
 
-def _cli(*args, cwd=ROOT):
-    env = dict(os.environ, OMP_NUM_THREADS="1")
-    return subprocess.run([sys.executable, "-m", "spectrumkit.cli", *args], capture_output=True,
-                          text=True, cwd=cwd, env=env)
-
-
-def test_cli_lanczos_writes_the_same_outputs(tmp_path):
+def test_cli_lanczos_writes_the_same_outputs(tmp_path, cli):
     common = ["spectrum", "--cell", "gru", "--hidden", "24", "--batch", "4", "--seq-len", "3",
               "--steps", "last:2", "--dtype", "float64"]
-    d = _cli(*common, "--out", str(tmp_path / "d"))
-    lz = _cli(*common, "--method", "lanczos", "--iterations", "24", "--probes", "24",
+    d = cli(*common, "--out", str(tmp_path / "d"))
+    lz = cli(*common, "--method", "lanczos", "--iterations", "24", "--probes", "24",
               "--top-k", "3", "--out", str(tmp_path / "l"))
     assert d.returncode == 0, d.stderr
     assert lz.returncode == 0, lz.stderr
@@ -323,16 +317,16 @@ def test_cli_lanczos_writes_the_same_outputs(tmp_path):
     (["--tol", "0"], "tol to be a finite number > 0"),
     (["--tol", "-1"], "tol to be a finite number > 0"),
 ])
-def test_cli_bad_lanczos_input_exits_2(tmp_path, args, match):
-    r = _cli("spectrum", "--cell", "gru", "--hidden", "8", "--batch", "2", "--seq-len", "4",
+def test_cli_bad_lanczos_input_exits_2(tmp_path, args, match, cli):
+    r = cli("spectrum", "--cell", "gru", "--hidden", "8", "--batch", "2", "--seq-len", "4",
              "--method", "lanczos", *args, "--out", str(tmp_path))
     assert r.returncode == 2
     assert r.stderr.count("\n") == 1 and r.stderr.startswith("error: spectrum: expected")
     assert match in r.stderr and "Traceback" not in r.stderr
 
 
-def test_cli_lanczos_flags_need_lanczos(tmp_path):
-    r = _cli("spectrum", "--cell", "gru", "--hidden", "8", "--batch", "2", "--seq-len", "4",
+def test_cli_lanczos_flags_need_lanczos(tmp_path, cli):
+    r = cli("spectrum", "--cell", "gru", "--hidden", "8", "--batch", "2", "--seq-len", "4",
              "--probes", "3", "--out", str(tmp_path))
     assert r.returncode == 2 and r.stderr.count("\n") == 1
     assert "--probes only with --method lanczos" in r.stderr
