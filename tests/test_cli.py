@@ -1,8 +1,11 @@
 """The CLI shell: version, help, one-line errors with exit status 2 (NOTE [CLI errors])."""
 
+import pytest
+
 from spectrumkit import count_params
 
 
+@pytest.mark.slow
 def test_version_and_cells_table_through_the_entry_point(cli):
     """``python -m spectrumkit.cli`` itself: the module entry point prints what the command does."""
     r = cli.subprocess("--version")

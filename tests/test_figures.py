@@ -270,6 +270,7 @@ def test_lyapunov_and_sigma_per_step_are_seed_means(study):
             np.testing.assert_array_equal(line.get_xdata(), np.arange(1, ff.T + 1))
 
 
+@pytest.mark.slow
 def test_rendering_twice_gives_byte_identical_files(study, tmp_path):
     d, paths = study
     copy = tmp_path / "fixture"

@@ -253,6 +253,7 @@ def _probe(src: Path) -> dict:
     return json.loads(r.stdout)
 
 
+@pytest.mark.slow
 def test_one_new_option_reaches_the_cli_the_schema_and_the_key(tmp_path):
     """One edit, a field added to JacobianOptions, reaches the prune flags,
     TrialConfig's schema and the trial key, and nothing else is edited."""

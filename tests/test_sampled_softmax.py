@@ -113,6 +113,7 @@ def test_log_uniform_draws_follow_the_closed_form():
     assert torch.equal(again, k[:1000])  # the explicit generator decides everything
 
 
+@pytest.mark.slow
 def test_mean_sampled_gradient_approaches_the_full_gradient_better_with_the_correction():
     """Measured: relative distance of E[∇ sampled loss] (R draws) to ∇ full loss, with and without
     the log(S·Q) correction, candidates drawn log-uniformly (S = 20 of V = 200)."""

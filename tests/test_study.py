@@ -283,6 +283,7 @@ def _metrics(folder: Path) -> dict[str, dict]:
             for r in (json.loads(p.read_text()) for p in (folder / "trials").glob("*.json"))}
 
 
+@pytest.mark.slow
 def test_process_executor_matches_local(tmp_path):
     toml = fake_toml(tmp_path, hidden=(8, 16), seeds=1)
     threads = torch.get_num_threads()
@@ -304,6 +305,7 @@ def test_process_executor_matches_local(tmp_path):
     assert all(v == (1, 1) for v in run_markers(tmp_path / "b" / "fake" / "logs").values())
 
 
+@pytest.mark.slow
 def test_ray_executor_matches_local(tmp_path):
     ray = pytest.importorskip("ray", reason="ray is not installed (pip install 'spectrumkit[ray]')")
     toml = tmp_path / "fake.toml"  # three real (tiny) trials

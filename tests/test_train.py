@@ -241,6 +241,7 @@ def test_regressor_matches_torch_gru():
         reg.check_batch("f", (xs, torch.zeros(5, dtype=torch.long)))
 
 
+@pytest.mark.slow
 def test_language_model_beats_unigram():
     """A 128-unit LSTM, one epoch on (a prefix of) the bundled WikiText, beats the unigram model
     fitted on the evaluated test tokens themselves (the strongest unigram baseline)."""
@@ -256,6 +257,7 @@ def test_language_model_beats_unigram():
     assert torch.equal(model.embedding.weight, emb)  # frozen embedding
 
 
+@pytest.mark.slow
 def test_adding_problem_beats_baseline():
     task = load_task("adding", T=50, n_train=2000, n_val=500, n_test=10)
     model = make_model(task, "gru", 32, init="torch", seed=0)
