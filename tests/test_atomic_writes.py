@@ -90,3 +90,17 @@ def test_atomic_writes_leave_ordinary_permissions_and_no_temp_files(tmp_path):
         pass
     assert q.read_bytes() == b"\x00\x01"  # the old file survives a failed write
     assert sorted(x.name for x in tmp_path.iterdir()) == ["b.bin", "sub"]
+
+
+def test_atomic_write_leaves_old_content_and_no_temp_on_failure(tmp_path, monkeypatch):
+    target = tmp_path / "r.json"
+    write_text_atomic(target, "old")
+
+    def boom(src, dst):
+        raise OSError("disk full")
+    monkeypatch.setattr(os, "replace", boom)
+    with pytest.raises(OSError, match="disk full"):
+        write_text_atomic(target, "new")
+    monkeypatch.undo()
+    assert target.read_text() == "old"
+    assert [p.name for p in tmp_path.iterdir()] == ["r.json"]

@@ -23,7 +23,6 @@ import pytest
 import torch
 from pydantic import ValidationError
 
-from spectrumkit._io import write_text_atomic
 from spectrumkit.errors import SpectrumkitError
 from spectrumkit.study import (TrialConfig, collect, list_studies, load_study,
                                run_study, trial_key)
@@ -142,20 +141,6 @@ def test_studies_are_package_data():
 
 
 # ------------------------------------------------------------------------------ the store
-
-
-def test_atomic_write_leaves_old_content_and_no_temp_on_failure(tmp_path, monkeypatch):
-    target = tmp_path / "r.json"
-    write_text_atomic(target, "old")
-
-    def boom(src, dst):
-        raise OSError("disk full")
-    monkeypatch.setattr(os, "replace", boom)
-    with pytest.raises(OSError, match="disk full"):
-        write_text_atomic(target, "new")
-    monkeypatch.undo()
-    assert target.read_text() == "old"
-    assert [p.name for p in tmp_path.iterdir()] == ["r.json"]
 
 
 def test_run_resume_and_summary_values(tmp_path):
