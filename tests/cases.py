@@ -1,6 +1,8 @@
 """Test cases as data: small cells with seeds and ids, shared by the test modules.
 
 ``USER_LINEAR_TANH`` is a user-defined cell the tests build themselves: every API must accept it.
+``TINY_TRAIN``, ``TINY_PRUNE`` and ``TINY_SPECTRUM`` are the smallest real runs of the three
+commands (a few seconds' worth of work at most), for the CLI tests.
 """
 
 import torch
@@ -31,3 +33,8 @@ CASES = [
         (USER_CELL, 2, 3, 3, 2),
     ])
 ]
+
+TINY_TRAIN = ["train", "--hidden", "8", "--data-option", "limit=256", "--data-option",
+              "val_limit=128", "--steps", "4"]
+TINY_PRUNE = ["prune", "--hidden", "8", "--steps", "4", "--batch-size", "8"]
+TINY_SPECTRUM = ["spectrum", "--cell", "gru", "--hidden", "8", "--seq-len", "6", "--batch", "4"]

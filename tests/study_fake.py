@@ -5,9 +5,17 @@ so the tests can check the summaries against hand-computed values. ``data`` opti
 
     val_error_pct = hidden_size / 8 + 2·seed + (1 if method == "random" else 0)
     val_loss      = val_error_pct / 100
+
+``study_toml`` writes a tiny study of this trial (two presets, a [report] table) for those tests.
 """
 
+from __future__ import annotations
+
+import json
 import time
+from pathlib import Path
+
+FAKE = "tests.study_fake:run"
 
 
 def expected_error(hidden_size: int, seed: int, method: str) -> float:
@@ -26,3 +34,30 @@ def run(config, ctx):
                         "val_loss": float("nan") if diverged else err / 100,
                         "diverged_at_step": 3 if diverged else None},
             "history": {"step": [1, 2], "train_loss": [1.0, 0.5]}}
+
+
+def study_toml(tmp_path: Path, *, name: str | None = "fake", hidden=(8,), methods=("random",),
+               seeds: int = 1, paper_seeds: int = 3, data: str = "{}", trial: str = FAKE,
+               metric: str = "val_error_pct", fixed_extra: str = "", top_extra: str = "",
+               file: str = "fake.toml") -> Path:
+    """A tiny study with two presets (quick: ``seeds`` seeds, paper: ``paper_seeds``)."""
+    head = "" if name is None else f"name = {json.dumps(name)}\n"
+    text = f"""{head}{top_extra}
+[grid]
+hidden_size = {list(hidden)}
+method = {json.dumps(list(methods))}
+[fixed]
+trial = "{trial}"
+epochs = 1
+data = {data}
+{fixed_extra}
+[presets.quick]
+seeds = {seeds}
+[presets.paper]
+seeds = {paper_seeds}
+[report]
+table = {{ rows = "hidden_size", cols = "method", metric = "{metric}" }}
+"""
+    p = tmp_path / file
+    p.write_text(text)
+    return p

@@ -196,13 +196,8 @@ def test_layout_blocks_and_dense_ir_ratio():
     assert abs(n_in / n_rec - 0.07) < 1e-12
 
 
-def test_cli_cells_lists_gru_cho_with_gru_counts():
-    import subprocess
-    import sys
-
-    r = subprocess.run([sys.executable, "-m", "spectrumkit.cli", "cells", "--input-size", "28",
-                        "--hidden", "400"], capture_output=True, text=True, timeout=120,
-                       check=False)
+def test_cli_cells_lists_gru_cho_with_gru_counts(cli):
+    r = cli("cells", "--input-size", "28", "--hidden", "400")
     assert r.returncode == 0, r.stderr
     rows = {line.split()[0]: line.split()[1:] for line in r.stdout.splitlines()[1:]}
     # 3N(D + N) = 513,600 weights; + 2·3N = 2,400 biases

@@ -225,15 +225,9 @@ def test_bad_roots_and_options(tmp_path):
         load_task("1b", sample=True, vocab=10)
 
 
-def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "spectrumkit.cli", *args], check=False, capture_output=True,
-                          text=True, cwd=Path(__file__).resolve().parents[1],
-                          env={**__import__("os").environ, "OMP_NUM_THREADS": "1"}, timeout=300)
-
-
-def test_cli_missing_shard_folder_is_one_line(tmp_path):
-    r = run_cli("train", "--data", "1b", "--data-root", str(tmp_path), "--hidden", "4",
-                "--steps", "1", "--out", str(tmp_path / "o"), cwd=tmp_path)
+def test_cli_missing_shard_folder_is_one_line(tmp_path, cli):
+    r = cli("train", "--data", "1b", "--data-root", str(tmp_path), "--hidden", "4",
+            "--steps", "1", "--out", str(tmp_path / "o"))
     assert r.returncode == 2 and "Traceback" not in r.stderr
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: load_task: expected the One Billion")
@@ -267,6 +261,7 @@ else:  # "base": imports only; "array": imports and the int64 array of 5 M token
 """
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not Path("/proc/self/status").is_file(), reason="needs Linux /proc")
 def test_a_5m_token_corpus_streams_in_bounded_memory(tmp_path):
     rng = np.random.default_rng(0)

@@ -103,7 +103,6 @@ import base64
 import json
 import shutil
 import subprocess
-import sys
 
 import pandas as pd
 
@@ -271,6 +270,7 @@ def test_lyapunov_and_sigma_per_step_are_seed_means(study):
             np.testing.assert_array_equal(line.get_xdata(), np.arange(1, ff.T + 1))
 
 
+@pytest.mark.slow
 def test_rendering_twice_gives_byte_identical_files(study, tmp_path):
     d, paths = study
     copy = tmp_path / "fixture"
@@ -439,20 +439,15 @@ def test_missing_artifact_is_an_error_and_writes_nothing(study, tmp_path):
     assert not (copy / "figures").exists()
 
 
-def _cli(*args):
-    return subprocess.run([sys.executable, "-m", "spectrumkit.cli", "figures", *args],
-                          capture_output=True, text=True, timeout=120)
-
-
-def test_cli_accepts_out_or_study_folder_and_errors_in_one_line(study, tmp_path):
+def test_cli_accepts_out_or_study_folder_and_errors_in_one_line(study, tmp_path, cli):
     d, paths = study
-    r = _cli(str(d.parent), "--only", "anatomy", "--format", "pdf")  # OUT: every study inside
+    r = cli("figures", str(d.parent), "--only", "anatomy", "--format", "pdf")  # OUT: every study inside
     assert r.returncode == 0, r.stderr
     assert r.stdout.split() == [str(d / "figures" / "anatomy.pdf")]
     assert (d / "figures" / "anatomy.pdf").read_bytes() == paths[0].read_bytes()
     for args, msg in [((str(tmp_path),), "render: expected a study results folder OUT/<study>"),
                       ((str(d), "--format", "jpg"), "expected formats among pdf, png, svg, got jpg"),
                       ((str(d), "--only", "nope"), "declares: anatomy, sv_hist")]:
-        r = _cli(*args)
+        r = cli("figures", *args)
         assert r.returncode == 2 and r.stderr.startswith("error: ") and msg in r.stderr, r.stderr
         assert r.stderr.strip().count("\n") == 0 and "Traceback" not in r.stderr

@@ -313,20 +313,11 @@ def test_anatomy_bad_input():
 # --------------------------------------------------------------------------------------------------
 
 
-def _prune(*args):
-    """Run ``spectrumkit prune`` in-process (click's runner), as the console script would."""
-    from click.testing import CliRunner
-
-    from spectrumkit.cli import main
-
-    return CliRunner().invoke(main, ["prune", *args])
-
-
-def test_prune_cli_compare_and_file(tmp_path):
+def test_prune_cli_compare_and_file(tmp_path, cli):
     out = tmp_path / "masks.pt"
     args = ["--cell", "gru", "--input-size", "3", "--hidden", "6", "--steps", "5", "--batch-size",
             "8", "--sparsity", "0.8", "--seed", "0"]
-    r = _prune(*args, "--compare", "jacobian,snip,foresight,random", "--out", str(out))
+    r = cli("prune", *args, "--compare", "jacobian,snip,foresight,random", "--out", str(out))
     assert r.exit_code == 0, r.output
     masks, config = load_masks(out)
     assert list(masks) == ["jacobian", "snip", "foresight", "random"]
@@ -352,22 +343,22 @@ def test_prune_cli_compare_and_file(tmp_path):
         sc = compute_scores(k, model, batch, generator=torch.Generator().manual_seed(2))
         again = topk_mask(sc, density_from_sparsity(0.8))
         assert all(torch.equal(again[n], masks[k][n]) for n in again), k
-    r2 = _prune(*args, "--method", "jacobian", "--out", str(tmp_path / "j.pt"))
+    r2 = cli("prune", *args, "--method", "jacobian", "--out", str(tmp_path / "j.pt"))
     assert r2.exit_code == 0, r2.output
     alone, _ = load_masks(tmp_path / "j.pt")
     assert all(torch.equal(alone["jacobian"][n], masks["jacobian"][n]) for n in alone["jacobian"])
 
 
-def test_prune_cli_on_seq_mnist_equals_library(tmp_path):
+def test_prune_cli_on_seq_mnist_equals_library(tmp_path, cli):
     """--data seq-mnist scores B examples of the train split drawn by --seed + 1 (NOTE [CLI data])."""
     from spectrumkit.data import seq_mnist
     from spectrumkit.models import SequenceClassifier
     from spectrumkit.scores import compute_scores
 
     out = tmp_path / "m.pt"
-    r = _prune("--cell", "gru", "--input-size", "28", "--hidden", "5", "--steps", "28",
-               "--batch-size", "6", "--sparsity", "0.9", "--seed", "3", "--method", "snip",
-               "--data", "seq-mnist", "--out", str(out))
+    r = cli("prune", "--cell", "gru", "--input-size", "28", "--hidden", "5", "--steps", "28",
+            "--batch-size", "6", "--sparsity", "0.9", "--seed", "3", "--method", "snip",
+            "--data", "seq-mnist", "--out", str(out))
     assert r.exit_code == 0, r.output
     masks, _ = load_masks(out)
     split = seq_mnist(split="train")
@@ -390,16 +381,16 @@ def test_prune_cli_on_seq_mnist_equals_library(tmp_path):
     (["--compare", "snip,random", "--gamma-inputs", "data"], "options that apply to snip, random"),
     (["--device", "tpu"], "--device auto, cpu or cuda"),
 ])
-def test_prune_cli_errors_one_line(args, message):
+def test_prune_cli_errors_one_line(args, message, cli):
     import re
 
-    r = _prune("--hidden", "4", "--input-size", "2", "--steps", "5", "--batch-size", "4", *args)
+    r = cli("prune", "--hidden", "4", "--input-size", "2", "--steps", "5", "--batch-size", "4", *args)
     assert r.exit_code == 2
     assert r.stderr.strip().count("\n") == 0 and re.search(message, r.stderr), r.stderr
     assert r.stderr.startswith("error: ")
 
 
-# ------------------------------------------------------------ mask files are validated (#12)
+# ----------------------------------------------------------------- mask files are validated
 
 
 def test_save_masks_refuses_what_load_masks_could_not_read(tmp_path):

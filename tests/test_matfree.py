@@ -46,16 +46,21 @@ def _l1(dense_counts, slq_counts):
 # exact (GRU N=128); elsewhere the sizes were chosen from measurements so that the L1 distance
 # sits inside 0.05 (N=400 with P=16: 0.025-0.038 measured; P=8 gave 0.060 for a GRU whose init
 # changed with NOTE [One draw], so 8 probes were a draw of luck) (NOTE [SLQ density]: probe noise ~ 1/sqrt(B·P), resolution ~ 1/m).
+# The three larger cases take several seconds each: the slow tier (NOTE [Two tiers]).
 AGREEMENT = [
     ("gru", 128, 1, 128, 128),
     ("lstm", 128, 4, 48, 192),
     ("gru", 400, 8, 16, 192),
     ("lstm", 400, 8, 16, 192),
 ]
+SLOW_AGREEMENT = {("lstm", 128), ("gru", 400), ("lstm", 400)}
 
 
 @pytest.mark.parametrize("init", ["glorot", "normal:0.1"])
-@pytest.mark.parametrize("cell,N,B,P,m", AGREEMENT, ids=[f"{c}{n}" for c, n, *_ in AGREEMENT])
+@pytest.mark.parametrize("cell,N,B,P,m", [
+    pytest.param(*case, id=f"{case[0]}{case[1]}",
+                 marks=[pytest.mark.slow] if case[:2] in SLOW_AGREEMENT else [])
+    for case in AGREEMENT])
 def test_lanczos_agrees_with_dense(cell, N, B, P, m, init):
     p = init_params(cell, 28, N, init, seed=0, dtype=F64)
     xs = _inputs(B)
@@ -289,17 +294,11 @@ def test_a_cell_without_forward_ad_is_refused_in_one_line():
 # ----------------------------------------------------------------------------------------------
 
 
-def _cli(*args, cwd=ROOT):
-    env = dict(os.environ, OMP_NUM_THREADS="1")
-    return subprocess.run([sys.executable, "-m", "spectrumkit.cli", *args], capture_output=True,
-                          text=True, cwd=cwd, env=env)
-
-
-def test_cli_lanczos_writes_the_same_outputs(tmp_path):
+def test_cli_lanczos_writes_the_same_outputs(tmp_path, cli):
     common = ["spectrum", "--cell", "gru", "--hidden", "24", "--batch", "4", "--seq-len", "3",
               "--steps", "last:2", "--dtype", "float64"]
-    d = _cli(*common, "--out", str(tmp_path / "d"))
-    lz = _cli(*common, "--method", "lanczos", "--iterations", "24", "--probes", "24",
+    d = cli(*common, "--out", str(tmp_path / "d"))
+    lz = cli(*common, "--method", "lanczos", "--iterations", "24", "--probes", "24",
               "--top-k", "3", "--out", str(tmp_path / "l"))
     assert d.returncode == 0, d.stderr
     assert lz.returncode == 0, lz.stderr
@@ -323,21 +322,22 @@ def test_cli_lanczos_writes_the_same_outputs(tmp_path):
     (["--tol", "0"], "tol to be a finite number > 0"),
     (["--tol", "-1"], "tol to be a finite number > 0"),
 ])
-def test_cli_bad_lanczos_input_exits_2(tmp_path, args, match):
-    r = _cli("spectrum", "--cell", "gru", "--hidden", "8", "--batch", "2", "--seq-len", "4",
+def test_cli_bad_lanczos_input_exits_2(tmp_path, args, match, cli):
+    r = cli("spectrum", "--cell", "gru", "--hidden", "8", "--batch", "2", "--seq-len", "4",
              "--method", "lanczos", *args, "--out", str(tmp_path))
     assert r.returncode == 2
     assert r.stderr.count("\n") == 1 and r.stderr.startswith("error: spectrum: expected")
     assert match in r.stderr and "Traceback" not in r.stderr
 
 
-def test_cli_lanczos_flags_need_lanczos(tmp_path):
-    r = _cli("spectrum", "--cell", "gru", "--hidden", "8", "--batch", "2", "--seq-len", "4",
+def test_cli_lanczos_flags_need_lanczos(tmp_path, cli):
+    r = cli("spectrum", "--cell", "gru", "--hidden", "8", "--batch", "2", "--seq-len", "4",
              "--probes", "3", "--out", str(tmp_path))
     assert r.returncode == 2 and r.stderr.count("\n") == 1
     assert "--probes only with --method lanczos" in r.stderr
 
 
+@pytest.mark.slow
 def test_gpu_check_skips_in_one_line_without_cuda():
     if torch.cuda.is_available():
         pytest.skip("this machine has CUDA: gpu_check.sh would run, not skip")

@@ -212,20 +212,16 @@ def test_config_bad_input_one_line(kw, message):
     assert re.search(message, line), line
 
 
-def test_cli_bad_option_one_line():
-    from click.testing import CliRunner
-
-    from spectrumkit.cli import main
-
+def test_cli_bad_option_one_line(cli):
     tiny = ["prune", "--hidden", "4", "--input-size", "2", "--steps", "5", "--batch-size", "4"]
     for args, message in ((["--horizon", "x"], "'x' is not a valid integer or 'all'"),
                           (["--balance", "row"], "compute_scores: expected balance to be one of "
                                                  "'none', 'gate', 'block', got 'row'"),
                           (["--method", "snip", "--probes", "2"],
                            "prune: expected score options that apply to snip, got --probes")):
-        r = CliRunner().invoke(main, [*tiny, *args])
+        r = cli(*tiny, *args)
         assert r.exit_code == 2 and message in r.stderr, (args, r.stderr)
-    r = CliRunner().invoke(main, [*tiny, "--horizon", "all", "--no-through-time"])
+    r = cli(*tiny, "--horizon", "all", "--no-through-time")
     assert r.exit_code == 0, r.output
 
 
@@ -257,8 +253,9 @@ def _probe(src: Path) -> dict:
     return json.loads(r.stdout)
 
 
+@pytest.mark.slow
 def test_one_new_option_reaches_the_cli_the_schema_and_the_key(tmp_path):
-    """Issue acceptance: ONE edit, a field added to JacobianOptions, reaches the prune flags,
+    """One edit, a field added to JacobianOptions, reaches the prune flags,
     TrialConfig's schema and the trial key, and nothing else is edited."""
     src = tmp_path / "src"
     shutil.copytree(ROOT / "spectrumkit", src / "spectrumkit",

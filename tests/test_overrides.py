@@ -10,15 +10,10 @@ literally and compares the trial keys (and the rows' keys) through the library, 
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner, Result
 
-from spectrumkit.cli import main
 from spectrumkit.errors import SpectrumkitError
 from spectrumkit.study import TrialConfig, load_study
 from spectrumkit.study.spec import parse_override
@@ -131,14 +126,6 @@ def _write(tmp_path: Path, name: str, text: str) -> Path:
     return p
 
 
-def _cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
-    root = Path(__file__).resolve().parents[1]
-    env = {**os.environ, "OMP_NUM_THREADS": "1",
-           "PYTHONPATH": str(root) + os.pathsep + os.environ.get("PYTHONPATH", "")}
-    return subprocess.run([sys.executable, "-m", "spectrumkit.cli", *args], capture_output=True,
-                          text=True, env=env, cwd=cwd or root, timeout=300)
-
-
 # ------------------------------------------------------------------------------ the values
 
 
@@ -199,18 +186,18 @@ def test_overrides_by_hand_trials(tmp_path):
 
 
 @pytest.mark.parametrize("base,sets,edited", CASES)
-def test_cli_set_lists_and_runs_the_edited_trials(tmp_path, base, sets, edited):
+def test_cli_set_lists_and_runs_the_edited_trials(tmp_path, base, sets, edited, cli):
     b = _write(tmp_path, "base.toml", base)
     e = _write(tmp_path, "edited.toml", edited)
     want = load_study(e, "quick")
     args = [a for s in sets for a in ("--set", s)]
-    shown = _cli("study", "show", str(b), "--keys", *args)
+    shown = cli("study", "show", str(b), "--keys", *args)
     assert shown.returncode == 0, shown.stderr
     lines = shown.stdout.splitlines()
     assert lines[lines.index("keys:") + 1:] == [f"  {k}" for k in want.keys]
     assert f"overrides:   {' '.join(sets)}" in lines
     out = tmp_path / "out"
-    run = _cli("study", str(b), *args, "--out", str(out), "--no-figures", "--allow-trial-code")
+    run = cli("study", str(b), *args, "--out", str(out), "--no-figures", "--allow-trial-code")
     assert run.returncode == 0, run.stderr
     spec = json.loads((out / want.name / "spec.json").read_text())
     assert spec["keys"] == want.keys
@@ -227,18 +214,12 @@ def test_cli_set_lists_and_runs_the_edited_trials(tmp_path, base, sets, edited):
 TRIAL_FIELDS = list(TrialConfig.input_keys())  # its fields and the flat score keys
 
 
-def _in_process(*args: str) -> Result:
-    """The CLI in this process (click's runner): exit status, stdout and stderr apart."""
-    return CliRunner().invoke(main, list(args))
-
-
-def _one_error_line(r: subprocess.CompletedProcess | Result) -> str:
-    code = r.returncode if isinstance(r, subprocess.CompletedProcess) else r.exit_code
-    assert code == 2, (code, r.stdout, r.stderr)
-    lines = r.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: load_study: "), r.stderr
-    assert "Traceback" not in r.stderr
-    return lines[0]
+def _load_study_error(r) -> str:
+    """The one line of a refused study spec: exit 2, stderr only ``error: load_study: ...``."""
+    line = r.error_line()
+    assert r.stderr.strip().splitlines() == [line], r.stderr
+    assert line.startswith("error: load_study: "), line
+    return line
 
 
 def _accepted(line: str) -> list[str]:
@@ -258,9 +239,10 @@ def _accepted(line: str) -> list[str]:
     ("report.figure=['curves']", ["table", "tables", "figures"], "figure"),
     ("colour=red", None, "colour"),
 ])
-def test_unknown_key_is_one_line_naming_the_accepted_keys(tmp_path, key, accepted, unknown):
+def test_unknown_key_is_one_line_naming_the_accepted_keys(tmp_path, key, accepted, unknown,
+                                                         cli):
     b = _write(tmp_path, "base.toml", BASE_1)
-    line = _one_error_line(_in_process("study", "show", str(b), "--set", key))
+    line = _load_study_error(cli("study", "show", str(b), "--set", key))
     assert f"got unknown key {unknown!r}" in line and f"--set {key}" in line
     if accepted is not None:
         assert _accepted(line) == accepted
@@ -268,9 +250,9 @@ def test_unknown_key_is_one_line_naming_the_accepted_keys(tmp_path, key, accepte
         load_study(b, "quick", overrides=[key])
 
 
-def test_unknown_key_hint_and_run_refused_before_anything_is_written(tmp_path):
+def test_unknown_key_hint_and_run_refused_before_anything_is_written(tmp_path, cli):
     b = _write(tmp_path, "base.toml", BASE_1)
-    line = _one_error_line(_cli("study", str(b), "--set", "hiden_size=8", "--out",
+    line = _load_study_error(cli("study", str(b), "--set", "hiden_size=8", "--out",
                                 str(tmp_path / "out")))
     assert "(did you mean 'hidden_size'?)" in line
     assert not (tmp_path / "out").exists()
@@ -286,9 +268,9 @@ def test_unknown_key_hint_and_run_refused_before_anything_is_written(tmp_path):
     ("fixed=3", ["a table for fixed", "3"]),
     ("fixed.epochs.n=3", ["a table at fixed.epochs", "int 1"]),
 ])
-def test_wrong_type_is_one_line(tmp_path, key, words):
+def test_wrong_type_is_one_line(tmp_path, key, words, cli):
     b = _write(tmp_path, "base.toml", BASE_1)
-    line = _one_error_line(_in_process("study", "show", str(b), "--set", key))
+    line = _load_study_error(cli("study", "show", str(b), "--set", key))
     for w in words:
         assert w in line, (w, line)
     assert f"--set {key}" in line

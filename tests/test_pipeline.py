@@ -7,10 +7,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import os
 import shlex
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -21,14 +18,6 @@ import torch
 from spectrumkit.errors import SpectrumkitError
 from spectrumkit.pipeline import pack_mask, sub_seed, unpack_mask
 from spectrumkit.study.config import TrialConfig
-
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def cli(*args, cwd=ROOT):
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    return subprocess.run([sys.executable, "-m", "spectrumkit.cli", *map(str, args)], cwd=cwd,
-                          capture_output=True, text=True, timeout=300, env=env)
 
 
 def _unpack_independently(packed: dict) -> dict[str, torch.Tensor]:
@@ -66,7 +55,7 @@ table = { rows = "method", metric = "val_error_pct" }
 """
 
 
-def _rerun(result: dict, log: str, out: Path) -> None:
+def _rerun(cli, result: dict, log: str, out: Path) -> None:
     """Run the command of ``log``'s reproduce line into ``out``; compare with the study's
     ``result``: the key, the mask bit for bit, the history apart from wall time."""
     key = result["key"]
@@ -97,7 +86,7 @@ def _rerun(result: dict, log: str, out: Path) -> None:
     assert metrics["metrics"]["val_error_pct"] == result["metrics"]["val_error_pct"]
 
 
-def test_a_study_trial_reruns_bit_for_bit_from_the_command_in_its_log(tmp_path):
+def test_a_study_trial_reruns_bit_for_bit_from_the_command_in_its_log(tmp_path, cli):
     """The acceptance test of the pipeline: study trial → its log's command → the same mask (bit
     for bit), the same history apart from wall time, and the same key; for a score (the
     Hutchinson Jacobian score: its randomness too) and for the iterative L2 baseline."""
@@ -112,7 +101,7 @@ def test_a_study_trial_reruns_bit_for_bit_from_the_command_in_its_log(tmp_path):
     for result in results:
         assert result["status"] == "ok"
         log = (folder / "logs" / f"{result['key']}.log").read_text()
-        _rerun(result, log, tmp_path / result["config"]["score"]["method"])
+        _rerun(cli, result, log, tmp_path / result["config"]["score"]["method"])
 
 
 def test_the_reproduce_line_comes_first_and_names_the_data_root(tmp_path):
@@ -235,13 +224,9 @@ def test_train_command_lists_only_what_differs_from_the_defaults():
      "spectrumkit train: expected --score-repeats greater than 0"),
     (["--softmax-samples", "5"], "--softmax-samples only for a word-level language task"),
 ])
-def test_cli_refuses_flags_the_config_would_drop_or_refuse(tmp_path, args, needle):
-    from click.testing import CliRunner
-
-    from spectrumkit.cli import main
-
-    r = CliRunner().invoke(main, ["train", "--steps", "1", "--out", str(tmp_path / "o"), *args])
-    assert r.exit_code == 2, (r.output, r.exception)
+def test_cli_refuses_flags_the_config_would_drop_or_refuse(tmp_path, args, needle, cli):
+    r = cli("train", "--steps", "1", "--out", str(tmp_path / "o"), *args)
+    assert r.exit_code == 2, (r.output, r.stderr)
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and needle in lines[0], r.stderr
     assert not (tmp_path / "o").exists()

@@ -7,10 +7,6 @@ log-uniform law Q(k) = (log(k+2) − log(k+1)) / log(V+1) written with math.log.
 from __future__ import annotations
 
 import math
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 import torch
@@ -117,6 +113,7 @@ def test_log_uniform_draws_follow_the_closed_form():
     assert torch.equal(again, k[:1000])  # the explicit generator decides everything
 
 
+@pytest.mark.slow
 def test_mean_sampled_gradient_approaches_the_full_gradient_better_with_the_correction():
     """Measured: relative distance of E[∇ sampled loss] (R draws) to ∇ full loss, with and without
     the log(S·Q) correction, candidates drawn log-uniformly (S = 20 of V = 200)."""
@@ -206,7 +203,6 @@ def test_trial_config_steps_budget_and_softmax():
         TrialConfig(task="1b", steps=10, epochs=1)
 
 
-ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.mark.parametrize("args, message", [
@@ -219,24 +215,20 @@ ROOT = Path(__file__).resolve().parents[1]
     (["--steps", "2", "--epochs", "1"], "error: spectrumkit train: expected exactly one of epochs / "
                                         "steps, got both"),
 ])
-def test_cli_refuses_bad_softmax_and_budget(tmp_path, args, message):
-    r = subprocess.run([sys.executable, "-m", "spectrumkit.cli", "train", "--data", "1b",
-                        "--data-option", "sample=true", "--data-option", "max_vocab=300",
-                        "--data-option", "limit=3000", "--hidden", "4", "--embed-size", "4",
-                        "--out", str(tmp_path / "o"), *args], check=False, capture_output=True, text=True,
-                       cwd=ROOT, env={**os.environ, "OMP_NUM_THREADS": "1"}, timeout=300)
+def test_cli_refuses_bad_softmax_and_budget(tmp_path, args, message, cli):
+    r = cli("train", "--data", "1b", "--data-option", "sample=true", "--data-option",
+            "max_vocab=300", "--data-option", "limit=3000", "--hidden", "4", "--embed-size", "4",
+            "--out", str(tmp_path / "o"), *args)
     assert r.returncode == 2 and "Traceback" not in r.stderr
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith(message), r.stderr
 
 
-def test_cli_study_refuses_steps_with_epochs(tmp_path):
+def test_cli_study_refuses_steps_with_epochs(tmp_path, cli):
     study = tmp_path / "s.toml"
     study.write_text('[fixed]\ntask = "1b"\nsteps = 10\nepochs = 1\n[presets.quick]\nseeds = 1\n'
                      '[report]\ntable = { rows = "method", metric = "test_ppl" }\n')
-    r = subprocess.run([sys.executable, "-m", "spectrumkit.cli", "study", "run", str(study),
-                        "--out", str(tmp_path / "o"), "--no-figures"], check=False, capture_output=True,
-                       text=True, cwd=ROOT, env={**os.environ, "OMP_NUM_THREADS": "1"}, timeout=300)
+    r = cli("study", "run", str(study), "--out", str(tmp_path / "o"), "--no-figures")
     assert r.returncode == 2 and "Traceback" not in r.stderr
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1 and "exactly one of epochs / steps" in lines[0], r.stderr

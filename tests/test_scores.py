@@ -474,7 +474,7 @@ def test_methods_listed():
 
 
 # --------------------------------------------------------------------------------------------------
-# γ's own sequence (issue 10): length, count, readout, objective
+# γ's own sequence: length, count, readout, objective
 # --------------------------------------------------------------------------------------------------
 
 
@@ -504,10 +504,16 @@ def _gamma_objective_of(model, x, s0, readout, objective, estimator="transpose")
     return f
 
 
-@pytest.mark.parametrize("readout,objective,estimator", [
+GAMMA_OPTIONS = [
     ("last", "hidden", "transpose"), ("sum", "hidden", "transpose"), ("last", "chi", "transpose"),
-    ("sum", "chi", "ones"), ("last", "chi", "frobenius")])
-@pytest.mark.parametrize("cell", ["gru", "lstm"])
+    ("sum", "chi", "ones"), ("last", "chi", "frobenius")]
+
+
+@pytest.mark.parametrize("cell,readout,objective,estimator", [
+    pytest.param(cell, *opts, id="-".join((cell, *opts)),
+                 # the LSTM's summed-readout case takes several seconds (NOTE [Two tiers])
+                 marks=[pytest.mark.slow] if (cell, *opts) == ("lstm", "sum", "chi", "ones") else [])
+    for cell in ("gru", "lstm") for opts in GAMMA_OPTIONS])
 def test_gamma_own_sequence_options_equal_fd(cell, readout, objective, estimator):
     m, batch = _classifier(cell)  # the batch has T=4, B=3: γ's sequence differs in both
     x, s0 = _own_sequence(m, 3, 2, 5, 7, "authors")
@@ -539,7 +545,7 @@ def test_gamma_data_inputs_take_the_first_steps_and_examples():
 
 
 # --------------------------------------------------------------------------------------------------
-# Recipes (issue 10): the authors' score rebuilt independently, inside the test
+# Recipes: the authors' score rebuilt independently, inside the test
 # --------------------------------------------------------------------------------------------------
 
 
@@ -676,16 +682,13 @@ def test_recipe_bad_input():
     assert all(torch.equal(capped[n], full[n]) for n in full)
 
 
-def test_recipe_cli_lists_the_table_and_refuses_bad_input():
+def test_recipe_cli_lists_the_table_and_refuses_bad_input(cli):
     from pathlib import Path
 
-    from click.testing import CliRunner
-
-    from spectrumkit.cli import main
     from spectrumkit.scores import recipe_table
 
     for cmd in ("prune", "train"):
-        r = CliRunner().invoke(main, [cmd, "--list-recipes"])
+        r = cli(cmd, "--list-recipes")
         assert r.exit_code == 0 and recipe_table() in r.stdout
     # the README shows the same table (one table, read everywhere)
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
@@ -701,12 +704,12 @@ def test_recipe_cli_lists_the_table_and_refuses_bad_input():
             (["--gamma-sequences", "0"], "expected gamma_sequences to be None"),
             (["--gamma-readout", "first"], "expected gamma_readout to be one of 'sum', 'last'"),
             (["--gamma-steps", "x"], "'x' is not a valid integer")):
-        r = CliRunner().invoke(main, ["prune", *tiny, *args])
+        r = cli("prune", *tiny, *args)
         assert r.exit_code == 2, (args, r.output)
         assert r.stderr.startswith("error: ") or "Error" in r.stderr, r.stderr
         assert r.stderr.strip().count("\n") == 0 or "Usage" in r.stderr
         assert msg in r.stderr, (args, r.stderr)
-    r = CliRunner().invoke(main, ["train", "--method", "snip", "--sparsity", "0.5", "--recipe",
-                                  "authors", "--out", "unused"])
+    r = cli("train", "--method", "snip", "--sparsity", "0.5", "--recipe", "authors", "--out",
+            "unused")
     assert r.exit_code == 2 and r.stderr.strip() == (
         "error: spectrumkit train: expected --recipe only with --method jacobian, got --method snip")

@@ -293,22 +293,14 @@ def test_bad_inputs_of_the_spectra_functions():
 # ----------------------------------------------------------------------------------------------
 
 
-def _cli(*args):
-    from click.testing import CliRunner
-
-    from spectrumkit.cli import main
-
-    return CliRunner().invoke(main, list(args))
-
-
-def test_cli_spectrum_writes_what_the_library_computes(tmp_path):
+def test_cli_spectrum_writes_what_the_library_computes(tmp_path, cli):
     import pandas as pd
 
     args = ["spectrum", "--cell", "lstm", "--input-size", "3", "--hidden", "4", "--init",
             "normal:0.5", "--batch", "5", "--seq-len", "6", "--steps", "last:3", "--data",
             "gaussian", "--seed", "7", "--dtype", "float64", "--bins", "6", "--chunk-size", "2",
             "--device", "cpu", "--out", str(tmp_path / "out")]
-    r = _cli(*args)
+    r = cli(*args)
     assert r.exit_code == 0, r.output
     # The same draws: params from seed 7, x ~ N(0, 1) of shape (B, T, D) from seed 8 (NOTE [CLI
     # data]) drawn in float32 and cast (NOTE [One draw]), then time-major.
@@ -332,9 +324,9 @@ def test_cli_spectrum_writes_what_the_library_computes(tmp_path):
     ("0,2", r"error: spectrum: expected steps in the valid range 1\.\.6"),
     ("first:2", "error: spectrum: expected --steps as last:U, all, or a comma list"),
 ])
-def test_cli_spectrum_bad_steps_is_one_line_exit_2(tmp_path, steps, message):
-    r = _cli("spectrum", "--cell", "gru", "--input-size", "2", "--hidden", "3", "--batch", "2",
-             "--seq-len", "6", "--steps", steps, "--out", str(tmp_path))
+def test_cli_spectrum_bad_steps_is_one_line_exit_2(tmp_path, steps, message, cli):
+    r = cli("spectrum", "--cell", "gru", "--input-size", "2", "--hidden", "3", "--batch", "2",
+            "--seq-len", "6", "--steps", steps, "--out", str(tmp_path))
     assert r.exit_code == 2
     err = r.stderr.strip()
     assert "\n" not in err and "Traceback" not in err

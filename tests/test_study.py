@@ -14,7 +14,6 @@ import math
 import os
 import re
 import signal
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -22,11 +21,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from click.testing import CliRunner
 from pydantic import ValidationError
 
-from spectrumkit._io import write_text_atomic
-from spectrumkit.cli import main
 from spectrumkit.errors import SpectrumkitError
 from spectrumkit.study import (TrialConfig, collect, list_studies, load_study,
                                run_study, trial_key)
@@ -60,11 +56,6 @@ table = {{ rows = "hidden_size", cols = "method", metric = "val_error_pct" }}
     return p
 
 
-def cli(*args: str):
-    r = CliRunner().invoke(main, list(args))
-    return r
-
-
 def run_markers(log_dir: Path) -> dict[str, tuple[int, int]]:
     """(start markers, end markers) per key (NOTE [Run markers])."""
     out = {}
@@ -80,7 +71,7 @@ def run_markers(log_dir: Path) -> dict[str, tuple[int, int]]:
 
 def test_key_is_sha256_of_canonical_json_and_schema_version():
     cfg = TrialConfig(seed=3, epochs=2, method="snip", hidden_size=32, data={"limit": 100})
-    # schema 2: the data identity is part of the key (issue 12); None = the bundled data, whose
+    # schema 2: the data identity is part of the key; None = the bundled data, whose
     # fingerprint is the SHA-256 of the pinned digests of its two MNIST files
     bundled = hashlib.sha256(
         b"mnist/t10k-images-idx3-ubyte.gz="
@@ -152,20 +143,6 @@ def test_studies_are_package_data():
 # ------------------------------------------------------------------------------ the store
 
 
-def test_atomic_write_leaves_old_content_and_no_temp_on_failure(tmp_path, monkeypatch):
-    target = tmp_path / "r.json"
-    write_text_atomic(target, "old")
-
-    def boom(src, dst):
-        raise OSError("disk full")
-    monkeypatch.setattr(os, "replace", boom)
-    with pytest.raises(OSError, match="disk full"):
-        write_text_atomic(target, "new")
-    monkeypatch.undo()
-    assert target.read_text() == "old"
-    assert [p.name for p in tmp_path.iterdir()] == ["r.json"]
-
-
 def test_run_resume_and_summary_values(tmp_path):
     toml = fake_toml(tmp_path, hidden=(8, 16))
     out = tmp_path / "out"
@@ -224,7 +201,7 @@ def test_failed_diverged_and_retry(tmp_path):
     assert run.pivot.loc["8", "random"] == "— (2 diverged)"
 
 
-def test_corrupt_result_is_named_and_rerun(tmp_path):
+def test_corrupt_result_is_named_and_rerun(tmp_path, cli):
     toml = fake_toml(tmp_path, hidden=(8,), seeds=2)
     out = tmp_path / "out"
     run = run_study(toml, out=str(out), progress=False, allow_trial_code=True)
@@ -243,17 +220,15 @@ def test_corrupt_result_is_named_and_rerun(tmp_path):
 # ---------------------------------------------------------------------------- kill & resume
 
 
-def test_kill_then_resume_loses_and_repeats_nothing(tmp_path):
+@pytest.mark.slow
+def test_kill_then_resume_loses_and_repeats_nothing(tmp_path, cli):
     toml = fake_toml(tmp_path, hidden=(8, 16, 24), methods=("random",), seeds=2,
                      data="{ sleep = 0.4 }")
     out = tmp_path / "out"
     trials = out / "fake" / "trials"
-    cmd = [sys.executable, "-m", "spectrumkit.cli", "study", str(toml), "--out", str(out),
-           "--allow-trial-code"]
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
-    try:
+    cmd = ["study", str(toml), "--out", str(out), "--allow-trial-code"]
+    env = {"PYTHONPATH": str(ROOT)}
+    with cli.popen(*cmd, env=env, capture=False) as proc:
         # Kill once a result exists AND a later trial is running (its start marker written,
         # its end marker not): on a loaded machine the first result file can appear well before
         # the next trial starts, and a kill in that gap would test nothing.
@@ -265,14 +240,13 @@ def test_kill_then_resume_loses_and_repeats_nothing(tmp_path):
             assert time.monotonic() < deadline, "no result file and running trial appeared"
             time.sleep(0.01)
         os.kill(proc.pid, signal.SIGKILL)
-    finally:
         proc.wait(timeout=30)
     assert proc.returncode == -signal.SIGKILL
     before = {p.name: p.read_bytes() for p in trials.glob("*.json")}
     markers = run_markers(out / "fake" / "logs")
     in_flight = [k for k, (s, e) in markers.items() if s > e]
     assert len(before) < 6 and len(in_flight) == 1  # killed in the middle of a trial
-    r = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    r = cli.subprocess(*cmd, env=env, timeout=120)
     assert r.returncode == 0, r.stderr
     assert f"6 trials, {len(before)} already done, {6 - len(before)} run now" in r.stdout
     after = {p.name: p.read_bytes() for p in trials.glob("*.json")}
@@ -294,6 +268,7 @@ def _metrics(folder: Path) -> dict[str, dict]:
             for r in (json.loads(p.read_text()) for p in (folder / "trials").glob("*.json"))}
 
 
+@pytest.mark.slow
 def test_process_executor_matches_local(tmp_path):
     toml = fake_toml(tmp_path, hidden=(8, 16), seeds=1)
     threads = torch.get_num_threads()
@@ -315,6 +290,7 @@ def test_process_executor_matches_local(tmp_path):
     assert all(v == (1, 1) for v in run_markers(tmp_path / "b" / "fake" / "logs").values())
 
 
+@pytest.mark.slow
 def test_ray_executor_matches_local(tmp_path):
     ray = pytest.importorskip("ray", reason="ray is not installed (pip install 'spectrumkit[ray]')")
     toml = tmp_path / "fake.toml"  # three real (tiny) trials
@@ -358,7 +334,7 @@ def _one_line_exit_2(r):
     return r.stderr
 
 
-def test_cli_bad_inputs(tmp_path, monkeypatch):
+def test_cli_bad_inputs(tmp_path, monkeypatch, cli):
     err = _one_line_exit_2(cli("study", "no-such-study"))
     assert "no-such-study" in err and all(n in err for n in list_studies())
 
@@ -398,7 +374,7 @@ def test_cli_bad_inputs(tmp_path, monkeypatch):
     assert f"{blocker / 'sub' / 'ok'}" in err and "can be written" in err
 
 
-def test_cli_list_and_show():
+def test_cli_list_and_show(cli):
     r = cli("study", "list")
     assert r.exit_code == 0
     for name in list_studies():
@@ -509,7 +485,7 @@ table = { rows = "lr", metric = "val_error_pct" }
     assert run.pivot.loc["10", "val_error_pct"] == "— (1 diverged)"
 
 
-# ------------------------------------------------------------- recipes and rows (issue 10)
+# ----------------------------------------------------------------------- recipes and rows
 
 
 def test_recipe_and_pipeline_fields_are_canonical():
@@ -632,7 +608,7 @@ def test_report_tables_with_other_rows_are_written_apart(tmp_path):
     assert pairs == {("small", 8), ("small again", 8), ("big", 24)}
 
 
-def test_study_rows_bad_input(tmp_path):
+def test_study_rows_bad_input(tmp_path, cli):
     for rows, msg in (
             ('[[rows]]\nhidden_size = 8', "a label .* in every \\[\\[rows\\]\\] entry"),
             ('[[rows]]\nlabel = "a"\n[[rows]]\nlabel = "a"', "distinct row labels"),

@@ -241,6 +241,7 @@ def test_regressor_matches_torch_gru():
         reg.check_batch("f", (xs, torch.zeros(5, dtype=torch.long)))
 
 
+@pytest.mark.slow
 def test_language_model_beats_unigram():
     """A 128-unit LSTM, one epoch on (a prefix of) the bundled WikiText, beats the unigram model
     fitted on the evaluated test tokens themselves (the strongest unigram baseline)."""
@@ -256,6 +257,7 @@ def test_language_model_beats_unigram():
     assert torch.equal(model.embedding.weight, emb)  # frozen embedding
 
 
+@pytest.mark.slow
 def test_adding_problem_beats_baseline():
     task = load_task("adding", T=50, n_train=2000, n_val=500, n_test=10)
     model = make_model(task, "gru", 32, init="torch", seed=0)
@@ -469,19 +471,12 @@ def test_progress_bar_only_on_request(mnist, capsys):
 # ------------------------------------------------------------------------------------------ CLI
 
 
-def _cli(*args):
-    import subprocess
-    import sys
-    return subprocess.run([sys.executable, "-m", "spectrumkit.cli", *args], capture_output=True,
-                          text=True, timeout=300)
-
-
-def test_cli_train_writes_what_train_returns(tmp_path):
+def test_cli_train_writes_what_train_returns(tmp_path, cli):
     out = tmp_path / "run"
-    r = _cli("train", "--cell", "gru", "--hidden", "6", "--method", "l2", "--sparsity", "0.9",
-             "--data", "seq-mnist", "--data-option", "limit=96", "--data-option", "val_limit=32",
-             "--steps", "12", "--batch-size", "32", "--seed", "3", "--out", str(out),
-             "--device", "cpu")
+    r = cli("train", "--cell", "gru", "--hidden", "6", "--method", "l2", "--sparsity", "0.9",
+            "--data", "seq-mnist", "--data-option", "limit=96", "--data-option", "val_limit=32",
+            "--steps", "12", "--batch-size", "32", "--seed", "3", "--out", str(out),
+            "--device", "cpu")
     assert r.returncode == 0, r.stderr
     assert "gru-6 l2 on seq-mnist: ok: val_error_pct" in r.stdout and "wrote" in r.stdout
     task = load_task("seq-mnist", limit=96, val_limit=32)
@@ -507,14 +502,14 @@ def test_cli_train_writes_what_train_returns(tmp_path):
     (["--data-option", "colour=red"], "error: load_task: expected options for seq-mnist among"),
     (["--lr", "0"], "error: spectrumkit train: expected --lr to be a finite number > 0, got 0"),
 ])
-def test_cli_train_bad_input_is_one_line_exit_2(tmp_path, args, match):
-    r = _cli("train", "--steps", "1", "--out", str(tmp_path / "x"), "--device", "cpu", *args)
+def test_cli_train_bad_input_is_one_line_exit_2(tmp_path, args, match, cli):
+    r = cli("train", "--steps", "1", "--out", str(tmp_path / "x"), "--device", "cpu", *args)
     assert r.returncode == 2 and match in r.stderr, r.stderr
     assert r.stderr.strip().count("\n") == 0 and "Traceback" not in r.stderr
 
 
 @pytest.mark.parametrize("method", ["jacobian", "snip"])
-def test_cli_train_with_a_pruning_score_equals_the_library(tmp_path, method):
+def test_cli_train_with_a_pruning_score_equals_the_library(tmp_path, method, cli):
     """NOTE [train command]: scoring batch from sub_seed(--seed, "score-batch"), score randomness
     from sub_seed(--seed, "scores") (NOTE [Trial randomness]), density 1 - sparsity."""
     from spectrumkit.data import sample_batch
@@ -523,10 +518,10 @@ def test_cli_train_with_a_pruning_score_equals_the_library(tmp_path, method):
     from spectrumkit.scores import compute_scores
 
     out = tmp_path / "run"
-    r = _cli("train", "--cell", "gru", "--hidden", "6", "--method", method, "--sparsity", "0.8",
-             "--data", "seq-mnist", "--data-option", "limit=96", "--data-option", "val_limit=32",
-             "--steps", "6", "--batch-size", "32", "--score-batch", "16", "--seed", "3",
-             "--out", str(out), "--device", "cpu")
+    r = cli("train", "--cell", "gru", "--hidden", "6", "--method", method, "--sparsity", "0.8",
+            "--data", "seq-mnist", "--data-option", "limit=96", "--data-option", "val_limit=32",
+            "--steps", "6", "--batch-size", "32", "--score-batch", "16", "--seed", "3",
+            "--out", str(out), "--device", "cpu")
     assert r.returncode == 0, r.stderr
     task = load_task("seq-mnist", limit=96, val_limit=32)
     model = make_model(task, "gru", 6, init="glorot", seed=3)
@@ -542,7 +537,7 @@ def test_cli_train_with_a_pruning_score_equals_the_library(tmp_path, method):
                                   rtol=1e-12)
 
 
-# ------------------------------------------------- checkpoint identity and bad checkpoints (#12)
+# ------------------------------------------------ checkpoint identity and bad checkpoints
 
 
 def test_resume_refuses_a_checkpoint_of_another_experiment(mnist, tmp_path):
