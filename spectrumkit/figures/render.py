@@ -41,9 +41,10 @@ from .plots import (
     training_curves,
 )
 from .results import StudyResults, find_study_dirs, load_study
-from .tables import METRIC_TITLES, TABLE_FORMATS, results_table, write_table
+from .tables import METRIC_TITLES, TABLE_FORMATS, Table, results_table, write_table
 
-__all__ = ["FIGURES", "TABLE_NAME", "render", "render_all", "render_figure", "figure_data"]
+__all__ = ["FIGURES", "TABLE_NAME", "figure_data", "figure_png", "finish_report", "paper_tables",
+           "render", "render_all", "render_figure"]
 
 #: The name under which ``render(only=...)`` selects the study's tables.
 TABLE_NAME = "table"
@@ -383,7 +384,7 @@ def render(study_dir: str | Path | StudyResults, *, only: str | Iterable[str] | 
         raise fail(fn, f"at least one trial of status ok in study {res.name!r} to draw its "
                    "figures and tables", f"none of {len(res.trials)}{_status_counts(res)}")
     try:
-        return _render(res, names, fmts)
+        paths = _render(res, names, fmts, page=only is None)
     except (KeyError, TypeError, ValueError, IndexError, AttributeError) as e:
         if isinstance(e, SpectrumkitError):
             raise
@@ -392,6 +393,7 @@ def render(study_dir: str | Path | StudyResults, *, only: str | Iterable[str] | 
         raise fail(fn, f"well-formed artifacts in the trial files of study {res.name!r} "
                    f"({res.path / 'trials'})", f"{type(e).__name__}: "
                    f"{' '.join(str(e).split())[:200]}") from None
+    return paths
 
 
 def _status_counts(res: StudyResults) -> str:
@@ -402,26 +404,77 @@ def _status_counts(res: StudyResults) -> str:
     return f" ({inner})" if inner else ""
 
 
-def _render(res: StudyResults, names: list[str], fmts: tuple[str, ...]) -> list[Path]:
-    """Trusted core of :func:`render`: build every table and figure, then write them."""
+def paper_tables(res: StudyResults) -> list[tuple[str, Table]]:
+    """The study's paper-style tables (``report.table``) with their file stems."""
     tables = []
-    if TABLE_NAME in names:  # build (and validate) every table before writing anything
-        for i, t in enumerate(res.tables):
-            spec = {k: t[k] for k in ("rows", "cols", "metric", "better", "best_along") if k in t}
-            spec.setdefault("cols", None)
-            if "format" in t:
-                spec["fmt"] = t["format"]
-            title = t.get("paper_table")
-            tables.append((_table_stem(t, i, len(res.tables)), results_table(res, **spec, title=(
-                f"{title}: " if title else "") + _metric_title(spec.get("metric")))))
+    for i, t in enumerate(res.tables):
+        spec = {k: t[k] for k in ("rows", "cols", "metric", "better", "best_along") if k in t}
+        spec.setdefault("cols", None)
+        if "format" in t:
+            spec["fmt"] = t["format"]
+        title = t.get("paper_table")
+        tables.append((_table_stem(t, i, len(res.tables)), results_table(res, **spec, title=(
+            f"{title}: " if title else "") + _metric_title(spec.get("metric")))))
+    return tables
+
+
+def _render(res: StudyResults, names: list[str], fmts: tuple[str, ...], *, page: bool
+            ) -> list[Path]:
+    """Trusted core of :func:`render`: build every table and figure, then write them.
+
+    ``page``: everything was drawn, so remove what an earlier spec left (NOTE [No stale
+    outputs]) and write the report page (NOTE [Report page]).
+    """
+    # build (and validate) every table before writing anything
+    tables = paper_tables(res) if TABLE_NAME in names else []
     out: list[Path] = []
+    pngs: dict[str, bytes] = {}
     with style():  # build every figure first, so a missing artifact writes nothing
         figs = [(name, FIGURES[name](res)) for name in names if name != TABLE_NAME]
         for name, fig in figs:
+            if page:
+                pngs[name] = figure_png(fig)
             out += save_figure(fig, res.path / "figures" / name, fmts)
     for stem, table in tables:
         out += write_table(table, res.path / "tables" / stem, TABLE_FORMATS)
+    if page:
+        out.append(finish_report(res, out, figures=pngs, tables=tables, summaries=False))
     return out
+
+
+def figure_png(fig: Any) -> bytes:
+    """The figure as PNG bytes, as :func:`~spectrumkit.figures.save_figure` writes it."""
+    import io
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=150, metadata={"Software": None})  # page size: ~1000 px
+    return buf.getvalue()
+
+
+def finish_report(res: StudyResults, made: list[Path], *, figures: dict[str, bytes],
+                  tables: list[tuple[str, Table]], summaries: bool,
+                  no_figures: str = "No figure was drawn in this run.") -> Path:
+    r"""Remove the report files this run did not make, say so, and write ``report.html``.
+
+    ``made``: the files written in this run; ``summaries``: whether the study's summaries are
+    among the files to check (a study run) or left alone (``spectrumkit figures``). NOTE [No
+    stale outputs], NOTE [Report page].
+    """
+    import warnings
+
+    from ..study.store import StudyWarning
+    from .outputs import REPORT_PAGE, remove_stale, toolkit_outputs
+    from .report import write_report
+
+    keep = [*made, res.path / REPORT_PAGE]
+    removed = remove_stale(res.path, keep, summaries=summaries)
+    if removed:
+        warnings.warn(f"removed {len(removed)} report file(s) not made from the current spec: "
+                      f"{', '.join(p.relative_to(res.path).as_posix() for p in removed)}",
+                      StudyWarning, stacklevel=3)
+    current = [p for p in toolkit_outputs(res.path) if p.name.startswith("summary")]
+    return write_report(res, figures=figures, tables=tables, summaries=current,
+                        no_figures=no_figures)
 
 
 def _metric_title(metric: Any) -> str:
