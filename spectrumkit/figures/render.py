@@ -271,29 +271,101 @@ _METRIC_LABELS = {"train_loss": "training loss", "val_ppl": "validation perplexi
                   "val_error_pct": "validation error (%)"}
 
 
+#: At most this many facets side by side; more wrap onto further rows (NOTE [Readable figures]).
+MAX_COLS = 4
+
+
+def _title_width(ncols: int) -> int:
+    """Characters of a panel title that fit one line at the figure's width and font."""
+    return max(14, int(DOUBLE_COLUMN / max(ncols, 1) * 72 / 5.4))  # ~0.6 em per character
+
+
+def _wrap_title(text: str, ncols: int) -> str:
+    return textwrap.fill(text, _title_width(ncols), break_long_words=False) if text else text
+
+
+def _band_handle(n_seeds: list[int]):
+    r"""A legend entry saying what a band is (NOTE [Readable figures])."""
+    from matplotlib.patches import Patch
+
+    lo, hi = min(n_seeds, default=0), max(n_seeds, default=0)
+    n = f"{lo}" if lo == hi else f"{lo}–{hi}"
+    if hi < 2:
+        return Patch(facecolor="none", edgecolor="none", label=f"n = {n} seed: no band")
+    return Patch(facecolor="0.5", alpha=0.25, edgecolor="none",
+                 label=f"band: ± 1 std over n = {n} seeds")
+
+
+def _shared_legend(fig, axes: list, n_seeds: list[int]) -> None:
+    """One legend under the panels: each line once, and what the bands are."""
+    seen: dict[str, Any] = {}
+    for ax in axes:
+        for h, lab in zip(*ax.get_legend_handles_labels()):
+            if not lab.startswith("_"):
+                seen.setdefault(lab, h)
+    band = _band_handle(n_seeds)
+    fig.legend([*seen.values(), band], [*seen, band.get_label()], loc="outside lower center",
+               ncols=min(len(seen) + 1, 4), fontsize="x-small")
+
+
 def _fig_curves(res: StudyResults):
+    """NOTE [Readable figures]: facets wrap at :data:`MAX_COLS`; one y scale per metric."""
+    from matplotlib.ticker import MaxNLocator
+
     d = _curves_data(res)
     panels, metrics = d["panels"], d["metrics"]
-    ncols = len(panels)
+    n = len(panels)
+    ncols = min(n, MAX_COLS)
+    prow = -(-n // ncols)  # rows of facets
     w = SINGLE_COLUMN if ncols == 1 and len(metrics) == 1 else DOUBLE_COLUMN
-    fig, axes = new_figure(w, 2.0 * len(metrics) + 0.3, nrows=len(metrics), ncols=ncols,
-                           squeeze=False, sharex="col")
+    nr = prow * len(metrics)
+    fig, axes = new_figure(w, 1.55 * nr + 0.8, nrows=nr, ncols=ncols, squeeze=False)
+    seeds: list[int] = []
+    used = []
     for j, (title, lines) in enumerate(panels.items()):
+        pr, col = divmod(j, ncols)
         for i, metric in enumerate(metrics):
-            ax = axes[i, j]
+            ax = axes[pr * len(metrics) + i, col]
+            used.append((ax, metric, col))
             use = {k: [h for h in hs if metric in h.columns] for k, hs in lines.items()}
             use = {k: hs for k, hs in use.items() if hs}
+            seeds += [len(hs) for hs in use.values()]
             if use:
                 training_curves(ax, use, y=metric, ylabel=_METRIC_LABELS.get(metric, metric),
-                                log=metric != "val_error_pct")
+                                log=_log_scale(panels, metric))
             if i == 0 and title:
-                ax.set_title(title)
-            if i < len(metrics) - 1:
+                ax.set_title(_wrap_title(title, ncols), fontsize="small")
+            ax.xaxis.set_major_locator(MaxNLocator(nbins=3, integer=True))
+            if i < len(metrics) - 1 or pr < prow - 1 and j + ncols < n:
                 ax.set_xlabel("")
-            if j > 0:
+            if col > 0:
                 ax.set_ylabel("")
-    axes[0, 0].legend(fontsize="x-small")
+    for r in range(nr):  # facets beyond the last one
+        for c in range(ncols):
+            ax = axes[r, c]
+            if not any(ax is u[0] for u in used):
+                ax.set_visible(False)
+    for metric in metrics:  # one y scale per metric, labelled in the first column only
+        axs = [(ax, c) for ax, m, c in used if m == metric and ax.has_data()]
+        if not axs:
+            continue
+        lo = min(ax.get_ylim()[0] for ax, _ in axs)
+        hi = max(ax.get_ylim()[1] for ax, _ in axs)
+        for ax, c in axs:
+            ax.set_ylim(lo, hi)
+            if c > 0:
+                ax.tick_params(axis="y", labelleft=False)
+    _shared_legend(fig, [u[0] for u in used], seeds)
     return fig
+
+
+def _log_scale(panels: dict, metric: str) -> bool:
+    """Log y only when the metric spans more than a factor of 3 over every panel."""
+    vals = [pd.to_numeric(h[metric], errors="coerce") for lines in panels.values()
+            for hs in lines.values() for h in hs if metric in h.columns]
+    v = pd.concat(vals).dropna() if vals else pd.Series(dtype=float)
+    v = v[v > 0]
+    return metric != "val_error_pct" and len(v) > 0 and float(v.max()) / float(v.min()) > 3
 
 
 def _fig_phases(res: StudyResults, figure: str, artifact: str, draw: Callable, prep: Callable):
@@ -354,7 +426,7 @@ def _table_stem(t: dict, i: int, n: int) -> str:
 
 
 def render(study_dir: str | Path | StudyResults, *, only: str | Iterable[str] | None = None,
-           formats: str | Iterable[str] = ("pdf", "png")) -> list[Path]:
+           formats: str | Iterable[str] = ("pdf", "png"), report: bool = False) -> list[Path]:
     r"""Write the study's declared figures (and tables) from its stored results; return the paths.
 
     ``study_dir`` is one study's results folder ``OUT/<study>`` (``spec.json`` + ``trials/*.json``;
@@ -365,7 +437,9 @@ def render(study_dir: str | Path | StudyResults, *, only: str | Iterable[str] | 
     table>`` when the study declares several). ``only`` selects some of the declared figures, or
     ``"table"`` for the tables; a name the study does not declare raises an error listing those it
     does. A declared figure whose artifacts are missing from every trial is an error, never skipped.
-    Validation happens before anything is written.
+    Validation happens before anything is written. ``report`` (with ``only=None``): also remove
+    the report files an earlier spec left (NOTE [No stale outputs]) and write ``report.html``
+    (NOTE [Report page]); its path ends the returned list.
     """
     fn = "render"
     fmts = check_formats(fn, formats)
@@ -384,7 +458,7 @@ def render(study_dir: str | Path | StudyResults, *, only: str | Iterable[str] | 
         raise fail(fn, f"at least one trial of status ok in study {res.name!r} to draw its "
                    "figures and tables", f"none of {len(res.trials)}{_status_counts(res)}")
     try:
-        paths = _render(res, names, fmts, page=only is None)
+        paths = _render(res, names, fmts, page=report and only is None)
     except (KeyError, TypeError, ValueError, IndexError, AttributeError) as e:
         if isinstance(e, SpectrumkitError):
             raise
@@ -482,12 +556,14 @@ def _metric_title(metric: Any) -> str:
 
 
 def render_all(results_dir: str | Path, *, only: str | Iterable[str] | None = None,
-               formats: str | Iterable[str] = ("pdf", "png")) -> dict[str, list[Path]]:
+               formats: str | Iterable[str] = ("pdf", "png"), report: bool = False
+               ) -> dict[str, list[Path]]:
     r""":func:`render` for ``OUT/<study>`` or for every study folder directly inside ``OUT``.
 
     With several studies, ``only`` renders those names in the studies that declare them; a name that
     no study declares raises an error listing the names that are declared. Returns
     ``{study folder: paths written}``. Everything is validated before anything is written.
+    ``report``: as in :func:`render`, for every study rendered in full.
     """
     fn = "render"
     fmts = check_formats(fn, formats)
@@ -495,7 +571,7 @@ def render_all(results_dir: str | Path, *, only: str | Iterable[str] | None = No
     if not dirs:
         load_study(results_dir, fn=fn)  # raises the error that names the expected layout
     if len(dirs) == 1:
-        return {str(dirs[0]): render(dirs[0], only=only, formats=fmts)}
+        return {str(dirs[0]): render(dirs[0], only=only, formats=fmts, report=report)}
     studies = [load_study(d, fn=fn) for d in dirs]
     plan: dict[Path, list[str] | None] = {s.path: None for s in studies}
     if only is not None:
@@ -512,5 +588,5 @@ def render_all(results_dir: str | Path, *, only: str | Iterable[str] | None = No
         sel = plan[s.path]
         if sel == []:
             continue
-        out[str(s.path)] = render(s, only=sel, formats=fmts)
+        out[str(s.path)] = render(s, only=sel, formats=fmts, report=report and sel is None)
     return out

@@ -282,7 +282,7 @@ def finish_run(run: StudyRun, *, figures: bool = True) -> list[Path]:
     if not any(run.statuses.values()):  # no trial has a result: nothing to report on
         return []
     if figures and run.statuses["ok"]:
-        return render(run.dir, only=None, formats=("pdf", "png"))
+        return render(run.dir, only=None, formats=("pdf", "png"), report=True)
     why = ("figures not drawn (--no-figures)" if not figures
            else "no figure: no trial of status ok")
     return [finish_report(load_results(run.dir), [], figures={}, tables=[], summaries=False,
