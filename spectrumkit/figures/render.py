@@ -20,6 +20,7 @@ Only trials of status ``ok`` are drawn. Trials are grouped into conditions (NOTE
 
 from __future__ import annotations
 
+import math
 import re
 import textwrap
 from collections.abc import Callable, Iterable
@@ -28,6 +29,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from matplotlib.colors import to_rgba
 
 from ..errors import SpectrumkitError, fail
 from ._style import DOUBLE_COLUMN, SINGLE_COLUMN, check_formats, new_figure, save_figure, style
@@ -42,6 +44,7 @@ from .plots import (
 )
 from .results import StudyResults, find_study_dirs, load_study
 from .tables import METRIC_TITLES, TABLE_FORMATS, Table, results_table, write_table
+from .values import metric_value, split_values
 
 __all__ = ["FIGURES", "TABLE_NAME", "figure_data", "figure_png", "finish_report", "paper_tables",
            "render", "render_all", "render_figure"]
@@ -88,8 +91,11 @@ def _anatomy_data(res: StudyResults) -> dict[str, Any]:
         cat = pd.concat(frames, ignore_index=True)
         by_block = cat.groupby(["gate", "block"], sort=False, as_index=False)
         rows[label] = by_block["fraction"].mean()
-        ratios = [t["artifacts"]["anatomy"]["summary"].get("ir_ratio") for t in trials]
-        ir[label] = float(np.mean([np.inf if r is None else float(r) for r in ratios]))
+        # NOTE [Undefined values]: the mean of the finite ratios; ∞ when all are ∞, else NaN
+        finite, n_inf, _ = split_values(metric_value(
+            {"metrics": {"ir_ratio": t["artifacts"]["anatomy"]["summary"].get("ir_ratio")},
+             "artifacts": t["artifacts"]}, "ir_ratio") for t in trials)
+        ir[label] = (float(np.mean(finite)) if finite else math.inf if n_inf else math.nan)
         dense += [t["artifacts"]["anatomy"]["summary"].get("dense_ir_ratio") for t in trials]
         density += [(t.get("metrics") or {}).get("density") for t in trials]
     first = next(iter(groups.values()))[0]["artifacts"]
@@ -239,22 +245,45 @@ def _fig_anatomy(res: StudyResults):
     return fig
 
 
+def _occupied_range(d: dict[str, dict[str, dict[str, Any]]]) -> tuple[float, float]:
+    """The σ range holding every non-empty bin of every panel, padded by 3 % on each side."""
+    los, his = [], []
+    for per in d.values():
+        for h in per.values():
+            nz = np.flatnonzero(np.asarray(h["counts"]) > 0)
+            if nz.size:
+                los.append(float(h["edges"][nz[0]]))
+                his.append(float(h["edges"][nz[-1] + 1]))
+    if not los:  # every histogram empty: the binned range
+        los = [float(h["edges"][0]) for per in d.values() for h in per.values()]
+        his = [float(h["edges"][-1]) for per in d.values() for h in per.values()]
+    lo, hi = min(los), max(his)
+    pad = 0.03 * (hi - lo)
+    return lo - pad, hi + pad
+
+
+#: One colour per phase in every panel of a figure (NOTE [Readable figures]).
+_PHASE_COLORS = {"init": "C0", "trained": "C1"}
+
+
 def _fig_sv_hist(res: StudyResults):
+    """NOTE [Readable figures]: the x range follows the data, colour = phase, n in the legend."""
     d = _sv_hist_data(res)
-    fig, axes = _panels(len(d))
-    lo = min(float(h["edges"][0]) for per in d.values() for h in per.values())
-    hi = max(float(h["edges"][-1]) for per in d.values() for h in per.values())
+    fig, axes = _panels(len(d), max_cols=3)
+    ncols = min(len(d), 3) if len(d) != 4 else 2
+    lo, hi = _occupied_range(d)
     for ax, (label, per) in zip(axes, d.items()):
         for phase, h in per.items():
             note = "" if h["seeds"] == h["of"] else f", {h['seeds']}/{h['of']} seeds"
             sv_histogram(ax, h["counts"], h["edges"], label=f"{phase}{note}",
-                         annotate_mean=h["mean"])
+                         annotate_mean=h["mean"], color=_PHASE_COLORS.get(phase))
         n = max((h["n"] for h in per.values()), default=0)
         top = max((float(np.max(h["counts"])) for h in per.values()), default=1.0)
         ax.set_ylim(0, 1.45 * top)  # headroom for the legend
-        ax.set_xlim(lo, hi)  # one σ scale for every panel
-        ax.set_title(f"{label} (n = {n:,} per phase)", fontsize="medium")
-        ax.legend(loc="upper right", fontsize="x-small")
+        ax.set_xlim(lo, hi)  # one σ scale for every panel, over the occupied bins
+        ax.set_title(_wrap_title(label, ncols), fontsize="small")
+        ax.legend(loc="upper right", fontsize="x-small", title=f"n = {n:,} per phase",
+                  title_fontsize="x-small")
     return fig
 
 
@@ -372,10 +401,20 @@ def _fig_phases(res: StudyResults, figure: str, artifact: str, draw: Callable, p
     d = _phase_data(res, figure, artifact)
     fig, axes = _panels(len(d), max_cols=2, sharey=True,
                         width=SINGLE_COLUMN if len(d) == 1 else DOUBLE_COLUMN)
+    # NOTE [Readable figures]: a condition has one colour in both panels, whichever it lacks
+    labels = list(dict.fromkeys(k for per in d.values() for k in per))
+    cycle = [f"C{i % 10}" for i in range(len(labels))]
+    colour = dict(zip(labels, cycle))
+    seeds: list[int] = []
     for ax, (phase, per) in zip(axes, d.items()):
-        draw(ax, {k: prep(v) for k, v in per.items()})
+        drawn = draw(ax, {k: prep(v) for k, v in per.items()})
+        for label, (line, band) in drawn.items():
+            line.set_color(colour.get(label, line.get_color()))
+            if band is not None:
+                band.set_facecolor(to_rgba(colour.get(label, line.get_color()), 0.2))
+        seeds += [len(v) for v in per.values()]
         ax.set_title("at initialization" if phase == "init" else "after training")
-    axes[0].legend(fontsize="x-small")
+    _shared_legend(fig, axes, seeds)
     return fig
 
 
