@@ -349,9 +349,8 @@ def training_curves(ax: Axes, histories: Mapping[str, Sequence[Any]], *, y: str 
             ax.yaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
             ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
             ax.yaxis.set_minor_formatter(NullFormatter())
-            if len([t for t in ax.get_yticks() if lo <= t <= hi]) < 2:  # a very narrow range
-                subs = [float(k) for k in range(1, 10)]
-                ax.yaxis.set_major_locator(LogLocator(base=10, subs=subs))
+            if hi / lo < 2:  # a narrow range: a few evenly spaced round values read best
+                ax.yaxis.set_major_locator(MaxNLocator(nbins=4))
     if x == "step":
         ax.xaxis.set_major_locator(MaxNLocator(nbins=4, integer=True))
     ax.set_xlabel(x)

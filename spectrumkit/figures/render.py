@@ -361,7 +361,7 @@ def _fig_curves(res: StudyResults):
             seeds += [len(hs) for hs in use.values()]
             if use:
                 training_curves(ax, use, y=metric, ylabel=_METRIC_LABELS.get(metric, metric),
-                                log=_log_scale(panels, metric))
+                                log=metric != "val_error_pct")
             if i == 0 and title:
                 ax.set_title(_wrap_title(title, ncols), fontsize="small")
             ax.xaxis.set_major_locator(MaxNLocator(nbins=3, integer=True))
@@ -386,15 +386,6 @@ def _fig_curves(res: StudyResults):
                 ax.tick_params(axis="y", labelleft=False)
     _shared_legend(fig, [u[0] for u in used], seeds)
     return fig
-
-
-def _log_scale(panels: dict, metric: str) -> bool:
-    """Log y only when the metric spans more than a factor of 3 over every panel."""
-    vals = [pd.to_numeric(h[metric], errors="coerce") for lines in panels.values()
-            for hs in lines.values() for h in hs if metric in h.columns]
-    v = pd.concat(vals).dropna() if vals else pd.Series(dtype=float)
-    v = v[v > 0]
-    return metric != "val_error_pct" and len(v) > 0 and float(v.max()) / float(v.min()) > 3
 
 
 def _fig_phases(res: StudyResults, figure: str, artifact: str, draw: Callable, prep: Callable):
