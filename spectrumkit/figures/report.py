@@ -32,8 +32,8 @@ _BAND = "bands: ± 1 std over the seeds (n in the legend)"
 #: What each figure shows, under its image on the page.
 FIGURE_CAPTIONS = {
     "anatomy": "kept fraction per gate and block (colour: gate; plain: input, hatched: "
-               "recurrent), mean over seeds; right: the I/R ratio per method (∞: no recurrent "
-               "weight kept).",
+               "recurrent), mean over seeds; second panel: the I/R ratio per method (∞: no "
+               "recurrent weight kept).",
     "sv_hist": "histogram of the singular values of the recurrent Jacobian at initialization and "
                "after training, pooled over seeds; dashed: the mean σ̄.",
     "connection_maps": "kept connections of one mask (the lowest seed) per condition.",
