@@ -405,6 +405,8 @@ def _fig_phases(res: StudyResults, figure: str, artifact: str, draw: Callable, p
                 band.set_facecolor(to_rgba(colour.get(label, line.get_color()), 0.2))
         seeds += [len(v) for v in per.values()]
         ax.set_title("at initialization" if phase == "init" else "after training")
+        if ax is not axes[0]:  # one y scale (sharey): labelled once
+            ax.set_ylabel("")
     _shared_legend(fig, axes, seeds)
     return fig
 
