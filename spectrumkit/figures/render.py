@@ -32,6 +32,7 @@ import pandas as pd
 from matplotlib.colors import to_rgba
 
 from ..errors import SpectrumkitError, fail
+from ._layout import MAX_COLS, shared_legend, wrap_title
 from ._style import DOUBLE_COLUMN, SINGLE_COLUMN, check_formats, new_figure, save_figure, style
 from .plots import (
     anatomy_bars,
@@ -42,12 +43,13 @@ from .plots import (
     sv_histogram,
     training_curves,
 )
+from .report import figure_png, finish_report
 from .results import StudyResults, find_study_dirs, load_study
 from .tables import METRIC_TITLES, TABLE_FORMATS, Table, results_table, write_table
 from .values import metric_value, split_values
 
-__all__ = ["FIGURES", "TABLE_NAME", "figure_data", "figure_png", "finish_report", "paper_tables",
-           "render", "render_all", "render_figure"]
+__all__ = ["FIGURES", "MAX_COLS", "TABLE_NAME", "figure_data", "figure_png", "finish_report",
+           "paper_tables", "render", "render_all", "render_figure"]
 
 #: The name under which ``render(only=...)`` selects the study's tables.
 TABLE_NAME = "table"
@@ -281,7 +283,7 @@ def _fig_sv_hist(res: StudyResults):
         top = max((float(np.max(h["counts"])) for h in per.values()), default=1.0)
         ax.set_ylim(0, 1.45 * top)  # headroom for the legend
         ax.set_xlim(lo, hi)  # one σ scale for every panel, over the occupied bins
-        ax.set_title(_wrap_title(label, ncols), fontsize="small")
+        ax.set_title(wrap_title(label, ncols), fontsize="small")
         ax.legend(loc="upper right", fontsize="x-small", title=f"n = {n:,} per phase",
                   title_fontsize="x-small")
     return fig
@@ -298,43 +300,6 @@ def _fig_connection_maps(res: StudyResults):
 
 _METRIC_LABELS = {"train_loss": "training loss", "val_ppl": "validation perplexity",
                   "val_error_pct": "validation error (%)"}
-
-
-#: At most this many facets side by side; more wrap onto further rows (NOTE [Readable figures]).
-MAX_COLS = 4
-
-
-def _title_width(ncols: int) -> int:
-    """Characters of a panel title that fit one line at the figure's width and font."""
-    return max(14, int(DOUBLE_COLUMN / max(ncols, 1) * 72 / 5.4))  # ~0.6 em per character
-
-
-def _wrap_title(text: str, ncols: int) -> str:
-    return textwrap.fill(text, _title_width(ncols), break_long_words=False) if text else text
-
-
-def _band_handle(n_seeds: list[int]):
-    r"""A legend entry saying what a band is (NOTE [Readable figures])."""
-    from matplotlib.patches import Patch
-
-    lo, hi = min(n_seeds, default=0), max(n_seeds, default=0)
-    n = f"{lo}" if lo == hi else f"{lo}–{hi}"
-    if hi < 2:
-        return Patch(facecolor="none", edgecolor="none", label=f"n = {n} seed: no band")
-    return Patch(facecolor="0.5", alpha=0.25, edgecolor="none",
-                 label=f"band: ± 1 std over n = {n} seeds")
-
-
-def _shared_legend(fig, axes: list, n_seeds: list[int]) -> None:
-    """One legend under the panels: each line once, and what the bands are."""
-    seen: dict[str, Any] = {}
-    for ax in axes:
-        for h, lab in zip(*ax.get_legend_handles_labels()):
-            if not lab.startswith("_"):
-                seen.setdefault(lab, h)
-    band = _band_handle(n_seeds)
-    fig.legend([*seen.values(), band], [*seen, band.get_label()], loc="outside lower center",
-               ncols=min(len(seen) + 1, 4), fontsize="x-small")
 
 
 def _fig_curves(res: StudyResults):
@@ -363,7 +328,7 @@ def _fig_curves(res: StudyResults):
                 training_curves(ax, use, y=metric, ylabel=_METRIC_LABELS.get(metric, metric),
                                 log=metric != "val_error_pct")
             if i == 0 and title:
-                ax.set_title(_wrap_title(title, ncols), fontsize="small")
+                ax.set_title(wrap_title(title, ncols), fontsize="small")
             ax.xaxis.set_major_locator(MaxNLocator(nbins=3, integer=True))
             if i < len(metrics) - 1 or pr < prow - 1 and j + ncols < n:
                 ax.set_xlabel("")
@@ -384,7 +349,7 @@ def _fig_curves(res: StudyResults):
             ax.set_ylim(lo, hi)
             if c > 0:
                 ax.tick_params(axis="y", labelleft=False)
-    _shared_legend(fig, [u[0] for u in used], seeds)
+    shared_legend(fig, [u[0] for u in used], seeds)
     return fig
 
 
@@ -407,7 +372,7 @@ def _fig_phases(res: StudyResults, figure: str, artifact: str, draw: Callable, p
         ax.set_title("at initialization" if phase == "init" else "after training")
         if ax is not axes[0]:  # one y scale (sharey): labelled once
             ax.set_ylabel("")
-    _shared_legend(fig, axes, seeds)
+    shared_legend(fig, axes, seeds)
     return fig
 
 
@@ -546,41 +511,6 @@ def _render(res: StudyResults, names: list[str], fmts: tuple[str, ...], *, page:
     if page:
         out.append(finish_report(res, out, figures=pngs, tables=tables, summaries=False))
     return out
-
-
-def figure_png(fig: Any) -> bytes:
-    """The figure as PNG bytes, as :func:`~spectrumkit.figures.save_figure` writes it."""
-    import io
-
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=150, metadata={"Software": None})  # page size: ~1000 px
-    return buf.getvalue()
-
-
-def finish_report(res: StudyResults, made: list[Path], *, figures: dict[str, bytes],
-                  tables: list[tuple[str, Table]], summaries: bool,
-                  no_figures: str = "No figure was drawn in this run.") -> Path:
-    r"""Remove the report files this run did not make, say so, and write ``report.html``.
-
-    ``made``: the files written in this run; ``summaries``: whether the study's summaries are
-    among the files to check (a study run) or left alone (``spectrumkit figures``). NOTE [No
-    stale outputs], NOTE [Report page].
-    """
-    import warnings
-
-    from ..study.store import StudyWarning
-    from .outputs import REPORT_PAGE, remove_stale, toolkit_outputs
-    from .report import write_report
-
-    keep = [*made, res.path / REPORT_PAGE]
-    removed = remove_stale(res.path, keep, summaries=summaries)
-    if removed:
-        warnings.warn(f"removed {len(removed)} report file(s) not made from the current spec: "
-                      f"{', '.join(p.relative_to(res.path).as_posix() for p in removed)}",
-                      StudyWarning, stacklevel=3)
-    current = [p for p in toolkit_outputs(res.path) if p.name.startswith("summary")]
-    return write_report(res, figures=figures, tables=tables, summaries=current,
-                        no_figures=no_figures)
 
 
 def _metric_title(metric: Any) -> str:

@@ -26,7 +26,7 @@ from .outputs import REPORT_PAGE
 from .results import StudyResults
 from .tables import Table, _caption, _grid
 
-__all__ = ["FIGURE_CAPTIONS", "report_page", "write_report"]
+__all__ = ["FIGURE_CAPTIONS", "figure_png", "finish_report", "report_page", "write_report"]
 
 _BAND = "bands: ± 1 std over the seeds (n in the legend)"
 #: What each figure shows, under its image on the page.
@@ -151,3 +151,37 @@ def report_page(res: StudyResults, *, figures: Mapping[str, bytes],
 def write_report(res: StudyResults, **kwargs: Any) -> Path:
     """Write :func:`report_page` to ``OUT/<study>/report.html`` atomically; return its path."""
     return write_text_atomic(res.path / REPORT_PAGE, report_page(res, **kwargs))
+
+
+def figure_png(fig: Any) -> bytes:
+    """The figure as PNG bytes, as :func:`~spectrumkit.figures.save_figure` writes it."""
+    import io
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=150, metadata={"Software": None})  # page size: ~1000 px
+    return buf.getvalue()
+
+
+def finish_report(res: StudyResults, made: list[Path], *, figures: dict[str, bytes],
+                  tables: list[tuple[str, Table]], summaries: bool,
+                  no_figures: str = "No figure was drawn in this run.") -> Path:
+    r"""Remove the report files this run did not make, say so, and write ``report.html``.
+
+    ``made``: the files written in this run; ``summaries``: whether the study's summaries are
+    among the files to check (a study run) or left alone (``spectrumkit figures``). NOTE [No
+    stale outputs], NOTE [Report page].
+    """
+    import warnings
+
+    from ..study.store import StudyWarning
+    from .outputs import remove_stale, toolkit_outputs
+
+    keep = [*made, res.path / REPORT_PAGE]
+    removed = remove_stale(res.path, keep, summaries=summaries)
+    if removed:
+        warnings.warn(f"removed {len(removed)} report file(s) not made from the current spec: "
+                      f"{', '.join(p.relative_to(res.path).as_posix() for p in removed)}",
+                      StudyWarning, stacklevel=3)
+    current = [p for p in toolkit_outputs(res.path) if p.name.startswith("summary")]
+    return write_report(res, figures=figures, tables=tables, summaries=current,
+                        no_figures=no_figures)
