@@ -515,12 +515,13 @@ def markdown_table(pivot: pd.DataFrame) -> str:
 
 
 def _pivot_latex(pivot: pd.DataFrame, caption: str) -> str:
-    tex = pivot.map(lambda s: s.replace(" ± ", r" $\pm$ ").replace("—", "--"))
+    tex = pivot.map(lambda s: s.replace(" ± ", r" $\pm$ ").replace("—", "--")
+                    .replace(INFINITE, r"$\infty$"))
     tex.index = tex.index.map(lambda v: v.replace(NONE_LABEL, "--") if isinstance(v, str) else v)
     styler = tex.style.format_index(escape="latex", axis=0).format_index(escape="latex", axis=1)
     cap = caption
     for a, b in (("\\", r"\textbackslash{}"), ("_", r"\_"), ("%", r"\%"), ("&", r"\&"),
-                 ("#", r"\#"), ("±", r"$\pm$")):
+                 ("#", r"\#"), ("±", r"$\pm$"), (INFINITE, r"$\infty$"), (UNDEFINED, "--")):
         cap = cap.replace(a, b)
     return styler.to_latex(hrules=True, caption=cap, multirow_align="naive",
                            position_float="centering")
