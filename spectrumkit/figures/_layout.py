@@ -1,4 +1,4 @@
-r"""Layout helpers shared by the figures: facets that wrap, titles that fit, one legend.
+r"""Layout functions shared by the figures: facets that wrap, titles that fit, one legend.
 
 NOTE [Readable figures]
 A figure is read at a glance: facets wrap at :data:`MAX_COLS` columns; a panel title is wrapped to
