@@ -235,11 +235,16 @@ def _anatomy_records(run: _Run, mask: Mask | None) -> None:
     D, N = model.input_size, model.hidden_size
     if "anatomy" in c.record:
         table = mask_anatomy(model.cell, mask, D, N)
-        summary = anatomy_summary(model.cell, mask, D, N)
+        # NOTE [Undefined values] in spectrumkit.figures.values: JSON has no inf or NaN; a ratio
+        # whose denominator is 0 is stored as null, with the kept counts that tell inf from 0/0
+        summary = {k: v if not isinstance(v, float) or math.isfinite(v) else None
+                   for k, v in anatomy_summary(model.cell, mask, D, N).items()}
         rows = table.to_dict(orient="records")
         run.artifacts["anatomy"] = {"rows": rows, "summary": summary}
         run.metrics.update(ir_ratio=summary["ir_ratio"], gate_imbalance=summary["gate_imbalance"],
                            dead_units=summary["dead_units"])
+        for b in ("input", "recurrent"):
+            run.metrics[f"kept_{b}"] = int(sum(r["kept"] for r in rows if r["block"] == b))
         kept = sum(r["kept"] for r in rows)  # each gate's share of the kept entries
         for g in dict.fromkeys(r["gate"] for r in rows):
             run.metrics[f"share_{g}"] = (sum(r["kept"] for r in rows if r["gate"] == g) / kept

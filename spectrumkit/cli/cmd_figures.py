@@ -17,7 +17,9 @@ def figures_cmd(results_dir: str, formats: str, only: str | None) -> None:
     """Regenerate a study's figures and tables from its stored results (nothing is recomputed).
 
     RESULTS_DIR is one study's folder OUT/<study> (holding spec.json and trials/), or OUT itself,
-    in which case every study folder inside it is rendered.
+    in which case every study folder inside it is rendered. Without --only it also writes the
+    study's page OUT/<study>/report.html and removes the figures and paper tables that the
+    current spec.json no longer makes (each removal is named).
     """
     import warnings
 
@@ -36,7 +38,8 @@ def figures_cmd(results_dir: str, formats: str, only: str | None) -> None:
     with warnings.catch_warnings():  # what was left out, and why, on one line each
         warnings.simplefilter("always", StudyWarning)
         warnings.showwarning = show
-        written = render_all(results_dir, only=names, formats=formats)
+        # NOTE [No stale outputs], NOTE [Report page]: a full redraw also writes report.html
+        written = render_all(results_dir, only=names, formats=formats, report=names is None)
     for study, paths in written.items():
         for p in paths:
             click.echo(str(p))

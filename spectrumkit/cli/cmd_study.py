@@ -181,22 +181,17 @@ def study_run_cmd(name: str, preset: str, seeds: int | None, device: str, execut
         if len(run.failed) > 5:
             click.echo(f"  ... and {len(run.failed) - 5} more failed (--retry-failed reruns them)")
         paths = list(run.paths)
-        # --- figures -------------------------------------------------------------------------
-        # spectrumkit.figures.render(study_dir, only=None, formats=("pdf", "png")) draws the
-        # figures the study declares (and its paper-style tables) from the stored results of the
-        # study as resolved now. Redrawn only when trials ran or nothing was drawn yet.
+        # --- figures, report page ------------------------------------------------------------
+        # spectrumkit.study.finish_run draws the declared figures and paper-style tables from the
+        # trials of the study as resolved now, removes what an earlier spec left and writes
+        # report.html (NOTE [No stale outputs], NOTE [Report page]).
         if figures and st["ok"] == 0:
             counts = ", ".join(f"{st[k]} {k}" for k in ("diverged", "failed") if st[k])
             click.echo(f"figures: none drawn, no trial of study {run.study.name!r} has status ok"
                        f" ({counts or 'no results'})")
-        elif figures:
-            from ..figures import render
+        from ..study.runner import finish_run
 
-            fig_dir = run.dir / "figures"
-            if run.ran or not fig_dir.is_dir() or not any(fig_dir.iterdir()):
-                paths += render(run.dir, only=None, formats=("pdf", "png"))
-            else:
-                paths += sorted(fig_dir.iterdir())
+        paths += finish_run(run, figures=figures)
         # ---------------------------------------------------------------------------------------
     click.echo("")
     click.echo(run.table())

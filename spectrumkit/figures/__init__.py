@@ -9,7 +9,11 @@ The package is split by concern (dependency arrows point down the list):
 * :mod:`spectrumkit.figures.results`: reading ``spec.json`` + ``trials/*.json`` (RESULTS_SCHEMA.md);
 * :mod:`spectrumkit.figures.tables`: tables like the paper's (mean ± std (n), best in bold) as
   Markdown, LaTeX (booktabs) and CSV;
-* :mod:`spectrumkit.figures.render`: :func:`render`, every declared figure and table of a study.
+* :mod:`spectrumkit.figures.values`: how a metric value that is not finite (∞, undefined) is read,
+  shown and counted, alike in every table and figure;
+* :mod:`spectrumkit.figures.render`: :func:`render`, every declared figure and table of a study;
+* :mod:`spectrumkit.figures.outputs` and :mod:`spectrumkit.figures.report`: no stale report files,
+  and the study's self-contained page ``report.html``.
 """
 
 from ._style import (

@@ -18,6 +18,7 @@ from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormat
 from matplotlib.transforms import blended_transform_factory
 
 from ..errors import fail
+from .values import value_text
 
 __all__ = ["BLOCK_HATCH", "anatomy_bars", "connection_map", "ir_ratio_bars", "lyapunov_spectrum",
            "mean_std", "spectrum_steps", "sv_histogram", "training_curves"]
@@ -160,8 +161,9 @@ def anatomy_bars(ax: Axes, anatomy: Mapping[str, Any], *,
     ax.set_ylim(0, max(top * 1.22, 1e-3))
     if ir_ratios is not None:
         for i, m in enumerate(methods):
-            if m in ir_ratios and ir_ratios[m] is not None:
-                ax.annotate(f"I/R {float(ir_ratios[m]):.3g}", (x[i], 1.0),
+            if m in ir_ratios:  # NOTE [Undefined values]: ∞ and — as in the tables
+                v = ir_ratios[m]
+                ax.annotate(f"I/R {value_text(None if v is None else float(v))}", (x[i], 1.0),
                             xycoords=("data", "axes fraction"), ha="center", va="top",
                             fontsize="small")
     ax.set_xticks(x, methods)
@@ -183,12 +185,12 @@ def ir_ratio_bars(ax: Axes, ir_ratios: Mapping[str, float], dense_ir_ratio: floa
         raise fail(fn, "ir_ratios as a non-empty mapping method -> ratio", type(ir_ratios).__name__)
     methods = [str(m) for m in ir_ratios]
     vals = np.array([np.nan if v is None else float(v) for v in ir_ratios.values()], dtype=float)
-    if np.isnan(vals).all() or (vals[np.isfinite(vals)] < 0).any():
+    if (vals[~np.isnan(vals)] < 0).any():
         raise fail(fn, "non-negative ratios (None or inf where nothing recurrent is kept)",
                    dict(ir_ratios))
-    colors = _cycle_colors(ax, len(methods))
+    # one colour: the methods are named on the x axis; colour means gate in the anatomy panel
     cont = ax.bar(np.arange(len(methods)), np.where(np.isfinite(vals), vals, np.nan), 0.6,
-                  color=[to_rgba(c, 0.8) for c in colors], edgecolor=colors, linewidth=0.5)
+                  color=to_rgba("0.45", 0.8), edgecolor="0.3", linewidth=0.5)
     pos = np.concatenate([vals[np.isfinite(vals) & (vals > 0)],
                           [dense_ir_ratio] if dense_ir_ratio else []])
     if pos.size and pos.max() / pos.min() > 10:
@@ -204,7 +206,7 @@ def ir_ratio_bars(ax: Axes, ir_ratios: Mapping[str, float], dense_ir_ratio: floa
             ax.set_ylim(0, top * 1.35)
     log = ax.get_yscale() == "log"
     for i, v in enumerate(vals):  # value labels; a zero or missing ratio goes at the axis bottom
-        text = f"{v:.3g}" if np.isfinite(v) else "n/a"
+        text = value_text(float(v))  # NOTE [Undefined values]: ∞ or —, as in the tables
         if np.isfinite(v) and (v > 0 or not log):
             ax.annotate(text, (i, v), xytext=(0, 1), textcoords="offset points", ha="center",
                         va="bottom", fontsize="small")
@@ -347,9 +349,8 @@ def training_curves(ax: Axes, histories: Mapping[str, Sequence[Any]], *, y: str 
             ax.yaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
             ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
             ax.yaxis.set_minor_formatter(NullFormatter())
-            if len([t for t in ax.get_yticks() if lo <= t <= hi]) < 2:  # a very narrow range
-                subs = [float(k) for k in range(1, 10)]
-                ax.yaxis.set_major_locator(LogLocator(base=10, subs=subs))
+            if hi / lo < 2:  # a narrow range: a few evenly spaced round values read best
+                ax.yaxis.set_major_locator(MaxNLocator(nbins=4))
     if x == "step":
         ax.xaxis.set_major_locator(MaxNLocator(nbins=4, integer=True))
     ax.set_xlabel(x)

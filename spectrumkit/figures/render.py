@@ -20,6 +20,7 @@ Only trials of status ``ok`` are drawn. Trials are grouped into conditions (NOTE
 
 from __future__ import annotations
 
+import math
 import re
 import textwrap
 from collections.abc import Callable, Iterable
@@ -28,8 +29,10 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from matplotlib.colors import to_rgba
 
 from ..errors import SpectrumkitError, fail
+from ._layout import MAX_COLS, shared_legend, wrap_title
 from ._style import DOUBLE_COLUMN, SINGLE_COLUMN, check_formats, new_figure, save_figure, style
 from .plots import (
     anatomy_bars,
@@ -40,10 +43,13 @@ from .plots import (
     sv_histogram,
     training_curves,
 )
+from .report import figure_png, finish_report
 from .results import StudyResults, find_study_dirs, load_study
-from .tables import METRIC_TITLES, TABLE_FORMATS, results_table, write_table
+from .tables import METRIC_TITLES, TABLE_FORMATS, Table, results_table, write_table
+from .values import metric_value, split_values
 
-__all__ = ["FIGURES", "TABLE_NAME", "render", "render_all", "render_figure", "figure_data"]
+__all__ = ["FIGURES", "MAX_COLS", "TABLE_NAME", "figure_data", "figure_png", "finish_report",
+           "paper_tables", "render", "render_all", "render_figure"]
 
 #: The name under which ``render(only=...)`` selects the study's tables.
 TABLE_NAME = "table"
@@ -87,8 +93,11 @@ def _anatomy_data(res: StudyResults) -> dict[str, Any]:
         cat = pd.concat(frames, ignore_index=True)
         by_block = cat.groupby(["gate", "block"], sort=False, as_index=False)
         rows[label] = by_block["fraction"].mean()
-        ratios = [t["artifacts"]["anatomy"]["summary"].get("ir_ratio") for t in trials]
-        ir[label] = float(np.mean([np.inf if r is None else float(r) for r in ratios]))
+        # NOTE [Undefined values]: the mean of the finite ratios; ∞ when all are ∞, else NaN
+        finite, n_inf, _ = split_values(metric_value(
+            {"metrics": {"ir_ratio": t["artifacts"]["anatomy"]["summary"].get("ir_ratio")},
+             "artifacts": t["artifacts"]}, "ir_ratio") for t in trials)
+        ir[label] = (float(np.mean(finite)) if finite else math.inf if n_inf else math.nan)
         dense += [t["artifacts"]["anatomy"]["summary"].get("dense_ir_ratio") for t in trials]
         density += [(t.get("metrics") or {}).get("density") for t in trials]
     first = next(iter(groups.values()))[0]["artifacts"]
@@ -238,22 +247,45 @@ def _fig_anatomy(res: StudyResults):
     return fig
 
 
+def _occupied_range(d: dict[str, dict[str, dict[str, Any]]]) -> tuple[float, float]:
+    """The σ range holding every non-empty bin of every panel, padded by 3 % on each side."""
+    los, his = [], []
+    for per in d.values():
+        for h in per.values():
+            nz = np.flatnonzero(np.asarray(h["counts"]) > 0)
+            if nz.size:
+                los.append(float(h["edges"][nz[0]]))
+                his.append(float(h["edges"][nz[-1] + 1]))
+    if not los:  # every histogram empty: the binned range
+        los = [float(h["edges"][0]) for per in d.values() for h in per.values()]
+        his = [float(h["edges"][-1]) for per in d.values() for h in per.values()]
+    lo, hi = min(los), max(his)
+    pad = 0.03 * (hi - lo)
+    return lo - pad, hi + pad
+
+
+#: One colour per phase in every panel of a figure (NOTE [Readable figures]).
+_PHASE_COLORS = {"init": "C0", "trained": "C1"}
+
+
 def _fig_sv_hist(res: StudyResults):
+    """NOTE [Readable figures]: the x range follows the data, colour = phase, n in the legend."""
     d = _sv_hist_data(res)
-    fig, axes = _panels(len(d))
-    lo = min(float(h["edges"][0]) for per in d.values() for h in per.values())
-    hi = max(float(h["edges"][-1]) for per in d.values() for h in per.values())
+    fig, axes = _panels(len(d), max_cols=3)
+    ncols = min(len(d), 3) if len(d) != 4 else 2
+    lo, hi = _occupied_range(d)
     for ax, (label, per) in zip(axes, d.items()):
         for phase, h in per.items():
             note = "" if h["seeds"] == h["of"] else f", {h['seeds']}/{h['of']} seeds"
             sv_histogram(ax, h["counts"], h["edges"], label=f"{phase}{note}",
-                         annotate_mean=h["mean"])
+                         annotate_mean=h["mean"], color=_PHASE_COLORS.get(phase))
         n = max((h["n"] for h in per.values()), default=0)
         top = max((float(np.max(h["counts"])) for h in per.values()), default=1.0)
         ax.set_ylim(0, 1.45 * top)  # headroom for the legend
-        ax.set_xlim(lo, hi)  # one σ scale for every panel
-        ax.set_title(f"{label} (n = {n:,} per phase)", fontsize="medium")
-        ax.legend(loc="upper right", fontsize="x-small")
+        ax.set_xlim(lo, hi)  # one σ scale for every panel, over the occupied bins
+        ax.set_title(wrap_title(label, ncols), fontsize="small")
+        ax.legend(loc="upper right", fontsize="x-small", title=f"n = {n:,} per phase",
+                  title_fontsize="x-small")
     return fig
 
 
@@ -271,27 +303,53 @@ _METRIC_LABELS = {"train_loss": "training loss", "val_ppl": "validation perplexi
 
 
 def _fig_curves(res: StudyResults):
+    """NOTE [Readable figures]: facets wrap at :data:`MAX_COLS`; one y scale per metric."""
+    from matplotlib.ticker import MaxNLocator
+
     d = _curves_data(res)
     panels, metrics = d["panels"], d["metrics"]
-    ncols = len(panels)
+    n = len(panels)
+    ncols = min(n, MAX_COLS)
+    prow = -(-n // ncols)  # rows of facets
     w = SINGLE_COLUMN if ncols == 1 and len(metrics) == 1 else DOUBLE_COLUMN
-    fig, axes = new_figure(w, 2.0 * len(metrics) + 0.3, nrows=len(metrics), ncols=ncols,
-                           squeeze=False, sharex="col")
+    nr = prow * len(metrics)
+    fig, axes = new_figure(w, 1.55 * nr + 0.8, nrows=nr, ncols=ncols, squeeze=False)
+    seeds: list[int] = []
+    used = []
     for j, (title, lines) in enumerate(panels.items()):
+        pr, col = divmod(j, ncols)
         for i, metric in enumerate(metrics):
-            ax = axes[i, j]
+            ax = axes[pr * len(metrics) + i, col]
+            used.append((ax, metric, col))
             use = {k: [h for h in hs if metric in h.columns] for k, hs in lines.items()}
             use = {k: hs for k, hs in use.items() if hs}
+            seeds += [len(hs) for hs in use.values()]
             if use:
                 training_curves(ax, use, y=metric, ylabel=_METRIC_LABELS.get(metric, metric),
                                 log=metric != "val_error_pct")
             if i == 0 and title:
-                ax.set_title(title)
-            if i < len(metrics) - 1:
+                ax.set_title(wrap_title(title, ncols), fontsize="small")
+            ax.xaxis.set_major_locator(MaxNLocator(nbins=3, integer=True))
+            if i < len(metrics) - 1 or pr < prow - 1 and j + ncols < n:
                 ax.set_xlabel("")
-            if j > 0:
+            if col > 0:
                 ax.set_ylabel("")
-    axes[0, 0].legend(fontsize="x-small")
+    for r in range(nr):  # facets beyond the last one
+        for c in range(ncols):
+            ax = axes[r, c]
+            if not any(ax is u[0] for u in used):
+                ax.set_visible(False)
+    for metric in metrics:  # one y scale per metric, labelled in the first column only
+        axs = [(ax, c) for ax, m, c in used if m == metric and ax.has_data()]
+        if not axs:
+            continue
+        lo = min(ax.get_ylim()[0] for ax, _ in axs)
+        hi = max(ax.get_ylim()[1] for ax, _ in axs)
+        for ax, c in axs:
+            ax.set_ylim(lo, hi)
+            if c > 0:
+                ax.tick_params(axis="y", labelleft=False)
+    shared_legend(fig, [u[0] for u in used], seeds)
     return fig
 
 
@@ -299,10 +357,22 @@ def _fig_phases(res: StudyResults, figure: str, artifact: str, draw: Callable, p
     d = _phase_data(res, figure, artifact)
     fig, axes = _panels(len(d), max_cols=2, sharey=True,
                         width=SINGLE_COLUMN if len(d) == 1 else DOUBLE_COLUMN)
+    # NOTE [Readable figures]: a condition has one colour in both panels, whichever it lacks
+    labels = list(dict.fromkeys(k for per in d.values() for k in per))
+    cycle = [f"C{i % 10}" for i in range(len(labels))]
+    colour = dict(zip(labels, cycle))
+    seeds: list[int] = []
     for ax, (phase, per) in zip(axes, d.items()):
-        draw(ax, {k: prep(v) for k, v in per.items()})
+        drawn = draw(ax, {k: prep(v) for k, v in per.items()})
+        for label, (line, band) in drawn.items():
+            line.set_color(colour.get(label, line.get_color()))
+            if band is not None:
+                band.set_facecolor(to_rgba(colour.get(label, line.get_color()), 0.2))
+        seeds += [len(v) for v in per.values()]
         ax.set_title("at initialization" if phase == "init" else "after training")
-    axes[0].legend(fontsize="x-small")
+        if ax is not axes[0]:  # one y scale (sharey): labelled once
+            ax.set_ylabel("")
+    shared_legend(fig, axes, seeds)
     return fig
 
 
@@ -353,7 +423,7 @@ def _table_stem(t: dict, i: int, n: int) -> str:
 
 
 def render(study_dir: str | Path | StudyResults, *, only: str | Iterable[str] | None = None,
-           formats: str | Iterable[str] = ("pdf", "png")) -> list[Path]:
+           formats: str | Iterable[str] = ("pdf", "png"), report: bool = False) -> list[Path]:
     r"""Write the study's declared figures (and tables) from its stored results; return the paths.
 
     ``study_dir`` is one study's results folder ``OUT/<study>`` (``spec.json`` + ``trials/*.json``;
@@ -364,7 +434,9 @@ def render(study_dir: str | Path | StudyResults, *, only: str | Iterable[str] | 
     table>`` when the study declares several). ``only`` selects some of the declared figures, or
     ``"table"`` for the tables; a name the study does not declare raises an error listing those it
     does. A declared figure whose artifacts are missing from every trial is an error, never skipped.
-    Validation happens before anything is written.
+    Validation happens before anything is written. ``report`` (with ``only=None``): also remove
+    the report files an earlier spec left (NOTE [No stale outputs]) and write ``report.html``
+    (NOTE [Report page]); its path ends the returned list.
     """
     fn = "render"
     fmts = check_formats(fn, formats)
@@ -383,7 +455,7 @@ def render(study_dir: str | Path | StudyResults, *, only: str | Iterable[str] | 
         raise fail(fn, f"at least one trial of status ok in study {res.name!r} to draw its "
                    "figures and tables", f"none of {len(res.trials)}{_status_counts(res)}")
     try:
-        return _render(res, names, fmts)
+        paths = _render(res, names, fmts, page=report and only is None)
     except (KeyError, TypeError, ValueError, IndexError, AttributeError) as e:
         if isinstance(e, SpectrumkitError):
             raise
@@ -392,6 +464,7 @@ def render(study_dir: str | Path | StudyResults, *, only: str | Iterable[str] | 
         raise fail(fn, f"well-formed artifacts in the trial files of study {res.name!r} "
                    f"({res.path / 'trials'})", f"{type(e).__name__}: "
                    f"{' '.join(str(e).split())[:200]}") from None
+    return paths
 
 
 def _status_counts(res: StudyResults) -> str:
@@ -402,25 +475,41 @@ def _status_counts(res: StudyResults) -> str:
     return f" ({inner})" if inner else ""
 
 
-def _render(res: StudyResults, names: list[str], fmts: tuple[str, ...]) -> list[Path]:
-    """Trusted core of :func:`render`: build every table and figure, then write them."""
+def paper_tables(res: StudyResults) -> list[tuple[str, Table]]:
+    """The study's paper-style tables (``report.table``) with their file stems."""
     tables = []
-    if TABLE_NAME in names:  # build (and validate) every table before writing anything
-        for i, t in enumerate(res.tables):
-            spec = {k: t[k] for k in ("rows", "cols", "metric", "better", "best_along") if k in t}
-            spec.setdefault("cols", None)
-            if "format" in t:
-                spec["fmt"] = t["format"]
-            title = t.get("paper_table")
-            tables.append((_table_stem(t, i, len(res.tables)), results_table(res, **spec, title=(
-                f"{title}: " if title else "") + _metric_title(spec.get("metric")))))
+    for i, t in enumerate(res.tables):
+        spec = {k: t[k] for k in ("rows", "cols", "metric", "better", "best_along") if k in t}
+        spec.setdefault("cols", None)
+        if "format" in t:
+            spec["fmt"] = t["format"]
+        title = t.get("paper_table")
+        tables.append((_table_stem(t, i, len(res.tables)), results_table(res, **spec, title=(
+            f"{title}: " if title else "") + _metric_title(spec.get("metric")))))
+    return tables
+
+
+def _render(res: StudyResults, names: list[str], fmts: tuple[str, ...], *, page: bool
+            ) -> list[Path]:
+    """Trusted core of :func:`render`: build every table and figure, then write them.
+
+    ``page``: everything was drawn, so remove what an earlier spec left (NOTE [No stale
+    outputs]) and write the report page (NOTE [Report page]).
+    """
+    # build (and validate) every table before writing anything
+    tables = paper_tables(res) if TABLE_NAME in names else []
     out: list[Path] = []
+    pngs: dict[str, bytes] = {}
     with style():  # build every figure first, so a missing artifact writes nothing
         figs = [(name, FIGURES[name](res)) for name in names if name != TABLE_NAME]
         for name, fig in figs:
+            if page:
+                pngs[name] = figure_png(fig)
             out += save_figure(fig, res.path / "figures" / name, fmts)
     for stem, table in tables:
         out += write_table(table, res.path / "tables" / stem, TABLE_FORMATS)
+    if page:
+        out.append(finish_report(res, out, figures=pngs, tables=tables, summaries=False))
     return out
 
 
@@ -429,12 +518,14 @@ def _metric_title(metric: Any) -> str:
 
 
 def render_all(results_dir: str | Path, *, only: str | Iterable[str] | None = None,
-               formats: str | Iterable[str] = ("pdf", "png")) -> dict[str, list[Path]]:
+               formats: str | Iterable[str] = ("pdf", "png"), report: bool = False
+               ) -> dict[str, list[Path]]:
     r""":func:`render` for ``OUT/<study>`` or for every study folder directly inside ``OUT``.
 
     With several studies, ``only`` renders those names in the studies that declare them; a name that
     no study declares raises an error listing the names that are declared. Returns
     ``{study folder: paths written}``. Everything is validated before anything is written.
+    ``report``: as in :func:`render`, for every study rendered in full.
     """
     fn = "render"
     fmts = check_formats(fn, formats)
@@ -442,7 +533,7 @@ def render_all(results_dir: str | Path, *, only: str | Iterable[str] | None = No
     if not dirs:
         load_study(results_dir, fn=fn)  # raises the error that names the expected layout
     if len(dirs) == 1:
-        return {str(dirs[0]): render(dirs[0], only=only, formats=fmts)}
+        return {str(dirs[0]): render(dirs[0], only=only, formats=fmts, report=report)}
     studies = [load_study(d, fn=fn) for d in dirs]
     plan: dict[Path, list[str] | None] = {s.path: None for s in studies}
     if only is not None:
@@ -459,5 +550,5 @@ def render_all(results_dir: str | Path, *, only: str | Iterable[str] | None = No
         sel = plan[s.path]
         if sel == []:
             continue
-        out[str(s.path)] = render(s, only=sel, formats=fmts)
+        out[str(s.path)] = render(s, only=sel, formats=fmts, report=report and sel is None)
     return out

@@ -15,8 +15,12 @@ the best is taken along each row, and when the rows are the methods (Tables 2, 3
 width, sparsity, or a single runtime column) it is taken down each column. Without a ``method``
 axis the best is taken along each row. Which way is better depends on the metric
 (:data:`METRIC_BETTER`): lower for error, loss, perplexity and seconds; higher for accuracy; none
-(nothing bold) for descriptive quantities such as the I/R ratio or the mean singular value. Ties
-(equal means) are all bold. Cells with no finished trial show ``–`` and never win. The references
+(nothing bold) for descriptive quantities such as the I/R ratio or the mean singular value. A
+best is marked only where it is one: the best mean must differ from the next best by more than the
+larger of the two cells' stds, and both need n >= 2 seeds (with one seed the spread is unknown, so
+a quick run marks nothing); ties are never bold. The caption states the rule. Cells with no finite
+value show ``∞`` or ``—`` (NOTE [Undefined values] in :mod:`spectrumkit.figures.values`) and never
+win. The references
 :data:`REFERENCE_METHODS` (``dense``: nothing pruned; ``l2``: iterative magnitude pruning during
 training, the paper's upper bound) are shown but do not compete: the paper's question is which
 one-shot method at initialization is best.
@@ -49,6 +53,7 @@ from tabulate import tabulate
 from .._io import write_text_atomic
 from ..errors import check_choice, fail
 from .results import StudyResults, combo_label
+from .values import INFINITE, UNDEFINED, count_note, footnote, metric_value, split_values
 
 if TYPE_CHECKING:  # annotations only: the study's report declares what a summary shows
     from ..study.spec import TableReport
@@ -148,11 +153,12 @@ def results_table(results: StudyResults, *, rows: str | Sequence[str],
     along: str = ("col" if "method" in r_axes else "row") if best_along is None else best_along
     check_choice(fn, "best_along", along, ("row", "col"))
     fmt = _check_fmt(fn, fmt)
-    recs = _records(fn, results, r_axes, c_axes, metric)
+    recs = _records(results, r_axes, c_axes, metric)
     cells = []
     for rv, cv, sel in recs:
-        mean, std, n = _stats([v for st, v, _ in sel if st == "ok"])
-        cells.append({"row": combo_label(r_axes, rv) or "–",
+        finite, n_inf, n_undef = split_values([v for st, v, _ in sel if st == "ok"])
+        mean, std, n = _stats(finite)
+        cells.append({"n_inf": n_inf, "n_undefined": n_undef,"row": combo_label(r_axes, rv) or "–",
                       "col": ((combo_label(c_axes, cv) or "–") if c_axes
                               else METRIC_TITLES.get(metric, metric)),
                       "mean": mean, "std": std, "n": n,
@@ -192,7 +198,7 @@ def _check_axes(fn: str, results: StudyResults, rows: Any, cols: Any
 _Record = tuple[str, Any, bool]  # (status, metric value, is a reference method)
 
 
-def _records(fn: str, results: StudyResults, r_axes: list[str], c_axes: list[str], metric: str
+def _records(results: StudyResults, r_axes: list[str], c_axes: list[str], metric: str
              ) -> list[tuple[tuple, tuple, list[_Record]]]:
     """(row values, column values, the records of its trials) per cell, in the grid's order.
 
@@ -210,11 +216,8 @@ def _records(fn: str, results: StudyResults, r_axes: list[str], c_axes: list[str
     seen_c: dict[str, tuple] = {}
     for t in results.trials:
         cfg = t["config"]
-        val = (t.get("metrics") or {}).get(metric)
-        if t["status"] == "ok" and (isinstance(val, bool) or not isinstance(val, (int, float))
-                                    or not math.isfinite(val)):
-            raise fail(fn, f"metric {metric!r} recorded in every ok trial",
-                       f"{val!r} in trial {t['key'][:12]}")
+        # NOTE [Undefined values]: ∞ and undefined values are counted, never refused
+        val = metric_value(t, metric) if t["status"] == "ok" else math.nan
         rv = tuple(cfg[a] for a in r_axes)
         ref = "method" in cfg and cfg["method"] in REFERENCE_METHODS
         for cv in expand(cfg):
@@ -256,32 +259,57 @@ def _grid_order(axis_values: list[list], seen: Mapping[str, tuple]) -> list[str]
 
 
 def _best(cells: pd.DataFrame, better: str, along: str) -> pd.Series:
+    """NOTE [Best in bold]: the best mean, where it beats the next best by more than the spread."""
     best = pd.Series(False, index=cells.index)
     for _, g in cells.groupby("row" if along == "row" else "col", sort=False):
-        m = g["mean"].where((g["n"] > 0) & ~g["reference"])
-        if m.notna().sum() < 2:  # nothing to compare against
+        m = g["mean"].where((g["n"] > 0) & ~g["reference"]).dropna()
+        if len(m) < 2:  # nothing to compare against
             continue
-        target = m.min() if better == "lower" else m.max()
-        best.loc[g.index[m == target]] = True
+        order = m.sort_values(ascending=better == "lower", kind="stable")
+        first, second = order.index[0], order.index[1]
+        spread = max(float(g.loc[first, "std"]), float(g.loc[second, "std"]))
+        # n < 2: the std is NaN, the spread unknown, and nothing is marked
+        if math.isfinite(spread) and abs(order.iloc[0] - order.iloc[1]) > spread:
+            best.loc[first] = True
     return best
 
 
+#: The rule of NOTE [Best in bold], as the captions state it.
+BEST_RULE = ("in bold where it differs from the next best by more than the larger of their stds "
+             "(each over n >= 2 seeds)")
+
+
 def _count_note(c: Mapping[str, Any]) -> str:
-    extra = [f"{int(c[k])} {w}" for k, w in (("n_diverged", "diverged"), ("n_failed", "failed"))
-             if c[k]]
-    return ", ".join([f"n={int(c['n'])}"] + extra)
+    """The counts of a cell as :func:`format_cell` writes them (no ``n=0`` in an empty cell)."""
+    note = count_note(int(c["n"]), int(c.get("n_inf", 0)), int(c.get("n_undefined", 0)),
+                      int(c["n_diverged"]), int(c["n_failed"]))
+    return note.removeprefix("n=0, ") if c["n"] == 0 and note != "n=0" else note
+
+
+def _latex_note(c: Mapping[str, Any]) -> str:
+    return _count_note(c).replace(INFINITE, r"$\infty$").replace(UNDEFINED, "--")
+
+
+def _empty_text(c: Mapping[str, Any], *, latex: bool) -> str:
+    """A cell without a finite value: ∞ if every ok value is ∞, else — (NOTE [Undefined values])."""
+    if c.get("n_inf", 0) and not c.get("n_undefined", 0):
+        return r"\infty" if latex else INFINITE
+    return "--" if latex else UNDEFINED
 
 
 def _cell_text(c: Mapping[str, Any], fmt: str, *, latex: bool) -> str:
     if c["n"] == 0:
-        core = "–" if not latex else "--"
+        core = _empty_text(c, latex=latex)
+        if latex:
+            core = f"${core}$" if core.startswith("\\") else core
+            return f"{core} {{\\scriptsize ({_latex_note(c)})}}"
         return f"{core} ({_count_note(c)})"
     mean = format(c["mean"], fmt)
     std = format(c["std"], fmt) if math.isfinite(c["std"]) else ("–" if not latex else "--")
     if latex:
         body = f"{mean} \\pm {std}" if math.isfinite(c["std"]) else f"{mean}"
         body = f"\\mathbf{{{body}}}" if c["best"] else body
-        return f"${body}$ {{\\scriptsize ({_count_note(c)})}}"
+        return f"${body}$ {{\\scriptsize ({_latex_note(c)})}}"
     body = f"{mean} ± {std}"
     return (f"**{body}**" if c["best"] else body) + f" ({_count_note(c)})"
 
@@ -299,9 +327,13 @@ def _grid(table: Table, *, latex: bool) -> list[list[str]]:
 
 def _caption(table: Table) -> str:
     along = "each row" if table.best_along == "row" else "each column"
-    best = (f"{table.better} is better; best of {along} in bold" if table.better != "none" else
+    best = (f"{table.better} is better; the best of {along} {BEST_RULE}"
+            if table.better != "none" else
             f"no best marked ({table.metric} has no better direction)")
-    return f"{table.title}: mean ± std over seeds (n = finished trials); {best}."
+    note = footnote(table.metric, int(table.cells["n_inf"].sum()),
+                    int(table.cells["n_undefined"].sum()))
+    return (f"{table.title}: mean ± std over seeds (n = finished trials); {best}."
+            + (f" {note}" if note else ""))
 
 
 def table_markdown(table: Table) -> str:
@@ -332,13 +364,15 @@ def table_latex(table: Table) -> str:
 def table_csv(table: Table) -> str:
     """The table in long form (one line per cell, full precision; NOTE [Table cells])."""
     buf = io.StringIO()
-    cols = ["row", "col", "mean", "std", "n", "n_diverged", "n_failed", "best"]
+    cols = ["row", "col", "mean", "std", "n", "n_diverged", "n_failed", "best", "n_inf",
+            "n_undefined"]
     w = csv.writer(buf, lineterminator="\n")
     w.writerow([table.rows, table.cols or "metric", "mean", "std", "n", "n_diverged", "n_failed",
-                "best"])
+                "best", "n_inf", "n_undefined"])
     for _, c in table.cells[cols].iterrows():
         w.writerow([c["row"], c["col"], _num(c["mean"]), _num(c["std"]), int(c["n"]),
-                    int(c["n_diverged"]), int(c["n_failed"]), bool(c["best"])])
+                    int(c["n_diverged"]), int(c["n_failed"]), bool(c["best"]), int(c["n_inf"]),
+                    int(c["n_undefined"])])
     return buf.getvalue()
 
 
@@ -384,21 +418,26 @@ def _label(v: Any) -> str:
 
 
 def format_cell(mean: float, std: float, n: int, diverged: int = 0, failed: int = 0,
-                fmt: str = ".2f") -> str:
-    """A summary cell ``mean ± std (n=…[, k diverged][, k failed])``; ``—`` when none succeeded.
+                fmt: str = ".2f", *, n_inf: int = 0, n_undefined: int = 0) -> str:
+    """A summary cell ``mean ± std (n=…[, k ∞][, k —][, k diverged][, k failed])``.
+
+    Without a finite value the cell is ``∞`` when every ok value is ∞, else ``—`` (NOTE
+    [Undefined values] in :mod:`spectrumkit.figures.values`).
 
     >>> format_cell(1.456, 0.049, 2)
     '1.46 ± 0.05 (n=2)'
     >>> format_cell(float("nan"), float("nan"), 0, diverged=2)
     '— (2 diverged)'
+    >>> format_cell(float("nan"), float("nan"), 0, n_inf=1)
+    '∞ (1 ∞)'
     """
-    extra = [f"n={n}"] if n else []
-    extra += [f"{diverged} diverged"] * bool(diverged) + [f"{failed} failed"] * bool(failed)
-    if n:
-        text = f"{mean:{fmt}}" + (f" ± {std:{fmt}}" if n > 1 else "")
+    note = count_note(n, n_inf, n_undefined, diverged, failed)
+    if not n:
+        note = note.removeprefix("n=0").removeprefix(", ")
+        text = INFINITE if n_inf and not n_undefined else UNDEFINED
     else:
-        text = "—"
-    return f"{text} ({', '.join(extra)})" if extra else text
+        text = f"{mean:{fmt}}" + (f" ± {std:{fmt}}" if n > 1 else "")
+    return f"{text} ({note})" if note else text
 
 
 def _summary_cells(df: pd.DataFrame, fields: list[str], metric: str,
@@ -417,10 +456,11 @@ def _summary_cells(df: pd.DataFrame, fields: list[str], metric: str,
     for combo in combos:
         sel = df[(lab[fields] == pd.Series(combo, index=fields)).all(axis=1)]
         ok = sel[sel["status"] == "ok"]
-        vals = pd.to_numeric(ok[metric], errors="coerce").dropna() if len(ok) else pd.Series(
-            dtype=float)
-        mean, std, n = _stats(vals.to_numpy(dtype=np.float64))
+        finite, n_inf, n_undef = split_values(  # NOTE [Undefined values]
+            metric_value(r, metric) for r in ok.to_dict(orient="records"))
+        mean, std, n = _stats(finite)
         out.append({**dict(zip(fields, combo)), "mean": mean, "std": std, "n": n,
+                    "n_inf": n_inf, "n_undefined": n_undef,
                     "diverged": int((sel["status"] == "diverged").sum()),
                     "failed": int((sel["status"] == "failed").sum())})
     return out
@@ -448,9 +488,11 @@ def summarize(df: pd.DataFrame, table: TableReport,
         raise fail(fn, f"metric {table.metric!r} among the result columns",
                    sorted(c for c in df.columns))
     out = _summary_cells(df, fields, table.metric, order or {})
-    long = pd.DataFrame(out, columns=fields + ["mean", "std", "n", "diverged", "failed"])
+    long = pd.DataFrame(out, columns=fields + ["mean", "std", "n", "diverged", "failed", "n_inf",
+                                              "n_undefined"])
     long["text"] = [format_cell(r["mean"], r["std"], r["n"], r["diverged"], r["failed"],
-                                table.format) for r in out]
+                                table.format, n_inf=r["n_inf"], n_undefined=r["n_undefined"])
+                    for r in out]
     if not cols:
         pivot = long.set_index(rows)[["text"]].rename(columns={"text": table.metric})
     else:
@@ -473,12 +515,13 @@ def markdown_table(pivot: pd.DataFrame) -> str:
 
 
 def _pivot_latex(pivot: pd.DataFrame, caption: str) -> str:
-    tex = pivot.map(lambda s: s.replace(" ± ", r" $\pm$ ").replace("—", "--"))
+    tex = pivot.map(lambda s: s.replace(" ± ", r" $\pm$ ").replace("—", "--")
+                    .replace(INFINITE, r"$\infty$"))
     tex.index = tex.index.map(lambda v: v.replace(NONE_LABEL, "--") if isinstance(v, str) else v)
     styler = tex.style.format_index(escape="latex", axis=0).format_index(escape="latex", axis=1)
     cap = caption
     for a, b in (("\\", r"\textbackslash{}"), ("_", r"\_"), ("%", r"\%"), ("&", r"\&"),
-                 ("#", r"\#"), ("±", r"$\pm$")):
+                 ("#", r"\#"), ("±", r"$\pm$"), (INFINITE, r"$\infty$"), (UNDEFINED, "--")):
         cap = cap.replace(a, b)
     return styler.to_latex(hrules=True, caption=cap, multirow_align="naive",
                            position_float="centering")

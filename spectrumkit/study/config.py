@@ -526,6 +526,7 @@ DATA_IDENTITY_FIELDS = ("source", "fingerprint")
 #: The metrics each built-in trial reports: a study's ``[report]`` metric must be one of them.
 TRIAL_METRICS = {"prune-train": (
     "density", "kept", "prunable", "score_seconds", "ir_ratio", "gate_imbalance", "dead_units",
+    "kept_input", "kept_recurrent",  # the I/R ratio's counts (NOTE [Undefined values])
     "diverged_at_step", "steps", "epochs", "train_seconds", "train_loss", "sv_mean_init",
     "sv_mean_trained", "val_loss", "val_error_pct", "val_ppl", "val_mse", "test_loss",
     "test_error_pct", "test_ppl", "test_mse",

@@ -29,7 +29,7 @@ from .executors import Job, run_jobs
 from .spec import ROW, Study, check_study_name, load_study
 from .store import ResultStore, collect
 
-__all__ = ["RunOptions", "StudyRun", "run_study", "summary_tables"]
+__all__ = ["RunOptions", "StudyRun", "finish_run", "run_study", "summary_tables"]
 
 
 class RunOptions(BaseModel):
@@ -74,11 +74,14 @@ class StudyRun:
         return markdown_table(self.pivot)
 
 
-def _caption(study: Study) -> str:
+def _caption(study: Study, long: pd.DataFrame | None = None) -> str:
+    from ..figures.values import footnote  # NOTE [Undefined values]
     t = study.report.table
     ref = f" Paper: {t.paper_table}." if t.paper_table else ""
+    note = "" if long is None or "n_inf" not in long else footnote(
+        t.metric, int(long["n_inf"].sum()), int(long["n_undefined"].sum()))
     return (f"{t.metric}: mean ± std over seeds (ddof=1), n = trials with status ok; "
-            f"preset {study.preset}, {study.seeds} seed(s).{ref}")
+            f"preset {study.preset}, {study.seeds} seed(s).{ref}" + (f" {note}" if note else ""))
 
 
 def summary_tables(study: Study, folder: Path) -> tuple[pd.DataFrame, pd.DataFrame, list[Path]]:
@@ -97,6 +100,7 @@ def summary_tables(study: Study, folder: Path) -> tuple[pd.DataFrame, pd.DataFra
     the study stage reaches the figures stage only to write its results out.
     """
     from ..figures.tables import summarize, write_tables
+    from ..figures.values import footnote
     df = collect(folder, study.keys)
     if study.rows:  # NOTE [Study rows]: one copy of a trial per row it belongs to
         parts = [df[df["key"].isin(keys)].assign(**{ROW: label})
@@ -104,15 +108,17 @@ def summary_tables(study: Study, folder: Path) -> tuple[pd.DataFrame, pd.DataFra
         df = pd.concat(parts, ignore_index=True) if parts else df.assign(**{ROW: None})
     long, pivot = summarize(df, study.report.table, order=study.order)
     paths = write_tables(folder / "tables", long, pivot,
-                         title=f"{study.name} ({study.preset})", caption=_caption(study))
+                         title=f"{study.name} ({study.preset})", caption=_caption(study, long))
     if study.report.tables:
         pivots = [pivot.rename(columns=lambda c: f"{study.report.table.metric}: {c}")]
         for t in study.report.tables:
             lg, pv = summarize(df, t, order=study.order)
+            note = footnote(t.metric, int(lg["n_inf"].sum()), int(lg["n_undefined"].sum()))
             paths += write_tables(folder / "tables", lg, pv, stem=f"summary-{t.metric}",
                                   title=f"{study.name} ({study.preset}): {t.metric}",
                                   caption=_caption(study).replace(
-                                      study.report.table.metric, t.metric, 1))
+                                      study.report.table.metric, t.metric, 1)
+                                  + (f" {note}" if note else ""))
             if list(pv.index.names) == list(pivot.index.names):
                 pivots.append(pv.rename(columns=lambda c, m=t.metric: f"{m}: {c}"))
         pivot = pd.concat(pivots, axis=1)
@@ -246,3 +252,38 @@ def run_study(study: str | Path | Study, *, progress: bool | None = None,
                     ran=len(jobs), statuses=statuses, seconds=time.perf_counter() - t0,
                     long=long, pivot=pivot, paths=[store.root / "spec.json", *paths],
                     failed=failed, failed_before=kept_failed)
+
+
+def finish_run(run: StudyRun, *, figures: bool = True) -> list[Path]:
+    r"""End a run: its figures and paper tables, no stale outputs, ``report.html``; return paths.
+
+    The study's summaries of an earlier spec are removed first, then every declared figure and
+    table is drawn from this run's trials (``figures`` and a trial of status ok), what an earlier
+    spec left is removed and the report page is written (NOTE [No stale outputs] in
+    :mod:`spectrumkit.figures.outputs`, NOTE [Report page] in :mod:`spectrumkit.figures.report`).
+    Each removal is announced by a :class:`~spectrumkit.study.StudyWarning`.
+    """
+    import warnings
+
+    from ..figures.outputs import toolkit_outputs
+    from ..figures.render import finish_report, render
+    from ..figures.results import load_study as load_results
+    from .store import StudyWarning
+
+    made = {p.resolve() for p in run.paths}
+    stale = [p for p in toolkit_outputs(run.dir) if p.name.startswith("summary")
+             and p.resolve() not in made]
+    for p in stale:
+        p.unlink()
+    if stale:
+        warnings.warn(f"removed {len(stale)} summary file(s) not made from the current spec: "
+                      f"{', '.join(p.relative_to(run.dir).as_posix() for p in stale)}",
+                      StudyWarning, stacklevel=2)
+    if not any(run.statuses.values()):  # no trial has a result: nothing to report on
+        return []
+    if figures and run.statuses["ok"]:
+        return render(run.dir, only=None, formats=("pdf", "png"), report=True)
+    why = ("figures not drawn (--no-figures)" if not figures
+           else "no figure: no trial of status ok")
+    return [finish_report(load_results(run.dir), [], figures={}, tables=[], summaries=False,
+                          no_figures=why.capitalize() + ".")]
