@@ -6,7 +6,7 @@
     PYTHONPATH=. python benchmarks/train_acceptance.py adding     # GRU-128, adding problem T=50
     PYTHONPATH=. python benchmarks/train_acceptance.py all
 
-Targets (issue 5): dense ≤ 5 % val error; sparse ≤ 12 % val error with pruned entries exactly 0 at
+Targets: dense ≤ 5 % val error; sparse ≤ 12 % val error with pruned entries exactly 0 at
 the end; LM test perplexity below the unigram perplexity of the test split; adding MSE < 0.05.
 ``--device auto`` (the default) uses CUDA when present; ``--threads`` sets torch's CPU threads for
 this process only (the machine these were first run on was shared, so 1 was steadier than 2).
