@@ -690,8 +690,8 @@ def test_recipe_cli_lists_the_table_and_refuses_bad_input(cli):
     for cmd in ("prune", "train"):
         r = cli(cmd, "--list-recipes")
         assert r.exit_code == 0 and recipe_table() in r.stdout
-    # the README shows the same table (one table, read everywhere)
-    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    # the docs show the same table (one table, read everywhere)
+    readme = (Path(__file__).resolve().parents[1] / "docs" / "recipes.md").read_text()
     assert recipe_table() in readme
     tiny = ["--hidden", "4", "--input-size", "3", "--steps", "5", "--batch-size", "4"]
     for args, msg in (
