@@ -63,6 +63,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, PositiveInt, ValidationError
 
+from .._io import read_text_file
 from ..choices import FIGURES, Figure
 from ..errors import SpectrumkitError, fail
 from .config import TRIAL_METRICS, TrialConfig, canonical_json, pydantic_message, trial_key
@@ -213,9 +214,9 @@ def study_file(name: str | Path) -> tuple[str, str]:
     s = str(name)
     if s.endswith(".toml") or "/" in s or "\\" in s:
         p = Path(s)
-        if not p.is_file():
+        if not p.exists():
             raise fail(fn, "an existing study file", repr(s))
-        return p.read_text(encoding="utf-8"), str(p.resolve())
+        return read_text_file(fn, p, "a study file (UTF-8 TOML)"), str(p.resolve())
     entry = _studies_dir() / f"{s}.toml"
     if not entry.is_file():
         raise fail(fn, f"a study among {', '.join(list_studies())} (or a path to a .toml file)",
