@@ -318,7 +318,9 @@ def _train_impl(model: Model, data: TaskData, mask: dict[str, torch.Tensor] | No
     mask = None if mask is None else {k: m.to(device) for k, m in mask.items()}
     ckpt = Checkpointer(o.checkpoint_dir, _run_identity(model, data, mask, o, prune_at, routine))
     g = torch.Generator().manual_seed(o.seed)
-    st, mask = ckpt.resume(model, opt, g, total, device) or (TrainState(), mask)
+    shapes = {k: tuple(p.shape) for k, p in model.prunable(include_bias=True).items()}
+    st, mask = ckpt.resume(model, opt, g, total, device, per_epoch=batches.per_epoch,
+                           shapes=shapes) or (TrainState(), mask)
     holder = MaskHolder(model.prunable(include_bias=True), opt)
     if mask is not None:
         holder.hold(mask)

@@ -36,7 +36,7 @@ from .._io import (
     write_text_atomic,
 )
 from ..errors import fail
-from ._formats import SpecFile, TrialFile, first_error
+from .._formats import SpecFile, TrialFile, first_error
 from .config import (
     DATA_IDENTITY_FIELDS,
     SCHEMA_VERSION,

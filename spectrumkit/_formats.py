@@ -1,5 +1,6 @@
-r"""Pydantic models of the files a study stores and reads back: ``trials/<key>.json`` and
-``spec.json`` (NOTE [Reading back] in ``spectrumkit/_io.py``).
+r"""Pydantic models of the stored formats spectrumkit reads back: a study's ``trials/<key>.json``
+and ``spec.json``, and the training state in a checkpoint (NOTE [Reading back] in
+``spectrumkit/_io.py``).
 
 These models check TYPES only, strictly (JSON ``"1"`` is not the number 1, ``true`` is not a
 number): what a reader can trust before it touches a value. The meaning (a key that hashes to its
@@ -10,11 +11,19 @@ allows extra fields: a newer writer may add some, and a reader uses only what it
 
 from __future__ import annotations
 
-from typing import Any, Union
+from typing import Any, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, StrictFloat, StrictInt, StrictStr, ValidationError
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictFloat,
+    StrictInt,
+    StrictStr,
+    ValidationError,
+)
 
-__all__ = ["SpecFile", "TrialFile", "first_error"]
+__all__ = ["CheckpointState", "SpecFile", "TrialFile", "first_error"]
 
 #: A stored number: a JSON int or float (not a bool, not a string), or null (NaN, Inf, not run).
 Number = Union[StrictInt, StrictFloat, None]
@@ -80,3 +89,25 @@ def first_error(e: ValidationError) -> str:
     msg = "expected a number or null" if where.startswith("metrics.") else \
         " ".join(str(err["msg"]).split())[:80]
     return f"{where}: {msg}, got {what}"
+
+
+class CheckpointState(BaseModel):
+    """``state`` of a training checkpoint (``spectrumkit/checkpoints.py``): every field by type.
+
+    The tensors (``order``, ``state``) and the ranges that depend on the run (``step`` at most its
+    total, ``pos`` within its epoch) are checked by the reader, which knows the run.
+    """
+
+    model_config = ConfigDict(extra="forbid", strict=True, arbitrary_types_allowed=True)
+    step: StrictInt = Field(ge=0)
+    pos: StrictInt = Field(ge=0)
+    order: Any
+    state: Any
+    rows: list[dict[str, Number]]
+    loss_sum: StrictFloat | StrictInt
+    loss_count: StrictInt = Field(ge=0)
+    seconds: StrictFloat | StrictInt = Field(ge=0)
+    first_loss: Number
+    status: Literal["ok", "diverged"]
+    diverged_at: StrictInt | None = Field(default=..., ge=1)
+    metrics: dict[str, Number] | None
