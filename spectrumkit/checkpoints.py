@@ -19,9 +19,8 @@ from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 import torch
-from torch import nn
-
 from pydantic import ValidationError
+from torch import nn
 
 from ._formats import CheckpointState, first_error
 from ._io import describe_read_error, open_regular, write_atomic

@@ -28,6 +28,7 @@ from typing import Any
 import pandas as pd
 from pydantic import ValidationError
 
+from .._formats import SpecFile, TrialFile, first_error
 from .._io import (
     check_output_dir,
     decode_utf8,
@@ -36,7 +37,6 @@ from .._io import (
     write_text_atomic,
 )
 from ..errors import fail
-from .._formats import SpecFile, TrialFile, first_error
 from .config import (
     DATA_IDENTITY_FIELDS,
     SCHEMA_VERSION,
