@@ -145,6 +145,24 @@ def check_memory(fn: str, what: str, needed: int, device: Any = "cpu") -> None:
                    f"{torch.device(device).type})", f"at least {_gib(needed)} needed")
 
 
+def check_memory_terms(fn: str, terms: Mapping[str, int], device: Any = "cpu", *,
+                       itemsize: int = 4) -> None:
+    r"""The one memory estimate of the sizes a user sets, checked before anything is allocated.
+
+    NOTE [Memory terms]
+    ``terms`` maps a description that names the flags or keys the user wrote (``"--seq-len
+    1000000000 (the (T, B, D) inputs and the (T, B, S) states)"``) to the number of entries that
+    part needs at least; the estimate is ``itemsize`` × their sum, a lower bound (what the first
+    allocations take, not the peak). A sum above :func:`available_memory` is refused in one line
+    naming the largest term (the flag to change), the estimate and the memory available.
+    """
+    if not terms:
+        return
+    needed = itemsize * sum(max(0, int(v)) for v in terms.values())
+    largest = max(terms, key=lambda k: terms[k])
+    check_memory(fn, largest, needed, device)
+
+
 def check_keys(fn: str, what: str, given: Mapping[str, Any], accepted: Iterable[str]) -> None:
     """Refuse unknown option names, listing the accepted ones."""
     accepted = tuple(accepted)

@@ -66,12 +66,18 @@ def prune_cmd(cell, input_size, hidden, classes, steps, batch_size, init, method
     from .._io import check_output_file
     from ..anatomy import anatomy_summary, mask_anatomy
     from ..cells import count_params
-    from ..errors import SpectrumkitError, check_positive_int, check_seed, fail
+    from ..cells import get as get_cell
+    from ..errors import (
+        SpectrumkitError,
+        check_memory_terms,
+        check_positive_int,
+        check_seed,
+        fail,
+    )
     from ..evaluation import resolve_device
     from ..masks import density_from_sparsity, save_masks, topk_mask
     from ..models import SequenceClassifier
     from ..scores import METHODS, OPTIONS, compute_scores
-    from ._data import _check_memory
 
     fn = "prune"
     check_seed(fn, "--seed", seed)
@@ -109,8 +115,19 @@ def prune_cmd(cell, input_size, hidden, classes, steps, batch_size, init, method
     check_positive_int(fn, "--hidden", hidden)
     check_positive_int(fn, "--input-size", input_size)
     check_positive_int(fn, "--classes", classes)
-    _check_memory(fn, f"--hidden {hidden}: a model", count_params(cell, input_size, hidden,
-                  include_bias=True) + (hidden + 1) * classes, 3, device)
+    S = get_cell(cell).state_size(hidden)
+    terms = {  # NOTE [Memory terms]
+        f"--hidden {hidden}: a model, its scores and its mask":
+            3 * (count_params(cell, input_size, hidden, include_bias=True) + (hidden + 1) * classes),
+        f"--steps {steps} and --batch-size {batch_size}: the (T, B, D) scoring batch and its "
+        "(T, B, S) states": steps * batch_size * (input_size + S)}
+    for m in methods:  # γ's own batch (T̃, B̃): the flag, else the method's default, else T or B
+        if accepts(m, "gamma_steps"):
+            t = given.get("gamma_steps", OPTIONS[m].get("gamma_steps")) or steps
+            b = given.get("gamma_sequences", OPTIONS[m].get("gamma_sequences")) or batch_size
+            terms[f"--gamma-steps {t} and --gamma-sequences {b}: the (T̃, B̃, D) γ batch and its "
+                  "states"] = t * b * (input_size + S)
+    check_memory_terms(fn, terms, device)
 
     model = SequenceClassifier(cell, input_size, hidden, classes, init=init, seed=seed,
                                device=device)
