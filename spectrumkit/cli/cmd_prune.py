@@ -65,8 +65,6 @@ def prune_cmd(cell, input_size, hidden, classes, steps, batch_size, init, method
 
     from .._io import check_output_file
     from ..anatomy import anatomy_summary, mask_anatomy
-    from ..cells import count_params
-    from ..cells import get as get_cell
     from ..errors import (
         SpectrumkitError,
         check_memory_terms,
@@ -115,19 +113,9 @@ def prune_cmd(cell, input_size, hidden, classes, steps, batch_size, init, method
     check_positive_int(fn, "--hidden", hidden)
     check_positive_int(fn, "--input-size", input_size)
     check_positive_int(fn, "--classes", classes)
-    S = get_cell(cell).state_size(hidden)
-    terms = {  # NOTE [Memory terms]
-        f"--hidden {hidden}: a model, its scores and its mask":
-            3 * (count_params(cell, input_size, hidden, include_bias=True) + (hidden + 1) * classes),
-        f"--steps {steps} and --batch-size {batch_size}: the (T, B, D) scoring batch and its "
-        "(T, B, S) states": steps * batch_size * (input_size + S)}
-    for m in methods:  # γ's own batch (T̃, B̃): the flag, else the method's default, else T or B
-        if accepts(m, "gamma_steps"):
-            t = given.get("gamma_steps", OPTIONS[m].get("gamma_steps")) or steps
-            b = given.get("gamma_sequences", OPTIONS[m].get("gamma_sequences")) or batch_size
-            terms[f"--gamma-steps {t} and --gamma-sequences {b}: the (T̃, B̃, D) γ batch and its "
-                  "states"] = t * b * (input_size + S)
-    check_memory_terms(fn, terms, device)
+    check_memory_terms(fn, _memory_terms(cell, input_size, hidden, classes, steps, batch_size,
+                                         {m: {k: v for k, v in given.items() if accepts(m, k)}
+                                          for m in methods}), device)
 
     model = SequenceClassifier(cell, input_size, hidden, classes, init=init, seed=seed,
                                device=device)
@@ -168,3 +156,29 @@ def prune_cmd(cell, input_size, hidden, classes, steps, batch_size, init, method
                   "include_bias": include_bias, "data": data, "seed": seed, "options": given}
         path = save_masks(out, masks, config)
         click.echo(f"wrote {path}")
+
+
+def _memory_terms(cell: str, input_size: int, hidden: int, classes: int, steps: int,
+                  batch_size: int, opts: dict[str, dict]) -> dict[str, int]:
+    """The entries prune needs at least, by the flags that set them (NOTE [Memory terms]).
+
+    ``opts``: each method's score options as given; γ's own batch (T̃, B̃) counts for the methods
+    that normalize by γ: the flag, else the method's default, else T or B.
+    """
+    from ..cells import count_params
+    from ..cells import get as get_cell
+    from ..scores import OPTIONS
+
+    S = get_cell(cell).state_size(hidden)
+    model = count_params(cell, input_size, hidden, include_bias=True) + (hidden + 1) * classes
+    terms = {f"--hidden {hidden}: a model, its scores and its mask": 3 * model,
+             f"--steps {steps} and --batch-size {batch_size}: the (T, B, D) scoring batch and "
+             "its (T, B, S) states": steps * batch_size * (input_size + S)}
+    for m, given in opts.items():
+        if given.get("normalize", OPTIONS[m].get("normalize")) != "gamma":
+            continue
+        t = given.get("gamma_steps", OPTIONS[m].get("gamma_steps")) or steps
+        b = given.get("gamma_sequences", OPTIONS[m].get("gamma_sequences")) or batch_size
+        terms[f"--gamma-steps {t} and --gamma-sequences {b}: the (T̃, B̃, D) γ batch and its "
+              "states"] = t * b * (input_size + S)
+    return terms
