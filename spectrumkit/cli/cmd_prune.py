@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import click
 
 from . import main
@@ -16,6 +18,23 @@ from ._options import given_options, score_option_flags
 # no selected method accepts is an error. The score option flags come from the options models
 # (NOTE [Option flags] in cli/_options.py); --batch-size is the scoring batch's B and synflow's
 # density is 1 - --sparsity, so those two fields are not flags here.
+
+
+#: The mask file prune writes into a folder given as ``--out DIR/``.
+MASKS_FILE = "masks.pt"
+
+
+def _out_file(fn: str, out: str | None) -> str | None:
+    """``--out``, checked up front (NOTE [Output paths]); ending in a slash it is a folder, and
+    the file is ``MASKS_FILE`` inside it."""
+    from .._io import check_output_file
+
+    if out is None:
+        return None
+    if out.endswith(("/", os.sep)):
+        out = os.path.join(out, MASKS_FILE)
+    check_output_file(f"{fn} --out", out)
+    return out
 
 
 def list_recipes(ctx: click.Context, param: click.Parameter, value: bool) -> None:
@@ -53,7 +72,8 @@ def list_recipes(ctx: click.Context, param: click.Parameter, value: bool) -> Non
               help="seq-mnist: folder with the full data set (default: the bundled data)")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda")
-@click.option("--out", type=click.Path(dir_okay=False), default=None, help="mask file (.pt)")
+@click.option("--out", type=click.Path(dir_okay=False), default=None,
+              help=f"mask file (.pt); ending in '/': a folder, to hold {MASKS_FILE}")
 @score_option_flags(exclude=("batch_size", "density"))
 @click.option("--list-recipes", is_flag=True, expose_value=False, is_eager=True,
               callback=list_recipes, help="print the recipes of the jacobian score and exit")
@@ -63,7 +83,6 @@ def prune_cmd(cell, input_size, hidden, classes, steps, batch_size, init, method
     import torch
     from tabulate import tabulate
 
-    from .._io import check_output_file
     from ..anatomy import anatomy_summary, mask_anatomy
     from ..errors import (
         SpectrumkitError,
@@ -79,8 +98,7 @@ def prune_cmd(cell, input_size, hidden, classes, steps, batch_size, init, method
 
     fn = "prune"
     check_seed(fn, "--seed", seed)
-    if out is not None:
-        check_output_file(f"{fn} --out", out)  # NOTE [Output paths]
+    out = _out_file(fn, out)
     methods = [m.strip() for m in compare.split(",")] if compare else [method]
     for m in methods:
         if m not in METHODS:
@@ -154,6 +172,7 @@ def prune_cmd(cell, input_size, hidden, classes, steps, batch_size, init, method
                   "classes": classes, "steps": steps, "batch_size": batch_size, "init": init,
                   "sparsity": sparsity, "density": density, "scope": scope,
                   "include_bias": include_bias, "data": data, "seed": seed, "options": given}
+        os.makedirs(os.path.dirname(out) or ".", exist_ok=True)  # --out DIR/: DIR may be new
         path = save_masks(out, masks, config)
         click.echo(f"wrote {path}")
 

@@ -277,20 +277,21 @@ def _check_memory_for(fn: str, c: TrialConfig, task: TaskData, device: str) -> N
                   4 if c.optimizer == "adam" else 2, resolve_device(device))
 
 
-def _write_outputs(outdir: Path, record: dict[str, Any], result: PipelineResult) -> list[Path]:
+def _write_outputs(outdir: Path, record: dict[str, Any], result: PipelineResult,
+                   method: str) -> list[Path]:
     """OUT/history.csv, OUT/metrics.json and OUT/mask.pt, each written atomically."""
     import json
 
-    import torch
-
-    from .._io import write_atomic, write_text_atomic
+    from .._io import write_text_atomic
+    from ..masks import save_masks
 
     hist = write_text_atomic(outdir / "history.csv", result.history.to_csv(index=False))
     met = write_text_atomic(outdir / "metrics.json",
                             json.dumps(record, indent=2, allow_nan=False))
     mask = result.mask
     if mask is not None:
-        write_atomic(outdir / "mask.pt", lambda f: torch.save(mask, f))
+        # NOTE [Mask files]: the one format, as prune writes it (load_masks reads both)
+        save_masks(outdir / "mask.pt", {method: mask}, record["config"])
     elif (outdir / "mask.pt").is_file():  # a dense run: an earlier run's mask would mislead
         (outdir / "mask.pt").unlink()
     return [hist, met]
@@ -427,7 +428,7 @@ def train_cmd(**params: Any) -> None:
                   metrics={k: finite(v) for k, v in result.metrics.items()},
                   artifacts=result.artifacts, device=result.device, data=result.data,
                   torch=torch.__version__)
-    hist, met = _write_outputs(outdir, record, result)
+    hist, met = _write_outputs(outdir, record, result, c.method)
     click.echo(_summary(c, result))
     click.echo(f"data: {result.data}")
     click.echo(f"wrote {hist}, {met}")
