@@ -64,11 +64,14 @@ def check_unit_interval(fn: str, name: str, value: Any, *, low_open: bool, high_
 
 
 def check_float_tensor(fn: str, name: str, t: Any, *, finite: bool = True) -> torch.Tensor:
-    """``t`` must be a real floating-point tensor, and (by default) free of NaN and Inf."""
+    """``t`` must be a real floating-point tensor holding data (not on the meta device), and (by
+    default) free of NaN and Inf."""
     if not isinstance(t, torch.Tensor):
         raise fail(fn, f"{name} to be a torch.Tensor", type(t).__name__)
     if not t.is_floating_point():
         raise fail(fn, f"{name} to be a real floating-point tensor", f"dtype {t.dtype}")
+    if t.is_meta:  # shapes without data: every read of a value would fail deep inside
+        raise fail(fn, f"{name} to hold data (not on the meta device)", "a meta tensor")
     if finite and t.numel() and not bool(torch.isfinite(t).all()):
         bad = int((~torch.isfinite(t)).sum())
         raise fail(fn, f"{name} to be finite", f"{bad} NaN/Inf entries of {t.numel()}")
