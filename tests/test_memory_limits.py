@@ -70,3 +70,18 @@ def test_memory_terms_name_the_largest_and_sum_all(one_gib):
     msg = str(e.value)
     assert msg.startswith("f: expected --a 1 ") and "1.5 GiB needed" in msg, msg
     errors.check_memory_terms("f", {"--a 1": 2**27}, itemsize=4)  # 0.5 GiB fits
+
+
+TRAIN = ("train", "--data", "seq-mnist", "--data-option", "limit=32", "--data-option",
+         "val_limit=16", "--cell", "gru", "--hidden", "4", "--steps", "1", "--batch-size", "8",
+         "--sparsity", "0.5")
+
+
+@pytest.mark.parametrize("extra,flag", [
+    (("--method", "jacobian", "--gamma-inputs", "gaussian", "--gamma-steps", "100000000"),
+     "--gamma-steps 100000000"),
+    (("--method", "snip", "--score-batch", "100000000"), "--score-batch 100000000"),
+], ids=["gamma-steps", "score-batch"])
+def test_train_sizes_go_through_the_same_estimate(cli, one_gib, tmp_path, extra, flag):
+    line = cli(*TRAIN, *extra, "--out", str(tmp_path / "run")).error_line()
+    assert flag in line and "1 GiB available" in line, line

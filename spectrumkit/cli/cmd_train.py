@@ -262,19 +262,23 @@ def _even_stages(fn: str, params: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _check_memory_for(fn: str, c: TrialConfig, task: TaskData, device: str) -> None:
-    """Refuse a model that cannot fit (NOTE [Memory estimate]) before it is allocated."""
-    from ..cells import count_params
+    """Refuse sizes that cannot fit (NOTE [Memory terms]) before the model is allocated."""
+    from ..errors import check_memory_terms
     from ..evaluation import resolve_device
-    from ._data import _check_memory
+    from ..study.config import memory_terms
 
     N = c.hidden_size
     e = c.embed_size or N
     D = task.input_size if task.kind != "language" else e
     heads = {"classification": (N + 1) * (task.num_classes or 0), "regression": N + 1,
              "language": (task.vocab_size or 0) * (e + N + 1)}[task.kind]
-    _check_memory(fn, f"--hidden {N}: a model",
-                  count_params(c.cell, D or 0, N, include_bias=True) + heads,
-                  4 if c.optimizer == "adam" else 2, resolve_device(device))
+    xs = getattr(task.train, "xs", None)
+    T = task.bptt or (int(xs.shape[1]) if getattr(xs, "ndim", 0) >= 2 else 1)
+    flags = {f: "--" + _FIELD_PARAMS.get(f, f).replace("_", "-")
+             for f in ("hidden_size", "batch_size", "score_batch")}
+    flags.update(gamma_steps="--gamma-steps", gamma_sequences="--gamma-sequences")
+    check_memory_terms(fn, memory_terms(c, input_size=D or 1, heads=heads, seq_len=T,
+                                        name=flags), resolve_device(device))
 
 
 def _write_outputs(outdir: Path, record: dict[str, Any], result: PipelineResult,

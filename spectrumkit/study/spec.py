@@ -66,7 +66,14 @@ from pydantic import BaseModel, ConfigDict, PositiveInt, ValidationError
 from .._io import read_text_file
 from ..choices import FIGURES, Figure
 from ..errors import SpectrumkitError, check_memory_terms, fail
-from .config import TRIAL_METRICS, TrialConfig, canonical_json, pydantic_message, trial_key
+from .config import (
+    TRIAL_METRICS,
+    TrialConfig,
+    canonical_json,
+    memory_terms,
+    pydantic_message,
+    trial_key,
+)
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -650,26 +657,12 @@ def load_study(name: str | Path, preset: str = "quick", *, seeds: int | None = N
 
 
 def _check_largest_trial(fn: str, configs: Sequence[TrialConfig], source: str) -> None:
-    """Refuse, at load and once, a study whose largest trial cannot fit in memory.
-
-    Each trial's lower bound (NOTE [Memory terms] in ``spectrumkit/errors.py``) is its cell's
-    parameters for ``hidden_size`` N (inputs of width at least 1; ``embed_size`` for a language
-    model), times 4 with Adam's two moments and the gradient, else 2.
-    """
-    from ..cells import count_params
-
-    def terms(c: TrialConfig) -> dict[str, int]:
-        try:
-            n = count_params(c.cell, c.embed_size or 1, c.hidden_size, include_bias=True)
-        except SpectrumkitError:  # a cell the trial defines itself: its own checks apply
-            return {}
-        copies = 4 if c.optimizer == "adam" else 2
-        return {f"hidden_size {c.hidden_size} (cell {c.cell}) in {source}: a model, its "
-                "gradient and its optimizer state": copies * n}
-
-    sized = [terms(c) for c in configs]
+    """Refuse, at load and once, a study whose largest trial cannot fit in memory: the trial
+    whose lower bound (:func:`~spectrumkit.study.config.memory_terms`, the data's sizes unknown
+    yet) is the largest, named by the TOML keys that drive it."""
+    sized = [memory_terms(c) for c in configs]
     largest = max(sized, key=lambda t: sum(t.values()), default={})
-    check_memory_terms(fn, largest)
+    check_memory_terms(fn, {f"{k} (in {source})": v for k, v in largest.items()})
 
 
 def _check_metric(fn: str, metric: str, trials: set[str], source: str) -> None:
