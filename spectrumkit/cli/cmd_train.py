@@ -272,8 +272,8 @@ def _check_memory_for(fn: str, c: TrialConfig, task: TaskData, device: str) -> N
     D = task.input_size if task.kind != "language" else e
     heads = {"classification": (N + 1) * (task.num_classes or 0), "regression": N + 1,
              "language": (task.vocab_size or 0) * (e + N + 1)}[task.kind]
-    xs = getattr(task.train, "xs", None)
-    T = task.bptt or (int(xs.shape[1]) if getattr(xs, "ndim", 0) >= 2 else 1)
+    shape = tuple(getattr(getattr(task.train, "xs", None), "shape", ()))
+    T = task.bptt or (int(shape[1]) if len(shape) >= 2 else 1)
     flags = {f: "--" + _FIELD_PARAMS.get(f, f).replace("_", "-")
              for f in ("hidden_size", "batch_size", "score_batch")}
     flags.update(gamma_steps="--gamma-steps", gamma_sequences="--gamma-sequences")
