@@ -92,3 +92,15 @@ def test_an_untouched_checkpoint_resumes_to_the_uninterrupted_run(mnist, tmp_pat
                   **{**kw, "checkpoint_dir": tmp_path / "other"})
     assert resumed.history["train_loss"].tolist() == whole.history["train_loss"].tolist()
     assert all(torch.equal(resumed.mask[k], whole.mask[k]) for k in whole.mask)
+
+
+def test_a_fifo_at_the_checkpoint_path_is_one_line_and_never_blocks(mnist, tmp_path):
+    import os
+
+    ckdir = tmp_path / "ck"
+    ckdir.mkdir()
+    os.mkfifo(ckdir / "checkpoint.pt")
+    with pytest.raises(SpectrumkitError, match=r"checkpoint.pt \((unreadable: not a regular file "
+                                               r"but )?a FIFO\)"):
+        train(make_model(mnist, "gru", 4, seed=0), mnist, steps=2, batch_size=16, seed=0,
+              device="cpu", checkpoint_dir=ckdir)
