@@ -33,6 +33,15 @@ walks up to the first existing ancestor, which must be a folder, and proves it c
 creating and removing an empty ``O_EXCL`` probe file there (``os.access`` is wrong for root and
 for read-only mounts). It also refuses, by name, any file the command will replace that is not a
 regular file (NOTE [Atomic writes]).
+
+NOTE [Reading back]
+Every file spectrumkit reads back (trial results, ``spec.json``, study TOMLs, checkpoints, mask
+files) is opened with ``O_NONBLOCK`` and checked with ``fstat`` on the open descriptor before one
+byte is read: only a regular file is read. Opening a FIFO for reading blocks until a writer comes
+(for ever, in a results folder), and a folder, socket or device is no stored result either, so each
+is refused by name (:class:`NotRegularFile`). Checking the descriptor, not the path, leaves no gap
+between the check and the read. Decoding and validation are the caller's, each with an explicit
+error path naming the file (:func:`read_text_file` for UTF-8 text).
 """
 
 from __future__ import annotations
@@ -47,8 +56,8 @@ from typing import BinaryIO
 
 from .errors import WriteError, fail
 
-__all__ = ["check_output_dir", "check_output_file", "fsync_dir", "write_atomic",
-           "write_text_atomic"]
+__all__ = ["NotRegularFile", "check_output_dir", "check_output_file", "fsync_dir",
+           "open_regular", "read_regular", "read_text_file", "write_atomic", "write_text_atomic"]
 
 _KINDS = ((stat.S_ISLNK, "a symbolic link: spectrumkit never replaces or writes through a link"),
           (stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a FIFO"), (stat.S_ISSOCK, "a socket"),
@@ -200,3 +209,67 @@ def check_output_file(fn: str, path: str | os.PathLike) -> Path:
     p = Path(path)
     check_output_dir(fn, p.parent, files=[p.name])
     return p
+
+
+class NotRegularFile(OSError):
+    """A path to read holds something other than a regular file (NOTE [Reading back]).
+
+    ``str()`` is ``not a regular file but a FIFO`` (the kind named).
+    """
+
+
+def open_regular(path: str | os.PathLike) -> BinaryIO:
+    """Open ``path`` for binary reading only if it is a regular file (NOTE [Reading back]).
+
+    Never blocks on a FIFO. Raises ``FileNotFoundError`` when absent, :class:`NotRegularFile`
+    when it is anything but a regular file (links are followed to their target), and other
+    ``OSError`` as they come.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    except IsADirectoryError:
+        raise NotRegularFile(f"not a regular file but {_what(stat.S_IFDIR)}") from None
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            raise NotRegularFile(f"not a regular file but {_what(mode)}")
+        if hasattr(os, "set_blocking"):
+            os.set_blocking(fd, True)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def read_regular(path: str | os.PathLike) -> bytes:
+    """The bytes of ``path``, a regular file (:func:`open_regular`; same exceptions)."""
+    with open_regular(path) as f:
+        return f.read()
+
+
+def describe_read_error(e: OSError) -> str:
+    """One line for an ``OSError`` while reading (the kind for :class:`NotRegularFile`)."""
+    return str(e) if isinstance(e, NotRegularFile) else _oserror(e)
+
+
+def decode_utf8(raw: bytes) -> tuple[str | None, str | None]:
+    """``(text, None)``, or ``(None, why)`` naming the first byte that is not UTF-8."""
+    try:
+        return raw.decode("utf-8"), None
+    except UnicodeDecodeError as e:
+        return None, f"not UTF-8: byte 0x{raw[e.start]:02x} at offset {e.start}"
+
+
+def read_text_file(fn: str, path: str | os.PathLike, what: str) -> str:
+    """The UTF-8 text of the regular file ``path``; every failure is one line naming it.
+
+    ``what`` is the expectation (``"a study file"``): ``fn: expected WHAT, got PATH (why)``.
+    """
+    try:
+        raw = read_regular(path)
+    except OSError as e:
+        raise fail(fn, what, f"{path} ({describe_read_error(e)})") from None
+    text, why = decode_utf8(raw)
+    if text is None:
+        raise fail(fn, what, f"{path} ({why})")
+    return text

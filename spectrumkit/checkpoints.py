@@ -11,6 +11,7 @@ wrote it. :func:`spectrumkit.train.train` uses both.
 from __future__ import annotations
 
 import hashlib
+import os
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -18,10 +19,13 @@ from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 import torch
+from pydantic import ValidationError
 from torch import nn
 
-from ._io import write_atomic
+from ._formats import CheckpointState, first_error
+from ._io import describe_read_error, open_regular, write_atomic
 from .errors import SpectrumkitError, fail
+from .masks import check_mask
 
 __all__ = ["CHECKPOINT_FILE", "Checkpointer", "TrainState", "digest", "metric_columns"]
 
@@ -185,7 +189,10 @@ def _bad_checkpoint(path: Path, why: str) -> SpectrumkitError:
 def _load_checkpoint(path: Path) -> dict[str, Any]:
     """torch.load(weights_only=True) and a structure check; every failure is one line."""
     try:
-        ck = torch.load(path, map_location="cpu", weights_only=True)
+        with open_regular(path) as f:  # NOTE [Reading back]: never a FIFO's blocking read
+            ck = torch.load(f, map_location="cpu", weights_only=True)
+    except OSError as e:
+        raise _bad_checkpoint(path, f"unreadable: {describe_read_error(e)}") from None
     except Exception as e:  # noqa: BLE001 - any unreadable file is the same error for the user
         first = (str(e).strip().splitlines() or [""])[0]
         raise _bad_checkpoint(path, f"unreadable: {type(e).__name__}: {first}") from None
@@ -200,6 +207,63 @@ def _load_checkpoint(path: Path) -> dict[str, Any]:
         raise _bad_checkpoint(path, "not a spectrumkit checkpoint: config or state not a dict")
     return ck
 
+
+
+# NOTE [Checkpoint payload]
+# The identity says which run wrote a checkpoint; the payload must then be that run's, field by
+# field, before anything is loaded: the training state by type (CheckpointState) and by range
+# (step <= the total, pos within an epoch of per_epoch batches, order a permutation held as an
+# integer tensor, the carried state a tensor of the model's dtype), and the mask by keys, shapes
+# and dtype (masks.check_mask over the prunable tensors) and by content: until the first pruning
+# step of the run's schedule has passed, the mask held is the one the run started with, so its
+# digest must be the identity's "mask" (a dense mask swapped into a sparse run's checkpoint, or
+# none at all, is refused). Each mismatch is one line naming the field.
+
+
+def _check_tensor_fields(saved: Mapping[str, Any], dtype: torch.dtype) -> str | None:
+    order, carry = saved["order"], saved["state"]
+    if order is not None:
+        if not isinstance(order, torch.Tensor) or order.dtype != torch.int64 or order.dim() != 1:
+            return (f"state.order: expected None or a 1-D int64 tensor, got "
+                    f"{getattr(order, 'dtype', type(order).__name__)}")
+        if not torch.equal(order.sort().values, torch.arange(order.numel())):
+            return "state.order: not a permutation"
+    if carry is not None and (not isinstance(carry, torch.Tensor) or carry.dtype != dtype
+                              or carry.dim() < 1):
+        return (f"state.state: expected None or a tensor of dtype {dtype}, got "
+                f"{getattr(carry, 'dtype', type(carry).__name__)}")
+    return None
+
+
+def _check_state(saved: Any, total: int, per_epoch: int, dtype: torch.dtype) -> str | None:
+    """Why the checkpoint's ``state`` is not a state of this run (None if it is)."""
+    if not isinstance(saved, Mapping):
+        return f"state: expected a dict, got {type(saved).__name__}"
+    try:
+        CheckpointState.model_validate(dict(saved))
+    except ValidationError as e:
+        return f"state.{first_error(e)}"
+    if not saved["pos"] < per_epoch:
+        return f"state.pos: expected below {per_epoch} (batches per epoch), got {saved['pos']}"
+    if saved["step"] > total:
+        return f"state.step: expected at most {total} steps done, got {saved['step']}"
+    return _check_tensor_fields(saved, dtype)
+
+
+def _check_mask_payload(saved: Any, identity: Mapping[str, Any], step: int,
+                        shapes: Mapping[str, tuple[int, ...]]) -> str | None:
+    """Why the checkpoint's mask is not the one this run holds at ``step`` (None if it is)."""
+    pruned = any(at <= step for at, _ in identity.get("prune_at") or [])
+    if saved is None:
+        return None if identity.get("mask") is None and not pruned else \
+            "mask: none, but the run holds one"
+    try:
+        check_mask("mask", saved, shapes, what="prunable tensors")
+    except SpectrumkitError as e:
+        return str(e).removeprefix("mask: expected ")
+    if not pruned and digest(saved) != identity.get("mask"):
+        return "mask: its digest differs from the run's (not the mask the run started with)"
+    return None
 
 
 class Checkpointer:
@@ -225,22 +289,28 @@ class Checkpointer:
         write_atomic(self.path, lambda f: torch.save(obj, f))
 
     def resume(self, model: nn.Module, opt: torch.optim.Optimizer, g: torch.Generator,
-               total: int, device: torch.device
+               total: int, device: torch.device, *, per_epoch: int,
+               shapes: Mapping[str, tuple[int, ...]]
                ) -> tuple[TrainState, dict[str, torch.Tensor] | None] | None:
         """Load the checkpoint into ``model``, ``opt`` and ``g``; None when there is none.
 
         Returns the saved :class:`TrainState` and mask (on ``device``). A checkpoint of another
-        run, one past ``total`` steps, or a file that is not such a checkpoint is one line.
+        run, one past ``total`` steps, a payload that is not this run's (NOTE [Checkpoint
+        payload]: ``per_epoch`` batches per epoch, ``shapes`` of the prunable tensors), or a file
+        that is not such a checkpoint is one line.
         """
-        if self.path is None or not self.path.exists():
+        if self.path is None or not os.path.lexists(self.path):
             return None
         ck = _load_checkpoint(self.path)
         if ck["config"] != self.identity:
             raise fail("train", f"a checkpoint in {self.folder} made by the same run ({_FRESH})",
                        f"one that differs in {_identity_diff(ck['config'], self.identity)}")
-        if ck["state"].get("step", 0) > total:
-            raise fail("train", f"at most {total} steps done in the checkpoint",
-                       f"{ck['state']['step']} in {self.path}")
+        dtype = next((p.dtype for p in model.parameters() if p.is_floating_point()),
+                     torch.float32)
+        why = _check_state(ck["state"], total, per_epoch, dtype) or \
+            _check_mask_payload(ck["mask"], self.identity, ck["state"]["step"], shapes)
+        if why is not None:
+            raise _bad_checkpoint(self.path, why)
         try:
             model.load_state_dict(ck["model"])
             opt.load_state_dict(ck["optimizer"])

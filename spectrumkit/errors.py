@@ -64,11 +64,14 @@ def check_unit_interval(fn: str, name: str, value: Any, *, low_open: bool, high_
 
 
 def check_float_tensor(fn: str, name: str, t: Any, *, finite: bool = True) -> torch.Tensor:
-    """``t`` must be a real floating-point tensor, and (by default) free of NaN and Inf."""
+    """``t`` must be a real floating-point tensor holding data (not on the meta device), and (by
+    default) free of NaN and Inf."""
     if not isinstance(t, torch.Tensor):
         raise fail(fn, f"{name} to be a torch.Tensor", type(t).__name__)
     if not t.is_floating_point():
         raise fail(fn, f"{name} to be a real floating-point tensor", f"dtype {t.dtype}")
+    if t.is_meta:  # shapes without data: every read of a value would fail deep inside
+        raise fail(fn, f"{name} to hold data (not on the meta device)", "a meta tensor")
     if finite and t.numel() and not bool(torch.isfinite(t).all()):
         bad = int((~torch.isfinite(t)).sum())
         raise fail(fn, f"{name} to be finite", f"{bad} NaN/Inf entries of {t.numel()}")
@@ -143,6 +146,24 @@ def check_memory(fn: str, what: str, needed: int, device: Any = "cpu") -> None:
     if have is not None and needed > have:
         raise fail(fn, f"{what} that fits in memory ({_gib(have)} available on "
                    f"{torch.device(device).type})", f"at least {_gib(needed)} needed")
+
+
+def check_memory_terms(fn: str, terms: Mapping[str, int], device: Any = "cpu", *,
+                       itemsize: int = 4) -> None:
+    r"""The one memory estimate of the sizes a user sets, checked before anything is allocated.
+
+    NOTE [Memory terms]
+    ``terms`` maps a description that names the flags or keys the user wrote (``"--seq-len
+    1000000000 (the (T, B, D) inputs and the (T, B, S) states)"``) to the number of entries that
+    part needs at least; the estimate is ``itemsize`` × their sum, a lower bound (what the first
+    allocations take, not the peak). A sum above :func:`available_memory` is refused in one line
+    naming the largest term (the flag to change), the estimate and the memory available.
+    """
+    if not terms:
+        return
+    needed = itemsize * sum(max(0, int(v)) for v in terms.values())
+    largest = max(terms, key=lambda k: terms[k])
+    check_memory(fn, largest, needed, device)
 
 
 def check_keys(fn: str, what: str, given: Mapping[str, Any], accepted: Iterable[str]) -> None:

@@ -25,7 +25,7 @@ import torch
 from torch import nn
 from torch.nn.utils import prune
 
-from ._io import check_output_file, write_atomic
+from ._io import check_output_file, describe_read_error, open_regular, write_atomic
 from .choices import SCOPES
 from .errors import check_choice, check_unit_interval, fail
 from .scores.ranking import k_of, top_k
@@ -284,11 +284,14 @@ def load_masks(path: str | os.PathLike) -> tuple[dict[str, dict[str, torch.Tenso
     """
     fn = "load_masks"
     path = Path(path)
-    if not path.is_file():
+    if not path.exists():
         raise fail(fn, "an existing mask file", str(path))
-    expected = f"a {_KIND} file (from save_masks or 'spectrumkit prune')"
+    expected = f"a {_KIND} file (from save_masks, 'spectrumkit prune' or 'spectrumkit train')"
     try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
+        with open_regular(path) as f:  # NOTE [Reading back]: never a FIFO's blocking read
+            payload = torch.load(f, map_location="cpu", weights_only=True)
+    except OSError as e:
+        raise fail(fn, expected, f"{path} ({describe_read_error(e)})") from None
     except Exception as e:  # noqa: BLE001 - any unreadable file is the same error for the user
         first = " ".join((str(e).strip().splitlines() or [""])[0].split())[:160]
         raise fail(fn, expected, f"{path} (unreadable: {type(e).__name__}: {first})") from None

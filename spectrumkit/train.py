@@ -281,6 +281,28 @@ def _eval_due(st: TrainState, eval_every: int | None, total: int) -> bool:
     return due or st.step == total
 
 
+def _check_extension(st: TrainState, eval_every: int | None, total: int) -> None:
+    """Refuse to extend a finished run where the longer run would differ from a fresh one.
+
+    NOTE [Extending a run]
+    A run that finished at step k wrote a history row there (the end is always evaluated), and
+    that row reset the running mean of the training loss. A fresh run of ``total`` > k steps
+    writes a row at k only if k is on its grid (a multiple of ``eval_every``, or an epoch's end
+    without it): then the extension is exact, weights, rows and metrics alike; otherwise its
+    history would hold a row the fresh run lacks and a later row averaging fewer steps, under
+    the fresh run's key. That case is refused; the weights would be the same, the record not.
+    """
+    if st.metrics is None or st.step >= total or st.status != "ok":
+        return
+    on_grid = (st.step % eval_every == 0) if eval_every else st.pos == 0
+    if not on_grid:
+        grid = f"every {eval_every} steps" if eval_every else "at the end of each epoch"
+        raise fail("train", f"a finished run extended from a step where a fresh {total}-step run "
+                   f"also writes a history row ({grid}); start afresh with --no-resume on the "
+                   "command line, or delete the checkpoint",
+                   f"a run that finished at step {st.step}")
+
+
 def _progress_bar(progress: bool | None, total: int, initial: int, finished: bool) -> tqdm:
     show = sys.stderr.isatty() if progress is None else bool(progress)
     return tqdm(total=total, initial=initial, file=sys.stderr, disable=not show or finished,
@@ -318,10 +340,13 @@ def _train_impl(model: Model, data: TaskData, mask: dict[str, torch.Tensor] | No
     mask = None if mask is None else {k: m.to(device) for k, m in mask.items()}
     ckpt = Checkpointer(o.checkpoint_dir, _run_identity(model, data, mask, o, prune_at, routine))
     g = torch.Generator().manual_seed(o.seed)
-    st, mask = ckpt.resume(model, opt, g, total, device) or (TrainState(), mask)
+    shapes = {k: tuple(p.shape) for k, p in model.prunable(include_bias=True).items()}
+    st, mask = ckpt.resume(model, opt, g, total, device, per_epoch=batches.per_epoch,
+                           shapes=shapes) or (TrainState(), mask)
     holder = MaskHolder(model.prunable(include_bias=True), opt)
     if mask is not None:
         holder.hold(mask)
+    _check_extension(st, o.eval_every, total)
     finished = st.extend_to(total)
     st.restart_clock()
     bar = _progress_bar(o.progress, total, st.step, finished)

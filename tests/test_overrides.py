@@ -233,7 +233,7 @@ def _accepted(line: str) -> list[str]:
     ("grid.metod=['snip']", [f for f in TRIAL_FIELDS if f != "seed"], "metod"),
     ("fixed.seed=3", [f for f in TRIAL_FIELDS if f != "seed"], "seed"),
     ("presets.quick.sedes=2", ["seeds", "description", "grid", "threads", "cases", "extra"]
-     + TRIAL_FIELDS, "sedes"),
+     + [f for f in TRIAL_FIELDS if f != "seed"], "sedes"),
     ("report.table.metrc=val_loss", ["rows", "cols", "metric", "paper_table", "format"],
      "metrc"),
     ("report.figure=['curves']", ["table", "tables", "figures"], "figure"),

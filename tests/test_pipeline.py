@@ -16,6 +16,7 @@ import pytest
 import torch
 
 from spectrumkit.errors import SpectrumkitError
+from spectrumkit.masks import load_masks
 from spectrumkit.pipeline import pack_mask, sub_seed, unpack_mask
 from spectrumkit.study.config import TrialConfig
 
@@ -71,7 +72,7 @@ def _rerun(cli, result: dict, log: str, out: Path) -> None:
     assert metrics["key"] == key
     # the mask, bit for bit
     study_mask = _unpack_independently(result["artifacts"]["mask"])
-    cli_mask = torch.load(out / "mask.pt", weights_only=True)
+    cli_mask = next(iter(load_masks(out / "mask.pt")[0].values()))  # the one mask file format
     assert list(study_mask) == list(cli_mask) and study_mask
     for name in study_mask:
         assert torch.equal(study_mask[name], cli_mask[name]), name

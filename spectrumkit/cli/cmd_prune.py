@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import click
 
 from . import main
@@ -16,6 +18,23 @@ from ._options import given_options, score_option_flags
 # no selected method accepts is an error. The score option flags come from the options models
 # (NOTE [Option flags] in cli/_options.py); --batch-size is the scoring batch's B and synflow's
 # density is 1 - --sparsity, so those two fields are not flags here.
+
+
+#: The mask file prune writes into a folder given as ``--out DIR/``.
+MASKS_FILE = "masks.pt"
+
+
+def _out_file(fn: str, out: str | None) -> str | None:
+    """``--out``, checked up front (NOTE [Output paths]); ending in a slash it is a folder, and
+    the file is ``MASKS_FILE`` inside it."""
+    from .._io import check_output_file
+
+    if out is None:
+        return None
+    if out.endswith(("/", os.sep)):
+        out = os.path.join(out, MASKS_FILE)
+    check_output_file(f"{fn} --out", out)
+    return out
 
 
 def list_recipes(ctx: click.Context, param: click.Parameter, value: bool) -> None:
@@ -53,7 +72,8 @@ def list_recipes(ctx: click.Context, param: click.Parameter, value: bool) -> Non
               help="seq-mnist: folder with the full data set (default: the bundled data)")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda")
-@click.option("--out", type=click.Path(dir_okay=False), default=None, help="mask file (.pt)")
+@click.option("--out", type=click.Path(dir_okay=False), default=None,
+              help=f"mask file (.pt); ending in '/': a folder, to hold {MASKS_FILE}")
 @score_option_flags(exclude=("batch_size", "density"))
 @click.option("--list-recipes", is_flag=True, expose_value=False, is_eager=True,
               callback=list_recipes, help="print the recipes of the jacobian score and exit")
@@ -63,20 +83,22 @@ def prune_cmd(cell, input_size, hidden, classes, steps, batch_size, init, method
     import torch
     from tabulate import tabulate
 
-    from .._io import check_output_file
     from ..anatomy import anatomy_summary, mask_anatomy
-    from ..cells import count_params
-    from ..errors import SpectrumkitError, check_positive_int, check_seed, fail
+    from ..errors import (
+        SpectrumkitError,
+        check_memory_terms,
+        check_positive_int,
+        check_seed,
+        fail,
+    )
     from ..evaluation import resolve_device
     from ..masks import density_from_sparsity, save_masks, topk_mask
     from ..models import SequenceClassifier
     from ..scores import METHODS, OPTIONS, compute_scores
-    from ._data import _check_memory
 
     fn = "prune"
     check_seed(fn, "--seed", seed)
-    if out is not None:
-        check_output_file(f"{fn} --out", out)  # NOTE [Output paths]
+    out = _out_file(fn, out)
     methods = [m.strip() for m in compare.split(",")] if compare else [method]
     for m in methods:
         if m not in METHODS:
@@ -109,8 +131,9 @@ def prune_cmd(cell, input_size, hidden, classes, steps, batch_size, init, method
     check_positive_int(fn, "--hidden", hidden)
     check_positive_int(fn, "--input-size", input_size)
     check_positive_int(fn, "--classes", classes)
-    _check_memory(fn, f"--hidden {hidden}: a model", count_params(cell, input_size, hidden,
-                  include_bias=True) + (hidden + 1) * classes, 3, device)
+    check_memory_terms(fn, _memory_terms(cell, input_size, hidden, classes, steps, batch_size,
+                                         {m: {k: v for k, v in given.items() if accepts(m, k)}
+                                          for m in methods}), device)
 
     model = SequenceClassifier(cell, input_size, hidden, classes, init=init, seed=seed,
                                device=device)
@@ -149,5 +172,32 @@ def prune_cmd(cell, input_size, hidden, classes, steps, batch_size, init, method
                   "classes": classes, "steps": steps, "batch_size": batch_size, "init": init,
                   "sparsity": sparsity, "density": density, "scope": scope,
                   "include_bias": include_bias, "data": data, "seed": seed, "options": given}
+        os.makedirs(os.path.dirname(out) or ".", exist_ok=True)  # --out DIR/: DIR may be new
         path = save_masks(out, masks, config)
         click.echo(f"wrote {path}")
+
+
+def _memory_terms(cell: str, input_size: int, hidden: int, classes: int, steps: int,
+                  batch_size: int, opts: dict[str, dict]) -> dict[str, int]:
+    """The entries prune needs at least, by the flags that set them (NOTE [Memory terms]).
+
+    ``opts``: each method's score options as given; γ's own batch (T̃, B̃) counts for the methods
+    that normalize by γ: the flag, else the method's default, else T or B.
+    """
+    from ..cells import count_params
+    from ..cells import get as get_cell
+    from ..scores import OPTIONS
+
+    S = get_cell(cell).state_size(hidden)
+    model = count_params(cell, input_size, hidden, include_bias=True) + (hidden + 1) * classes
+    terms = {f"--hidden {hidden}: a model, its scores and its mask": 3 * model,
+             f"--steps {steps} and --batch-size {batch_size}: the (T, B, D) scoring batch and "
+             "its (T, B, S) states": steps * batch_size * (input_size + S)}
+    for m, given in opts.items():
+        if given.get("normalize", OPTIONS[m].get("normalize")) != "gamma":
+            continue
+        t = given.get("gamma_steps", OPTIONS[m].get("gamma_steps")) or steps
+        b = given.get("gamma_sequences", OPTIONS[m].get("gamma_sequences")) or batch_size
+        terms[f"--gamma-steps {t} and --gamma-sequences {b}: the (T̃, B̃, D) γ batch and its "
+              "states"] = t * b * (input_size + S)
+    return terms

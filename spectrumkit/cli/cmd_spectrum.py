@@ -84,11 +84,10 @@ def spectrum_cmd(cell, input_size, hidden, init_scheme, batch, seq_len, steps_te
     from .. import figures
     from .._io import check_output_dir, write_atomic
     from ..cells import count_params, get
-    from ..errors import SpectrumkitError, check_positive_int, check_seed
+    from ..errors import SpectrumkitError, check_memory_terms, check_positive_int, check_seed
     from ..evaluation import resolve_device
     from ..init import init_params
     from ..spectra import spectrum
-    from ._data import _check_memory
 
     fn = "spectrum"
     check_seed(fn, "--seed", seed)
@@ -100,9 +99,11 @@ def spectrum_cmd(cell, input_size, hidden, init_scheme, batch, seq_len, steps_te
     dev = resolve_device(device)
     dt = getattr(torch, dtype)
     S = c.state_size(hidden)
-    _check_memory(fn, f"--hidden {hidden}: a cell and one step's Jacobians",
-                  count_params(c, input_size, hidden, include_bias=True), 1, dev,
-                  extra=batch * S * S, itemsize=dt.itemsize)
+    check_memory_terms(fn, {  # NOTE [Memory terms]
+        f"--hidden {hidden}: a cell and one step's Jacobians":
+            count_params(c, input_size, hidden, include_bias=True) + batch * S * S,
+        f"--seq-len {seq_len} (with --batch {batch}): the (T, B, D) inputs and the (T, B, S) "
+        "states": seq_len * batch * (input_size + S)}, dev, itemsize=dt.itemsize)
     params = init_params(c, input_size, hidden, init_scheme, seed=seed, dtype=dt, device=dev)
     xs, _ = _cli_batch(fn, data, data_root, batch, seq_len, input_size, 10, seed, dtype=dt)
     xs = xs.transpose(0, 1).contiguous().to(dev)                   # (T, B, D), NOTE [CLI data]

@@ -262,35 +262,40 @@ def _even_stages(fn: str, params: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _check_memory_for(fn: str, c: TrialConfig, task: TaskData, device: str) -> None:
-    """Refuse a model that cannot fit (NOTE [Memory estimate]) before it is allocated."""
-    from ..cells import count_params
+    """Refuse sizes that cannot fit (NOTE [Memory terms]) before the model is allocated."""
+    from ..errors import check_memory_terms
     from ..evaluation import resolve_device
-    from ._data import _check_memory
+    from ..study.config import memory_terms
 
     N = c.hidden_size
     e = c.embed_size or N
     D = task.input_size if task.kind != "language" else e
     heads = {"classification": (N + 1) * (task.num_classes or 0), "regression": N + 1,
              "language": (task.vocab_size or 0) * (e + N + 1)}[task.kind]
-    _check_memory(fn, f"--hidden {N}: a model",
-                  count_params(c.cell, D or 0, N, include_bias=True) + heads,
-                  4 if c.optimizer == "adam" else 2, resolve_device(device))
+    shape = tuple(getattr(getattr(task.train, "xs", None), "shape", ()))
+    T = task.bptt or (int(shape[1]) if len(shape) >= 2 else 1)
+    flags = {f: "--" + _FIELD_PARAMS.get(f, f).replace("_", "-")
+             for f in ("hidden_size", "batch_size", "score_batch")}
+    flags.update(gamma_steps="--gamma-steps", gamma_sequences="--gamma-sequences")
+    check_memory_terms(fn, memory_terms(c, input_size=D or 1, heads=heads, seq_len=T,
+                                        name=flags), resolve_device(device))
 
 
-def _write_outputs(outdir: Path, record: dict[str, Any], result: PipelineResult) -> list[Path]:
+def _write_outputs(outdir: Path, record: dict[str, Any], result: PipelineResult,
+                   method: str) -> list[Path]:
     """OUT/history.csv, OUT/metrics.json and OUT/mask.pt, each written atomically."""
     import json
 
-    import torch
-
-    from .._io import write_atomic, write_text_atomic
+    from .._io import write_text_atomic
+    from ..masks import save_masks
 
     hist = write_text_atomic(outdir / "history.csv", result.history.to_csv(index=False))
     met = write_text_atomic(outdir / "metrics.json",
                             json.dumps(record, indent=2, allow_nan=False))
     mask = result.mask
     if mask is not None:
-        write_atomic(outdir / "mask.pt", lambda f: torch.save(mask, f))
+        # NOTE [Mask files]: the one format, as prune writes it (load_masks reads both)
+        save_masks(outdir / "mask.pt", {method: mask}, record["config"])
     elif (outdir / "mask.pt").is_file():  # a dense run: an earlier run's mask would mislead
         (outdir / "mask.pt").unlink()
     return [hist, met]
@@ -438,7 +443,7 @@ def train_cmd(**params: Any) -> None:
                   metrics={k: finite(v) for k, v in result.metrics.items()},
                   artifacts=result.artifacts, device=result.device, data=result.data,
                   torch=torch.__version__)
-    hist, met = _write_outputs(outdir, record, result)
+    hist, met = _write_outputs(outdir, record, result, c.method)
     click.echo(_summary(c, result))
     click.echo(f"data: {result.data}")
     click.echo(f"wrote {hist}, {met}")

@@ -223,19 +223,11 @@ def _seed(t: Mapping[str, Any]) -> int:
 def find_study_dirs(path: str | Path) -> list[Path]:
     """``path`` itself if it holds ``spec.json``, else its sub-folders that do (sorted)."""
     p = Path(path)
-    if (p / "spec.json").is_file():
+    if (p / "spec.json").exists():
         return [p]
     if p.is_dir():
-        return sorted(d for d in p.iterdir() if d.is_dir() and (d / "spec.json").is_file())
+        return sorted(d for d in p.iterdir() if d.is_dir() and (d / "spec.json").exists())
     return []
-
-
-def _read_json(fn: str, path: Path) -> Any:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError, RecursionError) as e:  # ValueError: not UTF-8, not JSON
-        raise fail(fn, f"a readable JSON file at {path}",
-                   f"{type(e).__name__}: {' '.join(str(e).split())}") from None
 
 
 def load_study(study_dir: str | Path, *, fn: str = "load_study") -> StudyResults:
@@ -255,21 +247,19 @@ def load_study(study_dir: str | Path, *, fn: str = "load_study") -> StudyResults
     """
     import warnings
 
-    from ..study.store import StudyWarning, read_trial_file
+    from ..study.store import StudyWarning, read_spec_file, read_trial_file
 
     p = Path(study_dir)
     expected = ("a study results folder OUT/<study> holding spec.json and trials/*.json, as "
                 "written by 'spectrumkit study NAME'")
     if not p.is_dir():
         raise fail(fn, expected, f"{str(p)!r} (not a folder)")
-    if not (p / "spec.json").is_file():
+    if not (p / "spec.json").exists():
         subs = find_study_dirs(p)
         hint = (f" (it holds the study folders {', '.join(d.name for d in subs)}; pass one of them)"
                 if subs else " (no spec.json)")
         raise fail(fn, expected, f"{str(p)!r}{hint}")
-    spec = _read_json(fn, p / "spec.json")
-    if not isinstance(spec, dict):
-        raise fail(fn, "spec.json to hold a JSON object", type(spec).__name__)
+    spec = read_spec_file(fn, p / "spec.json")
     tdir = p / "trials"
     files = sorted(tdir.glob("*.json")) if tdir.is_dir() else []
     if not files:

@@ -581,3 +581,42 @@ def pydantic_message(fn: str, err: ValidationError, where: str = "") -> str:
     if constraint == msg:
         constraint = msg[:1].lower() + msg[1:]
     return f"{fn}: expected {loc} {constraint}{where}, got {got}"
+
+
+def memory_terms(c: TrialConfig, *, input_size: int = 1, heads: int = 0, seq_len: int = 1,
+                 name: Mapping[str, str] | None = None) -> dict[str, int]:
+    r"""The entries one trial needs at least, by the setting that drives each (NOTE [Memory
+    terms] in ``spectrumkit/errors.py``): the model with its gradient and optimizer state
+    (``hidden_size``), one training batch (``batch_size`` × T × (D + S)), one scoring batch
+    (``score_batch``) and γ's own batch (``score_options.gamma_steps`` × ``gamma_sequences``).
+
+    ``input_size`` D, ``heads`` (the readout's parameters) and ``seq_len`` T are the data's where
+    known (the defaults 1 and 0 keep a lower bound when they are not, as at a study's load).
+    ``name`` maps a field to how the user wrote it (``{"hidden_size": "--hidden"}``).
+    A cell that is not built in gives no terms: its own checks apply.
+    """
+    def n(field: str) -> str:
+        return (name or {}).get(field, field)
+
+    try:
+        S = _cells.get(c.cell).state_size(c.hidden_size)
+        P = _cells.count_params(c.cell, c.embed_size or input_size, c.hidden_size,
+                                include_bias=True)
+    except SpectrumkitError:
+        return {}
+    D = c.embed_size or input_size
+    copies = 4 if c.optimizer == "adam" else 2
+    terms = {f"{n('hidden_size')} {c.hidden_size} (cell {c.cell}): a model, its gradient and "
+             "its optimizer state": copies * (P + heads),
+             f"{n('batch_size')} {c.batch_size}: a training batch's inputs and states":
+                 c.batch_size * seq_len * (D + S),
+             f"{n('score_batch')} {c.score_batch}: the scoring batch's inputs and states":
+                 c.score_batch * seq_len * (D + S)}
+    so = c.score_options or {}
+    t, b = so.get("gamma_steps"), so.get("gamma_sequences")
+    if isinstance(t, int) or isinstance(b, int):
+        t = t if isinstance(t, int) else seq_len
+        b = b if isinstance(b, int) else c.score_batch
+        terms[f"{n('gamma_steps')} {t} and {n('gamma_sequences')} {b}: γ's batch"] = \
+            t * b * (D + S)
+    return terms

@@ -190,12 +190,14 @@ def run_study(study: str | Path | Study, *, progress: bool | None = None,
     t0 = time.perf_counter()
     store = ResultStore(Path(opts.out) / spec.name)
     store.prepare()
+    store.check_outputs(spec.keys)  # every file the run will write, before any trial runs
+    required = {t.metric for t in (spec.report.table, *spec.report.tables)}
     with store.lock():
         store.clean_temps()
         store.write_spec({**spec.to_json(), "schema_version": SCHEMA_VERSION})
         todo, done, kept_failed = [], 0, 0
         for cfg, key in zip(spec.configs, spec.keys):
-            r = store.read(key)
+            r = store.read(key, required=required)
             if r is None or (r["status"] == "failed" and opts.retry_failed):
                 todo.append((cfg, key))
             elif r["status"] == "failed":

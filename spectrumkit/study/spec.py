@@ -63,9 +63,17 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, PositiveInt, ValidationError
 
+from .._io import read_text_file
 from ..choices import FIGURES, Figure
-from ..errors import SpectrumkitError, fail
-from .config import TRIAL_METRICS, TrialConfig, canonical_json, pydantic_message, trial_key
+from ..errors import SpectrumkitError, check_memory_terms, fail
+from .config import (
+    TRIAL_METRICS,
+    TrialConfig,
+    canonical_json,
+    memory_terms,
+    pydantic_message,
+    trial_key,
+)
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -213,9 +221,9 @@ def study_file(name: str | Path) -> tuple[str, str]:
     s = str(name)
     if s.endswith(".toml") or "/" in s or "\\" in s:
         p = Path(s)
-        if not p.is_file():
+        if not p.exists():
             raise fail(fn, "an existing study file", repr(s))
-        return p.read_text(encoding="utf-8"), str(p.resolve())
+        return read_text_file(fn, p, "a study file (UTF-8 TOML)"), str(p.resolve())
     entry = _studies_dir() / f"{s}.toml"
     if not entry.is_file():
         raise fail(fn, f"a study among {', '.join(list_studies())} (or a path to a .toml file)",
@@ -278,9 +286,16 @@ def _trial_fields() -> list[str]:
 #   extra trials) and to set it in [fixed].
 # - VALUE is a TOML value (``64``, ``0.5``, ``true``, ``"x"``, ``["glorot", "he"]``,
 #   ``{scale = 0.5}``); a bare word that is not valid TOML (``glorot``) is that string.
+# - The training budget is ONE setting given as ``epochs`` or ``steps``: a bare ``steps=N``
+#   also removes ``epochs`` wherever the study sets it (and ``epochs=N`` removes ``steps``), so
+#   ``--set steps=2`` switches an epochs-based study to steps. A dotted ``fixed.steps=N`` edits
+#   only that key, and the check of exactly one budget judges the result.
 # An unknown first key is refused here, naming the sections and the trial fields; a deeper unknown
 # key is refused by the check of its level, naming the keys accepted there. The messages name the
 # overrides next to the file. ``spec.json`` records them: each as given, with its key and value.
+
+#: The two spellings of the training budget (NOTE [Study overrides]): each replaces the other.
+_BUDGET = {"epochs": "steps", "steps": "epochs"}
 
 _KEY = re.compile(r"[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*")
 
@@ -367,6 +382,10 @@ def _set_everywhere(fn: str, doc: dict[str, Any], o: Override) -> None:
                 tables += pre.get(part, []) if isinstance(pre.get(part), list) else []
     for t in tables:
         _drop_path(t, o.path)
+    other = _BUDGET.get(o.path[0]) if len(o.path) == 1 else None
+    if other is not None:  # the training budget is one setting: epochs or steps
+        for t in [*tables, doc.get("fixed")]:
+            _drop_path(t, (other,))
     _set_path(fn, doc, ("fixed", *o.path), o.value, o.given)
 
 
@@ -458,7 +477,8 @@ def _preset_table(fn: str, raw: dict[str, Any], preset: str, sname: str, src: st
     pre = presets[preset]
     if not isinstance(pre, dict):
         raise fail(fn, f"a table [presets.{preset}] in {src}", repr(pre))
-    _check_fields(fn, pre, list(_PRESET_KEYS) + _trial_fields(), f"[presets.{preset}]", src)
+    fields = [f for f in _trial_fields() if f != "seed"]  # the seed is the run's, as everywhere
+    _check_fields(fn, pre, list(_PRESET_KEYS) + fields, f"[presets.{preset}]", src)
     return dict(pre)
 
 
@@ -627,12 +647,22 @@ def load_study(name: str | Path, preset: str = "quick", *, seeds: int | None = N
     configs, row_index = _configs(fn, plan, resolved, n_seeds)
     for t in [report.table, *report.tables]:
         _check_metric(fn, t.metric, {c.trial for c in configs}, src)
+    _check_largest_trial(fn, configs, src)
     return Study(name=sname, preset=preset, description=str(raw.get("description", "")).strip(),
                  paper=raw.get("paper"), grid=plan.grid, fixed=resolved, seeds=n_seeds,
                  report=report, source=source, presets=tuple(raw["presets"]), threads=threads,
                  configs=tuple(configs), cases=tuple(c for c in plan.cases if c),
                  rows=tuple(plan.rows), row_index={lab: tuple(i) for lab, i in row_index.items()},
                  overrides=sets).with_data_root(data_root)
+
+
+def _check_largest_trial(fn: str, configs: Sequence[TrialConfig], source: str) -> None:
+    """Refuse, at load and once, a study whose largest trial cannot fit in memory: the trial
+    whose lower bound (:func:`~spectrumkit.study.config.memory_terms`, the data's sizes unknown
+    yet) is the largest, named by the TOML keys that drive it."""
+    sized = [memory_terms(c) for c in configs]
+    largest = max(sized, key=lambda t: sum(t.values()), default={})
+    check_memory_terms(fn, {f"{k} (in {source})": v for k, v in largest.items()})
 
 
 def _check_metric(fn: str, metric: str, trials: set[str], source: str) -> None:

@@ -26,9 +26,17 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+from pydantic import ValidationError
 
-from .._io import check_output_dir, write_text_atomic
-from ..errors import SpectrumkitError, fail
+from .._formats import SpecFile, TrialFile, first_error
+from .._io import (
+    check_output_dir,
+    decode_utf8,
+    describe_read_error,
+    read_regular,
+    write_text_atomic,
+)
+from ..errors import fail
 from .config import (
     DATA_IDENTITY_FIELDS,
     SCHEMA_VERSION,
@@ -76,10 +84,14 @@ def _check_result(data: Any, key: str) -> str | None:
             return "its config and data do not hash to its key"
     except Exception as e:  # noqa: BLE001 - any failure means the file cannot be trusted
         return f"its config does not validate ({type(e).__name__})"
+    try:
+        TrialFile.model_validate(data)  # every field by type (metrics: numbers or null)
+    except ValidationError as e:
+        return first_error(e)
     return None
 
 
-def read_trial_file(path: str | Path, key: str | None = None
+def read_trial_file(path: str | Path, key: str | None = None, *, required: Iterable[str] = ()
                     ) -> tuple[dict[str, Any] | None, str | None]:
     r"""Read one trial result file: ``(result, None)``, ``(None, why)`` or ``(None, None)``.
 
@@ -87,21 +99,22 @@ def read_trial_file(path: str | Path, key: str | None = None
     It never raises for the file's content: bytes that are not UTF-8, text that is not JSON (NaN
     and Infinity included), JSON that is not an object, a wrong schema version, a missing or
     mistyped field (``"config": 5``), an unknown status, or a config and data block that do not
-    hash to ``key`` (default: the file's stem) all give ``(None, why)`` with ``why`` one line.
-    An absent file gives ``(None, None)``.
+    hash to ``key`` (default: the file's stem), a metric that is not a number or null, an ``ok``
+    result without one of the ``required`` metrics, or a path that is not a regular file (a FIFO
+    is never opened for a blocking read: NOTE [Reading back] in ``spectrumkit/_io.py``) all give
+    ``(None, why)`` with ``why`` one line. An absent file gives ``(None, None)``.
     """
     path = Path(path)
     key = path.stem if key is None else key
     try:
-        raw = path.read_bytes()
+        raw = read_regular(path)
     except FileNotFoundError:
         return None, None
     except OSError as e:
-        return None, f"unreadable ({type(e).__name__}: {e.strerror or e})"
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as e:
-        return None, f"not UTF-8 (byte 0x{raw[e.start]:02x} at offset {e.start})"
+        return None, describe_read_error(e)
+    text, bad = decode_utf8(raw)
+    if text is None:
+        return None, f"not UTF-8 ({bad[len('not UTF-8: '):] if bad else ''})"
     try:
         data = json.loads(text, parse_constant=_no_constant)
     except json.JSONDecodeError as e:
@@ -109,6 +122,10 @@ def read_trial_file(path: str | Path, key: str | None = None
     except (ValueError, RecursionError) as e:
         return None, f"not valid JSON ({' '.join(str(e).split()) or type(e).__name__})"
     why = _check_result(data, key)
+    if why is None and data["status"] == "ok":
+        missing = [m for m in required if m not in data["metrics"]]
+        if missing:
+            why = f"metrics.{missing[0]}: missing from an ok result"
     return (data, None) if why is None else (None, why)
 
 
@@ -130,6 +147,15 @@ class ResultStore:
         except OSError as e:
             raise fail("run_study", "an output folder that can be written",
                        f"{self.root} ({type(e).__name__}: {e.strerror or e})") from None
+
+    def check_outputs(self, keys: Iterable[str]) -> None:
+        """Refuse, before any trial runs, a run that could not write one of its files: each
+        ``trials/<key>.json`` and ``logs/<key>.log`` of ``keys`` and ``spec.json`` must be new or
+        a regular file (NOTE [Output paths] in ``spectrumkit/_io.py``)."""
+        keys = list(keys)
+        check_output_dir("run_study", self.root, files=["spec.json"])
+        check_output_dir("run_study", self.trials, files=[f"{k}.json" for k in keys])
+        check_output_dir("run_study", self.logs, files=[f"{k}.log" for k in keys])
 
     @contextlib.contextmanager
     def lock(self) -> Iterator[None]:
@@ -166,13 +192,15 @@ class ResultStore:
         """``logs/<key>.log``."""
         return self.logs / f"{key}.log"
 
-    def read(self, key: str, *, warn: bool = True) -> dict[str, Any] | None:
+    def read(self, key: str, *, warn: bool = True, required: Iterable[str] = ()
+             ) -> dict[str, Any] | None:
         """The stored result of ``key``; None if absent, or ill-formed (with a warning naming it).
 
-        An ill-formed file (:func:`read_trial_file`) counts as not done: its trial runs again.
+        An ill-formed file (:func:`read_trial_file`; ``required``: the metrics an ok result must
+        hold) counts as not done: its trial runs again.
         """
         path = self.result_path(key)
-        data, why = read_trial_file(path, key)
+        data, why = read_trial_file(path, key, required=required)
         if why is not None and warn:
             warnings.warn(f"corrupt result file {path}: {why}; the trial will be run again",
                           StudyWarning, stacklevel=2)
@@ -227,15 +255,34 @@ def collect(study_dir: str | Path, keys: Iterable[str] | None = None) -> pd.Data
     return pd.DataFrame(rows)
 
 
-def load_spec(study_dir: str | Path) -> dict[str, Any]:
-    """The ``spec.json`` of a study folder."""
-    p = Path(study_dir) / "spec.json"
+def read_spec_file(fn: str, path: str | Path) -> dict[str, Any]:
+    """Read and type-check a ``spec.json`` (NOTE [Reading back]); every failure is one line
+    ``fn: expected a spec.json ..., got PATH (why)`` naming the file and the field."""
+    path = Path(path)
+    expected = "a spec.json as 'spectrumkit study' writes it"
     try:
-        spec = json.loads(p.read_text(encoding="utf-8"))
-    except (OSError, ValueError, RecursionError) as e:  # ValueError: not UTF-8, not JSON
-        raise SpectrumkitError(f"load_spec: expected a readable spec.json in {study_dir}, got "
-                               f"{type(e).__name__}") from None
+        raw = read_regular(path)
+    except OSError as e:
+        raise fail(fn, expected, f"{path} ({describe_read_error(e)})") from None
+    text, why = decode_utf8(raw)
+    if text is None:
+        raise fail(fn, expected, f"{path} ({why})")
+    try:
+        spec = json.loads(text, parse_constant=_no_constant)
+    except json.JSONDecodeError as e:
+        raise fail(fn, expected, f"{path} (not valid JSON: {e.msg} at line {e.lineno} column "
+                   f"{e.colno})") from None
+    except (ValueError, RecursionError) as e:
+        raise fail(fn, expected, f"{path} (not valid JSON: {type(e).__name__})") from None
     if not isinstance(spec, dict):
-        raise SpectrumkitError(f"load_spec: expected a JSON object in {p}, got "
-                               f"{type(spec).__name__}")
+        raise fail(fn, expected, f"{path} (not a JSON object but {type(spec).__name__})")
+    try:
+        SpecFile.model_validate(spec)
+    except ValidationError as e:
+        raise fail(fn, expected, f"{path} ({first_error(e)})") from None
     return spec
+
+
+def load_spec(study_dir: str | Path) -> dict[str, Any]:
+    """The ``spec.json`` of a study folder, type-checked (:func:`read_spec_file`)."""
+    return read_spec_file("load_spec", Path(study_dir) / "spec.json")
