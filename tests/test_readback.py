@@ -12,7 +12,9 @@ import pytest
 
 from spectrumkit.errors import SpectrumkitError
 from spectrumkit.study import StudyWarning, load_study, run_study
-from tests.test_reliability_study import ALLOW, study_toml
+from tests.study_fake import study_toml
+
+ALLOW = {"allow_trial_code": True}
 
 pytestmark = pytest.mark.filterwarnings("ignore::spectrumkit.study.StudyWarning")
 
