@@ -140,11 +140,25 @@ def _check_sv(fn: str, sv: torch.Tensor) -> np.ndarray:
     return a
 
 
-def _effective_rank(a: np.ndarray) -> np.ndarray:
-    total = a.sum(-1, keepdims=True)
-    p = np.divide(a, total, out=np.zeros_like(a), where=total > 0)
+#: Entries per block of the effective rank's temporaries (2 MiB of float64 each): the pooled
+#: summary of a long spectrum would otherwise hold several float64 copies of every σ at once.
+_RANK_BLOCK = 2**18
+
+
+def _effective_rank_rows(m: np.ndarray) -> np.ndarray:
+    total = m.sum(-1, keepdims=True)
+    p = np.divide(m, total, out=np.zeros_like(m), where=total > 0)
     h = -np.sum(np.where(p > 0, p * np.log(np.where(p > 0, p, 1.0)), 0.0), axis=-1)
     return np.where(total[..., 0] > 0, np.exp(h), 0.0)
+
+
+def _effective_rank(a: np.ndarray) -> np.ndarray:
+    """(..., S) -> (...): row by row, in blocks of about :data:`_RANK_BLOCK` entries."""
+    m = a.reshape(-1, a.shape[-1])
+    rows = max(1, _RANK_BLOCK // m.shape[-1])
+    out = np.concatenate([_effective_rank_rows(m[i: i + rows])
+                          for i in range(0, m.shape[0], rows)])
+    return out.reshape(a.shape[:-1])
 
 
 def effective_rank(sv: torch.Tensor) -> torch.Tensor:
@@ -391,10 +405,11 @@ def spectrum(cell: str | Cell, params: Params, xs: torch.Tensor, *,
                     sv[k] = torch.linalg.svdvals(J).cpu()
                     k += 1
                 del chunk, J
+    steps = plan.steps
+    del plan                            # the states, when computed here, are no longer needed
     a = sv.to(torch.float64).numpy()
-    rows = [_summary(a[i], near_zero) for i in range(len(plan.steps))]
-    table = pd.DataFrame(rows, index=pd.Index(plan.steps, name="step"),
-                         columns=list(SUMMARY_COLUMNS))
+    rows = [_summary(a[i], near_zero) for i in range(len(steps))]
+    table = pd.DataFrame(rows, index=pd.Index(steps, name="step"), columns=list(SUMMARY_COLUMNS))
     return Spectrum(table, _summary(a, near_zero), _histogram(a, bins, value_range), sv)
 
 
