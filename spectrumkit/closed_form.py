@@ -317,7 +317,7 @@ def _assemble_into(form: _ClosedForm, fold: _Folded, beta: torch.Tensor,
         P = fold.M[gn] * beta[:, 0, gn, :, None]                             # diag(β_n) M_n
         out.addcmul_(P, rho[:, 0, None, :])                                  # … diag(ρ₁)
         P.mul_(rho[:, 1, None, :])                                           # … diag(ρ₂)
-        out.view(B * N, N).addmm_(P.view(B * N, N), fold.M[gr])            # … M_r
+        out += (P.view(B * N, N) @ fold.M[gr]).view(B, N, N)                 # … M_r (aligned)
 
 
 def _closed_form_into(cell: Cell, params: Params, x: torch.Tensor, s: torch.Tensor, block: str,
