@@ -281,16 +281,19 @@ def _fold(form: _ClosedForm, params: Params, N: int, Bo: int, block: str, diagon
     if block == "hh":
         M = M[..., :N]
     gates = [g for g in range(M.shape[0]) if form.reset is None or g not in form.reset]
-    eye = torch.eye(N, dtype=M.dtype, device=M.device)[:, None, :]          # e_n, (N, 1, N)
+    K = len(gates) + int(diagonal)
     right: list[torch.Tensor | None] = []
     for p in range(Bo):
         if p * N >= M.shape[-1]:
             right.append(None)
             continue
-        R = M[gates, :, p * N: (p + 1) * N].permute(1, 0, 2)                 # (N, G', N)
+        R = M.new_empty(Bo, N, K, N)                                         # rows (o, n)
+        for k, g in enumerate(gates):
+            R[0, :, k] = M[g, :, p * N: (p + 1) * N]                         # M[g, n, p·N + j]
         if diagonal:
-            R = torch.cat([R, eye], dim=1)                                   # (N, K, N)
-        right.append(R.repeat(Bo, 1, 1))                                     # rows (o, n)
+            R[0, :, K - 1].zero_().diagonal().fill_(1)                       # e_n
+        R[1:] = R[0]
+        right.append(R.view(Bo * N, K, N))
     return _Folded(gates, right, M)
 
 
