@@ -69,7 +69,8 @@ from .cells import Cell, Params
 # step's (B, N, N), the size of that step's Jacobians. Cost: B·N³ per step, the price of the
 # matrix product in the Jacobian itself (jacrev pays the same order). Requires S = C = N.
 #
-# The contraction is accumulated gate by gate in place (G ≤ 4 passes) rather than with
+# With a graph (_closed_form), the contraction is accumulated gate by gate in place (G ≤ 4 passes;
+# without one, NOTE [One pass over J]) rather than with
 # torch.einsum: einsum returns an n-major layout, and making it (B, S, S)-contiguous would copy the
 # whole chunk, doubling the peak memory that the streamed spectra bound. Everything is ordinary
 # autograd-able torch code, so the closed form is differentiable with respect to params and s.
