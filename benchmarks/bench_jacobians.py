@@ -1,11 +1,22 @@
-"""Benchmark the per-step Jacobian engines and the streamed spectra (issue 3).
+"""Benchmark the per-step Jacobian engines and the streamed spectra.
 
 Run from the repository root::
 
     PYTHONPATH=. python benchmarks/bench_jacobians.py            # full (several minutes on 2 cores)
     PYTHONPATH=. python benchmarks/bench_jacobians.py --quick    # a subset, about a minute
+    PYTHONPATH=. python benchmarks/bench_jacobians.py --threads 1 --limit-only   # table 0 alone
 
-Three tables, every ratio measured side by side in this one run (float32, B = 64, D = 28):
+Four tables, every ratio measured side by side in this one run (float32, B = 64, D = 28):
+
+0. The memory limit. A closed-form step Jacobian does O(G) arithmetic per entry, so its floor is
+   writing B·S² numbers. For every built-in cell at N = 400: ``step_jacobians(..., steps=1)`` of a
+   4-step sequence (closed form; it unrolls the sequence first), the unroll alone, a copy of a
+   (B, S, S) tensor of the same size (``dst.copy_(src)``, both preallocated) and the same call
+   with ``method="jacrev"``, measured interleaved (a, b, c, d, a, b, ...) and summarized by
+   medians of ``--repeats-limit`` rounds (at least 5). Printed: (closed form - unroll) / copy, the
+   cost of the Jacobian alone in units of a copy, next to (jacrev - unroll) / copy and
+   jacrev / closed form. Then the 28-step GRU-400 check: ``step_jacobians(..., steps=1)`` against
+   ``method="jacrev"`` on the same sequence, interleaved medians.
 
 1. Engines. For each built-in cell and N in {100, 400}: the Jacobian of one step (the 4th of a
    4-step sequence, same params, inputs and states for every engine) by the closed form,
@@ -18,13 +29,16 @@ Three tables, every ratio measured side by side in this one run (float32, B = 64
    ``torch.linalg.svdvals`` on the very same matrices, precomputed (last 4 of 28 steps, the paper's
    U = 4).
 3. Memory of ``spectrum()`` at T = 784 (pixel-wise MNIST), N = 100, B = 64, chunk_size = 64 steps,
-   in a fresh subprocess. Two numbers: the Jacobian storage by accounting (the chunk tensor
-   c·B·S²·4 bytes, plus the one-step copy ``svdvals`` makes), and the measured peak resident memory
-   above the resident memory before the call (Linux VmHWM after resetting it through
-   /proc/self/clear_refs), which also counts the states, the singular values (O(T·B·S)) and their
-   float64 copy for the summaries. On CUDA the measured number is torch.cuda.max_memory_allocated.
-   Cells with S = N only (gru, rnn; --quick: gru on the last 128 steps): an LSTM has S = 2N = 200,
-   so the same chunk holds 4x the bytes (655 MB) and its 50,176 SVDs of 200x200 take many minutes.
+   in a fresh subprocess. By accounting, the larger of two phases: the loop (the closed form's one
+   reused step buffer B·S², the one-step copy ``svdvals`` makes, the states (T+1)·B·S and the
+   singular values U·B·S, float32; NOTE [Spectra one step at a time]) and the summaries (the
+   singular values, their float64 copy and the copy ``np.median`` sorts; the states are dropped
+   by then). Measured: the peak resident memory above the resident memory before the call (Linux
+   VmHWM after resetting it through /proc/self/clear_refs), which adds allocator slack and pandas.
+   On CUDA the measured number is torch.cuda.max_memory_allocated. The target, < 200 MB, is
+   met when the measured figure is under it.
+   Cells with S = N only (gru, rnn; --quick: gru on the last 128 steps): an LSTM has S = 2N = 200
+   and its 50,176 SVDs of 200x200 take many minutes.
 """
 
 from __future__ import annotations
@@ -34,6 +48,7 @@ import json
 import os
 import platform
 import re
+import statistics
 import subprocess
 import sys
 import time
@@ -50,6 +65,7 @@ from spectrumkit.unroll import unroll
 B, D = 64, 28
 REF_EXAMPLES = 2
 CELLS = ("rnn", "rnn_relu", "lstm", "peephole_lstm", "gru")
+LIMIT_CELLS = ("rnn", "rnn_relu", "lstm", "peephole_lstm", "gru", "gru_cho")
 
 
 def _sync(device: torch.device) -> None:
@@ -83,6 +99,60 @@ def timed_pair(fa, fb, device: torch.device, repeats: int):
         t, rb = timed(fb, device, 1)
         tb = min(tb, t)
     return ta, ra, tb, rb
+
+
+def interleaved_medians(fns: dict, device: torch.device, rounds: int) -> dict[str, float]:
+    """Median wall time of each function over ``rounds`` rounds; each round calls them all in turn
+    (the order rotates every round), so a change of machine load lands on every one alike."""
+    names = list(fns)
+    times: dict[str, list[float]] = {n: [] for n in names}
+    for name in names:                                          # warm-up round
+        fns[name]()
+    for r in range(rounds):
+        k = r % len(names)
+        for name in names[k:] + names[:k]:
+            t, _ = timed(fns[name], device, 1)
+            times[name].append(t)
+    return {n: statistics.median(v) for n, v in times.items()}
+
+
+def limit(cells, N: int, device: torch.device, rounds: int):
+    """Table 0: each cell's closed form against a copy of its size, the unroll and jacrev."""
+    rows = []
+    for cell in cells:
+        p, xs = setup(cell, N, 4, device)
+        S = get(cell).state_size(N)
+        src = torch.randn(B, S, S, device=device)
+        dst = torch.empty_like(src).copy_(src)
+        m = interleaved_medians({
+            "copy": lambda: dst.copy_(src),
+            "unroll": lambda: unroll(cell, p, xs),
+            "closed": lambda: step_jacobians(cell, p, xs, steps=1),
+            "jacrev": lambda: step_jacobians(cell, p, xs, steps=1, method="jacrev"),
+        }, device, rounds)
+        rows.append({
+            "cell": cell, "N": N, "S": S, "copy ms": 1e3 * m["copy"],
+            "unroll ms": 1e3 * m["unroll"], "closed form ms": 1e3 * m["closed"],
+            "jacrev ms": 1e3 * m["jacrev"],
+            "(closed - unroll) / copy": (m["closed"] - m["unroll"]) / m["copy"],
+            "(jacrev - unroll) / copy": (m["jacrev"] - m["unroll"]) / m["copy"],
+            "jacrev / closed": m["jacrev"] / m["closed"],
+        })
+        del src, dst
+        print(f"  limit: {cell} N={N} done", file=sys.stderr, flush=True)
+    return rows
+
+
+def against_jacrev(N: int, T: int, device: torch.device, rounds: int) -> dict:
+    """``step_jacobians(..., steps=1)`` on a T-step GRU sequence against vmap(jacrev)."""
+    p, xs = setup("gru", N, T, device)
+    m = interleaved_medians({
+        "closed": lambda: step_jacobians("gru", p, xs, steps=1),
+        "jacrev": lambda: step_jacobians("gru", p, xs, steps=1, method="jacrev"),
+    }, device, rounds)
+    return {"cell": "gru", "N": N, "T": T, "closed form ms": 1e3 * m["closed"],
+            "jacrev ms": 1e3 * m["jacrev"], "jacrev / closed": m["jacrev"] / m["closed"],
+            "target": ">= 15"}
 
 
 def setup(cell: str, N: int, T: int, device: torch.device, seed: int = 0):
@@ -180,10 +250,14 @@ def memory_child(cell: str, N: int, T: int, chunk: int, steps: int, device: str)
     peak = (torch.cuda.max_memory_allocated(dev) if dev.type == "cuda"
             else _status_kb("VmHWM") * 1024)
     c = min(chunk, steps)
+    step_J = B * S * S * itemsize / 1e6                 # one step's Jacobians
+    states = (T + 1) * B * S * itemsize / 1e6
+    sv = steps * B * S * itemsize / 1e6
+    loop = 2 * step_J + states + sv                     # the buffer, svdvals' copy, states, σ
+    summary = sv + 2 * 2 * sv                           # σ, its float64 copy, np.median's copy
     print(json.dumps({
         "cell": cell, "N": N, "S": S, "T": T, "B": B, "steps": steps, "chunk": c,
-        "chunk MB (accounted)": c * B * S * S * itemsize / 1e6,
-        "+ svdvals copy MB": B * S * S * itemsize / 1e6,
+        "loop MB (accounted)": loop, "summaries MB (accounted)": summary,
         "measured peak MB": (peak - base) / 1e6, "time s": elapsed,
         "pooled mean σ": sp.pooled["mean"],
     }))
@@ -211,6 +285,10 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=None,
                     help="torch.set_num_threads for this run and the memory subprocess "
                          "(default: torch's choice)")
+    ap.add_argument("--limit-only", action="store_true",
+                    help="only table 0 (the memory limit) and the 28-step check against jacrev")
+    ap.add_argument("--repeats-limit", type=int, default=7,
+                    help="interleaved rounds of table 0 and the jacrev check (at least 5)")
     ap.add_argument("--_memory-child", nargs=6, help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a.threads is not None:
@@ -228,6 +306,16 @@ def main() -> None:
           f"mode {'quick' if a.quick else 'full'}")
     fmt = dict(headers="keys", floatfmt=".3g", tablefmt="github")
     warm_up(device)
+    rounds = max(5, a.repeats_limit)
+    lim = limit(LIMIT_CELLS, 400, device, rounds)
+    print(f"\n## 0. Closed form at the memory limit (steps=1 of 4, B=64, N=400; medians of "
+          f"{rounds} interleaved rounds)\n")
+    print(tabulate(lim, **fmt))
+    jr = against_jacrev(400, 28, device, rounds)
+    print(f"\nsteps=1 of a 28-step GRU-400 sequence, medians of {rounds} interleaved rounds:\n")
+    print(tabulate([jr], **fmt))
+    if a.limit_only:
+        return
 
     if a.quick:
         eng = engines(CELLS, [100], device, 2, quick=True)

@@ -26,17 +26,22 @@ from __future__ import annotations
 
 import functools
 import warnings
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
 
 import torch
-import torch.nn.functional as F
 from torch.func import jacfwd, jacrev, jvp, vjp, vmap
 
-from . import cells as _cells
 from .cells import Cell, Params, get
 from .choices import JACOBIAN_BLOCKS, JACOBIAN_METHODS, JacobianBlock, JacobianMethod
+from .closed_form import (  # noqa: F401 - re-exported for spectra and the tests
+    _CLOSED_FORMS,
+    _closed_form,
+    _closed_form_into,
+    _graph_free,
+    _new_output,
+)
 from .errors import check_choice, check_float_tensor, check_positive_int, fail
 from .unroll import _unroll, batched_step, check_sequence
 
@@ -228,139 +233,8 @@ def reference_jacobian(cell: str | Cell, params: Params, xs: torch.Tensor, *,
 
 
 # --------------------------------------------------------------------------------------------------
-# Closed forms for the built-in cells
+# Closed forms for the built-in cells (spectrumkit/closed_form.py)
 # --------------------------------------------------------------------------------------------------
-# NOTE [Closed-form engine]
-# Every built-in cell's Jacobian is a sum of gate terms plus a diagonal part:
-#
-#     J[b, o, n, s] = Σ_g β[b, o, g, n] · M[g, n, s]          einsum "bogn,gns->bons"
-#                   + Σ_p α[b, o, p, n] · [s == p·N + n]       (diagonal blocks, o/p in {h, c})
-#
-# where M[g] = ∂(preactivation of gate g)/∂s_{t-1} is a slice of the recurrent weights (N, C) that
-# touches the first C state entries, and β[b, o, g, n] = ∂(state block o, unit n)/∂(preactivation
-# of gate g, unit n) is elementwise. A cell therefore only defines β, α (its "terms") and M; the
-# engine below is shared. Per cell, with a = preactivations, σ the logistic, ' derivatives:
-#
-#   rnn / rnn_relu  h' = φ(a):        β_h = φ'(a);  M_h = W_hh;  no α.  relu' = [a > 0] (torch's).
-#   gru             h' = (1-z)n + zh, n = tanh(a_n + r·(W_hn h + b_hn)):
-#                   β_r = (1-z)(1-n²)(W_hn h + b_hn) r(1-r), β_z = (h-n) z(1-z),
-#                   β_n = (1-z)(1-n²) r;  M = W_hh split in (r, z, n);  α_hh = z.
-#   lstm            c' = σ(f)c + σ(i)tanh(g), h' = σ(o)tanh(c'), with d = σ(o)(1 - tanh²c'):
-#                   β_c = (tanh g·σ'(i), c·σ'(f), σ(i)(1 - tanh²g), 0),
-#                   β_h = (d β_c,i, d β_c,f, d β_c,g, tanh c'·σ'(o));
-#                   α_cc = σ(f), α_hc = d σ(f);  M = W_hh split in (i, f, g, o), C = N (h only).
-#   peephole_lstm   as lstm, with M = [W_hh | W_ch] per gate, C = 2N (the gates see c too).
-#   gru_cho         h' = (1-z)n + zh, n = tanh(a_n), a_n = W_in x + b_in + W_hn (r ⊙ h) + b_hn
-#                   (NOTE [GRU with the reset before the product] in cells.py). See below.
-#
-# The reset before the product (gru_cho) is the one term that is not "elementwise × shared
-# matrix". By the chain rule, with r = σ(a_r), z = σ(a_z), u = r ⊙ h:
-#
-#     ∂h'/∂h = diag(z)                                   (h' = ... + z h, h held)
-#            + diag((h - n) z(1-z)) W_hz                 (through z: ∂h'/∂z = h - n)
-#            + diag((1-z)(1-n²)) W_hn ∂u/∂h              (through n)
-#     ∂u/∂h  = diag(r) + diag(h) ∂r/∂h = diag(r) + diag(h r(1-r)) W_hr.
-#
-# So α_hh = z, β_z = (h - n) z(1-z), β_n = (1-z)(1-n²), and gate n's matrix is the PER-EXAMPLE
-# product M_n A_b with A_b = diag(ρ_1) + diag(ρ_2) M_r, ρ = (r, h r(1-r)) (both (B, N)); r has no
-# term of its own (β_r = 0): it acts only through A_b. A cell declares this with
-# ``reset=(n, r)`` (gate indices) and returns ρ as the third item of its terms. The engine forms
-# M_n A_b = M_n diag(ρ_1) + (M_n diag(ρ_2)) M_r one slice of rows (one step) at a time: one GEMM
-# of (B·N, N) × (N, N) per step, so the chunk invariance below holds, and the temporary is one
-# step's (B, N, N), the size of that step's Jacobians. Cost: B·N³ per step, the price of the
-# matrix product in the Jacobian itself (jacrev pays the same order). Requires S = C = N.
-#
-# The contraction is accumulated gate by gate in place (G ≤ 4 passes) rather than with
-# torch.einsum: einsum returns an n-major layout, and making it (B, S, S)-contiguous would copy the
-# whole chunk, doubling the peak memory that the streamed spectra bound. Everything is ordinary
-# autograd-able torch code, so the closed form is differentiable with respect to params and s.
-
-
-@dataclass(frozen=True)
-class _ClosedForm:
-    """A built-in cell's derivative definition (NOTE [Closed-form engine]).
-
-    terms(params, x (B, D), s (B, S)) -> (β (B, O, G, N), α (B, O, O, N) or None,
-    ρ (B, 2, N) or None); mats(params, N) -> M (G, N, C), acting on the first C entries of s.
-    reset: (gate n, gate r) when gate n's matrix acts on r ⊙ h (then ρ = (r, h r(1-r))), else None.
-    """
-
-    terms: Callable[[Params, torch.Tensor, torch.Tensor],
-                    tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]]
-    mats: Callable[[Params, int], torch.Tensor]
-    reset: tuple[int, int] | None = None
-
-
-def _rnn_terms(p: Params, x: torch.Tensor, s: torch.Tensor):
-    h = torch.tanh(_cells._rnn_preact(p, x, s))
-    return (1 - h * h)[:, None, None, :], None, None
-
-
-def _rnn_relu_terms(p: Params, x: torch.Tensor, s: torch.Tensor):
-    a = _cells._rnn_preact(p, x, s)
-    return (a > 0).to(a.dtype)[:, None, None, :], None, None
-
-
-def _gru_terms(p: Params, x: torch.Tensor, s: torch.Tensor):
-    i_r, i_z, i_n = F.linear(x, p["weight_ih"], p["bias_ih"]).chunk(3, dim=-1)
-    h_r, h_z, h_n = F.linear(s, p["weight_hh"], p["bias_hh"]).chunk(3, dim=-1)
-    r = torch.sigmoid(i_r + h_r)
-    z = torch.sigmoid(i_z + h_z)
-    n = torch.tanh(i_n + r * h_n)
-    dn = (1 - z) * (1 - n * n)                                  # ∂h'/∂(preactivation of n)
-    beta = torch.stack([dn * h_n * r * (1 - r), (s - n) * z * (1 - z), dn * r], dim=-2)
-    return beta[:, None], z[:, None, None, :], None
-
-
-def _gru_cho_terms(p: Params, x: torch.Tensor, s: torch.Tensor):
-    r, z, a_n, _ = _cells._gru_cho_preacts(p, x, s)
-    n = torch.tanh(a_n)
-    dn = (1 - z) * (1 - n * n)                                  # ∂h'/∂(preactivation of n)
-    beta = torch.stack([torch.zeros_like(z), (s - n) * z * (1 - z), dn], dim=-2)
-    # ∂(r ⊙ h)/∂h = diag ρ₁ + diag ρ₂ W_hr
-    rho = torch.stack([r, s * r * (1 - r)], dim=-2)
-    return beta[:, None], z[:, None, None, :], rho
-
-
-def _lstm_terms_from_gates(gates: torch.Tensor, c: torch.Tensor):
-    i, f, g, o = gates.chunk(4, dim=-1)
-    si, sf, tg, so = torch.sigmoid(i), torch.sigmoid(f), torch.tanh(g), torch.sigmoid(o)
-    tc = torch.tanh(sf * c + si * tg)
-    d = so * (1 - tc * tc)                                      # ∂h'/∂c'
-    bc = [tg * si * (1 - si), c * sf * (1 - sf), si * (1 - tg * tg), torch.zeros_like(c)]
-    bh = [d * bc[0], d * bc[1], d * bc[2], tc * so * (1 - so)]
-    beta = torch.stack([torch.stack(bh, dim=-2), torch.stack(bc, dim=-2)], dim=1)  # (B, 2, 4, N)
-    zero = torch.zeros_like(sf)
-    alpha = torch.stack([torch.stack([zero, d * sf], dim=1), torch.stack([zero, sf], dim=1)], dim=1)
-    return beta, alpha, None                                    # α (B, o=2, p=2, N)
-
-
-def _lstm_terms(p: Params, x: torch.Tensor, s: torch.Tensor):
-    return _lstm_terms_from_gates(_cells._lstm_gates(p, x, s), _cells._split_state(s)[1])
-
-
-def _peephole_terms(p: Params, x: torch.Tensor, s: torch.Tensor):
-    return _lstm_terms_from_gates(_cells._peephole_gates(p, x, s), _cells._split_state(s)[1])
-
-
-def _gate_blocks(name: str, G: int) -> Callable[[Params, int], torch.Tensor]:
-    return lambda p, N: p[name].reshape(G, N, N)
-
-
-def _peephole_mats(p: Params, N: int) -> torch.Tensor:
-    return torch.cat([p["weight_hh"].reshape(4, N, N), p["weight_ch"].reshape(4, N, N)], dim=-1)
-
-
-# Keyed by the built-in Cell objects themselves (Cell compares by identity), so a user cell that
-# happens to be called "gru" never picks up the GRU's closed form.
-_CLOSED_FORMS: dict[Cell, _ClosedForm] = {
-    _cells.RNN: _ClosedForm(_rnn_terms, _gate_blocks("weight_hh", 1)),
-    _cells.RNN_RELU: _ClosedForm(_rnn_relu_terms, _gate_blocks("weight_hh", 1)),
-    _cells.LSTM: _ClosedForm(_lstm_terms, _gate_blocks("weight_hh", 4)),
-    _cells.PEEPHOLE_LSTM: _ClosedForm(_peephole_terms, _peephole_mats),
-    _cells.GRU: _ClosedForm(_gru_terms, _gate_blocks("weight_hh", 3)),
-    _cells.GRU_CHO: _ClosedForm(_gru_cho_terms, _gate_blocks("weight_hh", 3), reset=(2, 0)),
-}
 
 
 def has_closed_form(cell: str | Cell) -> bool:
@@ -370,46 +244,6 @@ def has_closed_form(cell: str | Cell) -> bool:
     (True, True)
     """
     return get(cell) in _CLOSED_FORMS
-
-
-def _closed_form(cell: Cell, params: Params, x: torch.Tensor, s: torch.Tensor, block: str,
-                 parts: int = 1) -> torch.Tensor:
-    """Trusted: x (K, D), s (K, S) -> J (K, S, S), or (K, N, N) for block "hh".
-
-    The terms (which contain the matmuls of the gate preactivations) are computed on ``parts``
-    equal slices of the rows, the assembly on all rows at once: with one slice per step the result
-    is bit-identical for every chunking (NOTE [Chunk invariance]).
-    """
-    form = _CLOSED_FORMS[cell]
-    pieces = [form.terms(params, xi, si) for xi, si in zip(x.chunk(parts), s.chunk(parts))]
-    beta = torch.cat([b for b, _, _ in pieces])
-    alphas = [a for _, a, _ in pieces if a is not None]  # a form has α on every slice or none
-    alpha = torch.cat(alphas) if alphas else None
-    K, Bo, G, N = beta.shape  # Bo: output state blocks (h, or h and c)
-    M = form.mats(params, N)
-    if block == "hh":
-        beta, M, Bo = beta[:, :1], M[..., :N], 1
-        alpha = None if alpha is None else alpha[:, :1, :1]
-    S, C = Bo * N, M.shape[-1]
-    J = beta.new_zeros(K, Bo, N, S)
-    Jc = J[..., :C]
-    skip = () if form.reset is None else form.reset
-    for g in range(G):                                          # "bogn,gns->bons", in place
-        if g not in skip:
-            Jc.addcmul_(beta[:, :, g, :, None], M[g])
-    if form.reset is not None:                  # gate n acts on r ⊙ h: its matrix is M_n A_b
-        gn, gr = form.reset
-        start = 0
-        rhos = [rho for _, _, rho in pieces if rho is not None]
-        for rho in rhos:                        # one slice of rows (one step) at a time
-            k = rho.shape[0]
-            MA = M[gn] * rho[:, 0, None, :]                     # M_n diag(ρ₁)       (k, N, C)
-            MA += (M[gn] * rho[:, 1, None, :]) @ M[gr]          # (M_n diag(ρ₂)) M_r
-            Jc[start: start + k].addcmul_(beta[start: start + k, :, gn, :, None], MA[:, None])
-            start += k
-    if alpha is not None:                                   # J[b, o, n, p·N + n] += α[b, o, p, n]
-        J.view(K, Bo, N, Bo, N).diagonal(dim1=2, dim2=4).add_(alpha)
-    return J.view(K, S, S)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -446,6 +280,8 @@ def _jacobians(cell: Cell, params: Params, x: torch.Tensor, s: torch.Tensor, met
     one ``vmap`` per step into a preallocated chunk. Chunked and unchunked results are identical.
     """
     c, B = x.shape[:2]
+    if method == "closed_form" and _graph_free(params, x, s):  # NOTE [One pass over J]
+        return _closed_form_into(cell, params, x, s, block, _new_output((c, B, size, size), x))
     if method == "closed_form":
         J = _closed_form(cell, params, x.reshape(c * B, -1), s.reshape(c * B, -1), block, parts=c)
         return J.view(c, B, size, size)

@@ -1,0 +1,360 @@
+r"""Closed-form step Jacobians of the built-in cells (NOTE [Closed-form engine]).
+
+Legend: T = steps, B = batch, D = input size, N = hidden size, S = state size, G = gates, K = the
+columns of the folded products (NOTE [One pass over J]). Einsum letters as in ``jacobians.py``,
+plus ``o``/``p`` for the state block of an output/input entry (h or c; S = state_factor · N).
+
+Two assemblies of the same matrices:
+
+* :func:`_closed_form` builds J with ordinary autograd-able torch operations (gate by gate, in
+  place on a zero tensor): differentiable with respect to the params and the states, and usable
+  under ``torch.func`` transforms (the χ estimators differentiate through it).
+* :func:`_closed_form_into` writes J into a given output, each entry once, without a graph
+  (NOTE [One pass over J]); the Jacobian engines use it whenever no graph is needed
+  (:func:`_graph_free`).
+
+Both agree with the row-by-row reference to rounding (the tests check 1e-10 in float64).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from . import cells as _cells
+from .cells import Cell, Params
+
+# NOTE [Closed-form engine]
+# Every built-in cell's Jacobian is a sum of gate terms plus a diagonal part:
+#
+#     J[b, o, n, s] = Σ_g β[b, o, g, n] · M[g, n, s]          einsum "bogn,gns->bons"
+#                   + Σ_p α[b, o, p, n] · [s == p·N + n]       (diagonal blocks, o/p in {h, c})
+#
+# where M[g] = ∂(preactivation of gate g)/∂s_{t-1} is a slice of the recurrent weights (N, C) that
+# touches the first C state entries, and β[b, o, g, n] = ∂(state block o, unit n)/∂(preactivation
+# of gate g, unit n) is elementwise. A cell therefore only defines β, α (its "terms") and M; the
+# engine below is shared. Per cell, with a = preactivations, σ the logistic, ' derivatives:
+#
+#   rnn / rnn_relu  h' = φ(a):        β_h = φ'(a);  M_h = W_hh;  no α.  relu' = [a > 0] (torch's).
+#   gru             h' = (1-z)n + zh, n = tanh(a_n + r·(W_hn h + b_hn)):
+#                   β_r = (1-z)(1-n²)(W_hn h + b_hn) r(1-r), β_z = (h-n) z(1-z),
+#                   β_n = (1-z)(1-n²) r;  M = W_hh split in (r, z, n);  α_hh = z.
+#   lstm            c' = σ(f)c + σ(i)tanh(g), h' = σ(o)tanh(c'), with d = σ(o)(1 - tanh²c'):
+#                   β_c = (tanh g·σ'(i), c·σ'(f), σ(i)(1 - tanh²g), 0),
+#                   β_h = (d β_c,i, d β_c,f, d β_c,g, tanh c'·σ'(o));
+#                   α_cc = σ(f), α_hc = d σ(f);  M = W_hh split in (i, f, g, o), C = N (h only).
+#   peephole_lstm   as lstm, with M = [W_hh | W_ch] per gate, C = 2N (the gates see c too).
+#   gru_cho         h' = (1-z)n + zh, n = tanh(a_n), a_n = W_in x + b_in + W_hn (r ⊙ h) + b_hn
+#                   (NOTE [GRU with the reset before the product] in cells.py). See below.
+#
+# The reset before the product (gru_cho) is the one term that is not "elementwise × shared
+# matrix". By the chain rule, with r = σ(a_r), z = σ(a_z), u = r ⊙ h:
+#
+#     ∂h'/∂h = diag(z)                                   (h' = ... + z h, h held)
+#            + diag((h - n) z(1-z)) W_hz                 (through z: ∂h'/∂z = h - n)
+#            + diag((1-z)(1-n²)) W_hn ∂u/∂h              (through n)
+#     ∂u/∂h  = diag(r) + diag(h) ∂r/∂h = diag(r) + diag(h r(1-r)) W_hr.
+#
+# So α_hh = z, β_z = (h - n) z(1-z), β_n = (1-z)(1-n²), and gate n's matrix is the PER-EXAMPLE
+# product M_n A_b with A_b = diag(ρ_1) + diag(ρ_2) M_r, ρ = (r, h r(1-r)) (both (B, N)); r has no
+# term of its own (β_r = 0): it acts only through A_b. A cell declares this with
+# ``reset=(n, r)`` (gate indices) and returns ρ as the third item of its terms. The engine forms
+# M_n A_b = M_n diag(ρ_1) + (M_n diag(ρ_2)) M_r one slice of rows (one step) at a time: one GEMM
+# of (B·N, N) × (N, N) per step, so the chunk invariance below holds, and the temporary is one
+# step's (B, N, N), the size of that step's Jacobians. Cost: B·N³ per step, the price of the
+# matrix product in the Jacobian itself (jacrev pays the same order). Requires S = C = N.
+#
+# With a graph (_closed_form), the contraction is accumulated gate by gate in place (G ≤ 4 passes;
+# without one, NOTE [One pass over J]) rather than with
+# torch.einsum: einsum returns an n-major layout, and making it (B, S, S)-contiguous would copy the
+# whole chunk, doubling the peak memory that the streamed spectra bound. Everything is ordinary
+# autograd-able torch code, so the closed form is differentiable with respect to params and s.
+
+
+@dataclass(frozen=True)
+class _ClosedForm:
+    """A built-in cell's derivative definition (NOTE [Closed-form engine]).
+
+    terms(params, x (B, D), s (B, S)) -> (β (B, O, G, N), α (B, O, O, N) or None,
+    ρ (B, 2, N) or None); mats(params, N) -> M (G, N, C), acting on the first C entries of s.
+    reset: (gate n, gate r) when gate n's matrix acts on r ⊙ h (then ρ = (r, h r(1-r))), else None.
+    """
+
+    terms: Callable[[Params, torch.Tensor, torch.Tensor],
+                    tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]]
+    mats: Callable[[Params, int], torch.Tensor]
+    reset: tuple[int, int] | None = None
+
+
+def _rnn_terms(p: Params, x: torch.Tensor, s: torch.Tensor):
+    h = torch.tanh(_cells._rnn_preact(p, x, s))
+    return (1 - h * h)[:, None, None, :], None, None
+
+
+def _rnn_relu_terms(p: Params, x: torch.Tensor, s: torch.Tensor):
+    a = _cells._rnn_preact(p, x, s)
+    return (a > 0).to(a.dtype)[:, None, None, :], None, None
+
+
+def _gru_terms(p: Params, x: torch.Tensor, s: torch.Tensor):
+    i_r, i_z, i_n = F.linear(x, p["weight_ih"], p["bias_ih"]).chunk(3, dim=-1)
+    h_r, h_z, h_n = F.linear(s, p["weight_hh"], p["bias_hh"]).chunk(3, dim=-1)
+    r = torch.sigmoid(i_r + h_r)
+    z = torch.sigmoid(i_z + h_z)
+    n = torch.tanh(i_n + r * h_n)
+    dn = (1 - z) * (1 - n * n)                                  # ∂h'/∂(preactivation of n)
+    beta = torch.stack([dn * h_n * r * (1 - r), (s - n) * z * (1 - z), dn * r], dim=-2)
+    return beta[:, None], z[:, None, None, :], None
+
+
+def _gru_cho_terms(p: Params, x: torch.Tensor, s: torch.Tensor):
+    r, z, a_n, _ = _cells._gru_cho_preacts(p, x, s)
+    n = torch.tanh(a_n)
+    dn = (1 - z) * (1 - n * n)                                  # ∂h'/∂(preactivation of n)
+    beta = torch.stack([torch.zeros_like(z), (s - n) * z * (1 - z), dn], dim=-2)
+    # ∂(r ⊙ h)/∂h = diag ρ₁ + diag ρ₂ W_hr
+    rho = torch.stack([r, s * r * (1 - r)], dim=-2)
+    return beta[:, None], z[:, None, None, :], rho
+
+
+def _lstm_terms_from_gates(gates: torch.Tensor, c: torch.Tensor):
+    i, f, g, o = gates.chunk(4, dim=-1)
+    si, sf, tg, so = torch.sigmoid(i), torch.sigmoid(f), torch.tanh(g), torch.sigmoid(o)
+    tc = torch.tanh(sf * c + si * tg)
+    d = so * (1 - tc * tc)                                      # ∂h'/∂c'
+    bc = [tg * si * (1 - si), c * sf * (1 - sf), si * (1 - tg * tg), torch.zeros_like(c)]
+    bh = [d * bc[0], d * bc[1], d * bc[2], tc * so * (1 - so)]
+    beta = torch.stack([torch.stack(bh, dim=-2), torch.stack(bc, dim=-2)], dim=1)  # (B, 2, 4, N)
+    zero = torch.zeros_like(sf)
+    alpha = torch.stack([torch.stack([zero, d * sf], dim=1), torch.stack([zero, sf], dim=1)], dim=1)
+    return beta, alpha, None                                    # α (B, o=2, p=2, N)
+
+
+def _lstm_terms(p: Params, x: torch.Tensor, s: torch.Tensor):
+    return _lstm_terms_from_gates(_cells._lstm_gates(p, x, s), _cells._split_state(s)[1])
+
+
+def _peephole_terms(p: Params, x: torch.Tensor, s: torch.Tensor):
+    return _lstm_terms_from_gates(_cells._peephole_gates(p, x, s), _cells._split_state(s)[1])
+
+
+def _gate_blocks(name: str, G: int) -> Callable[[Params, int], torch.Tensor]:
+    return lambda p, N: p[name].reshape(G, N, N)
+
+
+def _peephole_mats(p: Params, N: int) -> torch.Tensor:
+    return torch.cat([p["weight_hh"].reshape(4, N, N), p["weight_ch"].reshape(4, N, N)], dim=-1)
+
+
+# Keyed by the built-in Cell objects themselves (Cell compares by identity), so a user cell that
+# happens to be called "gru" never picks up the GRU's closed form.
+_CLOSED_FORMS: dict[Cell, _ClosedForm] = {
+    _cells.RNN: _ClosedForm(_rnn_terms, _gate_blocks("weight_hh", 1)),
+    _cells.RNN_RELU: _ClosedForm(_rnn_relu_terms, _gate_blocks("weight_hh", 1)),
+    _cells.LSTM: _ClosedForm(_lstm_terms, _gate_blocks("weight_hh", 4)),
+    _cells.PEEPHOLE_LSTM: _ClosedForm(_peephole_terms, _peephole_mats),
+    _cells.GRU: _ClosedForm(_gru_terms, _gate_blocks("weight_hh", 3)),
+    _cells.GRU_CHO: _ClosedForm(_gru_cho_terms, _gate_blocks("weight_hh", 3), reset=(2, 0)),
+}
+
+
+def _closed_form(cell: Cell, params: Params, x: torch.Tensor, s: torch.Tensor, block: str,
+                 parts: int = 1) -> torch.Tensor:
+    """Trusted: x (K, D), s (K, S) -> J (K, S, S), or (K, N, N) for block "hh".
+
+    The terms (which contain the matmuls of the gate preactivations) are computed on ``parts``
+    equal slices of the rows, the assembly on all rows at once: with one slice per step the result
+    is bit-identical for every chunking (NOTE [Chunk invariance]).
+    """
+    form = _CLOSED_FORMS[cell]
+    pieces = [form.terms(params, xi, si) for xi, si in zip(x.chunk(parts), s.chunk(parts))]
+    beta = torch.cat([b for b, _, _ in pieces])
+    alphas = [a for _, a, _ in pieces if a is not None]  # a form has α on every slice or none
+    alpha = torch.cat(alphas) if alphas else None
+    K, Bo, G, N = beta.shape  # Bo: output state blocks (h, or h and c)
+    M = form.mats(params, N)
+    if block == "hh":
+        beta, M, Bo = beta[:, :1], M[..., :N], 1
+        alpha = None if alpha is None else alpha[:, :1, :1]
+    S, C = Bo * N, M.shape[-1]
+    J = beta.new_zeros(K, Bo, N, S)
+    Jc = J[..., :C]
+    skip = () if form.reset is None else form.reset
+    for g in range(G):                                          # "bogn,gns->bons", in place
+        if g not in skip:
+            Jc.addcmul_(beta[:, :, g, :, None], M[g])
+    if form.reset is not None:                  # gate n acts on r ⊙ h: its matrix is M_n A_b
+        gn, gr = form.reset
+        start = 0
+        rhos = [rho for _, _, rho in pieces if rho is not None]
+        for rho in rhos:                        # one slice of rows (one step) at a time
+            k = rho.shape[0]
+            MA = M[gn] * rho[:, 0, None, :]                     # M_n diag(ρ₁)       (k, N, C)
+            MA += (M[gn] * rho[:, 1, None, :]) @ M[gr]          # (M_n diag(ρ₂)) M_r
+            Jc[start: start + k].addcmul_(beta[start: start + k, :, gn, :, None], MA[:, None])
+            start += k
+    if alpha is not None:                                   # J[b, o, n, p·N + n] += α[b, o, p, n]
+        J.view(K, Bo, N, Bo, N).diagonal(dim1=2, dim2=4).add_(alpha)
+    return J.view(K, S, S)
+
+
+# --------------------------------------------------------------------------------------------------
+# One pass over J: the assembly without a graph
+# --------------------------------------------------------------------------------------------------
+# NOTE [One pass over J]
+# A step Jacobian costs O(G) multiply-adds per entry, so its floor is writing the B·S² entries.
+# The gate-by-gate assembly of _closed_form passes over the whole (B, S, S) output G + 2 times
+# (zero fill, one addcmul per gate, the diagonal). Without a graph the same sum is one batched
+# product per input block p (the N columns p·N .. p·N + N - 1), because every output row (o, n)
+# of every example is a combination of K shared rows:
+#
+#     J[:, o, n, p·N + j] = Σ_g β[:, o, g, n] M[g, n, p·N + j] + α[:, o, p, n] · [j == n]
+#                         = (L[o, n] @ R_p[n])[:, j],     L[o, n] = (β[:, o, :, n] | α[:, o, p, n])
+#                                                          R_p[n] = (M[:, n, p·N:(p+1)·N] | e_n)
+#
+# i.e. the diagonal factors are folded into the small operands: L is (S, B, K) with K = G + 1 (the
+# diagonal is one more "gate" whose matrix is the identity), R_p is (S, K, N), a function of the
+# params alone (built once per call). One ``baddbmm_(L, R_p, beta=0)`` over the S rows (o, n)
+# writes straight into a strided view of J (row stride S², column stride 1: a valid GEMM output,
+# so no temporary and no copy): every entry is written once and never read. A block that no gate
+# reaches (an LSTM's columns from c, C = N) holds only its diagonal: a zero fill and one write.
+#
+# gru_cho's gate n acts through the per-example matrix M_n A_b (NOTE [Closed-form engine]): the
+# fold above covers z and the diagonal, then J_b += P_b diag(ρ₁) and J_b += (P_b diag(ρ₂)) M_r with
+# P_b = diag(β_n) M_n, one (B, N, N) temporary and one GEMM of B·N³, the floor of that cell.
+#
+# The products run one step (B rows) at a time, whatever the chunk (NOTE [Chunk invariance]).
+
+
+def _graph_free(params: Params, x: torch.Tensor, s: torch.Tensor) -> bool:
+    """Whether J may be assembled without autograd: nothing requires grad (or grad mode is off)
+    and no ``torch.func`` transform is active (its wrapped tensors need the functional ops)."""
+    if torch._C._are_functorch_transforms_active():
+        return False
+    if not torch.is_grad_enabled():
+        return True
+    return not (x.requires_grad or s.requires_grad
+                or any(t.requires_grad for t in params.values()))
+
+
+# NOTE [Fresh pages]
+# A new output is memory the process has not touched: the kernel maps and zeroes every 4 KiB page
+# at its first write. For a (64, 400, 400) float32 Jacobian (41 MB) that fault-and-zero costs
+# several times the write itself (measured on one thread: ``torch.empty(...).fill_(1)`` about 5x
+# ``dst.copy_(src)``, as much as the whole assembly). NumPy asks the kernel for transparent huge
+# pages for arrays of 4 MiB and more (``madvise(MADV_HUGEPAGE)``; NUMPY_MADVISE_HUGEPAGE=0 turns
+# that off), which cuts the cost to about one write. So a large CPU float output is allocated by
+# NumPy and shared with torch (``torch.from_numpy``: the same memory, freed with the tensor); other
+# devices, dtypes and small outputs use ``new_empty``.
+_HUGE_PAGE_BYTES = 4 * 2**20
+_NUMPY_DTYPES = {torch.float32: np.float32, torch.float64: np.float64}
+
+
+def _new_output(shape: tuple[int, ...], like: torch.Tensor) -> torch.Tensor:
+    """Uninitialized, of ``shape``, with ``like``'s dtype and device (NOTE [Fresh pages])."""
+    nbytes = math.prod(shape) * like.element_size()
+    if like.device.type == "cpu" and like.dtype in _NUMPY_DTYPES and nbytes >= _HUGE_PAGE_BYTES:
+        return torch.from_numpy(np.empty(shape, dtype=_NUMPY_DTYPES[like.dtype]))
+    return like.new_empty(shape)
+
+
+@dataclass(frozen=True)
+class _Folded:
+    """The params' side of NOTE [One pass over J] for one call: gates folded, their right operands.
+
+    gates: the gates in the batched products (all but the reset pair); right[p]: R_p (Bo·N, K, N)
+    repeated over the output blocks o, or None when no gate reaches input block p; M: (G, N, C).
+    """
+
+    gates: list[int]
+    right: list[torch.Tensor | None]
+    M: torch.Tensor
+
+
+def _fold(form: _ClosedForm, params: Params, N: int, Bo: int, block: str, diagonal: bool
+          ) -> _Folded:
+    M = form.mats(params, N)
+    if block == "hh":
+        M = M[..., :N]
+    gates = [g for g in range(M.shape[0]) if form.reset is None or g not in form.reset]
+    K = len(gates) + int(diagonal)
+    right: list[torch.Tensor | None] = []
+    for p in range(Bo):
+        if p * N >= M.shape[-1]:
+            right.append(None)
+            continue
+        R = M.new_empty(Bo, N, K, N)                                         # rows (o, n)
+        for k, g in enumerate(gates):
+            R[0, :, k] = M[g, :, p * N: (p + 1) * N]                         # M[g, n, p·N + j]
+        if diagonal:
+            R[0, :, K - 1].zero_().diagonal().fill_(1)                       # e_n
+        R[1:] = R[0]
+        right.append(R.view(Bo * N, K, N))
+    return _Folded(gates, right, M)
+
+
+def _assemble_into(form: _ClosedForm, fold: _Folded, beta: torch.Tensor,
+                   alpha: torch.Tensor | None, rho: torch.Tensor | None, out: torch.Tensor
+                   ) -> None:
+    """Trusted: one step's β (B, Bo, G, N), α (B, Bo, Bo, N) or None, ρ (B, 2, N) or None ->
+    J written into ``out`` (B, Bo·N, Bo·N), contiguous (NOTE [One pass over J])."""
+    B, Bo, _, N = beta.shape
+    rows = out.view(B, Bo * N, Bo, N)
+    lb = beta[:, :, fold.gates]                                              # (B, Bo, G', N)
+    for p, R in enumerate(fold.right):
+        cols = rows[:, :, p]                                                 # (B, Bo·N, N)
+        if R is None:                                           # only the diagonal reaches p
+            cols.zero_()
+            if alpha is not None:
+                cols.view(B, Bo, N, N).diagonal(dim1=2, dim2=3).copy_(alpha[:, :, p])
+            continue
+        L = lb if alpha is None else torch.cat([lb, alpha[:, :, p, None]], dim=2)
+        L = L.permute(1, 3, 0, 2).reshape(Bo * N, B, L.shape[2])            # (S, B, K)
+        cols.permute(1, 0, 2).baddbmm_(L, R, beta=0)                        # J written once
+    if form.reset is not None and rho is not None:              # gate n acts on r ⊙ h
+        gn, gr = form.reset
+        P = fold.M[gn] * beta[:, 0, gn, :, None]                             # diag(β_n) M_n
+        out.addcmul_(P, rho[:, 0, None, :])                                  # … diag(ρ₁)
+        P.mul_(rho[:, 1, None, :])                                           # … diag(ρ₂)
+        out += (P.view(B * N, N) @ fold.M[gr]).view(B, N, N)                 # … M_r (aligned)
+
+
+def _closed_form_into(cell: Cell, params: Params, x: torch.Tensor, s: torch.Tensor, block: str,
+                      out: torch.Tensor) -> torch.Tensor:
+    """Trusted, without a graph: x (c, B, D), s (c, B, S) -> ``out`` (c, B, size, size) filled.
+
+    ``out`` must be contiguous; size is S, or N for block "hh". Terms and products run one step
+    at a time (NOTE [Chunk invariance]), each entry of ``out`` is written once (NOTE [One pass
+    over J]).
+    """
+    form = _CLOSED_FORMS[cell]
+    fold = None
+    with torch.no_grad():
+        for i in range(x.shape[0]):
+            beta, alpha, rho = form.terms(params, x[i], s[i])
+            if block == "hh":
+                beta = beta[:, :1]
+                alpha = None if alpha is None else alpha[:, :1, :1]
+            if fold is None:
+                fold = _fold(form, params, beta.shape[-1], beta.shape[1], block,
+                             alpha is not None)
+            _assemble_into(form, fold, beta, alpha, rho, out[i])
+    return out
+
+
+def _iter_closed_form_steps(cell: Cell, params: Params, xs: torch.Tensor, states: torch.Tensor,
+                            steps: list[int], block: str, size: int) -> Iterator[torch.Tensor]:
+    """Trusted: yield J_t (B, size, size) for each step t, one at a time, in ONE reused buffer.
+
+    Each yielded tensor is overwritten by the next step: the consumer reduces it first (the
+    streamed spectra take its singular values). Same values as :func:`_closed_form_into`.
+    """
+    buf = _new_output((1, xs.shape[1], size, size), xs)
+    for t in steps:
+        yield _closed_form_into(cell, params, xs[t - 1: t], states[t - 1: t], block, buf)[0]
+
