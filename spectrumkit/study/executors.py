@@ -349,8 +349,8 @@ def _terminate_workers(pool: ProcessPoolExecutor) -> None:
     88 lines for two workers, interrupted while importing). The workers ignore SIGINT
     (NOTE [Ctrl-C while workers start]); the parent cancels what has not started and kills the
     workers (SIGKILL: a worker has nothing to clean up, the parent writes every result, and a
-    worker still importing holds SIGTERM back until its initializer runs), and the CLI prints one line,
-    ``error: aborted``, with exit status 130 (143 for SIGTERM, NOTE [Aborts]).
+    worker still importing holds SIGTERM back until its initializer runs), and the CLI prints one
+    line, ``error: aborted``, with exit status 130 (143 for SIGTERM, NOTE [Aborts]).
     ``ProcessPoolExecutor`` has no public way to terminate its workers before Python 3.14, so its
     ``_processes`` table is used (guarded: absent, nothing is killed and shutdown waits as before).
     """
