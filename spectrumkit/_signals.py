@@ -53,6 +53,8 @@ def abort_status(e: BaseException | None) -> int:
 def _runs_the_command() -> bool:
     """True when this interpreter was started to run ``spectrumkit`` (not to import it)."""
     argv = list(getattr(sys, "orig_argv", []) or [])
+    if "--multiprocessing-fork" in argv:  # a pool worker: it is given the parent's sys.argv
+        return False
     for i, a in enumerate(argv[:-1]):
         if a == "-m":
             return argv[i + 1] == "spectrumkit.cli"
