@@ -241,8 +241,7 @@ def _init_worker(threads: int, counter: Any, parent: int, pdeathsig: bool) -> No
     import torch
     # NOTE [Ctrl-C]: the terminal sends SIGINT to the whole process group; the parent alone
     # answers it, so a worker ignores it (and prints no traceback of its own). SIGTERM ends a
-    # worker (the parent's terminate()). Both were blocked since the spawn (_signals_deferred):
-    # a SIGINT that came meanwhile is discarded here, a SIGTERM ends the worker now.
+    # worker (the parent's terminate()); a mask inherited from the spawn is lifted.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     if hasattr(signal, "pthread_sigmask"):
@@ -272,14 +271,17 @@ def _run_process(jobs: Sequence[Job], workers: int, threads: int | None
     threads = threads or max(1, _cores() // workers)
     # spawn, not fork: forking a process that has started torch's thread pools can deadlock
     ctx = multiprocessing.get_context("spawn")
-    counter = ctx.Value("i", 0)
     # PR_SET_PDEATHSIG fires when the *thread* that spawned the worker ends: only for the main one
     pdeathsig = threading.current_thread() is threading.main_thread()
-    pool = ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker,
-                               initargs=(threads, counter, os.getpid(), pdeathsig))
+    pool: ProcessPoolExecutor | None = None
     finished = False
     try:
-        with _signals_deferred():  # NOTE [Ctrl-C]: the workers are spawned in submit()
+        # NOTE [Ctrl-C while workers start]: the pool's queues, semaphores and resource tracker
+        # are made in its constructor, the workers are spawned in submit()
+        with _signals_deferred():
+            counter = ctx.Value("i", 0)
+            pool = ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker,
+                                       initargs=(threads, counter, os.getpid(), pdeathsig))
             futures = {pool.submit(_execute_in_worker, job): job for job in jobs}
         for fut in as_completed(futures):
             job = futures[fut]
@@ -289,9 +291,10 @@ def _run_process(jobs: Sequence[Job], workers: int, threads: int | None
                 yield job, _crashed(job, e)
         finished = True
     finally:
-        if not finished:  # NOTE [Ctrl-C]: interrupted (or abandoned): stop the workers now
-            _terminate_workers(pool)
-        pool.shutdown(wait=True, cancel_futures=True)
+        if pool is not None:
+            if not finished:  # NOTE [Ctrl-C]: interrupted (or abandoned): stop the workers now
+                _terminate_workers(pool)
+            pool.shutdown(wait=True, cancel_futures=True)
 
 
 #: Signals held back while workers are spawned (NOTE [Ctrl-C]).
@@ -303,18 +306,16 @@ def _signals_deferred() -> Iterator[None]:
     """Hold SIGINT and SIGTERM back while workers are spawned, then act on them (NOTE [Ctrl-C]).
 
     NOTE [Ctrl-C while workers start]
-    The workers must not see Ctrl-C while they import torch (a traceback each), and the parent
-    must not lose it. Ignoring SIGINT in the parent during the spawn (SIG_IGN survives ``exec``)
-    did the first and broke the second: a Ctrl-C in that window was discarded by every process
-    of the group, and the study ran on to its end. Now, in the main thread:
-
-    * SIGINT and SIGTERM are *blocked* in the spawning thread: a child inherits the signal mask
-      through ``fork`` and ``exec``, so a worker cannot be interrupted until :func:`_init_worker`
-      has set its own dispositions and unblocks them (a pending SIGINT is then discarded);
-    * the parent's handlers are replaced by one that only records the signal, so nothing is
-      raised inside ``submit()`` whichever thread the kernel gave the signal to;
-    * afterwards the handlers are restored, the mask too, and a recorded signal is raised again
-      (``signal.raise_signal``): the parent sees it as if it had come now.
+    The parent must not lose a Ctrl-C that comes while it spawns the workers. Ignoring SIGINT in
+    the parent for that time (SIG_IGN survives ``exec``, so the workers ignored it too) lost it:
+    a Ctrl-C in that window was discarded by every process of the group, and the study ran on to
+    its end. Now, in the main thread, SIGINT and SIGTERM are blocked and their handlers replaced
+    by one that only records the signal (so nothing is raised inside ``submit()``); afterwards
+    handlers and mask are restored and a recorded signal is raised again
+    (``signal.raise_signal``), as if it came now. A worker sets SIGINT to SIG_IGN in
+    :func:`_init_worker`; a spawned child does not keep the parent's blocked mask (measured on
+    Linux, CPython 3.11), so a worker hit by the group's SIGINT while it still imports torch can
+    start a KeyboardInterrupt traceback before the parent kills it (a rare race, left open).
 
     Elsewhere than the main thread (no handlers can be set there) nothing is done.
     """
