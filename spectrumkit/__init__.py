@@ -5,6 +5,9 @@ The public face, grouped by theme. See ``DESIGN.md`` of the project for the data
 
 from importlib.metadata import PackageNotFoundError, version
 
+# first: while the CLI imports, Ctrl-C is one line (NOTE [Aborts]; a library import: nothing)
+from . import _signals  # noqa: F401
+
 # errors
 from .errors import SpectrumkitError
 

@@ -3,7 +3,8 @@
 NOTE [CLI errors]
 Every failure a user can cause ends the same way: one line ``error: ...`` on stderr and exit
 status 2, no traceback. That covers click's own usage errors (unknown option, bad value) and every
-:class:`~spectrumkit.errors.SpectrumkitError` raised by the library.
+:class:`~spectrumkit.errors.SpectrumkitError` raised by the library. Ctrl-C and SIGTERM end it with
+one line ``error: aborted`` and status 130 or 143 (NOTE [Aborts] in ``spectrumkit/_signals.py``).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import sys
 import click
 
 from .. import __version__
+from .._signals import abort_status, command_signals
 from ..errors import SpectrumkitError
 
 
@@ -21,13 +23,14 @@ class _Group(click.Group):
 
     def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
         try:
-            rv = super().main(args=args, prog_name=prog_name, complete_var=complete_var,
-                              standalone_mode=False, **extra)
+            with command_signals():  # NOTE [Aborts]: SIGINT and SIGTERM unwind every finally
+                rv = super().main(args=args, prog_name=prog_name, complete_var=complete_var,
+                                  standalone_mode=False, **extra)
         except click.exceptions.Exit as e:
             sys.exit(e.exit_code)
-        except click.Abort:
+        except (click.Abort, KeyboardInterrupt) as e:  # click wraps KeyboardInterrupt in Abort
             click.echo("error: aborted", err=True)
-            sys.exit(130)
+            sys.exit(abort_status(e))
         except click.ClickException as e:
             msg = " ".join(e.format_message().split())
             click.echo(f"error: {msg} (see 'spectrumkit --help')", err=True)

@@ -283,21 +283,29 @@ def _check_memory_for(fn: str, c: TrialConfig, task: TaskData, device: str) -> N
 
 def _write_outputs(outdir: Path, record: dict[str, Any], result: PipelineResult,
                    method: str) -> list[Path]:
-    """OUT/history.csv, OUT/metrics.json and OUT/mask.pt, each written atomically."""
+    """OUT/history.csv, OUT/metrics.json and OUT/mask.pt, each written atomically.
+
+    NOTE [One set of outputs]: ``metrics.json`` is the completion record, removed first and
+    written last: where it exists, the history and mask beside it are of the same run (runs into
+    one folder are serialized by NOTE [Output locks]; a run killed while writing leaves no
+    ``metrics.json``).
+    """
     import json
 
     from .._io import write_text_atomic
     from ..masks import save_masks
 
-    hist = write_text_atomic(outdir / "history.csv", result.history.to_csv(index=False))
-    met = write_text_atomic(outdir / "metrics.json",
-                            json.dumps(record, indent=2, allow_nan=False))
+    if (outdir / "metrics.json").is_file():
+        (outdir / "metrics.json").unlink()
     mask = result.mask
     if mask is not None:
         # NOTE [Mask files]: the one format, as prune writes it (load_masks reads both)
         save_masks(outdir / "mask.pt", {method: mask}, record["config"])
     elif (outdir / "mask.pt").is_file():  # a dense run: an earlier run's mask would mislead
         (outdir / "mask.pt").unlink()
+    hist = write_text_atomic(outdir / "history.csv", result.history.to_csv(index=False))
+    met = write_text_atomic(outdir / "metrics.json",
+                            json.dumps(record, indent=2, allow_nan=False))
     return [hist, met]
 
 
@@ -397,6 +405,7 @@ def train_cmd(**params: Any) -> None:
     import torch
 
     from .._io import check_output_dir
+    from .._lock import folder_lock
     from ..data import data_identity
     from ..pipeline import load_data, run_pipeline
     from ..study.config import trial_key
@@ -419,6 +428,8 @@ def train_cmd(**params: Any) -> None:
     # NOTE [Checkpoint identity]: the config but its length (which may grow) and the data's files
     identity = {**{k: v for k, v in config.items() if k not in ("epochs", "steps")},
                 "data_identity": ident}
+    # NOTE [Output locks]: one run per --out; held until the command ends
+    ctx.with_resource(folder_lock(f"{fn} --out", outdir, "output folder"))
     if not params["resume"]:  # start afresh: no artifact of an earlier run in OUT may survive
         for name in _OUTPUTS:
             if (outdir / name).is_file():

@@ -33,19 +33,20 @@ import os
 import platform
 import signal
 import socket
+import sys
 import threading
 import time
 import traceback
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ..choices import EXECUTORS
 from ..errors import SpectrumkitError, fail
 from .config import TrialConfig
 
-__all__ = ["Job", "TrialContext", "execute", "run_jobs", "EXECUTORS"]
+__all__ = ["Job", "TrialContext", "execute", "run_jobs", "worker_device", "EXECUTORS"]
 
 
 @dataclass(frozen=True)
@@ -188,12 +189,76 @@ def _cores() -> int:
     return os.cpu_count() or 1  # pragma: no cover
 
 
-def _init_worker(threads: int) -> None:
+def worker_device(index: int, device: str, n_cuda: int) -> str:
+    """The device of pool worker ``index`` (0, 1, ...) when ``n_cuda`` CUDA devices are visible.
+
+    NOTE [Workers and GPUs]: ``auto`` (with a GPU) and ``cuda`` place worker i on ``cuda:<i mod
+    n>``, round-robin over the visible devices, so K workers share n GPUs evenly instead of all
+    landing on the first one; a device the user named (``cpu``, ``cuda:K``), or no GPU, is kept.
+
+    >>> [worker_device(i, "auto", 3) for i in range(4)]
+    ['cuda:0', 'cuda:1', 'cuda:2', 'cuda:0']
+    >>> worker_device(1, "cuda:0", 2), worker_device(1, "auto", 0), worker_device(1, "cpu", 2)
+    ('cuda:0', 'auto', 'cpu')
+    """
+    if index < 0 or n_cuda < 0:
+        raise fail("worker_device", "index >= 0 and n_cuda >= 0", f"{index}, {n_cuda}")
+    if device in ("auto", "cuda") and n_cuda > 0:
+        return f"cuda:{index % n_cuda}"
+    return device
+
+
+#: This worker's (index, visible CUDA devices) (NOTE [Workers and GPUs]); None outside a pool.
+_WORKER_SLOT: tuple[int, int] | None = None
+
+_PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+
+
+def _die_with_parent(parent: int, pdeathsig: bool) -> None:
+    """End this worker when the study's process dies (NOTE [Workers die with their parent]).
+
+    On Linux the kernel sends SIGKILL when the parent dies (``prctl(PR_SET_PDEATHSIG)``);
+    everywhere a daemon thread checks every half second whether the parent is still ours.
+    """
+    if pdeathsig and sys.platform.startswith("linux"):
+        with contextlib.suppress(Exception):  # no libc, no prctl: the thread below remains
+            import ctypes
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    if os.getppid() != parent:  # it died before the line above took effect
+        os._exit(1)
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="spectrumkit-parent-watch", daemon=True).start()
+
+
+def _init_worker(threads: int, counter: Any, parent: int, pdeathsig: bool) -> None:
+    global _WORKER_SLOT
     import torch
     # NOTE [Ctrl-C]: the terminal sends SIGINT to the whole process group; the parent alone
-    # answers it, so a worker ignores it (and prints no traceback of its own).
+    # answers it, so a worker ignores it (and prints no traceback of its own). SIGTERM ends a
+    # worker (the parent's terminate()); a mask inherited from the spawn is lifted.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    if hasattr(signal, "pthread_sigmask"):
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, _DEFERRED)
+    _die_with_parent(parent, pdeathsig)
     torch.set_num_threads(threads)  # NOTE [Threads per worker]
+    with counter.get_lock():
+        index = counter.value
+        counter.value += 1
+    _WORKER_SLOT = (index, torch.cuda.device_count())
+
+
+def _execute_in_worker(job: Job) -> dict[str, Any]:
+    """:func:`execute` on this worker's device (NOTE [Workers and GPUs])."""
+    if _WORKER_SLOT is not None:
+        job = replace(job, device=worker_device(_WORKER_SLOT[0], job.device, _WORKER_SLOT[1]))
+    return execute(job)
 
 
 def _run_local(jobs: Sequence[Job]) -> Iterator[tuple[Job, dict[str, Any]]]:
@@ -205,12 +270,19 @@ def _run_process(jobs: Sequence[Job], workers: int, threads: int | None
                  ) -> Iterator[tuple[Job, dict[str, Any]]]:
     threads = threads or max(1, _cores() // workers)
     # spawn, not fork: forking a process that has started torch's thread pools can deadlock
-    pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
-                               initializer=_init_worker, initargs=(threads,))
+    ctx = multiprocessing.get_context("spawn")
+    # PR_SET_PDEATHSIG fires when the *thread* that spawned the worker ends: only for the main one
+    pdeathsig = threading.current_thread() is threading.main_thread()
+    pool: ProcessPoolExecutor | None = None
     finished = False
     try:
-        with _sigint_ignored():  # NOTE [Ctrl-C]: the workers are spawned in submit()
-            futures = {pool.submit(execute, job): job for job in jobs}
+        # NOTE [Ctrl-C while workers start]: the pool's queues, semaphores and resource tracker
+        # are made in its constructor, the workers are spawned in submit()
+        with _signals_deferred():
+            counter = ctx.Value("i", 0)
+            pool = ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker,
+                                       initargs=(threads, counter, os.getpid(), pdeathsig))
+            futures = {pool.submit(_execute_in_worker, job): job for job in jobs}
         for fut in as_completed(futures):
             job = futures[fut]
             try:
@@ -219,28 +291,53 @@ def _run_process(jobs: Sequence[Job], workers: int, threads: int | None
                 yield job, _crashed(job, e)
         finished = True
     finally:
-        if not finished:  # NOTE [Ctrl-C]: interrupted (or abandoned): stop the workers now
-            _terminate_workers(pool)
-        pool.shutdown(wait=True, cancel_futures=True)
+        if pool is not None:
+            if not finished:  # NOTE [Ctrl-C]: interrupted (or abandoned): stop the workers now
+                _terminate_workers(pool)
+            pool.shutdown(wait=True, cancel_futures=True)
+
+
+#: Signals held back while workers are spawned (NOTE [Ctrl-C]).
+_DEFERRED = {signal.SIGINT, signal.SIGTERM}
 
 
 @contextlib.contextmanager
-def _sigint_ignored() -> Iterator[None]:
-    """Ignore SIGINT in this process while workers are spawned (NOTE [Ctrl-C]).
+def _signals_deferred() -> Iterator[None]:
+    """Hold SIGINT and SIGTERM back while workers are spawned, then act on them (NOTE [Ctrl-C]).
 
-    A disposition of SIG_IGN survives ``exec``, and Python installs its KeyboardInterrupt handler
-    only where SIGINT is not ignored, so a spawned worker ignores Ctrl-C from its first
-    instruction, also while it is still importing torch. Only from the main thread (elsewhere
-    signal handlers cannot be changed, and nothing is done).
+    NOTE [Ctrl-C while workers start]
+    The parent must not lose a Ctrl-C that comes while it spawns the workers. Ignoring SIGINT in
+    the parent for that time (SIG_IGN survives ``exec``, so the workers ignored it too) lost it:
+    a Ctrl-C in that window was discarded by every process of the group, and the study ran on to
+    its end. Now, in the main thread, SIGINT and SIGTERM are blocked and their handlers replaced
+    by one that only records the signal (so nothing is raised inside ``submit()``); afterwards
+    handlers and mask are restored and a recorded signal is raised again
+    (``signal.raise_signal``), as if it came now. A worker sets SIGINT to SIG_IGN in
+    :func:`_init_worker`; a spawned child does not keep the parent's blocked mask (measured on
+    Linux, CPython 3.11), so a worker hit by the group's SIGINT while it still imports torch can
+    start a KeyboardInterrupt traceback before the parent kills it (a rare race, left open).
+
+    Elsewhere than the main thread (no handlers can be set there) nothing is done.
     """
-    if threading.current_thread() is not threading.main_thread():
+    if threading.current_thread() is not threading.main_thread() or \
+            not hasattr(signal, "pthread_sigmask"):
         yield
         return
-    before = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    got: list[int] = []
+    before = {sig: signal.getsignal(sig) for sig in _DEFERRED}
+    for sig, handler in before.items():
+        if handler is not signal.SIG_IGN and handler is not None:
+            signal.signal(sig, lambda signum, frame: got.append(signum))
+    mask = signal.pthread_sigmask(signal.SIG_BLOCK, _DEFERRED)
     try:
         yield
     finally:
-        signal.signal(signal.SIGINT, before)
+        for sig, handler in before.items():
+            if handler is not None:
+                signal.signal(sig, handler)
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+        for signum in dict.fromkeys(got):
+            signal.raise_signal(signum)
 
 
 def _terminate_workers(pool: ProcessPoolExecutor) -> None:
@@ -250,18 +347,18 @@ def _terminate_workers(pool: ProcessPoolExecutor) -> None:
     NOTE [Ctrl-C]
     On KeyboardInterrupt the parent must not wait for the running trials (``shutdown(wait=True)``
     would block until they end) nor let the workers die on SIGINT each with a traceback (about
-    88 lines for two workers, interrupted while importing). The workers ignore SIGINT: it is
-    ignored in the parent while they are spawned, so they inherit SIG_IGN through ``exec``
-    (:func:`_sigint_ignored`), and :func:`_init_worker` sets it again; the parent cancels
-    what has not started and terminates the workers, and the CLI prints one line, ``error:
-    aborted``, with exit status 130. ``ProcessPoolExecutor`` has no public way to terminate its
-    workers before Python 3.14, so its ``_processes`` table is used (guarded: absent, nothing is
-    killed and shutdown waits as before).
+    88 lines for two workers, interrupted while importing). The workers ignore SIGINT
+    (NOTE [Ctrl-C while workers start]); the parent cancels what has not started and kills the
+    workers (SIGKILL: a worker has nothing to clean up, the parent writes every result, and a
+    worker still importing holds SIGTERM back until its initializer runs), and the CLI prints one
+    line, ``error: aborted``, with exit status 130 (143 for SIGTERM, NOTE [Aborts]).
+    ``ProcessPoolExecutor`` has no public way to terminate its workers before Python 3.14, so its
+    ``_processes`` table is used (guarded: absent, nothing is killed and shutdown waits as before).
     """
     procs = list((getattr(pool, "_processes", None) or {}).values())
     for p in procs:
         with contextlib.suppress(Exception):
-            p.terminate()
+            p.kill()
     for p in procs:
         with contextlib.suppress(Exception):
             p.join(timeout=10)
@@ -306,7 +403,9 @@ def run_jobs(jobs: Sequence[Job], executor: str = "local", *, workers: int = 1,
     """Run ``jobs`` with ``executor`` and yield ``(job, outcome)`` as each finishes.
 
     ``threads``: torch threads per trial (NOTE [Threads per worker]); the jobs carry it for the
-    local and Ray executors, the pool's initializer sets it for process workers.
+    local and Ray executors, the pool's initializer sets it for process workers. Process workers
+    place jobs of device ``auto``/``cuda`` round-robin on the visible GPUs (NOTE [Workers and
+    GPUs]).
     """
     if executor == "local":
         return _run_local(jobs)

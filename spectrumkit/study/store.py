@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import sys
 import warnings
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -36,6 +35,7 @@ from .._io import (
     read_regular,
     write_text_atomic,
 )
+from .._lock import folder_lock
 from ..errors import fail
 from .config import (
     DATA_IDENTITY_FIELDS,
@@ -45,9 +45,6 @@ from .config import (
     flat_config,
     trial_key,
 )
-
-if sys.platform != "win32":  # Windows has no fcntl: runs there are not locked
-    import fcntl
 
 __all__ = ["StudyWarning", "ResultStore", "collect", "read_trial_file", "STATUSES"]
 
@@ -159,20 +156,10 @@ class ResultStore:
 
     @contextlib.contextmanager
     def lock(self) -> Iterator[None]:
-        """Hold ``.lock`` exclusively: two runs of one study folder at once are refused."""
-        if sys.platform == "win32":  # pragma: no cover
+        """Hold ``.lock`` exclusively: two runs of one study folder at once are refused
+        (NOTE [Output locks])."""
+        with folder_lock("run_study", self.root, "study folder"):
             yield
-            return
-        with open(self.root / ".lock", "a+") as f:
-            try:
-                fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                raise fail("run_study", "no other run using the study folder",
-                           f"{self.root} locked by another process") from None
-            try:
-                yield
-            finally:
-                fcntl.flock(f.fileno(), fcntl.LOCK_UN)
 
     def clean_temps(self) -> int:
         """Delete temporary files left by a killed run (call while holding the lock)."""
