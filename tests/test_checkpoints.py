@@ -21,7 +21,9 @@ def test_resume_only_the_same_run_and_no_resume_starts_afresh(tmp_path, cli):
     # dense, afresh, same folder
     r = cli(*TINY_TRAIN, "--init", "normal:1", "--no-resume", "--out", out)
     assert r.returncode == 0, r.stderr
-    assert sorted(p.name for p in out.iterdir() if p.is_file()) == ["history.csv", "metrics.json"]
+    # the run's outputs and the folder lock (NOTE [Output locks]), nothing of the earlier run
+    assert sorted(p.name for p in out.iterdir() if p.is_file()) == [".lock", "history.csv",
+                                                                    "metrics.json"]
     assert not (out / "checkpoint" / "checkpoint.pt").exists()
     assert '"init": "normal:1"' in (out / "metrics.json").read_text()
     # a resumed dense run after a pruned --no-resume run leaves no stale mask either
