@@ -2,8 +2,8 @@
 
 Setting of the paper's Table 6: a GRU with N=400, D=28, one batch of B=64 sequences of T=28 steps,
 float32. Methods run interleaved (the order rotates every round) after one warm-up round, and each
-row is the median over the rounds, so background load hits every method alike. The targets of
-issue 4 are jacobian <= 1.0x SNIP and foresight <= 6x SNIP; the paper's Table 6 gives 1.03x and
+row is the median over the rounds, so background load hits every method alike. The targets
+are jacobian <= 1.0x SNIP and foresight <= 6x SNIP; the paper's Table 6 gives 1.03x and
 3.5x.
 
 Rows:

@@ -1,4 +1,4 @@
-"""Benchmark the dense and the matrix-free (Lanczos / SLQ) spectra side by side (issue 13).
+"""Benchmark the dense and the matrix-free (Lanczos / SLQ) spectra side by side.
 
 Run from the repository root::
 

@@ -1,4 +1,4 @@
-"""Acceptance runs of the training issue (long; not unit tests). Prints one result line per run.
+"""Acceptance runs of training (long; not unit tests). Prints one result line per run.
 
     PYTHONPATH=. python benchmarks/train_acceptance.py dense      # GRU-128, row seq-MNIST, 15 ep
     PYTHONPATH=. python benchmarks/train_acceptance.py sparse     # same, 95 % sparse random mask

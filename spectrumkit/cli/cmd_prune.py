@@ -47,7 +47,7 @@ def list_recipes(ctx: click.Context, param: click.Parameter, value: bool) -> Non
                f"default: {DEFAULT_RECIPE}).")
     for r in RECIPES.values():
         click.echo(f"  {r.name:<10} {r.summary}")
-    click.echo("(trial) rows are study-trial fields, not score options (NOTE [Recipes]).\n")
+    click.echo("(trial) rows are study-trial fields, not score options (docs/recipes.md).\n")
     click.echo(recipe_table())
     ctx.exit()
 
@@ -67,7 +67,7 @@ def list_recipes(ctx: click.Context, param: click.Parameter, value: bool) -> Non
 @click.option("--scope", default="global", show_default=True, help="global or per_tensor")
 @click.option("--include-bias", is_flag=True, help="prune the cell's biases too")
 @click.option("--data", default="gaussian", show_default=True,
-              help="the scoring batch: gaussian or seq-mnist (NOTE [CLI data])")
+              help="the scoring batch: gaussian or seq-mnist (the bundled digits)")
 @click.option("--data-root", type=click.Path(file_okay=False), default=None,
               help="seq-mnist: folder with the full data set (default: the bundled data)")
 @click.option("--seed", type=int, default=0, show_default=True)

@@ -39,7 +39,7 @@ _OUTPUTS = ("spectrum.csv", "histogram.csv", "histogram.pdf", "histogram.png")
 @click.option("--steps", "steps_text", default="last:4", show_default=True,
               help="last:U, all, or a comma list of 1-based steps")
 @click.option("--data", type=click.Choice(_CLI_DATA), default="gaussian", show_default=True,
-              help="gaussian (every entry i.i.d. N(0, 1)) or seq-mnist (NOTE [CLI data])")
+              help="gaussian (every entry i.i.d. N(0, 1)) or seq-mnist (the bundled digits)")
 @click.option("--data-root", type=click.Path(file_okay=False), default=None,
               help="seq-mnist: folder with the full data set (default: the bundled data)")
 @click.option("--seed", type=int, default=0, show_default=True,
@@ -47,7 +47,7 @@ _OUTPUTS = ("spectrum.csv", "histogram.csv", "histogram.pdf", "histogram.png")
 @click.option("--method", type=click.Choice([*JACOBIAN_METHODS, "lanczos"]),
               default="auto", show_default=True,
               help="a dense engine (forms J), or lanczos: matrix-free SLQ density and extreme "
-                   "singular values (NOTE [SLQ density])")
+                   "singular values")
 @click.option("--top-k", type=int, default=None,
               help="lanczos: extreme singular values per matrix [default: 5]")
 @click.option("--iterations", type=int, default=None,

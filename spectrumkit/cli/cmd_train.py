@@ -203,7 +203,7 @@ def _check_applies(fn: str, c: TrialConfig, params: Mapping[str, Any],
                            if k not in _OPTION_FLAGS else f"{_flag(k)} {_text(v)}")
     if dropped:
         raise fail(fn, f"flags that apply to --method {c.method} on --data {c.task} with "
-                   "these records (NOTE [Canonical configs])",
+                   "these records",
                    f"{', '.join(dropped)}, which this run would ignore")
 
 
@@ -328,7 +328,7 @@ def _summary(c: TrialConfig, result: PipelineResult) -> str:
               help="init scheme (glorot, torch, normal:0.1, ...)")
 @click.option("--method", type=click.Choice(TRAIN_METHODS), default="dense", show_default=True,
               help="dense, l2 (iterative magnitude prune-retrain, the paper's baseline), or a "
-                   "score that prunes at initialization (NOTE [train command])")
+                   "score that prunes at initialization")
 @click.option("--score-batch", type=int, default=64, show_default=True,
               help="examples in the scoring batch of a pruning score")
 @click.option("--list-recipes", is_flag=True, expose_value=False, is_eager=True,
@@ -369,7 +369,7 @@ def _summary(c: TrialConfig, result: PipelineResult) -> str:
               help="time the scores as the best of this many runs")
 @click.option("--pipeline", type=click.Choice(PIPELINES), default="plain", show_default=True,
               help="authors: train the pruned GRU as the authors' code does "
-                   "(NOTE [The authors' pipeline])")
+                   "(z and candidate blocks swapped, zero trainable biases)")
 @click.option("--block-swap/--no-block-swap", default=None,
               help="swap the z and candidate blocks before training (default: with "
                    "--pipeline authors)")
@@ -398,7 +398,8 @@ def _summary(c: TrialConfig, result: PipelineResult) -> str:
 def train_cmd(**params: Any) -> None:
     """Train one model and write OUT/history.csv, OUT/metrics.json and OUT/mask.pt (atomically).
 
-    The run is a study trial's pipeline; it prints the trial's key (NOTE [train command]).
+    The run is a study trial's pipeline: it prints the trial's key, and a study trial's
+    `reproduce:` line runs this command.
     """
     import math
 

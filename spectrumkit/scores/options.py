@@ -98,8 +98,8 @@ class ScoreOptions(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     method: str
-    balance: Balance = Field("none", description="rescale the scores per group "
-                             "(NOTE [Balance])")
+    balance: Balance = Field("none", description="rescale the scores per group: "
+                             "none, gate or block")
 
     @model_validator(mode="before")
     @classmethod
@@ -243,17 +243,17 @@ class JacobianOptions(GammaOptions):
     method: Literal["jacobian"] = "jacobian"
     horizon: int | Literal["all"] = Field(_RECIPE_DEFAULT["horizon"], description="U, the last "
                                           "steps whose χ is scored (an integer >= 1, or all = T)")
-    estimator: Estimator = Field(_RECIPE_DEFAULT["estimator"], description="the χ estimator "
-                                 "(NOTE [χ estimators])")
+    estimator: Estimator = Field(_RECIPE_DEFAULT["estimator"], description="the χ estimator: "
+                                 "ones ‖J1‖², transpose ‖Jᵀ1‖², frobenius, hutchinson")
     through_time: bool = Field(_RECIPE_DEFAULT["through_time"], description="differentiate "
-                               "through the earlier steps too (NOTE [through_time])")
+                               "through the earlier steps too")
     discount: float = Field(_RECIPE_DEFAULT["discount"], description="λ in (0, 1]: horizon u "
                             "weighs λ^(u-1)")
     batch_size: int = Field(_RECIPE_DEFAULT["batch_size"], description="examples of the batch "
                             "χ and γ use")
     probes: int = Field(1, description="Rademacher probes of the hutchinson estimator")
     recipe: RecipeName = Field(DEFAULT_RECIPE, description="a named bundle of the options "
-                               "(NOTE [Recipes]); options given override it")
+                               "(--list-recipes); options given override it")
     normalize: Normalization = _recipe_default("normalize")
     gamma_inputs: GammaInputs = _recipe_default("gamma_inputs")
     gamma_state: GammaState = _recipe_default("gamma_state")
