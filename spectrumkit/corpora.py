@@ -119,7 +119,9 @@ def _lines(fn: str, path: Path) -> Iterator[str]:
             while raw := f.readline(MAX_LINE_BYTES + 1):
                 lineno += 1
                 if len(raw) > MAX_LINE_BYTES:
-                    raise fail(fn, f"lines of at most {MAX_LINE_BYTES} bytes", f"a longer line, line {lineno} of {path}")
+                    raise fail(fn, f"lines of at most {MAX_LINE_BYTES} bytes (a longer one is "
+                               "refused, never split)",
+                               f"a longer line, line {lineno} of {path}")
                 yield raw.decode("utf-8")
     except (OSError, EOFError, zlib.error, UnicodeDecodeError) as e:
         where = f" (line {lineno + 1})" if isinstance(e, UnicodeDecodeError) else ""
