@@ -31,9 +31,11 @@ import multiprocessing
 import numbers
 import os
 import platform
+import shlex
 import signal
 import socket
 import sys
+import tempfile
 import threading
 import time
 import traceback
@@ -275,26 +277,73 @@ def _run_process(jobs: Sequence[Job], workers: int, threads: int | None
     pdeathsig = threading.current_thread() is threading.main_thread()
     pool: ProcessPoolExecutor | None = None
     finished = False
+    with _python_ignoring_sigint() as exe:
+        try:
+            # NOTE [Ctrl-C while workers start]: the pool's queues, semaphores and resource
+            # tracker are made in its constructor, the workers are spawned in submit()
+            with _signals_deferred(), _spawn_executable(exe):
+                counter = ctx.Value("i", 0)
+                pool = ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker,
+                                           initargs=(threads, counter, os.getpid(), pdeathsig))
+                futures = {pool.submit(_execute_in_worker, job): job for job in jobs}
+            for fut in as_completed(futures):
+                job = futures[fut]
+                try:
+                    yield job, fut.result()
+                except Exception as e:  # noqa: BLE001 - BrokenProcessPool: a worker was killed
+                    yield job, _crashed(job, e)
+            finished = True
+        finally:
+            if pool is not None:
+                if not finished:  # NOTE [Ctrl-C]: interrupted (or abandoned): stop the workers
+                    _terminate_workers(pool)
+                pool.shutdown(wait=True, cancel_futures=True)
+
+
+@contextlib.contextmanager
+def _python_ignoring_sigint() -> Iterator[str | None]:
+    r"""A private executable that runs this interpreter with SIGINT ignored (None off POSIX).
+
+    NOTE [Workers ignore Ctrl-C from exec]
+    A spawned worker is a fresh interpreter. Until :func:`_init_worker` runs (after the
+    interpreter started, ``spawn_main`` unpickled its job and torch was imported: a second or
+    more), it has Python's own SIGINT handler, so the terminal's Ctrl-C, sent to the whole process
+    group, made it print a ``KeyboardInterrupt`` traceback of its own beside the parent's one
+    line. Only an ignored disposition survives ``exec`` (a handled one is reset), and Python
+    installs no handler for a SIGINT that is ignored when it starts. So on POSIX the workers (and
+    the resource tracker, if it starts with them) are started through a two-line ``/bin/sh``
+    script that ignores SIGINT and ``exec``\ s this interpreter with the same arguments, while
+    the parent keeps its handler (NOTE [Ctrl-C while workers start]). The script lives in a
+    private temporary folder (mode 0700) for as long as the pool does (``sh`` reads it after the
+    spawn returns), and :func:`_spawn_executable` sets it as ``multiprocessing``'s spawn
+    executable only while the workers are started.
+    """
+    if os.name != "posix":
+        yield None
+        return
+    with tempfile.TemporaryDirectory(prefix="spectrumkit-workers-") as folder:
+        script = os.path.join(folder, "python")
+        with open(script, "w", encoding="utf-8") as f:
+            f.write(f"#!/bin/sh\ntrap '' INT\nexec {shlex.quote(sys.executable)} \"$@\"\n")
+        os.chmod(script, 0o700)
+        yield script
+
+
+@contextlib.contextmanager
+def _spawn_executable(exe: str | None) -> Iterator[None]:
+    """Spawn with ``exe`` inside the block, then restore the executable (NOTE [Workers ignore
+    Ctrl-C from exec])."""
+    if exe is None:
+        yield
+        return
+    from multiprocessing import spawn
+
+    before = spawn.get_executable()
+    spawn.set_executable(exe)
     try:
-        # NOTE [Ctrl-C while workers start]: the pool's queues, semaphores and resource tracker
-        # are made in its constructor, the workers are spawned in submit()
-        with _signals_deferred():
-            counter = ctx.Value("i", 0)
-            pool = ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker,
-                                       initargs=(threads, counter, os.getpid(), pdeathsig))
-            futures = {pool.submit(_execute_in_worker, job): job for job in jobs}
-        for fut in as_completed(futures):
-            job = futures[fut]
-            try:
-                yield job, fut.result()
-            except Exception as e:  # noqa: BLE001 - BrokenProcessPool: a worker was killed
-                yield job, _crashed(job, e)
-        finished = True
+        yield
     finally:
-        if pool is not None:
-            if not finished:  # NOTE [Ctrl-C]: interrupted (or abandoned): stop the workers now
-                _terminate_workers(pool)
-            pool.shutdown(wait=True, cancel_futures=True)
+        spawn.set_executable(before)
 
 
 #: Signals held back while workers are spawned (NOTE [Ctrl-C]).
@@ -313,9 +362,9 @@ def _signals_deferred() -> Iterator[None]:
     by one that only records the signal (so nothing is raised inside ``submit()``); afterwards
     handlers and mask are restored and a recorded signal is raised again
     (``signal.raise_signal``), as if it came now. A worker sets SIGINT to SIG_IGN in
-    :func:`_init_worker`; a spawned child does not keep the parent's blocked mask (measured on
-    Linux, CPython 3.11), so a worker hit by the group's SIGINT while it still imports torch can
-    start a KeyboardInterrupt traceback before the parent kills it (a rare race, left open).
+    :func:`_init_worker`, but it ignores it from its start already (NOTE [Workers ignore Ctrl-C
+    from exec]): a spawned child does not keep the parent's blocked mask (measured on Linux,
+    CPython 3.11).
 
     Elsewhere than the main thread (no handlers can be set there) nothing is done.
     """
