@@ -64,6 +64,16 @@ def test_a_study_estimates_its_largest_trial_at_load(one_gib):
     assert "\n" not in str(e.value)
 
 
+def test_a_study_estimates_its_spectra_at_load(one_gib):
+    from spectrumkit.study import load_study
+
+    # 2 · 10^6 sequences × 400² entries × 4 bytes = 1,192 GiB for the dense spectra of one step
+    with pytest.raises(SpectrumkitError, match=r"spectrum_batch 1000000.*1 GiB available") as e:
+        load_study("spectrum", "quick", overrides=["spectrum_batch=1000000",
+                                                   "hidden_size=400"])
+    assert "\n" not in str(e.value) and _needed(str(e.value)) >= 2 * 10**6 * 400**2 * 4 * 0.99
+
+
 def test_memory_terms_name_the_largest_and_sum_all(one_gib):
     with pytest.raises(SpectrumkitError) as e:
         errors.check_memory_terms("f", {"--a 1": 2**28, "--b 2": 2**27}, itemsize=4)
@@ -81,7 +91,10 @@ TRAIN = ("train", "--data", "seq-mnist", "--data-option", "limit=32", "--data-op
     (("--method", "jacobian", "--gamma-inputs", "gaussian", "--gamma-steps", "100000000"),
      "--gamma-steps 100000000"),
     (("--method", "snip", "--score-batch", "100000000"), "--score-batch 100000000"),
-], ids=["gamma-steps", "score-batch"])
+    # dense spectra of a 4-unit GRU: 2 × B × S² float32 entries = 2 · 10^8 · 16 · 4 B = 11.9 GiB
+    (("--method", "random", "--record", "sv_hist", "--spectrum-batch", "100000000"),
+     "--spectrum-batch 100000000"),
+], ids=["gamma-steps", "score-batch", "spectrum-batch"])
 def test_train_sizes_go_through_the_same_estimate(cli, one_gib, tmp_path, extra, flag):
     line = cli(*TRAIN, *extra, "--out", str(tmp_path / "run")).error_line()
     assert flag in line and "1 GiB available" in line, line

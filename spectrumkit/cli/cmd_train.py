@@ -275,7 +275,7 @@ def _check_memory_for(fn: str, c: TrialConfig, task: TaskData, device: str) -> N
     shape = tuple(getattr(getattr(task.train, "xs", None), "shape", ()))
     T = task.bptt or (int(shape[1]) if len(shape) >= 2 else 1)
     flags = {f: "--" + _FIELD_PARAMS.get(f, f).replace("_", "-")
-             for f in ("hidden_size", "batch_size", "score_batch")}
+             for f in ("hidden_size", "batch_size", "score_batch", "spectrum_batch")}
     flags.update(gamma_steps="--gamma-steps", gamma_sequences="--gamma-sequences")
     check_memory_terms(fn, memory_terms(c, input_size=D or 1, heads=heads, seq_len=T,
                                         name=flags), resolve_device(device))

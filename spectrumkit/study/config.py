@@ -588,7 +588,8 @@ def memory_terms(c: TrialConfig, *, input_size: int = 1, heads: int = 0, seq_len
     r"""The entries one trial needs at least, by the setting that drives each (NOTE [Memory
     terms] in ``spectrumkit/errors.py``): the model with its gradient and optimizer state
     (``hidden_size``), one training batch (``batch_size`` × T × (D + S)), one scoring batch
-    (``score_batch``) and γ's own batch (``score_options.gamma_steps`` × ``gamma_sequences``).
+    (``score_batch``), γ's own batch (``score_options.gamma_steps`` × ``gamma_sequences``) and,
+    for dense spectra, one step's Jacobians and their SVD's copy (2 × ``spectrum_batch`` × S²).
 
     ``input_size`` D, ``heads`` (the readout's parameters) and ``seq_len`` T are the data's where
     known (the defaults 1 and 0 keep a lower bound when they are not, as at a study's load).
@@ -619,4 +620,8 @@ def memory_terms(c: TrialConfig, *, input_size: int = 1, heads: int = 0, seq_len
         b = b if isinstance(b, int) else c.score_batch
         terms[f"{n('gamma_steps')} {t} and {n('gamma_sequences')} {b}: γ's batch"] = \
             t * b * (D + S)
+    if c.spectrum_batch is not None and c.spectrum_method != "lanczos":
+        # the dense spectra hold one step's Jacobians (spectrum_batch, S, S) and the SVD's copy
+        terms[f"{n('spectrum_batch')} {c.spectrum_batch}: one step's Jacobians for the spectra"] = \
+            2 * c.spectrum_batch * S * S
     return terms
