@@ -2,6 +2,7 @@
 
 import re
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -72,7 +73,7 @@ def test_readme_links_to_docs_that_exist():
 def test_the_docs_build_strictly(tmp_path):
     pytest.importorskip("mkdocs", reason="the docs extra is not installed (pip install '.[docs]')")
     pytest.importorskip("mkdocstrings", reason="the docs extra is not installed")
-    r = subprocess.run(["python", "-m", "mkdocs", "build", "--strict", "-d", str(tmp_path / "site")],
+    r = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "-d", str(tmp_path / "site")],
                        cwd=ROOT, capture_output=True, text=True, timeout=300,
                        env={**__import__("os").environ, "NO_MKDOCS_2_WARNING": "1"})
     assert r.returncode == 0, r.stderr[-3000:]
