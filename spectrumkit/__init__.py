@@ -1,6 +1,6 @@
 """spectrumkit: temporal Jacobians, singular-value spectra and pruning at initialization for RNNs.
 
-The public face, grouped by theme. See ``DESIGN.md`` of the project for the data flow.
+The public face, grouped by theme. See ``docs/design.md`` for the data flow.
 """
 
 from importlib.metadata import PackageNotFoundError, version

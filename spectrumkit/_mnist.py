@@ -52,7 +52,7 @@ _AUTHORS_TEST_TO_TRAIN = 3000
 
 # NOTE [The authors' split]
 # ``split_rule="authors"`` (a data option of ``seq-mnist``; it needs root= with the full MNIST) is
-# the split of the authors' code (``AUTHORS_CODE.md`` §7): train = the 60,000 training digits in
+# the split of the authors' code (docs/authors-code.md §7): train = the 60,000 training digits in
 # their order, followed by the first 3,000 test digits (63,000); val = the other 7,000 test digits
 # (test digits 3,001-10,000, in order); there is no test split. ``split_rule="default"`` is
 # NOTE [Bundled data]'s rule: with a root, train = the first 55,000 training digits, val = the

@@ -121,7 +121,7 @@ def to_torch(cell: str | Cell, params: Mapping[str, torch.Tensor], *, kind: str 
 
 
 # --------------------------------------------------------------------------------------------------
-# The authors' GRU (Zhang & Stadie's TensorFlow code; AUTHORS_CODE.md §1, §2, §6 of the project)
+# The authors' GRU (Zhang & Stadie's TensorFlow code; docs/authors-code.md §1, §2, §6)
 # --------------------------------------------------------------------------------------------------
 # NOTE [The authors' GRU]
 # The cell their code SCORES (``SparseDummyGRUCell``) has one kernel K of shape (D+N, 3N) acting on
@@ -218,7 +218,7 @@ def authors_trained_gru(params: Mapping[str, torch.Tensor], masks: Mapping[str, 
                         ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
     r"""The ``gru_cho`` the authors' code trains, from the scored ``gru_cho`` and its masks.
 
-    Their trained cell (AUTHORS_CODE.md §6; NOTE [The authors' GRU]) reads the scored column
+    Their trained cell (docs/authors-code.md §6; NOTE [The authors' GRU]) reads the scored column
     blocks permuted: r from block 0, the update gate from block 2 (scored as the candidate), the
     candidate from block 1 (scored as z); its biases are zero and trainable, with no +0.1. In
     ``gru_cho``'s convention:

@@ -20,8 +20,8 @@ the same history. For a :class:`~spectrumkit.study.config.TrialConfig` c:
    ``mask``: :func:`pack_mask`).
 
 NOTE [The authors' pipeline]
-With ``c.pipeline = "authors"`` (AUTHORS_CODE.md §6, a reproduction of their code, off by default)
-the scored ``gru_cho`` is turned into the cell their code trains between steps 3 and 6:
+With ``c.pipeline = "authors"`` (docs/authors-code.md §6, a reproduction of their code, off by
+default) the scored ``gru_cho`` is turned into the cell their code trains between steps 3 and 6:
 :func:`~spectrumkit.interop.authors_trained_gru` swaps the z and candidate row blocks of the
 weights and of the mask (``c.block_swap``, True by default under this pipeline), sets both biases
 to zero (no +0.1) and holds ``bias_hh`` at 0, so one zero-initialized bias per pre-activation
@@ -144,7 +144,7 @@ class PipelineResult:
     r"""What one run of the pipeline produced.
 
     ``status`` (ok / diverged), ``device``, ``metrics`` (the trial's metrics,
-    RESULTS_SCHEMA.md), ``history`` (one row per evaluation; empty without training),
+    docs/results-schema.md), ``history`` (one row per evaluation; empty without training),
     ``artifacts`` (the records asked for), ``data`` (the loader's description), ``mask`` (the
     mask training held at the end, on the CPU; None for ``dense``), ``model`` (trained in place)
     and ``train_result`` (:class:`~spectrumkit.train.TrainResult`, None without training).

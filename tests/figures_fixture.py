@@ -1,4 +1,4 @@
-"""A tiny results folder made by the real study runner (RESULTS_SCHEMA.md), for the figures tests.
+"""A tiny results folder made by the real study runner (docs/results-schema.md), for the figures tests.
 
 Two methods × two seeds of the real prune-train trial on the bundled sequential-MNIST subset: a
 6-unit GRU, 95 % sparse, 4 Adam steps with an evaluation every 2, and every record (anatomy,

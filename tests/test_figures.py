@@ -97,7 +97,7 @@ def test_sv_histogram_draws_the_counts():
 
 
 # --------------------------------------------------------------------------------------------------
-# A results folder in the RESULTS_SCHEMA.md format (tests/figures_fixture.py), rendered once.
+# A results folder in the docs/results-schema.md format (tests/figures_fixture.py), rendered once.
 
 import base64
 import json

@@ -230,7 +230,7 @@ def test_bad_constant_and_overrides_are_named(bad, match):
 
 
 # ----------------------------------------------------------------------------------------------
-# The authors' GRU (NOTE [The authors' GRU] in interop.py), transcribed from AUTHORS_CODE.md
+# The authors' GRU (NOTE [The authors' GRU] in interop.py), transcribed from docs/authors-code.md
 # ----------------------------------------------------------------------------------------------
 
 

@@ -560,7 +560,7 @@ def _torch_gru_step(W_ih, W_hh, b_ih, b_hh, x, h):
 
 
 def _authors_score(model, xs, seed, U=4, lam=0.9, steps=5, seqs=100):
-    """AUTHORS_CODE.md §3-§4 transcribed: Σ_u λ^u |∂ mean (J_{T-u}ᵀ1)² / ∂W| / |∂χ̃/∂W|."""
+    """docs/authors-code.md §3-§4 transcribed: Σ_u λ^u |∂ mean (J_{T-u}ᵀ1)² / ∂W| / |∂χ̃/∂W|."""
     p = {n: t.detach().clone().requires_grad_(n.startswith("weight"))
          for n, t in model.cell_params().items()}
     W = [p["weight_ih"], p["weight_hh"]]

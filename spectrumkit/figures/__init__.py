@@ -6,7 +6,7 @@ The package is split by concern (dependency arrows point down the list):
   :func:`new_figure`, :func:`save_figure` (atomic, byte-deterministic);
 * :mod:`spectrumkit.figures.plots`: plot functions taking an ``ax`` and plain data (paper Figs. 1–5,
   Lyapunov spectra, σ̄ per step);
-* :mod:`spectrumkit.figures.results`: reading ``spec.json`` + ``trials/*.json`` (RESULTS_SCHEMA.md);
+* :mod:`spectrumkit.figures.results`: reading ``spec.json`` + ``trials/*.json`` (results schema);
 * :mod:`spectrumkit.figures.tables`: tables like the paper's (mean ± std (n), best in bold) as
   Markdown, LaTeX (booktabs) and CSV;
 * :mod:`spectrumkit.figures.values`: how a metric value that is not finite (∞, undefined) is read,

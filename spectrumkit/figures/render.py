@@ -1,10 +1,11 @@
 r"""Render a study's declared figures and tables from its stored results only.
 
-:func:`render` reads ``spec.json`` and ``trials/*.json`` (RESULTS_SCHEMA.md) and writes every figure
-named in the spec's ``report.figures`` into ``study_dir/figures/<name>.<fmt>`` and every table of
-``report.table`` into ``study_dir/tables/paper.{md,tex,csv}`` (laid out like the paper's tables; the
-study runner's own ``tables/summary.*`` are left alone). Nothing is recomputed: rerunning it on the
-same results gives byte-identical files (NOTE [Deterministic files]).
+:func:`render` reads ``spec.json`` and ``trials/*.json`` (docs/results-schema.md) and writes
+every figure named in the spec's ``report.figures`` into ``study_dir/figures/<name>.<fmt>`` and
+every table of ``report.table`` into ``study_dir/tables/paper.{md,tex,csv}`` (laid out like the
+paper's tables; the study runner's own ``tables/summary.*`` are left alone). Nothing is
+recomputed: rerunning it on the same results gives byte-identical files (NOTE [Deterministic
+files]).
 
 NOTE [What each figure pools]
 Only trials of status ``ok`` are drawn. Trials are grouped into conditions (NOTE [Conditions]):
@@ -388,7 +389,8 @@ def _fig_spectrum_steps(res: StudyResults):
                        lambda v: [pd.DataFrame(x) for x in v])
 
 
-#: The figures a study may declare (``choices.FIGURES``, RESULTS_SCHEMA.md), with what draws them.
+#: The figures a study may declare (``choices.FIGURES``, docs/results-schema.md), with what
+#: draws them.
 FIGURES: dict[str, Callable[[StudyResults], Any]] = {
     "anatomy": _fig_anatomy, "sv_hist": _fig_sv_hist, "connection_maps": _fig_connection_maps,
     "curves": _fig_curves, "lyapunov": _fig_lyapunov, "spectrum_steps": _fig_spectrum_steps,

@@ -1,6 +1,6 @@
 r"""Reading stored study results (``spec.json`` + ``trials/*.json``); trials grouped by condition.
 
-The folder layout and the trial-file format are the contract ``RESULTS_SCHEMA.md`` (schema
+The folder layout and the trial-file format are the contract ``docs/results-schema.md`` (schema
 version 2) between :mod:`spectrumkit.study` (the writer) and this package (the reader). Nothing
 here recomputes anything: every number a figure or a table shows comes out of these files.
 
@@ -231,7 +231,7 @@ def find_study_dirs(path: str | Path) -> list[Path]:
 
 
 def load_study(study_dir: str | Path, *, fn: str = "load_study") -> StudyResults:
-    r"""Read ``study_dir/spec.json`` and the trials of the study it resolves (RESULTS_SCHEMA.md).
+    r"""Read ``study_dir/spec.json`` and the trials of the study it resolves (the results schema).
 
     NOTE [Only the resolved trials]
     ``trials/`` may hold results of other presets or seed counts run into the same folder (a

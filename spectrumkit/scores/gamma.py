@@ -15,7 +15,7 @@ reverse pass through the T steps. The sequence has the batch's T steps and B exa
 jacobian score: the examples its χ uses). Its inputs ``gamma_inputs``:
 
 * ``"gaussian"`` (default): x̃ ~ N(0, 0.1²), drawn as ``0.1 * randn(T, B, D)``;
-* ``"authors"``:  x̃ ~ 1 + N(0, 0.1²) (the authors' code; DESIGN.md leaves open whether their
+* ``"authors"``:  x̃ ~ 1 + N(0, 0.1²) (the authors' code; the paper leaves open whether their
   1 + N(0, 0.1) is meant for the inputs or the state, so both are offered);
 * ``"data"``:     the batch's own cell inputs (no draw).
 
@@ -39,7 +39,7 @@ then an error.
 NOTE [γ objective]
 γ's own sequence need not be the batch's: ``gamma_steps`` T̃ (None: the batch's T; the authors: 5)
 and ``gamma_sequences`` B̃ (None: the batch's B, for the jacobian score its ``batch_size``
-examples; the authors: 100). What is differentiated on it (``../shared/AUTHORS_CODE.md`` §4):
+examples; the authors: 100). What is differentiated on it (``docs/authors-code.md`` §4):
 
 * ``gamma_objective="hidden"`` (Eq. 7, default): the mean over the B̃ sequences of Σ_i h̃_i^(t),
   summed over every step t = 1..T̃ (``gamma_readout="sum"``, default) or taken at t = T̃ only

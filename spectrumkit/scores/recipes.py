@@ -23,7 +23,7 @@ NOTE [Recipes]
             a count nor an initial state); (3) the text divides by |γ| without a guard; we keep
             spectrumkit's relative floor 1e-3 (NOTE [γ normalization]), which only acts on the
             entries whose Monte-Carlo γ is within 1e-3 of the mean |γ|.
-``authors`` the authors' code (``../shared/AUTHORS_CODE.md`` §3–§5): χ_u = mean (J_tᵀ1)²
+``authors`` the authors' code (``docs/authors-code.md`` §3–§5): χ_u = mean (J_tᵀ1)²
             (``transpose``) of the real batch of 64, differentiated through the whole unroll
             (``through_time=True``), 0.9^u per horizon with |·| taken per horizon then summed,
             U = 4; γ = |∂χ̃/∂θ| with χ̃ the mean (J̃ᵀ1)² of the 5th step of 100 noise sequences
@@ -90,7 +90,7 @@ RECIPES: Mapping[str, Recipe] = MappingProxyType({r.name: r for r in (
             {**_PAPER_CHI, **_BATCH_GAMMA, "gamma_readout": "sum"}, _PLAIN),
     _recipe("paper", "the paper's text as read here (γ from the last step only)",
             {**_PAPER_CHI, **_BATCH_GAMMA, "gamma_readout": "last"}, _PLAIN),
-    _recipe("authors", "the authors' code, AUTHORS_CODE.md §3-§5 (regime §1, §2, §6, §7)",
+    _recipe("authors", "the authors' code, docs/authors-code.md §3-§5 (regime §1, §2, §6, §7)",
             {"horizon": 4, "estimator": "transpose", "through_time": True, "discount": 0.9,
              "batch_size": 64, "normalize": "gamma", "balance": "none", **_AUTHORS_GAMMA},
             {"cell": "gru_cho", "init": AUTHORS_GRU_INIT, "data.scale": "paper",

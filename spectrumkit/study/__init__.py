@@ -12,7 +12,7 @@ r"""Studies: a TOML spec → validated trial configs → an executor → a resul
 - :mod:`~spectrumkit.study.trial`: the built-in trial, data → model → scores → mask → train;
 - :mod:`~spectrumkit.study.runner`: :func:`run_study` (NOTE [Resume]).
 
-The result format is the contract with :mod:`spectrumkit.figures` (RESULTS_SCHEMA.md), whose
+The result format is the contract with :mod:`spectrumkit.figures` (docs/results-schema.md), whose
 :mod:`~spectrumkit.figures.tables` writes the runner's mean ± std summaries too.
 """
 

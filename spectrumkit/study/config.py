@@ -309,7 +309,7 @@ class TrialConfig(BaseModel):
     option of :func:`spectrumkit.scores.compute_scores`); all readable back as properties),
     ``sparsity`` (K = round((1 - sparsity)·P) kept), ``scope``, ``include_bias``, ``score_batch``
     (the minibatch the scores see), ``score_repeats`` (timing: the best of k runs).
-    The authors' pipeline (AUTHORS_CODE.md §6): ``pipeline="authors"`` trains the pruned GRU as
+    The authors' pipeline (docs/authors-code.md §6): ``pipeline="authors"`` trains the pruned GRU as
     their code does: zero trainable biases, no +0.1 (``bias_hh`` held at 0, one bias per
     pre-activation) and, with ``block_swap`` (its default there), the z/candidate blocks and
     masks swapped (:func:`spectrumkit.interop.authors_trained_gru`). ``block_swap=True`` alone

@@ -157,7 +157,7 @@ def run_study(study: str | Path | Study, *, progress: bool | None = None,
     what will run. ``overrides``: ``"KEY=VALUE"`` changes of the study's TOML, checked like the
     file and recorded in ``spec.json`` (NOTE [Study overrides]; a name or path only).
 
-    Results go to ``OUT/<study>/`` as RESULTS_SCHEMA.md describes; finished trials are skipped
+    Results go to ``OUT/<study>/`` as docs/results-schema.md describes; finished trials are skipped
     (NOTE [Resume]).
 
     NOTE [Trial code]

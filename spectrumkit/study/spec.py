@@ -189,7 +189,7 @@ class Study:
         return {**({ROW: [lab for lab, _ in self.rows]} if self.rows else {}), **self.grid}
 
     def to_json(self) -> dict[str, Any]:
-        """The resolved spec as written to ``spec.json`` (RESULTS_SCHEMA.md)."""
+        """The resolved spec as written to ``spec.json`` (docs/results-schema.md)."""
         report = self.report.model_dump(mode="json")
         extra = report.pop("tables")
         if extra:  # figures read report.table as one table or a list of them

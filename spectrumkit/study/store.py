@@ -1,6 +1,6 @@
 r"""The result store of one study: ``OUT/<study>/{spec.json, trials/, logs/, tables/}``.
 
-The layout and the result format are fixed by RESULTS_SCHEMA.md (the contract with
+The layout and the result format are fixed by docs/results-schema.md (the contract with
 :mod:`spectrumkit.figures`).
 
 NOTE [Atomic results]

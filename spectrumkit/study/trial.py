@@ -38,7 +38,7 @@ def run_trial(c: TrialConfig, ctx: TrialContext) -> dict[str, Any]:
     r"""Run one ``prune-train`` trial (:func:`~spectrumkit.pipeline.run_pipeline`).
 
     Returns ``{"status", "device", "metrics", "history", "artifacts", "data"}`` as
-    RESULTS_SCHEMA.md describes (``data``: the loader's description of the data used); a diverged
+    the results schema describes (``data``: the loader's description of the data used); a diverged
     run has status ``diverged`` and its ``diverged_at_step``.
     """
     ctx.log(_reproduce_line(c, ctx.data_root))
