@@ -33,6 +33,7 @@ from .._io import (
     decode_utf8,
     describe_read_error,
     read_regular,
+    read_text_file,
     write_text_atomic,
 )
 from .._lock import folder_lock
@@ -247,13 +248,7 @@ def read_spec_file(fn: str, path: str | Path) -> dict[str, Any]:
     ``fn: expected a spec.json ..., got PATH (why)`` naming the file and the field."""
     path = Path(path)
     expected = "a spec.json as 'spectrumkit study' writes it"
-    try:
-        raw = read_regular(path)
-    except OSError as e:
-        raise fail(fn, expected, f"{path} ({describe_read_error(e)})") from None
-    text, why = decode_utf8(raw)
-    if text is None:
-        raise fail(fn, expected, f"{path} ({why})")
+    text = read_text_file(fn, path, expected)
     try:
         spec = json.loads(text, parse_constant=_no_constant)
     except json.JSONDecodeError as e:
