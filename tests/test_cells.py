@@ -6,7 +6,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 from torch import nn
 
-from spectrumkit import SpectrumkitError, count_params, entry_labels, from_torch, get, unroll
+from spectrumkit import SpectrumkitError, from_torch, unroll
+from spectrumkit.cells import count_params, entry_labels, get
 from spectrumkit.cells import available, check_params
 from spectrumkit.init import init_params
 

@@ -2,7 +2,7 @@
 
 import pytest
 
-from spectrumkit import count_params
+from spectrumkit.cells import count_params
 
 
 @pytest.mark.slow

@@ -8,7 +8,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 from torch import nn
 
-from spectrumkit import SpectrumkitError, from_torch, init_params, parse_scheme, to_torch
+from spectrumkit import SpectrumkitError, from_torch, init_params, to_torch
+from spectrumkit.init import parse_scheme
 from spectrumkit.cells import get
 
 from .cases import USER_CELL
@@ -268,7 +269,8 @@ def _authors_case(D, N, T, seed):
 @given(D=st.integers(1, 6), N=st.integers(1, 6), T=st.integers(1, 5), seed=st.integers(0, 999),
        c=st.sampled_from([0.1, 0.0, -0.3]))
 def test_gru_cho_unroll_equals_the_authors_scored_cell(D, N, T, seed, c):
-    from spectrumkit import authors_gru_params, unroll
+    from spectrumkit import unroll
+    from spectrumkit.interop import authors_gru_params
 
     K, xs, h0, _ = _authors_case(D, N, T, seed)
     states = unroll("gru_cho", authors_gru_params(K, constant=c), xs, h0)
@@ -280,7 +282,8 @@ def test_gru_cho_unroll_equals_the_authors_scored_cell(D, N, T, seed, c):
 
 @given(D=st.integers(1, 6), N=st.integers(1, 6), T=st.integers(1, 5), seed=st.integers(0, 999))
 def test_authors_trained_gru_equals_their_trained_cell(D, N, T, seed):
-    from spectrumkit import authors_gru_params, authors_trained_gru, unroll
+    from spectrumkit import unroll
+    from spectrumkit.interop import authors_gru_params, authors_trained_gru
 
     K, xs, h0, Mk = _authors_case(D, N, T, seed)
     scored = authors_gru_params(K)
@@ -305,7 +308,8 @@ def test_authors_trained_gru_trains_like_theirs_under_adam():
 
     Theirs: the kept kernel entries and one bias (3N,). Ours: gru_cho with z/n rows negated, two
     bias tensors of which bias_hh is held at 0 by the returned mask."""
-    from spectrumkit import authors_gru_params, authors_trained_gru, unroll
+    from spectrumkit import unroll
+    from spectrumkit.interop import authors_gru_params, authors_trained_gru
 
     D, N, T = 3, 4, 5
     K, xs, h0, Mk = _authors_case(D, N, T, seed=3)
@@ -352,7 +356,7 @@ def test_authors_trained_gru_trains_like_theirs_under_adam():
 
 def test_authors_init_matches_the_converter_in_form():
     """AUTHORS_GRU_INIT gives the converter's constants exactly and N(0, 0.07²) weights."""
-    from spectrumkit import authors_gru_params
+    from spectrumkit.interop import authors_gru_params
     from spectrumkit.init import AUTHORS_GRU_INIT
 
     a = init_params("gru_cho", 5, 6, AUTHORS_GRU_INIT, seed=0, dtype=torch.float64)
@@ -367,7 +371,7 @@ def test_authors_init_matches_the_converter_in_form():
     (torch.full((4, 3), float("nan")), "kernel"),
 ])
 def test_authors_gru_params_bad_kernel(kernel, match):
-    from spectrumkit import authors_gru_params
+    from spectrumkit.interop import authors_gru_params
 
     with pytest.raises(SpectrumkitError, match=rf"^authors_gru_params: expected {match}"):
         authors_gru_params(kernel)
@@ -376,7 +380,7 @@ def test_authors_gru_params_bad_kernel(kernel, match):
 
 
 def test_authors_trained_gru_bad_input():
-    from spectrumkit import authors_trained_gru
+    from spectrumkit.interop import authors_trained_gru
 
     p = init_params("gru_cho", 2, 3, seed=0)
     ok = {"weight_ih": torch.ones(9, 2, dtype=torch.bool),

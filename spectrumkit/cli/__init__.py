@@ -13,7 +13,7 @@ import sys
 
 import click
 
-from .. import __version__
+from .._version import VERSION as __version__
 from .._signals import abort_status, command_signals
 from ..errors import SpectrumkitError
 

@@ -117,7 +117,7 @@ def report_page(res: StudyResults, *, figures: Mapping[str, bytes],
     """
     import jinja2
 
-    from .. import __version__
+    from .._version import VERSION as __version__
 
     env = jinja2.Environment(loader=jinja2.PackageLoader("spectrumkit.figures", "templates"),
                              autoescape=True, undefined=jinja2.StrictUndefined)
