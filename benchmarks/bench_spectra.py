@@ -58,7 +58,7 @@ def child(args: argparse.Namespace) -> None:
 
     from spectrumkit.init import init_params
     from spectrumkit.spectra import spectrum
-    from spectrumkit.unroll import unroll
+    from spectrumkit import unroll
 
     torch.set_num_threads(args.threads)
     p = init_params(args.cell, D, args.hidden, "glorot", seed=0, dtype=torch.float32)

@@ -19,6 +19,7 @@ from .interop import authors_gru_params, authors_trained_gru, from_torch, to_tor
 
 # isort: split
 # sequences and per-step Jacobians
+from ._unroll import unroll
 from .jacobians import (
     JacobianChunk,
     has_closed_form,
@@ -29,7 +30,6 @@ from .jacobians import (
     vjp_step,
 )
 from .operators import step_operator
-from .unroll import unroll
 
 # isort: split
 # spectra, χ and Lyapunov exponents

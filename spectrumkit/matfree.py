@@ -67,6 +67,7 @@ import pandas as pd
 import torch
 from torch.func import vjp
 
+from ._unroll import batched_step, check_sequence, unroll_states
 from .cells import Cell, get
 from .errors import SpectrumkitError, check_choice, check_positive_int, fail
 from .init import make_generator
@@ -78,7 +79,6 @@ from .spectra import (
     _check_bins,
     _check_near_zero,
 )
-from .unroll import _unroll, batched_step, check_sequence
 
 __all__ = [
     "ExtremeSingularValues",
@@ -317,7 +317,7 @@ def _setup(fn: str, cell: str | Cell, params: Params, xs: torch.Tensor,
     params = {name: t.detach() for name, t in params.items()}
     with torch.no_grad():
         if states is None:
-            states = _unroll(cell, params, xs[: idx[-1]], s0)
+            states = unroll_states(cell, params, xs[: idx[-1]], s0)
     states = states.detach()
     _check_jvp(fn, cell, params, xs[idx[0] - 1], states[idx[0] - 1])
     return _Setup(cell, params, idx, states, size)

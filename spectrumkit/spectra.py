@@ -48,6 +48,7 @@ import pandas as pd
 import torch
 from torch.func import jacrev, vmap
 
+from ._unroll import batched_step, check_sequence
 from .cells import Cell, Params, get
 from .choices import ESTIMATORS, Estimator
 from .closed_form import _graph_free, _iter_closed_form_steps
@@ -64,7 +65,6 @@ from .jacobians import (
     _vjp_step,
 )
 from .jacobians import METHODS as JACOBIAN_METHODS
-from .unroll import batched_step, check_sequence
 
 __all__ = [
     "CHI_ESTIMATORS",
