@@ -33,21 +33,19 @@ from .operators import step_operator
 
 # isort: split
 # spectra, χ and Lyapunov exponents
-from .matfree import (
-    ExtremeSingularValues,
-    LanczosOptions,
-    SpectralDensity,
-    extreme_singular_values,
-    lanczos_spectrum,
-)
 from .spectra import (
     CHI_ESTIMATORS,
+    ExtremeSingularValues,
     Histogram,
+    LanczosOptions,
+    SpectralDensity,
     Spectrum,
     chi,
     chi_step,
     effective_rank,
+    extreme_singular_values,
     histogram,
+    lanczos_spectrum,
     lyapunov_exponents,
     reference_singular_values,
     singular_values,
