@@ -60,7 +60,7 @@ from spectrumkit.cells import get
 from spectrumkit.init import init_params
 from spectrumkit.jacobians import reference_jacobian, step_jacobians
 from spectrumkit.spectra import spectrum
-from spectrumkit.unroll import unroll
+from spectrumkit import unroll
 
 B, D = 64, 28
 REF_EXAMPLES = 2

@@ -11,7 +11,7 @@ glorot init, params from seed 0):
 
 1. GRU at N = 400, 800, 1600 (``--widths``), B = 64 (``--batch``): ``spectrum()`` with the dense
    closed-form engine (J formed, ``svdvals``) against ``spectrum(method="lanczos")`` with the
-   default :class:`~spectrumkit.matfree.LanczosOptions` (k = 5, 64 Lanczos steps, 4 probes per
+   default :class:`~spectrumkit.spectra.LanczosOptions` (k = 5, 64 Lanczos steps, 4 probes per
    example). Printed: both times and their ratio, both peak memories and their ratio, the largest
    relative error of the top singular value over the B examples, the relative error of the mean
    singular value σ̄, the L1 distance of the two histograms on the dense histogram's bins, and how
@@ -58,7 +58,7 @@ def child(args: argparse.Namespace) -> None:
 
     from spectrumkit.init import init_params
     from spectrumkit.spectra import spectrum
-    from spectrumkit.unroll import unroll
+    from spectrumkit import unroll
 
     torch.set_num_threads(args.threads)
     p = init_params(args.cell, D, args.hidden, "glorot", seed=0, dtype=torch.float32)

@@ -115,7 +115,7 @@ def section(name):
 
 
 from spectrumkit.init import init_params
-from spectrumkit.unroll import unroll
+from spectrumkit import unroll
 from spectrumkit.jacobians import step_jacobians
 from spectrumkit.spectra import spectrum
 

@@ -29,11 +29,11 @@ _EXPORTS: dict[str, str] = {
     # cells and their initialization
     "Cell": "cells", "make_cell": "cells", "init_params": "init",
     # sequences and per-step Jacobians
-    "unroll": "unroll", "step_jacobians": "jacobians", "step_operator": "operators",
+    "unroll": "_unroll", "step_jacobians": "jacobians", "step_operator": "operators",
     # spectra, χ and Lyapunov exponents
     "singular_values": "spectra", "spectrum": "spectra", "Spectrum": "spectra",
-    "spectrum_summary": "spectra", "lanczos_spectrum": "matfree",
-    "extreme_singular_values": "matfree", "chi": "spectra", "lyapunov_exponents": "spectra",
+    "spectrum_summary": "spectra", "lanczos_spectrum": "spectra",
+    "extreme_singular_values": "spectra", "chi": "spectra", "lyapunov_exponents": "spectra",
     # scores
     "METHODS": "scores", "compute_scores": "scores", "options_for": "scores",
     # masks
@@ -64,18 +64,18 @@ if TYPE_CHECKING:  # the same names, for type checkers and documentation tools
     from .interop import from_torch, to_torch
     from .jacobians import step_jacobians
     from .masks import apply_mask, load_masks, save_masks, to_torch_prune, topk_mask
-    from .matfree import extreme_singular_values, lanczos_spectrum
     from .operators import step_operator
     from .pipeline import run_pipeline
     from .protocols import check_model
     from .scores import METHODS, compute_scores, options_for
-    from .spectra import Spectrum, chi, lyapunov_exponents, singular_values, spectrum
+    from .spectra import Spectrum, chi, extreme_singular_values, lanczos_spectrum
+    from .spectra import lyapunov_exponents, singular_values, spectrum
     from .spectra import spectrum_summary
     from .study.config import TrialConfig
     from .study.runner import run_study
     from .study.spec import load_study
     from .train import TrainResult, train
-    from .unroll import unroll
+    from ._unroll import unroll
 
 
 def __getattr__(name: str) -> object:

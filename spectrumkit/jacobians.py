@@ -33,6 +33,8 @@ from typing import NamedTuple
 import torch
 from torch.func import jacfwd, jacrev, jvp, vjp, vmap
 
+from ._unroll import batched_step, check_sequence
+from ._unroll import unroll_states as _unroll
 from .cells import Cell, Params, get
 from .choices import JACOBIAN_BLOCKS, JACOBIAN_METHODS, JacobianBlock, JacobianMethod
 from .closed_form import (  # noqa: F401 - re-exported for spectra and the tests
@@ -43,7 +45,6 @@ from .closed_form import (  # noqa: F401 - re-exported for spectra and the tests
     _new_output,
 )
 from .errors import check_choice, check_float_tensor, check_positive_int, fail
-from .unroll import _unroll, batched_step, check_sequence
 
 __all__ = [
     "BLOCKS",

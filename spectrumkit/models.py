@@ -9,7 +9,7 @@ Only the cell is pruned. Both models keep the cell's parameters in ``model.rnn``
 
 NOTE [Batch-first models, time-major cells]
 Models take batch-first inputs (B, T, D) / (B, T) like data loaders produce; inside they transpose
-to the time-major layout (T, B, D) that :func:`~spectrumkit.unroll.unroll` and every Jacobian
+to the time-major layout (T, B, D) that :func:`~spectrumkit.unroll` and every Jacobian
 routine use.
 """
 
@@ -24,11 +24,11 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils import skip_init
 
+from ._unroll import unroll_states
 from .cells import Cell, get
 from .errors import check_positive_int, fail
 from .init import DRAW_DTYPE, init_params, make_generator
 from .protocols import RecurrentModel
-from .unroll import _unroll
 
 __all__ = ["LanguageModel", "SequenceClassifier", "log_uniform_probs", "log_uniform_sample",
            "sampled_softmax_loss"]
@@ -180,7 +180,7 @@ class _RecurrentCore(nn.Module):
         """Unroll the cell: (T, B, D) -> (T+1, B, S), zero initial state unless ``s0`` (B, S)."""
         if s0 is None:
             s0 = xs_time_major.new_zeros(xs_time_major.shape[1], self.state_size)
-        return _unroll(self.cell, self.cell_params(), xs_time_major, s0)
+        return unroll_states(self.cell, self.cell_params(), xs_time_major, s0)
 
     def cell_inputs(self, batch: Batch) -> torch.Tensor:
         """The cell's time-major inputs for a (validated) batch: (T, B, D).

@@ -10,7 +10,7 @@ import pytest
 import torch
 from torch.func import vmap
 
-import spectrumkit.spectra as spectra
+import spectrumkit.spectra._common as spectra
 from spectrumkit.cells import get
 from spectrumkit.closed_form import _closed_form, _closed_form_into, _graph_free, _new_output
 from spectrumkit.jacobians import reference_jacobian, step_jacobians

@@ -9,7 +9,7 @@ import torch
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from spectrumkit import SpectrumkitError
+from spectrumkit import SpectrumkitError, unroll
 from spectrumkit.cells import get
 from spectrumkit.init import init_params
 from spectrumkit.jacobians import (
@@ -20,7 +20,6 @@ from spectrumkit.jacobians import (
     step_jacobians,
     vjp_step,
 )
-from spectrumkit.unroll import unroll
 
 from .cases import BUILTIN, USER_CELL
 from .conftest import assert_close

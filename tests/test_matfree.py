@@ -15,12 +15,13 @@ from spectrumkit import SpectrumkitError
 from spectrumkit.cells import get, make_cell
 from spectrumkit.init import init_params
 from spectrumkit.jacobians import step_jacobians
-from spectrumkit.matfree import (
+from spectrumkit.spectra import (
+    SUMMARY_COLUMNS,
     LanczosOptions,
     extreme_singular_values,
     lanczos_spectrum,
+    spectrum,
 )
-from spectrumkit.spectra import SUMMARY_COLUMNS, spectrum
 
 F64 = torch.float64
 ROOT = Path(__file__).resolve().parents[1]

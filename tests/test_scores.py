@@ -4,12 +4,11 @@ reference_jacobian, of γ, and of the gradient (Foresight); closed forms for the
 import pytest
 import torch
 
-from spectrumkit import SpectrumkitError
+from spectrumkit import SpectrumkitError, unroll
 from spectrumkit.jacobians import reference_jacobian
 from spectrumkit.masks import topk_mask
 from spectrumkit.models import LanguageModel, SequenceClassifier
 from spectrumkit.scores import METHODS, compute_gamma, compute_scores
-from spectrumkit.unroll import unroll
 
 from .cases import USER_CELL
 from .conftest import assert_close

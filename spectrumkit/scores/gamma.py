@@ -64,11 +64,11 @@ from typing import Any, cast
 
 import torch
 
+from .._unroll import unroll_states
 from ..choices import ESTIMATORS, GAMMA_INPUTS, GAMMA_OBJECTIVES, GAMMA_READOUTS, GAMMA_STATES
 from ..errors import check_choice, check_positive_int, fail
 from ..protocols import RecurrentModel, check_model
 from ..spectra import chi_step
-from ..unroll import _unroll
 from .common import check_inputs_match, grad_on, grads
 
 __all__ = ["compute_gamma", "gamma_denominator"]
@@ -119,7 +119,7 @@ def _gamma(model: RecurrentModel, theta: Mapping[str, torch.Tensor], xs: torch.T
     """
     x, s0 = draw_gamma_sequence(model, xs, generator, inputs, state, steps, sequences)
     cell, params = model.cell, model.cell_params()
-    states = _unroll(cell, params, x if objective == "hidden" else x[:-1], s0)
+    states = unroll_states(cell, params, x if objective == "hidden" else x[:-1], s0)
     if objective == "hidden":
         read = states[1:] if readout == "sum" else states[-1:]
         total = cell.output(read).sum() / x.shape[1]

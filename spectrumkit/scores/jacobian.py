@@ -7,7 +7,7 @@ Legend: T = steps, B = batch, D = input size, N = hidden size, S = state size, U
            \qquad \chi^{(u)} = \frac1B\sum_{b=1}^{B}\chi\big(J_{T-u+1}(x_b, s_b)\big),
 
 with λ = ``discount`` (1.0 by default; the authors' code uses 0.9), χ one of the estimators of
-NOTE [χ estimators] (``spectrumkit/spectra.py``; each already divided by S), γ and τ as in
+NOTE [χ estimators] (``spectrumkit/spectra/chi.py``; each already divided by S), γ and τ as in
 NOTE [γ normalization] and NOTE [γ objective] (``normalize="none"`` drops the denominator). Named
 bundles of all these options: NOTE [Recipes] (``recipe="authors"``, ``"paper"``, ...).
 
@@ -45,9 +45,9 @@ from typing import Any
 import torch
 from torch.func import grad, vmap
 
+from .._unroll import unroll_states
 from ..protocols import RecurrentModel
 from ..spectra import chi_step
-from ..unroll import _unroll
 from .common import grads
 from .gamma import gamma_denominator, gamma_of
 
@@ -73,7 +73,7 @@ def jacobian_scores(fn: str, model: RecurrentModel, batch: Any, xs: torch.Tensor
             states = g_states[:T]
     if states is None:
         with torch.set_grad_enabled(through_time):
-            states = _unroll(cell, params, xs[: T - 1], xs.new_zeros(B, S))  # s_0 .. s_{T-1}
+            states = unroll_states(cell, params, xs[: T - 1], xs.new_zeros(B, S))  # s_0 .. s_{T-1}
     if not through_time:
         states = states.detach()
 

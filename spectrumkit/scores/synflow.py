@@ -28,9 +28,9 @@ from typing import Any
 
 import torch
 
+from .._unroll import unroll_states
 from ..errors import fail
 from ..protocols import RecurrentModel
-from ..unroll import _unroll
 from .common import grads
 from .ranking import k_of, top_k
 
@@ -57,7 +57,7 @@ def synflow_scores(fn: str, model: RecurrentModel, batch: Any, xs: torch.Tensor,
     for k in range(1, n_rounds + 1):
         masks = dict(zip(names, alive.split(sizes)))
         leaves = {n: (base[n] * masks[n].view_as(base[n])).requires_grad_(True) for n in names}
-        states = _unroll(cell, {**base, **leaves}, x1, s0)
+        states = unroll_states(cell, {**base, **leaves}, x1, s0)
         g = grads(cell.output(states[-1]).sum(), leaves)
         last = torch.cat([(leaves[n].detach() * g[n]).reshape(-1) for n in names])
         alive_last = alive

@@ -1,6 +1,9 @@
 r"""Run a cell over a sequence: :math:`s_t = \mathrm{step}(\theta, x_t, s_{t-1})`, t = 1..T.
 
 Legend: T = steps, B = batch, D = input size, N = hidden size, S = state size.
+
+Private by file name: the public face is the function :func:`spectrumkit.unroll`; the other plain
+names (``batched_step``, ``check_sequence``, ``unroll_states``) serve the modules of the package.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ from torch.func import vmap
 from .cells import Cell, check_params, get
 from .errors import check_float_tensor, fail
 
-__all__ = ["batched_step", "unroll"]
+__all__ = ["batched_step", "check_sequence", "unroll", "unroll_states"]
 
 
 def batched_step(cell: Cell) -> Callable[[Mapping[str, torch.Tensor], torch.Tensor, torch.Tensor],
@@ -53,8 +56,8 @@ def check_sequence(fn: str, cell: Cell, params: Mapping[str, torch.Tensor], xs: 
     return D, N, s0
 
 
-def _unroll(cell: Cell, params: Mapping[str, torch.Tensor], xs: torch.Tensor, s0: torch.Tensor
-            ) -> torch.Tensor:
+def unroll_states(cell: Cell, params: Mapping[str, torch.Tensor], xs: torch.Tensor,
+                  s0: torch.Tensor) -> torch.Tensor:
     """Trusted core of :func:`unroll`: xs (T, B, D), s0 (B, S) -> (T+1, B, S)."""
     step = batched_step(cell)
     states = [s0]
@@ -89,4 +92,4 @@ def unroll(cell: str | Cell, params: Mapping[str, torch.Tensor], xs: torch.Tenso
     """
     cell = get(cell)
     _, _, s0 = check_sequence("unroll", cell, params, xs, s0)
-    return _unroll(cell, params, xs, s0)
+    return unroll_states(cell, params, xs, s0)
