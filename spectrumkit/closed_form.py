@@ -207,29 +207,36 @@ def _closed_form(cell: Cell, params: Params, x: torch.Tensor, s: torch.Tensor, b
 # One pass over J: the assembly without a graph
 # --------------------------------------------------------------------------------------------------
 # NOTE [One pass over J]
-# A step Jacobian costs O(G) multiply-adds per entry, so its floor is writing the B·S² entries.
-# The gate-by-gate assembly of _closed_form passes over the whole (B, S, S) output G + 2 times
-# (zero fill, one addcmul per gate, the diagonal). Without a graph the same sum is one batched
-# product per input block p (the N columns p·N .. p·N + N - 1), because every output row (o, n)
-# of every example is a combination of K shared rows:
+# A step Jacobian costs O(G) multiply-adds per entry, so its floor is writing the B·S² entries once
+# to memory. Two costs sit on top of that floor, and the graph-free assembly avoids both:
 #
-#     J[:, o, n, p·N + j] = Σ_g β[:, o, g, n] M[g, n, p·N + j] + α[:, o, p, n] · [j == n]
-#                         = (L[o, n] @ R_p[n])[:, j],     L[o, n] = (β[:, o, :, n] | α[:, o, p, n])
-#                                                          R_p[n] = (M[:, n, p·N:(p+1)·N] | e_n)
+# * Fresh pages. A new output is memory the process never touched; the kernel zeroes each page at
+#   its first write (NOTE [Fresh pages]). If the first writes are spread over the whole output
+#   (a product batched over the rows n writes row n of EVERY example), every page is zeroed long
+#   before the rest of it is written, and J crosses the memory bus twice (zeroes, then values).
+# * Passes. The sum Σ_g diag(β_g) M_g + diag(α) taken gate by gate reads and writes J G + 1 times.
 #
-# i.e. the diagonal factors are folded into the small operands: L is (S, B, K) with K = G + 1 (the
-# diagonal is one more "gate" whose matrix is the identity), R_p is (S, K, N), a function of the
-# params alone (built once per call). One ``baddbmm_(L, R_p, beta=0)`` over the S rows (o, n)
-# writes straight into a strided view of J (row stride S², column stride 1: a valid GEMM output,
-# so no temporary and no copy): every entry is written once and never read. A block that no gate
-# reaches (an LSTM's columns from c, C = N) holds only its diagonal: a zero fill and one write.
+# So the output is filled one block of examples at a time, a block being about the size of the
+# L2 cache (_BLOCK_BYTES): its pages are zeroed by the kernel and then written while they are
+# still in cache, and the G + 1 elementwise passes over the block run in cache too:
 #
-# gru_cho's gate n acts through the per-example matrix M_n A_b (NOTE [Closed-form engine]): the
-# fold above covers z and the diagonal, then J_b += P_b diag(ρ₁) and J_b += (P_b diag(ρ₂)) M_r with
-# P_b = diag(β_n) M_n, one (B, N, N) temporary and one GEMM of B·N³, the floor of that cell.
+#     J[b, o, n, p·N + j] = β[b, o, g₁, n] M[g₁, n, p·N + j]              (torch.mul into J)
+#                         + Σ_{g > g₁} β[b, o, g, n] M[g, n, p·N + j]     (addcmul_, in place)
+#                         + α[b, o, p, n] · [j == n]                      (the diagonal, add_)
 #
-# The products run one step (B rows) at a time, whatever the chunk (NOTE [Chunk invariance]).
-
+# for the input blocks p that a gate reaches (p·N < C). A block no gate reaches (an LSTM's columns
+# from c, C = N) holds only its diagonal: in an output the engine allocated itself (zeroed, NOTE
+# [Fresh pages]) only the diagonal is written; a given output is zero-filled first. From memory's
+# point of view each entry is written once; the operands M (G, N, C) are read from cache.
+#
+# Every op is elementwise, with no reduction, so the values do not depend on the block size (nor
+# on the chunk, NOTE [Chunk invariance]), and they equal the gate-by-gate assembly of
+# _closed_form bit for bit (0 + a = a, then the same additions in the same order).
+#
+# gru_cho's gate n acts through the per-example matrix M_n A_b (NOTE [Closed-form engine]): per
+# block, P = diag(β_n) M_n (a block-sized temporary), J += P diag(ρ₁), then J += (P diag(ρ₂)) M_r,
+# one GEMM of (block·N, N) × (N, N): B·N³ in all, the floor of that cell. The block depends on S
+# and the dtype only, so the GEMM's rows, and its rounding, are the same for every chunk.
 
 def _graph_free(params: Params, x: torch.Tensor, s: torch.Tensor) -> bool:
     """Whether J may be assembled without autograd: nothing requires grad (or grad mode is off)
@@ -250,100 +257,89 @@ def _graph_free(params: Params, x: torch.Tensor, s: torch.Tensor) -> bool:
 # pages for arrays of 4 MiB and more (``madvise(MADV_HUGEPAGE)``; NUMPY_MADVISE_HUGEPAGE=0 turns
 # that off), which cuts the cost to about one write. So a large CPU float output is allocated by
 # NumPy and shared with torch (``torch.from_numpy``: the same memory, freed with the tensor); other
-# devices, dtypes and small outputs use ``new_empty``.
+# devices, dtypes and small outputs use torch's allocator. The output is asked for zeroed: for a
+# large array ``np.zeros`` is ``calloc`` of fresh pages, which the kernel zeroes anyway, so it
+# costs nothing more than ``np.empty``, and the blocks that only a diagonal reaches need no fill
+# (NOTE [One pass over J]).
 _HUGE_PAGE_BYTES = 4 * 2**20
 _NUMPY_DTYPES = {torch.float32: np.float32, torch.float64: np.float64}
 
 
 def _new_output(shape: tuple[int, ...], like: torch.Tensor) -> torch.Tensor:
-    """Uninitialized, of ``shape``, with ``like``'s dtype and device (NOTE [Fresh pages])."""
+    """Zeros of ``shape``, with ``like``'s dtype and device (NOTE [Fresh pages])."""
     nbytes = math.prod(shape) * like.element_size()
     if like.device.type == "cpu" and like.dtype in _NUMPY_DTYPES and nbytes >= _HUGE_PAGE_BYTES:
-        return torch.from_numpy(np.empty(shape, dtype=_NUMPY_DTYPES[like.dtype]))
-    return like.new_empty(shape)
+        return torch.from_numpy(np.zeros(shape, dtype=_NUMPY_DTYPES[like.dtype]))
+    return like.new_zeros(shape)
 
 
-@dataclass(frozen=True)
-class _Folded:
-    """The params' side of NOTE [One pass over J] for one call: gates folded, their right operands.
+#: Bytes of output filled per block of examples (NOTE [One pass over J]): about one L2 cache.
+_BLOCK_BYTES = 2 * 2**20
 
-    gates: the gates in the batched products (all but the reset pair); right[p]: R_p (Bo·N, K, N)
-    repeated over the output blocks o, or None when no gate reaches input block p; M: (G, N, C).
+
+def _assemble_into(form: _ClosedForm, M: torch.Tensor, beta: torch.Tensor,
+                   alpha: torch.Tensor | None, rho: torch.Tensor | None, out: torch.Tensor,
+                   zeroed: bool) -> None:
+    """Trusted: one step's β (B, Bo, G, N), α (B, Bo, Bo, N) or None, ρ (B, 2, N) or None and
+    M (G, N, C) -> J written into ``out`` (B, Bo·N, Bo·N), contiguous (NOTE [One pass over J]).
+
+    zeroed: ``out`` is zero outside the diagonals of the blocks no gate reaches (an output the
+    engine allocated with :func:`_new_output`, and every later state of it).
     """
-
-    gates: list[int]
-    right: list[torch.Tensor | None]
-    M: torch.Tensor
-
-
-def _fold(form: _ClosedForm, params: Params, N: int, Bo: int, block: str, diagonal: bool
-          ) -> _Folded:
-    M = form.mats(params, N)
-    if block == "hh":
-        M = M[..., :N]
-    gates = [g for g in range(M.shape[0]) if form.reset is None or g not in form.reset]
-    K = len(gates) + int(diagonal)
-    right: list[torch.Tensor | None] = []
-    for p in range(Bo):
-        if p * N >= M.shape[-1]:
-            right.append(None)
-            continue
-        R = M.new_empty(Bo, N, K, N)                                         # rows (o, n)
-        for k, g in enumerate(gates):
-            R[0, :, k] = M[g, :, p * N: (p + 1) * N]                         # M[g, n, p·N + j]
-        if diagonal:
-            R[0, :, K - 1].zero_().diagonal().fill_(1)                       # e_n
-        R[1:] = R[0]
-        right.append(R.view(Bo * N, K, N))
-    return _Folded(gates, right, M)
-
-
-def _assemble_into(form: _ClosedForm, fold: _Folded, beta: torch.Tensor,
-                   alpha: torch.Tensor | None, rho: torch.Tensor | None, out: torch.Tensor
-                   ) -> None:
-    """Trusted: one step's β (B, Bo, G, N), α (B, Bo, Bo, N) or None, ρ (B, 2, N) or None ->
-    J written into ``out`` (B, Bo·N, Bo·N), contiguous (NOTE [One pass over J])."""
-    B, Bo, _, N = beta.shape
-    rows = out.view(B, Bo * N, Bo, N)
-    lb = beta[:, :, fold.gates]                                              # (B, Bo, G', N)
-    for p, R in enumerate(fold.right):
-        cols = rows[:, :, p]                                                 # (B, Bo·N, N)
-        if R is None:                                           # only the diagonal reaches p
-            cols.zero_()
+    B, Bo, G, N = beta.shape
+    C = M.shape[-1]
+    gates = [g for g in range(G) if form.reset is None or g not in form.reset]
+    per_example = out[0].numel() * out.element_size()
+    step = max(1, _BLOCK_BYTES // per_example)
+    for b0 in range(0, B, step):
+        b1 = min(B, b0 + step)
+        blocks = out[b0:b1].view(b1 - b0, Bo, N, Bo, N)
+        for p in range(Bo):
+            blk = blocks[:, :, :, p]                                 # (block, Bo, N, N)
+            reached = p * N < C and bool(gates)
+            if reached:
+                cols = M[:, :, p * N: (p + 1) * N]                   # (G, N, N)
+                torch.mul(beta[b0:b1, :, gates[0], :, None], cols[gates[0]], out=blk)
+                for g in gates[1:]:
+                    blk.addcmul_(beta[b0:b1, :, g, :, None], cols[g])
+            elif not zeroed:
+                blk.zero_()
             if alpha is not None:
-                cols.view(B, Bo, N, N).diagonal(dim1=2, dim2=3).copy_(alpha[:, :, p])
-            continue
-        L = lb if alpha is None else torch.cat([lb, alpha[:, :, p, None]], dim=2)
-        L = L.permute(1, 3, 0, 2).reshape(Bo * N, B, L.shape[2])            # (S, B, K)
-        cols.permute(1, 0, 2).baddbmm_(L, R, beta=0)                        # J written once
-    if form.reset is not None and rho is not None:              # gate n acts on r ⊙ h
-        gn, gr = form.reset
-        P = fold.M[gn] * beta[:, 0, gn, :, None]                             # diag(β_n) M_n
-        out.addcmul_(P, rho[:, 0, None, :])                                  # … diag(ρ₁)
-        P.mul_(rho[:, 1, None, :])                                           # … diag(ρ₂)
-        out += (P.view(B * N, N) @ fold.M[gr]).view(B, N, N)                 # … M_r (aligned)
+                diagonal = blk.diagonal(dim1=2, dim2=3)              # (block, Bo, N)
+                if reached:
+                    diagonal.add_(alpha[b0:b1, :, p])
+                else:
+                    diagonal.copy_(alpha[b0:b1, :, p])
+        if form.reset is not None and rho is not None:              # gate n acts on r ⊙ h
+            gn, gr = form.reset
+            J = out[b0:b1]
+            P = M[gn] * beta[b0:b1, 0, gn, :, None]                  # diag(β_n) M_n
+            J.addcmul_(P, rho[b0:b1, 0, None, :])                    # … diag(ρ₁)
+            P.mul_(rho[b0:b1, 1, None, :])                           # … diag(ρ₂)
+            J.view(-1, N).addmm_(P.view(-1, N), M[gr])               # … M_r
 
 
 def _closed_form_into(cell: Cell, params: Params, x: torch.Tensor, s: torch.Tensor, block: str,
-                      out: torch.Tensor) -> torch.Tensor:
+                      out: torch.Tensor, zeroed: bool = False) -> torch.Tensor:
     """Trusted, without a graph: x (c, B, D), s (c, B, S) -> ``out`` (c, B, size, size) filled.
 
-    ``out`` must be contiguous; size is S, or N for block "hh". Terms and products run one step
-    at a time (NOTE [Chunk invariance]), each entry of ``out`` is written once (NOTE [One pass
-    over J]).
+    ``out`` must be contiguous; size is S, or N for block "hh"; ``zeroed`` as in
+    :func:`_assemble_into`. Terms and products run one step at a time (NOTE [Chunk
+    invariance]); each entry of ``out`` reaches memory once (NOTE [One pass over J]).
     """
     form = _CLOSED_FORMS[cell]
-    fold = None
+    M = None
     with torch.no_grad():
         for i in range(x.shape[0]):
             beta, alpha, rho = form.terms(params, x[i], s[i])
+            if M is None:
+                M = form.mats(params, beta.shape[-1])
+                if block == "hh":
+                    M = M[..., : beta.shape[-1]]
             if block == "hh":
                 beta = beta[:, :1]
                 alpha = None if alpha is None else alpha[:, :1, :1]
-            if fold is None:
-                fold = _fold(form, params, beta.shape[-1], beta.shape[1], block,
-                             alpha is not None)
-            _assemble_into(form, fold, beta, alpha, rho, out[i])
+            _assemble_into(form, M, beta, alpha, rho, out[i], zeroed)
     return out
 
 
@@ -356,5 +352,6 @@ def _iter_closed_form_steps(cell: Cell, params: Params, xs: torch.Tensor, states
     """
     buf = _new_output((1, xs.shape[1], size, size), xs)
     for t in steps:
-        yield _closed_form_into(cell, params, xs[t - 1: t], states[t - 1: t], block, buf)[0]
+        yield _closed_form_into(cell, params, xs[t - 1: t], states[t - 1: t], block, buf,
+                                zeroed=True)[0]
 

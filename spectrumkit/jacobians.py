@@ -281,7 +281,8 @@ def _jacobians(cell: Cell, params: Params, x: torch.Tensor, s: torch.Tensor, met
     """
     c, B = x.shape[:2]
     if method == "closed_form" and _graph_free(params, x, s):  # NOTE [One pass over J]
-        return _closed_form_into(cell, params, x, s, block, _new_output((c, B, size, size), x))
+        return _closed_form_into(cell, params, x, s, block, _new_output((c, B, size, size), x),
+                                 zeroed=True)
     if method == "closed_form":
         J = _closed_form(cell, params, x.reshape(c * B, -1), s.reshape(c * B, -1), block, parts=c)
         return J.view(c, B, size, size)
