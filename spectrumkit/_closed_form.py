@@ -49,7 +49,7 @@ Params = Mapping[str, torch.Tensor]
 #                   α_cc = σ(f), α_hc = d σ(f);  M = W_hh split in (i, f, g, o), C = N (h only).
 #   peephole_lstm   as lstm, with M = [W_hh | W_ch] per gate, C = 2N (the gates see c too).
 #   gru_cho         h' = (1-z)n + zh, n = tanh(a_n), a_n = W_in x + b_in + W_hn (r ⊙ h) + b_hn
-#                   (NOTE [GRU with the reset before the product] in cells.py). See below.
+#                   (NOTE [GRU with the reset before the product] in _cell_math.py). See below.
 #
 # The reset before the product (gru_cho) is the one term that is not "elementwise × shared
 # matrix". By the chain rule, with r = σ(a_r), z = σ(a_z), u = r ⊙ h:

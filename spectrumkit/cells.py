@@ -28,8 +28,9 @@ cell               gates (row blocks of every matrix)   equations
 =================  ===================================  ===========================================
 
 ``gru_cho`` is the GRU of Cho et al. (2014), Keras' ``GRU(reset_after=False)``: the reset gate
-multiplies h *before* the recurrent matrix product (NOTE [GRU with the reset before the product]).
-It has ``gru``'s tensors, gate order and counts; ``torch.nn`` has no such module.
+multiplies h *before* the recurrent matrix product (NOTE [GRU with the reset before the product]
+in ``_cell_math.py``). It has ``gru``'s tensors, gate order and counts; ``torch.nn`` has no such
+module.
 
 The built-in steps also broadcast over leading batch dimensions: ``x`` may be ``(..., D)`` and
 ``s`` ``(..., S)``. User cells need not; every batched path in spectrumkit uses ``torch.func.vmap``
