@@ -11,11 +11,14 @@ Four tables, every ratio measured side by side in this one run (float32, B = 64,
 0. The memory limit. A closed-form step Jacobian does O(G) arithmetic per entry, so its floor is
    writing B·S² numbers. For every built-in cell at N = 400: ``step_jacobians(..., steps=1)`` of a
    4-step sequence (closed form; it unrolls the sequence first), the unroll alone, a copy of a
-   (B, S, S) tensor of the same size (``dst.copy_(src)``, both preallocated) and the same call
-   with ``method="jacrev"``, measured interleaved (a, b, c, d, a, b, ...) and summarized by
-   medians of ``--repeats-limit`` rounds (at least 5). Printed: (closed form - unroll) / copy, the
-   cost of the Jacobian alone in units of a copy, next to (jacrev - unroll) / copy and
-   jacrev / closed form. Then the 28-step GRU-400 check: ``step_jacobians(..., steps=1)`` against
+   (B, S, S) tensor of the same size (``dst.copy_(src)``, both preallocated), the same call with
+   the states passed in (no unroll inside), and the same call with ``method="jacrev"``, measured
+   interleaved (a, b, c, d, a, b, ...) and summarized by medians of ``--repeats-limit`` rounds (at
+   least 5). Printed: (closed form - unroll) / copy, the cost of the Jacobian alone in units of a
+   copy (the call unrolls the T - 1 steps that J_T needs, the unroll column times all T), the call
+   with the states given / copy (J's own cost: validation, terms, the fresh output's pages and the
+   writes), next to (jacrev - unroll) / copy and jacrev / closed form. Load averages are printed
+   at the start and the end. Then the 28-step GRU-400 check: ``step_jacobians(..., steps=1)`` against
    ``method="jacrev"`` on the same sequence, interleaved medians.
 
 1. Engines. For each built-in cell and N in {100, 400}: the Jacobian of one step (the 4th of a
@@ -124,10 +127,12 @@ def limit(cells, N: int, device: torch.device, rounds: int):
         S = get(cell).state_size(N)
         src = torch.randn(B, S, S, device=device)
         dst = torch.empty_like(src).copy_(src)
+        states = unroll(cell, p, xs)
         m = interleaved_medians({
             "copy": lambda: dst.copy_(src),
             "unroll": lambda: unroll(cell, p, xs),
             "closed": lambda: step_jacobians(cell, p, xs, steps=1),
+            "given": lambda: step_jacobians(cell, p, xs, states=states, steps=1),
             "jacrev": lambda: step_jacobians(cell, p, xs, steps=1, method="jacrev"),
         }, device, rounds)
         rows.append({
@@ -135,10 +140,11 @@ def limit(cells, N: int, device: torch.device, rounds: int):
             "unroll ms": 1e3 * m["unroll"], "closed form ms": 1e3 * m["closed"],
             "jacrev ms": 1e3 * m["jacrev"],
             "(closed - unroll) / copy": (m["closed"] - m["unroll"]) / m["copy"],
+            "closed (states given) / copy": m["given"] / m["copy"],
             "(jacrev - unroll) / copy": (m["jacrev"] - m["unroll"]) / m["copy"],
             "jacrev / closed": m["jacrev"] / m["closed"],
         })
-        del src, dst
+        del src, dst, states
         print(f"  limit: {cell} N={N} done", file=sys.stderr, flush=True)
     return rows
 
@@ -315,6 +321,8 @@ def main() -> None:
     print(f"\nsteps=1 of a 28-step GRU-400 sequence, medians of {rounds} interleaved rounds:\n")
     print(tabulate([jr], **fmt))
     if a.limit_only:
+        load1 = os.getloadavg()
+        print(f"\nload average at the end {load1[0]:.2f} {load1[1]:.2f} {load1[2]:.2f}")
         return
 
     if a.quick:

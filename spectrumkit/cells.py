@@ -28,8 +28,9 @@ cell               gates (row blocks of every matrix)   equations
 =================  ===================================  ===========================================
 
 ``gru_cho`` is the GRU of Cho et al. (2014), Keras' ``GRU(reset_after=False)``: the reset gate
-multiplies h *before* the recurrent matrix product (NOTE [GRU with the reset before the product]).
-It has ``gru``'s tensors, gate order and counts; ``torch.nn`` has no such module.
+multiplies h *before* the recurrent matrix product (NOTE [GRU with the reset before the product]
+in ``_cell_math.py``). It has ``gru``'s tensors, gate order and counts; ``torch.nn`` has no such
+module.
 
 The built-in steps also broadcast over leading batch dimensions: ``x`` may be ``(..., D)`` and
 ``s`` ``(..., S)``. User cells need not; every batched path in spectrumkit uses ``torch.func.vmap``
@@ -47,8 +48,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 import torch
-import torch.nn.functional as F
 
+from . import _cell_math as eq
 from .errors import SpectrumkitError, check_float_tensor, check_positive_int, fail
 
 __all__ = [
@@ -65,6 +66,8 @@ __all__ = [
 
 Params = Mapping[str, torch.Tensor]
 StepFn = Callable[[Params, torch.Tensor, torch.Tensor], torch.Tensor]
+#: ``jacobian(params, x (B, D), s (B, S)) -> J (B, S, S)``: see :attr:`Cell.jacobian`.
+JacobianFn = Callable[[Params, torch.Tensor, torch.Tensor], torch.Tensor]
 
 #: The blocks a parameter entry can belong to. ``cell`` is the peephole block (weights from c).
 BLOCKS = ("input", "recurrent", "cell", "bias")
@@ -101,7 +104,14 @@ class Cell:
         layout: ``{param name: TensorLayout}``, or None when the cell does not declare one
             (mask anatomy then refuses it; everything else works).
         broadcasts: whether ``step`` accepts leading batch dimensions. If False, batched paths vmap.
-        builtin: True only for the cells defined in this module (they have closed-form Jacobians).
+        jacobian: the cell's closed-form step Jacobian, or None (then ``method="closed_form"`` is
+            refused and ``"auto"`` uses ``jacrev``). Contract, batched over B examples:
+            ``jacobian(params, x (B, D), s (B, S)) -> J (B, S, S)`` with
+            ``J[b, i, j] = ∂step(params, x[b], s)_i / ∂s_j`` at ``s = s[b]`` (index order
+            (output, input), NOTE [Jacobian convention] in ``jacobians.py``); ordinary torch code,
+            differentiable with respect to ``params`` and ``s`` by autograd. It is called on one
+            step's rows at a time. The built-in cells carry theirs (NOTE [Closed-form engine]).
+        builtin: True only for the cells defined in this module.
     """
 
     name: str
@@ -111,6 +121,7 @@ class Cell:
     gates: tuple[str, ...] = ("h",)
     layout: Mapping[str, TensorLayout] | None = None
     broadcasts: bool = False
+    jacobian: JacobianFn | None = field(default=None, repr=False)
     builtin: bool = field(default=False, repr=False)
 
     def state_size(self, hidden_size: int) -> int:
@@ -141,11 +152,13 @@ def make_cell(
     gates: tuple[str, ...] = ("h",),
     layout: Mapping[str, TensorLayout] | None = None,
     broadcasts: bool = False,
+    jacobian: JacobianFn | None = None,
 ) -> Cell:
     """Build a user-defined cell from a one-example step function and its parameter shapes.
 
-    Every spectrumkit API accepts the result: autodiff paths (jacrev, jacfwd, jvp) work unchanged;
-    closed-form Jacobians do not exist for it.
+    Every spectrumkit API accepts the result: autodiff paths (jacrev, jacfwd, jvp) work unchanged.
+    ``jacobian``, if given, is its closed-form step Jacobian (contract: :attr:`Cell.jacobian`),
+    used by ``step_jacobians(method="closed_form" | "auto")``; without one that method is refused.
 
     >>> import torch
     >>> lin = make_cell("linear", lambda p, x, s: p["A"] @ s + p["B"] @ x,
@@ -153,6 +166,8 @@ def make_cell(
     >>> lin.state_size(3)
     3
     """
+    if jacobian is not None and not callable(jacobian):
+        raise fail("make_cell", "jacobian to be callable or None", type(jacobian).__name__)
     if not callable(step) or not callable(param_shapes):
         raise fail("make_cell", "callable step and param_shapes", f"{type(step).__name__}, "
                    f"{type(param_shapes).__name__}")
@@ -163,7 +178,8 @@ def make_cell(
         for k, v in layout.items():
             if not isinstance(v, TensorLayout):
                 raise fail("make_cell", f"layout[{k!r}] to be a TensorLayout", type(v).__name__)
-    return Cell(name, step, param_shapes, state_factor, gates, layout, broadcasts, builtin=False)
+    return Cell(name, step, param_shapes, state_factor, gates, layout, broadcasts, jacobian,
+                builtin=False)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -175,97 +191,7 @@ def make_cell(
 # bit-exact, and lets the same layout table serve masks, anatomy and connection maps. The peephole
 # LSTM has no torch.nn counterpart: it adds weight_ch (4N, N), full-matrix peepholes from c_{t-1}
 # to every gate (the paper's "gates see [x, h, c]", 4N(D + 2N) weights), and a single bias (4N,).
-
-
-def _split_state(s: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    n = s.shape[-1] // 2
-    return s[..., :n], s[..., n:]
-
-
-def _rnn_preact(p: Params, x: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
-    return F.linear(x, p["weight_ih"], p["bias_ih"]) + F.linear(s, p["weight_hh"], p["bias_hh"])
-
-
-def _rnn_tanh_step(p: Params, x: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
-    return torch.tanh(_rnn_preact(p, x, s))
-
-
-def _rnn_relu_step(p: Params, x: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
-    return torch.relu(_rnn_preact(p, x, s))
-
-
-def _lstm_gates(p: Params, x: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
-    h, _ = _split_state(s)
-    return F.linear(x, p["weight_ih"], p["bias_ih"]) + F.linear(h, p["weight_hh"], p["bias_hh"])
-
-
-def _peephole_gates(p: Params, x: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
-    h, c = _split_state(s)
-    return (F.linear(x, p["weight_ih"], p["bias"]) + F.linear(h, p["weight_hh"])
-            + F.linear(c, p["weight_ch"]))
-
-
-def _lstm_update(gates: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
-    i, f, g, o = gates.chunk(4, dim=-1)
-    c_next = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
-    h_next = torch.sigmoid(o) * torch.tanh(c_next)
-    return torch.cat([h_next, c_next], dim=-1)
-
-
-def _lstm_step(p: Params, x: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
-    return _lstm_update(_lstm_gates(p, x, s), _split_state(s)[1])
-
-
-def _peephole_step(p: Params, x: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
-    return _lstm_update(_peephole_gates(p, x, s), _split_state(s)[1])
-
-
-def _gru_step(p: Params, x: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
-    gi = F.linear(x, p["weight_ih"], p["bias_ih"])
-    gh = F.linear(s, p["weight_hh"], p["bias_hh"])
-    i_r, i_z, i_n = gi.chunk(3, dim=-1)
-    h_r, h_z, h_n = gh.chunk(3, dim=-1)
-    r = torch.sigmoid(i_r + h_r)
-    z = torch.sigmoid(i_z + h_z)
-    n = torch.tanh(i_n + r * h_n)
-    return (1 - z) * n + z * s
-
-
-# NOTE [GRU with the reset before the product]
-# ``gru_cho`` is the GRU of Cho et al. (2014, Eq. 5-8), also Keras' GRU(reset_after=False):
-#
-#     r  = σ(W_ir x + b_ir + W_hr h + b_hr)          z = σ(W_iz x + b_iz + W_hz h + b_hz)
-#     n  = tanh(W_in x + b_in + W_hn (r ⊙ h) + b_hn)  h' = (1 - z) ⊙ n + z ⊙ h
-#
-# It differs from ``gru`` (torch's form, r ⊙ (W_hn h + b_hn)) only in where r acts: here b_hn is
-# NOT multiplied by r, and r reaches ∂h'/∂h through the product W_hn diag(h) ∂r/∂h, which makes the
-# Jacobian a per-example matrix product (NOTE [Closed-form engine] in jacobians.py). The update
-# convention is torch's, Keras' and Cho's: z weights the OLD state. The authors of the paper scored
-# this form with the opposite convention (z weighting the new candidate) and +0.1 added to every
-# pre-activation; ``interop.authors_gru_params`` maps their kernel onto it exactly (NOTE [The
-# authors' GRU] in interop.py). Same tensors, gate order (r, z, n) and counts as ``gru``.
-
-
-def _gru_cho_preacts(p: Params, x: torch.Tensor, s: torch.Tensor
-                     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(r, z, a_n, c): the gates r and z, the candidate's pre-activation and the product c = r ⊙ h.
-
-    The recurrent rows of r and z are one product on h; the candidate's rows act on r ⊙ h.
-    """
-    N = s.shape[-1]
-    i_r, i_z, i_n = F.linear(x, p["weight_ih"], p["bias_ih"]).chunk(3, dim=-1)
-    h_r, h_z = F.linear(s, p["weight_hh"][: 2 * N], p["bias_hh"][: 2 * N]).chunk(2, dim=-1)
-    r = torch.sigmoid(i_r + h_r)
-    z = torch.sigmoid(i_z + h_z)
-    c = r * s
-    a_n = i_n + F.linear(c, p["weight_hh"][2 * N:], p["bias_hh"][2 * N:])
-    return r, z, a_n, c
-
-
-def _gru_cho_step(p: Params, x: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
-    _, z, a_n, _ = _gru_cho_preacts(p, x, s)
-    n = torch.tanh(a_n)
-    return (1 - z) * n + z * s
+# The steps and their closed-form Jacobians are in _cell_math.py.
 
 
 def _torch_shapes(g: int) -> Callable[[int, int], dict[str, tuple[int, ...]]]:
@@ -289,21 +215,23 @@ def _torch_layout(gates: tuple[str, ...]) -> dict[str, TensorLayout]:
 _LSTM_GATES = ("i", "f", "g", "o")
 _GRU_GATES = ("r", "z", "n")
 
-RNN = Cell("rnn", _rnn_tanh_step, _torch_shapes(1), 1, ("h",), _torch_layout(("h",)), True, True)
-RNN_RELU = Cell("rnn_relu", _rnn_relu_step, _torch_shapes(1), 1, ("h",), _torch_layout(("h",)),
-                True, True)
-LSTM = Cell("lstm", _lstm_step, _torch_shapes(4), 2, _LSTM_GATES, _torch_layout(_LSTM_GATES), True,
-            True)
+RNN = Cell("rnn", eq.rnn_tanh_step, _torch_shapes(1), 1, ("h",), _torch_layout(("h",)), True,
+           eq.RNN_FORM, True)
+RNN_RELU = Cell("rnn_relu", eq.rnn_relu_step, _torch_shapes(1), 1, ("h",), _torch_layout(("h",)),
+                True, eq.RNN_RELU_FORM, True)
+LSTM = Cell("lstm", eq.lstm_step, _torch_shapes(4), 2, _LSTM_GATES, _torch_layout(_LSTM_GATES),
+            True, eq.LSTM_FORM, True)
 PEEPHOLE_LSTM = Cell(
-    "peephole_lstm", _peephole_step, _peephole_shapes, 2, _LSTM_GATES,
+    "peephole_lstm", eq.peephole_step, _peephole_shapes, 2, _LSTM_GATES,
     {"weight_ih": TensorLayout("input", _LSTM_GATES),
      "weight_hh": TensorLayout("recurrent", _LSTM_GATES),
      "weight_ch": TensorLayout("cell", _LSTM_GATES),
      "bias": TensorLayout("bias", _LSTM_GATES)},
-    True, True)
-GRU = Cell("gru", _gru_step, _torch_shapes(3), 1, _GRU_GATES, _torch_layout(_GRU_GATES), True, True)
-GRU_CHO = Cell("gru_cho", _gru_cho_step, _torch_shapes(3), 1, _GRU_GATES, _torch_layout(_GRU_GATES),
-               True, True)
+    True, eq.PEEPHOLE_LSTM_FORM, True)
+GRU = Cell("gru", eq.gru_step, _torch_shapes(3), 1, _GRU_GATES, _torch_layout(_GRU_GATES), True,
+           eq.GRU_FORM, True)
+GRU_CHO = Cell("gru_cho", eq.gru_cho_step, _torch_shapes(3), 1, _GRU_GATES,
+               _torch_layout(_GRU_GATES), True, eq.GRU_CHO_FORM, True)
 
 _REGISTRY: dict[str, Cell] = {c.name: c for c in (RNN, RNN_RELU, LSTM, PEEPHOLE_LSTM, GRU, GRU_CHO)}
 

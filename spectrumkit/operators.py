@@ -23,9 +23,9 @@ import numpy as np
 import torch
 from scipy.sparse.linalg import LinearOperator
 
+from ._steps import check_step_args, jvp_step_fn, vjp_step_fn
 from .cells import Cell, check_params, get
 from .errors import check_float_tensor, fail
-from .jacobians import _check_step_args, _jvp_step, _vjp_step
 
 __all__ = ["step_operator"]
 
@@ -81,7 +81,7 @@ def step_operator(cell: str | Cell, params: Mapping[str, torch.Tensor], x: torch
     fn = "step_operator"
     cell = get(cell)
     x, s = _check_point(fn, x, s)
-    _check_step_args(fn, cell, params, x.unsqueeze(0), s.unsqueeze(0))
+    check_step_args(fn, cell, params, x.unsqueeze(0), s.unsqueeze(0))
     dtype = next(iter(params.values())).dtype
     if s.dtype != dtype:
         raise fail(fn, f"s of the params' dtype {dtype}", s.dtype)
@@ -114,13 +114,13 @@ class _StepOperator(LinearOperator):
         return out.detach().cpu().to(torch.float64).numpy().T
 
     def _matvec(self, v: np.ndarray) -> np.ndarray:
-        return self._apply(_jvp_step, np.reshape(v, (-1, 1)))[:, 0]
+        return self._apply(jvp_step_fn, np.reshape(v, (-1, 1)))[:, 0]
 
     def _rmatvec(self, u: np.ndarray) -> np.ndarray:
-        return self._apply(_vjp_step, np.reshape(u, (-1, 1)))[:, 0]
+        return self._apply(vjp_step_fn, np.reshape(u, (-1, 1)))[:, 0]
 
     def _matmat(self, V: np.ndarray) -> np.ndarray:
-        return self._apply(_jvp_step, V)
+        return self._apply(jvp_step_fn, V)
 
     def _rmatmat(self, U: np.ndarray) -> np.ndarray:
-        return self._apply(_vjp_step, U)
+        return self._apply(vjp_step_fn, U)

@@ -2,7 +2,7 @@
 and the row-by-row reference; the streamed spectra one step at a time; the blocked effective rank.
 
 Float64 throughout. The graph-free assembly is what ``step_jacobians`` runs when nothing requires
-grad; the gate-by-gate one (``_closed_form``) is the differentiable path.
+grad; the gate-by-gate one (``closed_form``) is the differentiable path.
 """
 
 import numpy as np
@@ -12,7 +12,8 @@ from torch.func import vmap
 
 import spectrumkit.spectra._common as spectra
 from spectrumkit.cells import get
-from spectrumkit.closed_form import _closed_form, _closed_form_into, _graph_free, _new_output
+from spectrumkit._closed_form import graph_free, new_output
+from spectrumkit._steps import closed_form, closed_form_into
 from spectrumkit.jacobians import reference_jacobian, step_jacobians
 from spectrumkit.spectra import effective_rank, spectrum
 
@@ -32,11 +33,11 @@ def test_one_pass_equals_gate_by_gate_and_reference(cell, block):
     if block == "hh":
         N = 5
         want = want[..., :N, :N]
-    gate_by_gate = torch.stack([_closed_form(get(cell), p, xs[t], states[t], block)
+    gate_by_gate = torch.stack([closed_form(get(cell), p, xs[t], states[t], block)
                                 for t in range(T)])
     size = want.shape[-1]
     out = torch.full((T, B, size, size), float("nan"), dtype=F64)    # every entry must be written
-    got = _closed_form_into(get(cell), p, xs, states[:T], block, out)
+    got = closed_form_into(get(cell), p, xs, states[:T], block, out)
     assert got is out
     assert_close(got, want, atol=1e-10, what=f"one pass vs reference, {cell} {block}")
     assert_close(got, gate_by_gate, atol=1e-13, what=f"one pass vs gate by gate, {cell} {block}")
@@ -53,7 +54,7 @@ def test_large_output_on_huge_pages_holds_the_same_values(cell):
     assert B * S * S * 8 >= 4 * 2**20
     J = step_jacobians(cell, p, xs, states=states, steps=1)
     assert J.shape == (1, B, S, S) and J.is_contiguous()
-    want = _closed_form(get(cell), p, xs[1], states[1], "full")
+    want = closed_form(get(cell), p, xs[1], states[1], "full")
     assert_close(J[0], want, atol=1e-13, what="huge-page output")
     J2 = J * 2                                          # an ordinary tensor for every later use
     assert_close(J2[0], 2 * want, atol=1e-13, what="arithmetic on it")
@@ -61,7 +62,7 @@ def test_large_output_on_huge_pages_holds_the_same_values(cell):
 
 def test_new_output_has_the_dtype_device_and_shape():
     like = torch.zeros(2, dtype=F64)
-    big, small = _new_output((8, 256, 256), like), _new_output((2, 3), like)
+    big, small = new_output((8, 256, 256), like), new_output((2, 3), like)
     assert (big.shape, big.dtype, small.shape, small.dtype) == ((8, 256, 256), F64, (2, 3), F64)
     big.fill_(1.5)
     assert float(big.sum()) == 1.5 * 8 * 256 * 256
@@ -69,13 +70,13 @@ def test_new_output_has_the_dtype_device_and_shape():
 
 def test_graph_needed_when_params_require_grad_or_under_vmap():
     p, xs, states = make_case("gru", 2, 3, 2, 2, seed=3)
-    assert _graph_free(p, xs[0], states[0])
+    assert graph_free(p, xs[0], states[0])
     q = {k: v.clone().requires_grad_(True) for k, v in p.items()}
-    assert not _graph_free(q, xs[0], states[0])
+    assert not graph_free(q, xs[0], states[0])
     with torch.no_grad():
-        assert _graph_free(q, xs[0], states[0])
+        assert graph_free(q, xs[0], states[0])
     seen = []
-    vmap(lambda s: seen.append(_graph_free(p, xs[0], s)) or s)(states[0])
+    vmap(lambda s: seen.append(graph_free(p, xs[0], s)) or s)(states[0])
     assert seen == [False]
 
 

@@ -22,7 +22,8 @@ from torch.func import vjp
 from .._unroll import batched_step, check_sequence, unroll_states
 from ..cells import Cell, get
 from ..errors import check_choice, fail
-from ..jacobians import BLOCKS, CHUNK_BYTES, _check_states, _jvp_step, resolve_steps
+from .._steps import check_states, jvp_step_fn
+from ..jacobians import BLOCKS, CHUNK_BYTES, resolve_steps
 from .krylov import MatVec, RitzValues, Stop, golub_kahan_lanczos, ritz_values
 
 Params = Mapping[str, torch.Tensor]
@@ -48,13 +49,13 @@ def jacobian_operators(cell: Cell, params: Params, x: torch.Tensor, s: torch.Ten
     pullback = vjp(lambda s_: step(params, x, s_), s)[1]
     S = s.shape[-1]
     if block == "full" or cell.state_factor == 1:
-        return (lambda v: _jvp_step(cell, params, x, s, v)), (lambda u: pullback(u)[0]), S
+        return (lambda v: jvp_step_fn(cell, params, x, s, v)), (lambda u: pullback(u)[0]), S
     N = S // cell.state_factor
 
     def pad(w: torch.Tensor) -> torch.Tensor:
         return torch.cat([w, w.new_zeros(w.shape[0], S - N)], dim=-1)
 
-    return ((lambda v: _jvp_step(cell, params, x, s, pad(v))[:, :N]),
+    return ((lambda v: jvp_step_fn(cell, params, x, s, pad(v))[:, :N]),
             (lambda u: pullback(pad(u))[0][:, :N]), N)
 
 
@@ -62,7 +63,7 @@ def check_jvp(fn: str, cell: Cell, params: Params, x: torch.Tensor, s: torch.Ten
     """The matrix-free path needs forward-mode AD through ``cell.step``: try one JVP and turn a
     failure into a one-line SpectrumkitError."""
     try:
-        _jvp_step(cell, params, x[:1], s[:1], torch.ones_like(s[:1]))
+        jvp_step_fn(cell, params, x[:1], s[:1], torch.ones_like(s[:1]))
     except (RuntimeError, NotImplementedError, AssertionError) as e:
         first = (str(e).strip().splitlines() or [""])[0][:200]
         raise fail(fn, f"a cell whose step supports forward-mode AD (torch.func.jvp) for the "
@@ -91,7 +92,7 @@ def setup(fn: str, cell: str | Cell, params: Params, xs: torch.Tensor,
     T = xs.shape[0]
     S = cell.state_size(N)
     check_choice(fn, "block", block, BLOCKS)
-    _check_states(fn, states, xs, S)
+    check_states(fn, states, xs, S)
     idx = resolve_steps(fn, steps, T)
     size = N if block == "hh" else S
     if k >= size:

@@ -37,7 +37,8 @@ from ..cells import Cell, Params, get
 from ..choices import ESTIMATORS, Estimator
 from ..errors import check_choice, check_positive_int, fail
 from ..init import make_generator
-from ..jacobians import _CLOSED_FORMS, _closed_form, _jvp_step, _plan, _vjp_step
+from .._closed_form import ClosedForm
+from .._steps import closed_form, jvp_step_fn, make_plan, vjp_step_fn
 
 __all__ = ["CHI_ESTIMATORS", "chi", "chi_step"]
 
@@ -81,15 +82,15 @@ def chi_step(cell: Cell, params: Params, x: torch.Tensor, s: torch.Tensor, estim
         raise fail("chi_step", f"estimator one of {', '.join(CHI_ESTIMATORS)}", repr(estimator))
     S = s.shape[-1]
     if estimator == "ones":
-        form = _CLOSED_FORMS.get(cell)
+        form = cell.jacobian if isinstance(cell.jacobian, ClosedForm) else None
         if form is not None and form.reset is None:
             return _ones_closed_form(form, params, x, s).pow(2).sum(-1) / S
-        return _jvp_step(cell, params, x, s, torch.ones_like(s)).pow(2).sum(-1) / S
+        return jvp_step_fn(cell, params, x, s, torch.ones_like(s)).pow(2).sum(-1) / S
     if estimator == "transpose":
-        return _vjp_step(cell, params, x, s, torch.ones_like(s)).pow(2).sum(-1) / S
+        return vjp_step_fn(cell, params, x, s, torch.ones_like(s)).pow(2).sum(-1) / S
     if estimator == "frobenius":
-        if cell in _CLOSED_FORMS:
-            J = _closed_form(cell, params, x, s, "full")
+        if cell.jacobian is not None:
+            J = closed_form(cell, params, x, s, "full")
         else:
             J = vmap(jacrev(cell.step, argnums=2), in_dims=(None, 0, 0))(params, x, s)
         return J.pow(2).sum((-1, -2)) / S
@@ -97,7 +98,7 @@ def chi_step(cell: Cell, params: Params, x: torch.Tensor, s: torch.Tensor, estim
     if generator is None:
         raise fail("chi_step", "a generator for the hutchinson estimator", None)
     v = torch.randint(0, 2, (probes, *s.shape), generator=generator).to(s) * 2 - 1
-    jv = vmap(lambda vi: _jvp_step(cell, params, x, s, vi))(v)
+    jv = vmap(lambda vi: jvp_step_fn(cell, params, x, s, vi))(v)
     return jv.pow(2).sum(-1).mean(0) / S
 
 
@@ -137,6 +138,6 @@ def chi(cell: str | Cell, params: Params, xs: torch.Tensor, *,
     check_choice(fn, "estimator", estimator, CHI_ESTIMATORS)
     check_positive_int(fn, "probes", probes)
     g = make_generator(generator, seed, fn) if estimator == "hutchinson" else None
-    plan = _plan(fn, cell, params, xs, states, steps, "auto", 1, "full", default_chunk="all")
+    plan = make_plan(fn, cell, params, xs, states, steps, "auto", 1, "full", default_chunk="all")
     return torch.stack([chi_step(cell, params, xs[t - 1], plan.states[t - 1], estimator,
                                  probes=probes, generator=g) for t in plan.steps])

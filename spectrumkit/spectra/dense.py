@@ -13,10 +13,11 @@ import pandas as pd
 import torch
 
 from ..cells import Cell, Params
-from ..closed_form import _graph_free, _iter_closed_form_steps
+from .._closed_form import graph_free
+from .._steps import iter_chunks, iter_closed_form_steps, make_plan
 from ..errors import check_choice, check_float_tensor, fail
 from ..jacobians import METHODS as JACOBIAN_METHODS
-from ..jacobians import Block, Method, _iter_chunks, _plan
+from ..jacobians import Block, Method
 from ._common import bin_counts, check_bins, check_near_zero, summarize
 from .slq import lanczos_spectrum
 from .summary import SUMMARY_COLUMNS, Histogram, Spectrum
@@ -127,19 +128,19 @@ def spectrum(cell: str | Cell, params: Params, xs: torch.Tensor, *,
         raise fail(fn, f"{', '.join(given)} only with method='lanczos'", f"method={method!r}")
     near_zero = check_near_zero(fn, near_zero)
     check_bins(fn, bins, value_range)
-    plan = _plan(fn, cell, params, xs, states, steps, method, chunk_size, block,
+    plan = make_plan(fn, cell, params, xs, states, steps, method, chunk_size, block,
                  default_chunk="budget")
     B = xs.shape[1]
     with torch.no_grad():
         sv = torch.empty(len(plan.steps), B, plan.size, dtype=xs.dtype)
-        if plan.method == "closed_form" and _graph_free(params, xs, plan.states):
+        if plan.method == "closed_form" and graph_free(params, xs, plan.states):
             # one step at a time in one reused buffer (NOTE [Spectra one step at a time])
-            for k, J in enumerate(_iter_closed_form_steps(plan.cell, params, xs, plan.states,
+            for k, J in enumerate(iter_closed_form_steps(plan.cell, params, xs, plan.states,
                                                           plan.steps, plan.block, plan.size)):
                 sv[k] = torch.linalg.svdvals(J).cpu()
         else:
             k = 0
-            for chunk in _iter_chunks(plan, params, xs):
+            for chunk in iter_chunks(plan, params, xs):
                 for J in chunk.jacobians:                   # one step (B, S, S) at a time
                     sv[k] = torch.linalg.svdvals(J).cpu()
                     k += 1

@@ -12,7 +12,7 @@ from .._unroll import batched_step, check_sequence
 from ..cells import Cell, Params, get
 from ..errors import check_positive_int, fail
 from ..init import make_generator
-from ..jacobians import _jvp_step
+from .._steps import jvp_step_fn
 
 __all__ = ["lyapunov_exponents"]
 
@@ -83,7 +83,7 @@ def lyapunov_exponents(cell: str | Cell, params: Params, xs: torch.Tensor, *, k:
     with torch.no_grad():
         for t in range(1, T + 1):
             x = xs[t - 1]
-            Q = vmap(lambda v: _jvp_step(cell, params, x, s, v), in_dims=2, out_dims=2)(Q)
+            Q = vmap(lambda v: jvp_step_fn(cell, params, x, s, v), in_dims=2, out_dims=2)(Q)
             s = step(params, x, s)
             if t == T or (t - warmup) % reorth_every == 0:     # includes t == warmup
                 Q, R = torch.linalg.qr(Q)
