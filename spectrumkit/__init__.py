@@ -92,10 +92,10 @@ from .scores import (
 
 # isort: split
 # data
-from .corpora import StreamedTokens, write_1b_sample
 from .data import (
     DEFAULT_BPTT,
     SequenceDataset,
+    StreamedTokens,
     TaskData,
     TokenStream,
     WikiText,
@@ -109,6 +109,7 @@ from .data import (
     sample_batch,
     seq_mnist,
     wikitext,
+    write_1b_sample,
 )
 
 # isort: split
