@@ -13,7 +13,7 @@ from typing import Any, cast
 from ..errors import check_keys, fail
 from ._user import user_task_data
 from .containers import TaskData
-from .tasks import get_task, task_defaults, validate_options
+from .tasks import get_task, spec_defaults, validate_options
 
 __all__ = ["load_task"]
 
@@ -68,7 +68,7 @@ def load_task(name: str, *, root: str | Path | None = None, **options: Any) -> T
     fn = "load_task"
     spec = get_task(fn, name, resolve=True)
     check_keys(fn, f"options for {name}", options, spec.option_names)
-    o = {**task_defaults(spec.name), **validate_options(fn, spec, options)}
+    o = {**spec_defaults(spec), **validate_options(fn, spec, options)}
     if not spec.takes_root and root is not None:
         what = "synthetic" if spec.builtin else "user"
         raise fail(fn, f"root=None for the {what} task {name!r}", repr(root))

@@ -41,7 +41,7 @@ from ..errors import SpectrumkitError, fail
 
 __all__ = ["DEFAULT_BPTT", "TaskSpec", "check_task_code", "check_task_options", "get_task",
            "is_import_path", "register_task", "task_code_allowed", "task_defaults", "task_names",
-           "unregister_task", "validate_options"]
+           "spec_defaults", "unregister_task", "validate_options"]
 
 #: Truncated-BPTT window length of the language tasks when none is given.
 DEFAULT_BPTT = 35
@@ -183,11 +183,11 @@ def check_task_code(fn: str, task: str, allowed: bool, *, key: str = "task") -> 
 def get_task(fn: str, task: Any, *, resolve: bool | None = None) -> TaskSpec:
     """The :class:`TaskSpec` of ``task``; an import path is resolved when ``resolve`` (default:
     inside :func:`task_code_allowed`), else refused naming the key and the flag."""
+    if is_import_path(task):  # the gate holds even where the path was resolved before
+        check_task_code(fn, task, _CODE_ALLOWED.get() if resolve is None else resolve)
+        return _REGISTRY[task] if task in _REGISTRY else _resolve(fn, task)
     if isinstance(task, str) and task in _REGISTRY:
         return _REGISTRY[task]
-    if is_import_path(task):
-        check_task_code(fn, task, _CODE_ALLOWED.get() if resolve is None else resolve)
-        return _resolve(fn, task)
     raise fail(fn, f"task name to be one of {', '.join(_REGISTRY)} (or an import path "
                "'module:function')", repr(task))
 
@@ -199,7 +199,9 @@ def _resolve(fn: str, path: str) -> TaskSpec:
     except (ImportError, AttributeError) as e:
         raise fail(fn, f"task {path!r} to name a function of an importable module",
                    f"{type(e).__name__}: {e}") from None
-    return register_task(path, loader)
+    if not callable(loader):
+        raise fail(fn, f"task {path!r} to name a function", type(loader).__name__)
+    return _register(TaskSpec(path, None, _options_model(path, loader, None), loader))
 
 
 def _option_type(default: Any) -> Any:
@@ -265,8 +267,9 @@ def register_task(name: str, loader: Callable[..., Any], *,
     (('n',), {'n': 8})
     >>> unregister_task("doc-constant")
     """
-    if not isinstance(name, str) or not (_NAME.fullmatch(name) or is_import_path(name)):
-        raise fail("register_task", "a name of letters, digits, '.', '_' and '-'", repr(name))
+    if not isinstance(name, str) or not _NAME.fullmatch(name):
+        raise fail("register_task", "a name of letters, digits, '.', '_' and '-' (a name "
+                   "'module:function' is an import path)", repr(name))
     if name in _REGISTRY and _REGISTRY[name].builtin:
         raise fail("register_task", f"a name other than the built-in tasks "
                    f"({', '.join(n for n, s in _REGISTRY.items() if s.builtin)})", repr(name))
@@ -275,8 +278,11 @@ def register_task(name: str, loader: Callable[..., Any], *,
     if kind is not None and kind not in _KINDS:
         raise fail(f"register_task {name!r}", f"kind to be one of {', '.join(_KINDS)} or None",
                    repr(kind))
-    spec = TaskSpec(name, kind, _options_model(name, loader, options), loader)
-    _REGISTRY[name] = spec
+    return _register(TaskSpec(name, kind, _options_model(name, loader, options), loader))
+
+
+def _register(spec: TaskSpec) -> TaskSpec:
+    _REGISTRY[spec.name] = spec
     return spec
 
 
@@ -294,7 +300,11 @@ def task_defaults(task: str) -> dict[str, Any]:
     >>> task_defaults("copy")
     {'T': 10, 'delay': 20, 'n_train': 10000, 'n_val': 1000, 'n_test': 1000, 'seed': 0}
     """
-    spec = get_task("task_defaults", task)
+    return spec_defaults(get_task("task_defaults", task))
+
+
+def spec_defaults(spec: TaskSpec) -> dict[str, Any]:
+    """Every option of ``spec`` with its default."""
     return {k: f.get_default(call_default_factory=True) for k, f in
             spec.options.model_fields.items()}
 
