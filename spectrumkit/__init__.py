@@ -43,7 +43,7 @@ _EXPORTS: dict[str, str] = {
     "make_model": "evaluation", "check_model": "protocols", "to_torch": "interop",
     "from_torch": "interop",
     # data
-    "load_task": "data", "TaskData": "data", "sample_batch": "data",
+    "load_task": "data", "TaskData": "data", "sample_batch": "data", "register_task": "data",
     # training
     "train": "train", "evaluate": "evaluation", "TrainResult": "train",
     # the run configuration and its pipeline
@@ -57,7 +57,7 @@ __all__ = list(_EXPORTS)
 if TYPE_CHECKING:  # the same names, for type checkers and documentation tools
     from .anatomy import mask_anatomy
     from .cells import Cell, make_cell
-    from .data import TaskData, load_task, sample_batch
+    from .data import TaskData, load_task, register_task, sample_batch
     from .errors import SpectrumkitError
     from .evaluation import evaluate, make_model
     from .init import init_params

@@ -4,7 +4,7 @@ Legend: T = steps, B = batch, D = input size, S = state size, n = examples, t = 
 
 :class:`SequenceBatches` (fixed-length sequences in memory), :class:`StreamBatches` (a token
 stream in memory, read by BPTT windows) and :class:`StreamedBatches` (a corpus streamed from disk,
-:mod:`spectrumkit.corpora`) all meet :class:`Batches`, which is all the training loop
+:mod:`spectrumkit.data.corpora`) all meet :class:`Batches`, which is all the training loop
 (:func:`spectrumkit.train.train`) asks of its data; :func:`batches_for` picks the one of a task.
 """
 
@@ -16,11 +16,12 @@ from typing import Protocol, cast
 
 import torch
 
+from ._evaluate import Model, to_device
 from .checkpoints import TrainState
-from .corpora import StreamedTokens
 from .data import (
     DEFAULT_BPTT,
     SequenceDataset,
+    StreamedTokens,
     TaskData,
     TokenStream,
     batchify,
@@ -28,7 +29,6 @@ from .data import (
     bptt_window_count,
 )
 from .errors import fail
-from .evaluation import Model, _to_device
 from .models import LanguageModel
 
 __all__ = ["Batches", "SequenceBatches", "StreamBatches", "StreamedBatches", "batches_for"]
@@ -125,7 +125,7 @@ class StreamBatches(_TokenWindows):
 
 
 class StreamedBatches(_TokenWindows):
-    r"""A corpus streamed from disk (:class:`~spectrumkit.corpora.StreamedTokens`), by windows.
+    r"""A corpus streamed from disk (:class:`~spectrumkit.data.StreamedTokens`), by windows.
 
     The windows of :class:`StreamBatches` over the whole stream, read on demand: a reader opens at
     the first window of an epoch, or at window ``st.pos`` after a resume.
@@ -154,9 +154,9 @@ def batches_for(data: TaskData, batch_size: int, device: torch.device,
                  dtype: torch.dtype) -> Batches:
     """The batch iterator of ``data``'s training split (moved to ``device`` unless streamed)."""
     bptt = data.bptt or DEFAULT_BPTT
-    if isinstance(data.train, StreamedTokens):  # read from disk (spectrumkit.corpora)
+    if isinstance(data.train, StreamedTokens):  # read from disk (spectrumkit.data.corpora)
         return StreamedBatches(data.train, batch_size, bptt, device)
-    split = _to_device(data.train, device, dtype)
+    split = to_device(data.train, device, dtype)
     if isinstance(split, TokenStream):
         return StreamBatches(split, batch_size, bptt)
     return SequenceBatches(split, batch_size, device)

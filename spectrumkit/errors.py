@@ -8,9 +8,15 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
+if TYPE_CHECKING:
+    import torch
+
+# NOTE [Errors without torch]
+# This module is imported by the commands that must not load torch (``spectrumkit --help``,
+# ``study list``, ``study show``) and by the torch-free task registry, so torch is imported inside
+# the checks that take tensors or devices, never at module level.
 
 __all__ = ["SpectrumkitError"]
 
@@ -66,6 +72,8 @@ def check_unit_interval(fn: str, name: str, value: Any, *, low_open: bool, high_
 def check_float_tensor(fn: str, name: str, t: Any, *, finite: bool = True) -> torch.Tensor:
     """``t`` must be a real floating-point tensor holding data (not on the meta device), and (by
     default) free of NaN and Inf."""
+    import torch
+
     if not isinstance(t, torch.Tensor):
         raise fail(fn, f"{name} to be a torch.Tensor", type(t).__name__)
     if not t.is_floating_point():
@@ -84,11 +92,14 @@ def check_bool_tensor(fn: str, name: str, t: Any, shape: tuple[int, ...] | torch
                       ) -> torch.Tensor:
     """``t`` must be a bool tensor of ``shape`` (a mask: True = keep).
 
+    >>> import torch
     >>> check_bool_tensor("f", "m", torch.ones(2, 3), (2, 3))
     Traceback (most recent call last):
     ...
     spectrumkit.errors.SpectrumkitError: f: expected m to be a bool tensor, got torch.float32
     """
+    import torch
+
     if not isinstance(t, torch.Tensor) or t.dtype != torch.bool:
         raise fail(fn, f"{name} to be a bool tensor", getattr(t, "dtype", type(t).__name__))
     if tuple(t.shape) != tuple(shape):
@@ -116,6 +127,8 @@ def available_memory(device: Any = "cpu") -> int | None:
     """Bytes that can still be allocated on ``device``: for CUDA what the driver reports free; for
     the CPU the smaller of MemAvailable (/proc/meminfo) and the cgroup's limit minus its usage.
     None where neither can be read (the check is then skipped)."""
+    import torch
+
     dev = torch.device(device)
     if dev.type == "cuda":
         return int(torch.cuda.mem_get_info(dev)[0])
@@ -146,6 +159,8 @@ def check_memory(fn: str, what: str, needed: int, device: Any = "cpu") -> None:
     instead of letting the process be killed (NOTE [Memory estimate] in ``spectrumkit/cli``)."""
     have = available_memory(device)
     if have is not None and needed > have:
+        import torch
+
         raise fail(fn, f"{what} that fits in memory ({_gib(have)} available on "
                    f"{torch.device(device).type})", f"at least {_gib(needed)} needed")
 

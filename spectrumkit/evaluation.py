@@ -10,22 +10,18 @@ on one split. :mod:`spectrumkit.train` builds on these.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from typing import Any, cast
 
 import torch
-import torch.nn.functional as F
-from torch import nn
 
+from ._evaluate import Model, check_pair, evaluate_split
 from .cells import Cell
-from .data import DEFAULT_BPTT, SequenceDataset, TaskData, TokenStream, bptt_batches
+from .data import DEFAULT_BPTT, SequenceDataset, TaskData, TokenStream
 from .errors import check_positive_int, fail
 from .models import LanguageModel, SequenceClassifier, SequenceRegressor
 
 __all__ = ["Model", "evaluate", "make_model", "resolve_device"]
-
-Model = SequenceClassifier | LanguageModel | SequenceRegressor
 
 
 # --------------------------------------------------------------------------------------------------
@@ -95,77 +91,9 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
     return dev
 
 
-def _model_dtype(model: Model) -> torch.dtype:
-    return next(iter(model.rnn.values())).dtype
-
-
 # --------------------------------------------------------------------------------------------------
 # Evaluation
 # --------------------------------------------------------------------------------------------------
-
-
-def _check_pair(fn: str, model: nn.Module, split: Any) -> None:
-    """Refuse a model/split pairing that cannot be scored."""
-    if not isinstance(model, (SequenceClassifier, LanguageModel, SequenceRegressor)):
-        raise fail(fn, "a SequenceClassifier, SequenceRegressor or LanguageModel",
-                   type(model).__name__)
-    if isinstance(split, TokenStream):
-        if not isinstance(model, LanguageModel):
-            raise fail(fn, "a LanguageModel for a token stream", type(model).__name__)
-        if split.ids.numel() and int(split.ids.max()) >= model.vocab_size:
-            raise fail(fn, f"token ids below the model's vocab_size {model.vocab_size}",
-                       int(split.ids.max()))
-    elif isinstance(split, SequenceDataset):
-        if len(split) == 0:
-            raise fail(fn, "a non-empty split", "0 examples")
-        model.check_batch(fn, (split.xs[:2], split.ys[:2]))
-    else:
-        raise fail(fn, "a SequenceDataset or TokenStream split", type(split).__name__)
-
-
-@torch.no_grad()
-def _evaluate(model: Model, split: SequenceDataset | TokenStream, batch_size: int, bptt: int,
-              device: torch.device) -> dict[str, float]:
-    """Trusted core of :func:`evaluate`: sums over the whole split, then one mean."""
-    was_training = model.training
-    model.eval()
-    dtype = _model_dtype(model)
-    try:
-        if isinstance(split, TokenStream):
-            rows = max(1, min(batch_size, len(split) // 2))
-            s, total, count = None, 0.0, 0
-            for inputs, tgt in bptt_batches(split.ids.to(device), rows, bptt):
-                logits, s = model(inputs, s)
-                total += float(F.cross_entropy(logits.reshape(-1, model.vocab_size),
-                                               tgt.reshape(-1), reduction="sum"))
-                count += tgt.numel()
-            return {"loss": total / count, "ppl": math.exp(total / count), "tokens": count}
-        total, wrong, count = 0.0, 0, 0
-        for start in range(0, len(split), batch_size):
-            xs = split.xs[start:start + batch_size].to(device)
-            ys = split.ys[start:start + batch_size].to(device)
-            if xs.is_floating_point():
-                xs = xs.to(dtype)
-            if isinstance(model, SequenceClassifier):
-                logits = model(xs)
-                total += float(F.cross_entropy(logits, ys, reduction="sum"))
-                wrong += int((logits.argmax(-1) != ys).sum())
-                count += ys.numel()
-            elif isinstance(model, SequenceRegressor):
-                total += float(F.mse_loss(model(xs), ys.to(dtype), reduction="sum"))
-                count += ys.numel()
-            else:  # per-step targets (copy task)
-                logits, _ = model(xs)
-                total += float(F.cross_entropy(logits.reshape(-1, model.vocab_size),
-                                               ys.reshape(-1), reduction="sum"))
-                count += ys.numel()
-        if isinstance(model, SequenceClassifier):
-            return {"loss": total / count, "error_pct": 100.0 * wrong / count, "n": count}
-        if isinstance(model, SequenceRegressor):
-            return {"mse": total / count, "n": count}
-        return {"loss": total / count, "ppl": math.exp(total / count), "tokens": count}
-    finally:
-        model.train(was_training)
 
 
 def evaluate(model: Model, split: SequenceDataset | TokenStream, *, batch_size: int | None = None,
@@ -188,19 +116,11 @@ def evaluate(model: Model, split: SequenceDataset | TokenStream, *, batch_size: 
     ``device`` defaults to the model's.
     """
     fn = "evaluate"
-    _check_pair(fn, model, split)
+    check_pair(fn, model, split)
     if batch_size is None:
         batch_size = 64 if isinstance(split, TokenStream) else 256
     check_positive_int(fn, "batch_size", batch_size)
     check_positive_int(fn, "bptt", bptt)
     dev = (next(iter(model.rnn.values())).device if device is None else resolve_device(device))
     model.to(dev)
-    return _evaluate(model, split, batch_size, bptt, dev)
-
-
-def _to_device(split: Any, device: torch.device, dtype: torch.dtype) -> Any:
-    if isinstance(split, TokenStream):
-        return TokenStream(split.ids.to(device), split.description)
-    xs = split.xs.to(device, dtype) if split.xs.is_floating_point() else split.xs.to(device)
-    ys = split.ys.to(device, dtype) if split.ys.is_floating_point() else split.ys.to(device)
-    return SequenceDataset(xs, ys, split.description)
+    return evaluate_split(model, split, batch_size, bptt, dev)

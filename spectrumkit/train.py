@@ -56,27 +56,19 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from ._evaluate import Model, check_pair, evaluate_split, model_dtype, to_device
 from ._io import check_output_dir, write_atomic
 from .batches import Batches, SequenceBatches, StreamBatches, StreamedBatches, batches_for
 from .checkpoints import CHECKPOINT_FILE, Checkpointer, TrainState, digest, metric_columns
 from .choices import OPTIMIZERS
-from .corpora import StreamedTokens
 from .data import (
     DEFAULT_BPTT,
+    StreamedTokens,
     TaskData,
     TokenStream,
 )
 from .errors import check_choice, check_positive_int, check_seed, fail
-from .evaluation import (
-    Model,
-    _check_pair,
-    _evaluate,
-    _model_dtype,
-    _to_device,
-    evaluate,
-    make_model,
-    resolve_device,
-)
+from .evaluation import evaluate, make_model, resolve_device
 from .masks import check_mask
 from .models import LanguageModel
 from .scores.ranking import k_of, top_k
@@ -181,7 +173,7 @@ def _run_identity(model: Model, data: TaskData, mask: Mapping[str, torch.Tensor]
                   o: _Settings, prune_at: Mapping[int, float], routine: str) -> dict[str, Any]:
     """The run's identity (NOTE [Checkpoint identity]), taken before the first step."""
     config = {"routine": routine, "initial_weights": digest(model.state_dict()),
-              "dtype": str(_model_dtype(model)), "model": type(model).__name__,
+              "dtype": str(model_dtype(model)), "model": type(model).__name__,
               "cell": model.cell.name,
               "shapes": {k: list(v.shape) for k, v in model.state_dict().items()},
               "data": data.description, "batch_size": o.batch_size, "lr": o.lr,
@@ -327,12 +319,12 @@ def _train_impl(model: Model, data: TaskData, mask: dict[str, torch.Tensor] | No
 
     ``prune`` = (stage_steps or None for evenly spaced stages, densities) for the L2 schedule.
     """
-    dtype, device = _model_dtype(model), o.device
+    dtype, device = model_dtype(model), o.device
     model.to(device)
     batches = batches_for(data, o.batch_size, device, dtype)
-    score = partial(_evaluate, model, batch_size=batches.eval_batch_size,
+    score = partial(evaluate_split, model, batch_size=batches.eval_batch_size,
                     bptt=data.bptt or DEFAULT_BPTT, device=device)
-    val_split = _to_device(data.val, device, dtype)
+    val_split = to_device(data.val, device, dtype)
     total = o.steps if o.steps is not None else cast(int, o.epochs) * batches.per_epoch
     prune_at = _prune_steps(prune, total)
     trainable = [p for p in model.parameters() if p.requires_grad]
@@ -381,7 +373,7 @@ def _train_impl(model: Model, data: TaskData, mask: dict[str, torch.Tensor] | No
                             **({"row": dict(st.rows[-1])} if evaluated else {})})
         if not finished:
             if st.status == "ok":
-                test = None if data.test is None else score(_to_device(data.test, device, dtype))
+                test = None if data.test is None else score(to_device(data.test, device, dtype))
                 st.metrics = _final_metrics(st, test, holder.density())
             st.bank_time()
             ckpt.save(model, opt, g, st, holder.mask)
@@ -422,13 +414,13 @@ def _check_model_data(fn: str, model: Any, data: Any) -> None:
             raise fail(fn, "a model whose parameters hold data (not on the meta device)",
                        f"{len(meta)} parameters on meta, e.g. {meta[0]}")
     if isinstance(data.train, StreamedTokens):  # a streamed corpus: check what is known
-        _check_pair(fn, model, data.val)  # a LanguageModel
+        check_pair(fn, model, data.val)  # a LanguageModel
         if len(data.train.vocab) > model.vocab_size:
             raise fail(fn, f"a model vocab_size of at least the corpus's {len(data.train.vocab)}",
                        model.vocab_size)
     else:
-        _check_pair(fn, model, data.train)
-        _check_pair(fn, model, data.val)
+        check_pair(fn, model, data.train)
+        check_pair(fn, model, data.val)
 
 
 def _check_length(fn: str, data: TaskData, epochs: Any, steps: Any, batch_size: Any) -> None:

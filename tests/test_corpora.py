@@ -18,8 +18,7 @@ import numpy as np
 import pytest
 import torch
 
-from spectrumkit.corpora import StreamedTokens, write_1b_sample
-from spectrumkit.data import load_task, sample_batch
+from spectrumkit.data import StreamedTokens, load_task, sample_batch, write_1b_sample
 from spectrumkit.errors import SpectrumkitError
 
 TRAIN = "training-monolingual.tokenized.shuffled"

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from spectrumkit import _digest
-from spectrumkit._digest import file_sha256
+from spectrumkit.data._digest import file_sha256
 from spectrumkit.data import data_identity
 from spectrumkit.study.config import TrialConfig, trial_key
 

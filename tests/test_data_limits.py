@@ -15,14 +15,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from spectrumkit.corpora import (
-    MAX_LINE_BYTES,
-    ONE_B_DIR,
-    ONE_B_HELDOUT,
-    ONE_B_TRAIN,
-    vocab_from_counts,
-)
 from spectrumkit.data import load_task, read_idx, wikitext
+from spectrumkit.data.corpora import MAX_LINE_BYTES, ONE_B_DIR, ONE_B_HELDOUT, ONE_B_TRAIN
+from spectrumkit.data.vocab import vocab_from_counts
 from spectrumkit.errors import SpectrumkitError
 
 REPO = Path(__file__).resolve().parent.parent

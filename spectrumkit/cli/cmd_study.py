@@ -70,13 +70,18 @@ def study_list_cmd() -> None:
 @click.option("--preset", default="quick", show_default=True, help="preset to resolve")
 @_set_option
 @click.option("--keys", "show_keys", is_flag=True, help="also list the trial keys, one a line")
-def study_show_cmd(name: str, preset: str, overrides: tuple[str, ...], show_keys: bool) -> None:
+@click.option("--allow-trial-code", is_flag=True,
+              help="let the study's task be an import path 'module:function' (runs that code)")
+def study_show_cmd(name: str, preset: str, overrides: tuple[str, ...], show_keys: bool,
+                   allow_trial_code: bool) -> None:
     """Show a study resolved with a preset: grid, fixed settings, seeds, trials, report."""
     import json
 
+    from ..data.tasks import task_code_allowed
     from ..study import load_study
 
-    s = load_study(name, preset, overrides=overrides)
+    with task_code_allowed(allow_trial_code):  # NOTE [Your own task]
+        s = load_study(name, preset, overrides=overrides)
     click.echo(f"study:       {s.name}   ({s.source})")
     click.echo(f"reference:   {s.paper or '—'}")
     click.echo(f"description: {' '.join(s.description.split())}")
@@ -130,7 +135,8 @@ def study_show_cmd(name: str, preset: str, overrides: tuple[str, ...], show_keys
 @click.option("--figures/--no-figures", default=True, show_default=True,
               help="draw the study's figures at the end")
 @click.option("--allow-trial-code", is_flag=True,
-              help="let the study's trial be an import path 'module:function' (runs that code)")
+              help="let the study's trial or task be an import path 'module:function' (runs "
+                   "that code)")
 @_set_option
 def study_run_cmd(name: str, preset: str, seeds: int | None, device: str, executor: str,
                   workers: int, threads: int | None, out: str, retry_failed: bool,

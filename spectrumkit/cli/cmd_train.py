@@ -336,7 +336,10 @@ def _summary(c: TrialConfig, result: PipelineResult) -> str:
 @click.option("--sparsity", type=float, default=0.0, show_default=True,
               help="fraction of the cell's weights pruned (0 for dense)")
 @click.option("--data", "data_name", default="seq-mnist", show_default=True,
-              help="seq-mnist, wikitext, wikitext-103, 1b, adding or copy")
+              help="seq-mnist, wikitext, wikitext-103, 1b, adding, copy, or your own task as an "
+                   "import path module:function (with --allow-trial-code)")
+@click.option("--allow-trial-code", is_flag=True,
+              help="let --data be an import path 'module:function' (imports and runs that code)")
 @click.option("--data-root", type=click.Path(file_okay=False), default=None,
               help="folder with the full data set (default: the bundled data)")
 @click.option("--data-option", "data_options", multiple=True, metavar="KEY=VALUE",
@@ -408,10 +411,13 @@ def train_cmd(**params: Any) -> None:
     from .._io import check_output_dir
     from .._lock import folder_lock
     from ..data import data_identity
+    from ..data.tasks import check_task_code, task_code_allowed
     from ..pipeline import load_data, run_pipeline
     from ..study.config import trial_key
 
     fn = "spectrumkit train"
+    # NOTE [Your own task] (spectrumkit/data/tasks.py): code only with the explicit flag
+    check_task_code(fn, params["data_name"], params["allow_trial_code"], key="--data")
     _check_flags(fn, params)
     params = _even_stages(fn, params)
     c = config_from_params(params)
@@ -422,7 +428,8 @@ def train_cmd(**params: Any) -> None:
     outdir = check_output_dir(f"{fn} --out", params["out"], files=_OUTPUTS)  # NOTE [Output paths]
     task = load_data(c, params["data_root"])
     _check_memory_for(fn, c, task, params["device"])
-    ident = data_identity(c.task, params["data_root"])  # as the study runner takes it
+    with task_code_allowed(params["allow_trial_code"]):  # checked above (NOTE [Your own task])
+        ident = data_identity(c.task, params["data_root"])  # as the study runner takes it
     key = trial_key(c, data=ident)
     click.echo(f"key: {key}")
     config = c.model_dump(mode="json")
@@ -473,6 +480,7 @@ def train_command(config: TrialConfig, data_root: str | None = None) -> str:
     >>> train_command(TrialConfig(method="random", sparsity=0.9, hidden_size=8, steps=5))
     'spectrumkit train --hidden 8 --method random --sparsity 0.9 --steps 5 --out OUT'
     """
+    from ..data.tasks import is_import_path
     from ..errors import fail
     from ..study.config import TrialConfig
 
@@ -503,6 +511,8 @@ def train_command(config: TrialConfig, data_root: str | None = None) -> str:
     for p in train_cmd.params:
         if isinstance(p, click.Option) and p.name in params and params[p.name] != defaults[p.name]:
             args += _option_args(p, params[p.name])
+    if is_import_path(config.task):  # your own task by path (NOTE [Your own task])
+        args.append("--allow-trial-code")
     if data_root is not None:
         args += ["--data-root", str(data_root)]
     return shlex.join([*args, "--out", "OUT"])

@@ -23,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationError
 from tqdm.auto import tqdm
 
 from ..choices import Executor, StudyDevice
+from ..data.tasks import task_code_allowed
 from ..errors import SpectrumkitError, fail
 from .config import SCHEMA_VERSION, pydantic_message
 from .executors import Job, run_jobs
@@ -133,8 +134,12 @@ def _check_device(opts: RunOptions) -> None:
 
 
 def _check_trial_code(spec: Study, allowed: bool) -> None:
-    """NOTE [Trial code]: an import path as ``trial`` runs code, so it needs the explicit flag."""
+    """NOTE [Trial code]: an import path as ``trial`` runs code, so it needs the explicit flag;
+    so does one as ``task`` (NOTE [Your own task] in spectrumkit/data/tasks.py)."""
+    from ..data.tasks import check_task_code
     from .config import BUILTIN_TRIALS
+    for task in sorted({c.task for c in spec.configs}):
+        check_task_code("run_study", task, allowed)
     code = sorted({c.trial for c in spec.configs if c.trial not in BUILTIN_TRIALS})
     if code and not allowed:
         raise fail("run_study", f"trial kinds among {', '.join(BUILTIN_TRIALS)} (an import path "
@@ -176,11 +181,13 @@ def run_study(study: str | Path | Study, *, progress: bool | None = None,
         if overrides:
             raise fail(fn, "overrides with a study name or path (a loaded Study is resolved "
                        "already: load_study(..., overrides=...))", "a Study")
-        spec = study if study.data_root == opts.data_root and study.data else \
-            study.with_data_root(opts.data_root)
+        with task_code_allowed(opts.allow_trial_code):
+            spec = study if study.data_root == opts.data_root and study.data else \
+                study.with_data_root(opts.data_root)
     else:
-        spec = load_study(study, opts.preset, seeds=opts.seeds, data_root=opts.data_root,
-                          overrides=overrides)
+        with task_code_allowed(opts.allow_trial_code):  # a task "module:function" is imported
+            spec = load_study(study, opts.preset, seeds=opts.seeds, data_root=opts.data_root,
+                              overrides=overrides)
     check_study_name(fn, spec.name, spec.source)
     _check_trial_code(spec, opts.allow_trial_code)
     if opts.executor == "ray":

@@ -33,7 +33,7 @@ from typing import BinaryIO
 
 import numpy as np
 
-from .errors import check_memory, fail
+from ..errors import check_memory, fail
 
 __all__ = ["read_idx"]
 

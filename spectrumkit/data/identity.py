@@ -9,10 +9,11 @@ import hashlib
 from pathlib import Path
 from typing import Any
 
+from ..errors import fail
 from ._digest import file_sha256
-from ._mnist import _BUNDLED_SHA256, _find, _mnist_candidates
-from .choices import TASKS
-from .errors import check_choice, fail
+from ._files import BUNDLED_SHA256, find
+from ._layouts import mnist_candidates, one_b_files, wikitext_candidates, wt103_files
+from .tasks import get_task
 
 __all__ = ["data_identity"]
 
@@ -41,6 +42,14 @@ __all__ = ["data_identity"]
 # written from the bundled WikiText-2 text, so it is ``bundled`` with WikiText-2's digests;
 # ``wikitext-103`` has no bundled copy and needs a root.
 
+# NOTE [User task identity]
+# A task added by register_task (or an import path, NOTE [Your own task] in tasks.py) is
+# ``{"source": "user", "fingerprint": ...}``: the SHA-256 of its name and of the fingerprint of
+# what its loader returns with its default options (task_fingerprint in _user.py: every split's
+# tensors, dtype, shape and bytes). So a trial's key changes when the loader's data change, not
+# only when its name or options do; the options a trial gives are in its config, hence in its key
+# beside this identity. Taking it calls the loader once (the data are not kept).
+
 
 def _file_fingerprint(h: Any, role: str, path: Path) -> None:
     size, digest = file_sha256("data_identity", path)
@@ -52,8 +61,9 @@ def _file_fingerprint(h: Any, role: str, path: Path) -> None:
 def data_identity(task: str, root: str | Path | None = None) -> dict[str, Any]:
     r"""What data ``load_task(task, root=root)`` reads: ``{"source", "fingerprint"}``.
 
-    ``source`` is ``"bundled"`` (no root), ``"root"`` (files under ``root``) or ``"generated"``
-    (the synthetic tasks, fingerprint None); the fingerprint is a SHA-256 hex digest of the files
+    ``source`` is ``"bundled"`` (no root), ``"root"`` (files under ``root``), ``"generated"``
+    (the synthetic tasks, fingerprint None) or ``"user"`` (a registered task, NOTE [User task
+    identity]); the fingerprint is a SHA-256 hex digest of the files
     read, NOTE [Data identity]. A root without the task's files, or a root for a synthetic task,
     is refused with the error :func:`load_task` would give.
 
@@ -63,7 +73,9 @@ def data_identity(task: str, root: str | Path | None = None) -> dict[str, Any]:
     'bundled'
     """
     fn = "data_identity"
-    check_choice(fn, "task name", task, TASKS)
+    spec = get_task(fn, task)
+    if not spec.builtin:
+        return _user_identity(fn, spec.name, root)
     if task in ("adding", "copy"):
         if root is not None:
             raise fail(fn, f"root=None for the synthetic task {task!r}", repr(str(root)))
@@ -74,22 +86,34 @@ def data_identity(task: str, root: str | Path | None = None) -> dict[str, Any]:
             raise fail(fn, "a root holding WikiText-103 (wiki.{train,valid,test}.tokens); "
                        "it is not bundled", "root=None")
         prefix = "mnist/" if task == "seq-mnist" else "wikitext-2/"  # 1b: its sample, from WT-2
-        for rel in sorted(r for r in _BUNDLED_SHA256 if r.startswith(prefix)):
-            h.update(f"{rel}={_BUNDLED_SHA256[rel]}\n".encode())
+        for rel in sorted(r for r in BUNDLED_SHA256 if r.startswith(prefix)):
+            h.update(f"{rel}={BUNDLED_SHA256[rel]}\n".encode())
         return {"source": "bundled", "fingerprint": h.hexdigest()}
     rootp = Path(root).expanduser()
     if task == "seq-mnist":
-        files = [(f"{prefix}-{kind}", _find(fn, f"MNIST {prefix} {kind}",
-                                            _mnist_candidates(rootp, prefix, kind)))
+        files = [(f"{prefix}-{kind}", find(fn, f"MNIST {prefix} {kind}",
+                                            mnist_candidates(rootp, prefix, kind)))
                  for prefix in ("train", "t10k") for kind in ("images", "labels")]
     elif task in ("wikitext-103", "1b"):
-        from .corpora import _one_b_files, _wt103_files
-        _, train, val, test = (_one_b_files if task == "1b" else _wt103_files)(fn, rootp)
+        _, train, val, test = (one_b_files if task == "1b" else wt103_files)(fn, rootp)
         files = [(f"train-{p.name}", p) for p in train] + [("val", val), ("test", test)]
     else:
-        from .data import _wikitext_candidates
-        files = [(stem, _find(fn, f"the WikiText {stem} split", _wikitext_candidates(rootp, stem)))
+        files = [(stem, find(fn, f"the WikiText {stem} split", wikitext_candidates(rootp, stem)))
                  for stem in ("train", "valid", "test")]
     for role, path in files:
         _file_fingerprint(h, role, path)
     return {"source": "root", "fingerprint": h.hexdigest()}
+
+
+def _user_identity(fn: str, name: str, root: str | Path | None) -> dict[str, Any]:
+    """NOTE [User task identity]."""
+    from ._user import task_fingerprint
+    from .load import load_task
+
+    if root is not None:
+        raise fail(fn, f"root=None for the user task {name!r}", repr(str(root)))
+    h = hashlib.sha256()
+    for part in (name.encode(), task_fingerprint(load_task(name)).encode()):
+        h.update(len(part).to_bytes(8, "little"))
+        h.update(part)
+    return {"source": "user", "fingerprint": h.hexdigest()}

@@ -31,7 +31,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .errors import SpectrumkitError, fail
+from ..errors import SpectrumkitError, fail
 
 __all__ = ["DIGEST_CACHE_ENV", "digest_cache_path", "file_sha256"]
 
@@ -73,7 +73,7 @@ def _load(path: Path) -> dict[str, dict[str, Any]]:
 
 
 def _save(path: Path, entries: dict[str, dict[str, Any]]) -> None:
-    from ._io import write_text_atomic
+    from .._io import write_text_atomic
 
     if len(entries) > _MAX_ENTRIES:  # keep the most recently hashed
         keep = sorted(entries, key=lambda k: entries[k]["hashed_ns"])[-_MAX_ENTRIES:]
