@@ -26,7 +26,7 @@ from ..choices import Executor, StudyDevice
 from ..errors import SpectrumkitError, fail
 from .config import SCHEMA_VERSION, pydantic_message
 from .executors import Job, run_jobs
-from .spec import ROW, Study, check_study_name, load_study
+from .spec import Study, check_study_name, load_study
 from .store import ResultStore, collect
 
 __all__ = ["RunOptions", "StudyRun", "finish_run", "run_study", "summary_tables"]
@@ -102,10 +102,11 @@ def summary_tables(study: Study, folder: Path) -> tuple[pd.DataFrame, pd.DataFra
     from ..figures.tables import summarize, write_tables
     from ..figures.values import footnote
     df = collect(folder, study.keys)
-    if study.rows:  # NOTE [Study rows]: one copy of a trial per row it belongs to
-        parts = [df[df["key"].isin(keys)].assign(**{ROW: label})
-                 for label, keys in study.row_keys.items()] if "key" in df else []
-        df = pd.concat(parts, ignore_index=True) if parts else df.assign(**{ROW: None})
+    if study.labels:  # NOTE [Study axes]: one copy of a trial per labels it has
+        parts = [df[df["key"] == key].assign(**labels)
+                 for key, labels in study.labelled_keys()] if "key" in df else []
+        df = (pd.concat(parts, ignore_index=True) if parts
+              else df.assign(**{a: None for a in study.variants}))
     long, pivot = summarize(df, study.report.table, order=study.order)
     paths = write_tables(folder / "tables", long, pivot,
                          title=f"{study.name} ({study.preset})", caption=_caption(study, long))
