@@ -180,14 +180,14 @@ def study_run_cmd(name: str, preset: str, seeds: int | None, device: str, execut
             click.echo(f"  ... and {len(run.failed) - 5} more failed (--retry-failed reruns them)")
         paths = list(run.paths)
         # --- figures, report page ------------------------------------------------------------
-        # spectrumkit.study.finish_run draws the declared figures and paper-style tables from the
+        # spectrumkit.figures.finish.finish_run draws the declared figures and paper-style tables from the
         # trials of the study as resolved now, removes what an earlier spec left and writes
         # report.html (NOTE [No stale outputs], NOTE [Report page]).
         if figures and st["ok"] == 0:
             counts = ", ".join(f"{st[k]} {k}" for k in ("diverged", "failed") if st[k])
             click.echo(f"figures: none drawn, no trial of study {run.study.name!r} has status ok"
                        f" ({counts or 'no results'})")
-        from ..study.runner import finish_run
+        from ..figures.finish import finish_run
 
         paths += finish_run(run, figures=figures)
         # ---------------------------------------------------------------------------------------
