@@ -180,7 +180,7 @@ def study_run_cmd(name: str, preset: str, seeds: int | None, device: str, execut
             click.echo(f"  ... and {len(run.failed) - 5} more failed (--retry-failed reruns them)")
         paths = list(run.paths)
         # --- figures, report page ------------------------------------------------------------
-        # spectrumkit.figures.finish.finish_run draws the declared figures and paper-style tables from the
+        # figures.finish.finish_run draws the declared figures and paper-style tables from the
         # trials of the study as resolved now, removes what an earlier spec left and writes
         # report.html (NOTE [No stale outputs], NOTE [Report page]).
         if figures and st["ok"] == 0:

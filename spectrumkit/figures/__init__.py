@@ -7,7 +7,8 @@ The package is split by concern (dependency arrows point down the list):
 * :mod:`spectrumkit.figures.plots`: plot functions taking an ``ax`` and plain data (paper Figs. 1–5,
   Lyapunov spectra, σ̄ per step);
 * from :mod:`spectrumkit.study`, whose results they draw: :mod:`~spectrumkit.study.results`
-  (reading ``spec.json`` + ``trials/*.json``, :func:`read_results`), :mod:`~spectrumkit.study.tables`
+  (reading ``spec.json`` + ``trials/*.json``, :func:`read_results`),
+  :mod:`~spectrumkit.study.tables`
   (tables like the paper's, mean ± std (n), best in bold, as Markdown, LaTeX and CSV) and
   :mod:`~spectrumkit.study.values` (how a metric value that is not finite is read, shown and
   counted, alike in every table and figure);
@@ -17,6 +18,18 @@ The package is split by concern (dependency arrows point down the list):
   of a ``spectrumkit study`` run (figures, tables, report page).
 """
 
+from ..study.results import StudyResults, decode_connection_map, find_study_dirs, read_results
+from ..study.summary import summarize
+from ..study.tables import (
+    METRIC_BETTER,
+    TABLE_FORMATS,
+    Table,
+    results_table,
+    table_csv,
+    table_latex,
+    table_markdown,
+    write_table,
+)
 from ._style import (
     DOUBLE_COLUMN,
     FORMATS,
@@ -38,18 +51,6 @@ from .plots import (
     training_curves,
 )
 from .render import FIGURES, figure_data, render, render_all, render_figure
-from ..study.results import StudyResults, decode_connection_map, find_study_dirs, read_results
-from ..study.summary import summarize
-from ..study.tables import (
-    METRIC_BETTER,
-    TABLE_FORMATS,
-    Table,
-    results_table,
-    table_csv,
-    table_latex,
-    table_markdown,
-    write_table,
-)
 
 __all__ = [
     # style and saving

@@ -33,6 +33,9 @@ import pandas as pd
 from matplotlib.colors import to_rgba
 
 from ..errors import SpectrumkitError, fail
+from ..study.results import StudyResults, find_study_dirs, read_results
+from ..study.tables import METRIC_TITLES, TABLE_FORMATS, Table, results_table, write_table
+from ..study.values import metric_value, split_values
 from ._layout import MAX_COLS, shared_legend, wrap_title
 from ._style import DOUBLE_COLUMN, SINGLE_COLUMN, check_formats, new_figure, save_figure, style
 from .plots import (
@@ -45,9 +48,6 @@ from .plots import (
     training_curves,
 )
 from .report import figure_png, finish_report
-from ..study.results import StudyResults, find_study_dirs, read_results
-from ..study.tables import METRIC_TITLES, TABLE_FORMATS, Table, results_table, write_table
-from ..study.values import metric_value, split_values
 
 __all__ = ["FIGURES", "MAX_COLS", "TABLE_NAME", "figure_data", "figure_png", "finish_report",
            "paper_tables", "render", "render_all", "render_figure"]

@@ -22,9 +22,9 @@ from pathlib import Path
 from typing import Any
 
 from .._io import write_text_atomic
-from .outputs import REPORT_PAGE
 from ..study.results import StudyResults
 from ..study.tables import Table, table_caption, table_grid
+from .outputs import REPORT_PAGE
 
 __all__ = ["FIGURE_CAPTIONS", "figure_png", "finish_report", "report_page", "write_report"]
 

@@ -158,9 +158,8 @@ def _set_everywhere(fn: str, doc: dict[str, Any], o: Override) -> None:
         fixed.pop(dotted, None)
     other = _BUDGET.get(head) if len(o.path) == 1 else None
     if other is not None:  # the training budget is one setting: epochs or steps
-        for t in [*tables, *grids, fixed]:
-            if isinstance(t, dict):
-                t.pop(other, None)
+        for t in [*tables, *grids, *([fixed] if isinstance(fixed, dict) else [])]:
+            t.pop(other, None)
     _set_path(fn, doc, ("fixed", *o.path), o.value, o.given)
 
 

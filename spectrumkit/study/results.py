@@ -25,8 +25,8 @@ import numpy as np
 from ..errors import fail
 from .config import SCHEMA_VERSION, flat_config  # SCHEMA_VERSION: what this reads
 
-__all__ = ["SCHEMA_VERSION", "StudyResults", "read_results", "pretty_value", "decode_connection_map",
-           "find_study_dirs", "combo_label"]
+__all__ = ["SCHEMA_VERSION", "StudyResults", "read_results", "pretty_value",
+           "decode_connection_map", "find_study_dirs", "combo_label"]
 
 _METHOD_NAMES = {"jacobian": "Jacobian", "snip": "SNIP", "foresight": "Foresight",
                  "random": "random", "magnitude": "magnitude", "synflow": "SynFlow",

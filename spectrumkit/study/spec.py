@@ -51,7 +51,7 @@ from pydantic import BaseModel, ConfigDict, PositiveInt, ValidationError
 from .._io import read_text_file
 from ..choices import FIGURES
 from ..errors import SpectrumkitError, check_memory_terms, fail
-from ._spec_checks import TOP_KEYS, check_fields, parse_toml, trial_fields
+from ._spec_checks import TOP_KEYS, check_fields, parse_toml
 from .axes import Axis, check_axes, check_trial_table, parse_axes, resolve_trials
 from .config import BUILTIN_TRIALS, TrialConfig, memory_terms, pydantic_message, trial_key
 from .overrides import Override, apply_overrides, parse_override, parse_overrides

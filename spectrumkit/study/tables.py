@@ -1,6 +1,6 @@
 r"""Every table of a study: mean ± std over seeds (n), as Markdown, LaTeX (booktabs) and CSV.
 
-Two layouts share the cells' statistics (:func:`~spectrumkit.study._table_text.cell_stats`) and the Markdown writer:
+Two layouts share the cells' statistics (``cell_stats``) and the Markdown writer:
 
 - the paper's Tables 1, 2, 3, 5 and 6 (:func:`results_table`, :func:`write_table`): read from a
   study folder, labels pretty-printed, the best method in bold (``tables/paper.*``);
@@ -44,16 +44,15 @@ import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
-from tabulate import tabulate
 
 from .._io import write_text_atomic
 from ..errors import check_choice, fail
-from .results import StudyResults, combo_label
 from ._table_text import cell_stats, github_table
+from .results import StudyResults, combo_label
 from .values import INFINITE, UNDEFINED, count_note, footnote, metric_value, split_values
 
 __all__ = ["METRIC_BETTER", "METRIC_TITLES", "REFERENCE_METHODS", "TABLE_FORMATS", "Table",
