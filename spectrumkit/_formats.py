@@ -64,6 +64,13 @@ class ReportFile(_Stored):
     figures: list[dict[str, Any] | StrictStr] = []
 
 
+class LabelFile(_Stored):
+    """One entry of ``labels`` in ``spec.json``: a trial key and its labels (axis → label)."""
+
+    key: StrictStr
+    labels: dict[str, StrictStr]
+
+
 class SpecFile(_Stored):
     """``spec.json``: the study as resolved for its last run (the fields the figures read)."""
 
@@ -73,6 +80,7 @@ class SpecFile(_Stored):
     grid: dict[str, list[Any]] = {}
     report: ReportFile | None = None
     row_keys: dict[str, list[StrictStr]] | None = None
+    labels: list[LabelFile] | None = None
 
 
 def first_error(e: ValidationError) -> str:

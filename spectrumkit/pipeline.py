@@ -235,7 +235,7 @@ def _anatomy_records(run: _Run, mask: Mask | None) -> None:
     D, N = model.input_size, model.hidden_size
     if "anatomy" in c.record:
         table = mask_anatomy(model.cell, mask, D, N)
-        # NOTE [Undefined values] in spectrumkit.figures.values: JSON has no inf or NaN; a ratio
+        # NOTE [Undefined values] in spectrumkit.study.values: JSON has no inf or NaN; a ratio
         # whose denominator is 0 is stored as null, with the kept counts that tell inf from 0/0
         summary = {k: v if not isinstance(v, float) or math.isfinite(v) else None
                    for k, v in anatomy_summary(model.cell, mask, D, N).items()}

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from spectrumkit.figures import load_study as load_results
+from spectrumkit.figures import read_results as load_results
 from spectrumkit.figures import render_figure, style
 from spectrumkit.figures.render import MAX_COLS
 from spectrumkit.study import list_studies, load_study

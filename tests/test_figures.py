@@ -106,9 +106,10 @@ import subprocess
 
 import pandas as pd
 
-from spectrumkit.figures import (load_study, render, render_figure, results_table, table_csv,
+from spectrumkit.figures import (render, render_figure, results_table, table_csv,
                                  table_latex, table_markdown)
-from spectrumkit.figures.results import StudyResults
+from spectrumkit.figures import read_results as load_study
+from spectrumkit.study.results import StudyResults
 
 from . import figures_fixture as ff
 

@@ -393,18 +393,23 @@ def test_lanczos_trial_matches_the_dense_trial():
     assert _l1(d["counts"], h["counts"]) < 0.1
 
 
-def test_preset_extra_rows_are_added_once_per_seed(tmp_path):
+def test_a_preset_axis_of_variants_adds_trial_kinds_once_per_seed(tmp_path):
     from spectrumkit.study import load_study
 
     text = """
-[grid]
-method = ["random", "magnitude"]
 [fixed]
 hidden_size = 8
 epochs = 1
 [presets.quick]
 seeds = 2
-[[presets.quick.extra]]
+[[presets.quick.grid.kind]]
+label = "random"
+method = "random"
+[[presets.quick.grid.kind]]
+label = "magnitude"
+method = "magnitude"
+[[presets.quick.grid.kind]]
+label = "dense"
 method = "dense"
 hidden_size = 4
 [report]
@@ -416,5 +421,5 @@ table = { rows = "method", metric = "val_error_pct" }
         (0, "random", 8), (0, "magnitude", 8), (0, "dense", 4),
         (1, "random", 8), (1, "magnitude", 8), (1, "dense", 4)]
     (tmp_path / "y.toml").write_text(text.replace('hidden_size = 4', 'hiden_size = 4'))
-    with pytest.raises(SpectrumkitError, match=r"presets.quick.extra.*'hiden_size'"):
+    with pytest.raises(SpectrumkitError, match=r"variant 'dense' of axis 'kind'.*'hiden_size'"):
         load_study(tmp_path / "y.toml")

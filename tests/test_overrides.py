@@ -20,8 +20,8 @@ from spectrumkit.study.spec import parse_override
 
 FAKE = "tests.study_fake:run"
 
-# Case 1: a bare field (also set in a preset and an extra trial), a dict field's key, a grid
-# axis replaced by a list, a preset's seeds and a [fixed] setting.
+# Case 1: a bare field (also set in a preset), a dict field's key, a grid axis replaced by a
+# list, a preset's seeds and a [fixed] setting; the preset adds an axis.
 BASE_1 = f"""
 name = "ovr"
 [grid]
@@ -34,13 +34,8 @@ data = {{ sleep = 0.0 }}
 [presets.quick]
 seeds = 2
 hidden_size = 8
-[[presets.quick.cases]]
-sparsity = 0.9
-[[presets.quick.cases]]
-sparsity = 0.95
-[[presets.quick.extra]]
-hidden_size = 32
-method = "magnitude"
+[presets.quick.grid]
+sparsity = [0.9, 0.95]
 [presets.paper]
 seeds = 3
 [report]
@@ -60,20 +55,16 @@ data = {{ sleep = 0.0, fail = false }}
 hidden_size = 16
 [presets.quick]
 seeds = 3
-[[presets.quick.cases]]
-sparsity = 0.9
-[[presets.quick.cases]]
-sparsity = 0.95
-[[presets.quick.extra]]
-method = "magnitude"
+[presets.quick.grid]
+sparsity = [0.9, 0.95]
 [presets.paper]
 seeds = 3
 [report]
 table = {{ rows = "sparsity", cols = "method", metric = "val_error_pct" }}
 """
 
-# Case 2: rows. A bare field that the rows set (they become the same trials, shared by both
-# rows), an axis of the preset's grid, and a string value given as a bare word.
+# Case 2: a labelled axis. A bare field that the variants set (they become the same trials,
+# shared by both labels), an axis of the preset's grid, and a string value given as a bare word.
 BASE_2 = f"""
 name = "ovr-rows"
 [grid]
@@ -85,10 +76,10 @@ epochs = 1
 seeds = 1
 [presets.quick.grid]
 hidden_size = [8, 16]
-[[rows]]
+[[grid.row]]
 label = "a"
 lr = 0.01
-[[rows]]
+[[grid.row]]
 label = "b"
 lr = 0.02
 [report]
@@ -108,9 +99,9 @@ init = "glorot"
 seeds = 1
 [presets.quick.grid]
 hidden_size = [24]
-[[rows]]
+[[grid.row]]
 label = "a"
-[[rows]]
+[[grid.row]]
 label = "b"
 [report]
 table = {{ rows = "row", cols = "method", metric = "val_error_pct" }}
@@ -154,9 +145,9 @@ def test_overrides_change_the_keys_as_editing_the_toml(tmp_path, base, sets, edi
     by_hand = load_study(e, "quick")
     assert by_set.keys == by_hand.keys and len(set(by_set.keys)) == len(by_hand.configs)
     assert by_set.keys != load_study(b, "quick").keys
-    assert by_set.row_keys == by_hand.row_keys
+    assert by_set.label_keys == by_hand.label_keys
     assert by_set.grid == by_hand.grid and by_set.fixed == by_hand.fixed
-    assert by_set.seeds == by_hand.seeds and by_set.cases == by_hand.cases
+    assert by_set.seeds == by_hand.seeds and by_set.variants == by_hand.variants
     # the same as a mapping of values, and the file itself is not changed
     as_map = dict(zip([s.split("=", 1)[0] for s in sets],
                       [parse_override(s).value for s in sets]))
@@ -177,8 +168,6 @@ def test_overrides_by_hand_trials(tmp_path):
     for seed in range(3):
         want += [dict(hidden_size=16, sparsity=sp, method=m, seed=seed, epochs=2)
                  for sp in (0.9, 0.95) for m in ("random", "snip")]
-        want.append(dict(hidden_size=16, sparsity=0.95,  # the default
-                         method="magnitude", seed=seed, epochs=2))
     got = [{k: getattr(c, k) for k in ("hidden_size", "sparsity", "method", "seed", "epochs")}
            for c in s.configs]
     assert got == want
@@ -202,7 +191,7 @@ def test_cli_set_lists_and_runs_the_edited_trials(tmp_path, base, sets, edited, 
     spec = json.loads((out / want.name / "spec.json").read_text())
     assert spec["keys"] == want.keys
     assert spec["grid"] == want.to_json()["grid"] and spec["fixed"] == want.to_json()["fixed"]
-    assert spec.get("row_keys") == want.to_json().get("row_keys")
+    assert spec.get("labels") == want.to_json().get("labels")
     assert [r["set"] for r in spec["overrides"]] == sets
     assert sorted(p.stem for p in (out / want.name / "trials").glob("*.json")) == sorted(
         set(want.keys))
@@ -228,11 +217,11 @@ def _accepted(line: str) -> list[str]:
 
 
 @pytest.mark.parametrize("key,accepted,unknown", [
-    ("hiden_size=8", ["name", "description", "paper", "grid", "fixed", "presets", "report",
-                      "rows"] + [f for f in TRIAL_FIELDS if f != "seed"], "hiden_size"),
+    ("hiden_size=8", ["name", "description", "paper", "grid", "fixed", "presets", "report"]
+     + [f for f in TRIAL_FIELDS if f != "seed"], "hiden_size"),
     ("grid.metod=['snip']", [f for f in TRIAL_FIELDS if f != "seed"], "metod"),
     ("fixed.seed=3", [f for f in TRIAL_FIELDS if f != "seed"], "seed"),
-    ("presets.quick.sedes=2", ["seeds", "description", "grid", "threads", "cases", "extra"]
+    ("presets.quick.sedes=2", ["seeds", "description", "grid", "threads"]
      + [f for f in TRIAL_FIELDS if f != "seed"], "sedes"),
     ("report.table.metrc=val_loss", ["rows", "cols", "metric", "paper_table", "format"],
      "metrc"),

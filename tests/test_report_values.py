@@ -11,8 +11,9 @@ import pytest
 from matplotlib.figure import Figure
 
 from spectrumkit.figures import StudyResults, ir_ratio_bars, results_table, table_markdown
-from spectrumkit.figures.tables import summarize, table_csv
-from spectrumkit.figures.values import metric_value
+from spectrumkit.study.summary import summarize
+from spectrumkit.study.tables import table_csv
+from spectrumkit.study.values import metric_value
 from spectrumkit.study.spec import TableReport
 
 

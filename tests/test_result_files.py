@@ -97,7 +97,7 @@ def test_figures_and_paper_table_pool_only_the_resolved_trials(tmp_path):
     """After a paper run (3 seeds) and a quick run (1 seed) into one folder, paper.md and
     summary.md both count the quick trials only (n=1, not n=3), and the output says what was left
     out."""
-    from spectrumkit.figures import load_study as load_results
+    from spectrumkit.figures import read_results as load_results
     from spectrumkit.figures import render
 
     toml = study_toml(tmp_path, hidden=(8,), methods=("random",), seeds=1, paper_seeds=3)

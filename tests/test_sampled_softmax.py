@@ -255,14 +255,14 @@ def test_language_study_paper_rows_carry_the_appendix_settings():
         {("1b", True, 150, 200)}
 
 
-def test_study_cases_refuse_unknown_keys_and_grid_axes(tmp_path):
+def test_study_variants_refuse_unknown_keys_and_grid_axes(tmp_path):
     from spectrumkit.study import load_study
 
     base = ('[grid]\nmethod = ["random"]\n[presets.quick]\nseeds = 1\n'
             '[report]\ntable = { rows = "method", metric = "test_ppl" }\n')
     for case, message in (("stepz = 3", "unknown key 'stepz'"),
-                          ("method = 'dense'", "unknown key 'method'")):
+                          ("method = 'dense'", "'method' set in either an axis or a variant")):
         p = tmp_path / "s.toml"
-        p.write_text(base + f"[[presets.quick.cases]]\nsteps = 1\n{case}\n")
+        p.write_text(base + f"[[presets.quick.grid.kind]]\nlabel = 'a'\nsteps = 1\n{case}\n")
         with pytest.raises(SpectrumkitError, match=message):
             load_study(p, "quick")

@@ -519,15 +519,15 @@ def test_recipe_and_pipeline_fields_are_canonical():
 
 
 ROWS = """
-[[rows]]
+[[grid.row]]
 label = "small"
 hidden_size = 8
 score_options = { discount = 0.5 }
-[[rows]]
+[[grid.row]]
 label = "small again"
 hidden_size = 8
 score_options = { discount = 0.9 }
-[[rows]]
+[[grid.row]]
 label = "big"
 hidden_size = 24
 """
@@ -561,9 +561,9 @@ def test_study_rows_share_equal_trials_and_fill_every_row(tmp_path):
     s = load_study(_rows_toml(tmp_path))
     # 3 rows x 2 methods x 2 seeds, but 'small' and 'small again' share their random trials
     assert len(s.configs) == 2 * (3 + 2)
-    assert {lab: len(k) for lab, k in s.row_keys.items()} == {"small": 4, "small again": 4,
-                                                              "big": 4}
-    shared = set(s.row_keys["small"]) & set(s.row_keys["small again"])
+    assert {lab: len(k) for lab, k in s.label_keys["row"].items()} == {
+        "small": 4, "small again": 4, "big": 4}
+    shared = set(s.label_keys["row"]["small"]) & set(s.label_keys["row"]["small again"])
     assert len(shared) == 2 and all(
         c.method == "random" for c in s.configs if trial_key(c) in shared)
     run = run_study(s, out=str(tmp_path / "out"), progress=False, allow_trial_code=True)
@@ -610,16 +610,18 @@ def test_report_tables_with_other_rows_are_written_apart(tmp_path):
 
 def test_study_rows_bad_input(tmp_path, cli):
     for rows, msg in (
-            ('[[rows]]\nhidden_size = 8', "a label .* in every \\[\\[rows\\]\\] entry"),
-            ('[[rows]]\nlabel = "a"\n[[rows]]\nlabel = "a"', "distinct row labels"),
-            ('[[rows]]\nlabel = "a"\nhiden_size = 8', "unknown key 'hiden_size'"),
-            ('[[rows]]\nlabel = "a"\nmethod = "snip"', "'method' set in either \\[grid\\] or a row"),
-            ('[[rows]]\nlabel = "a"\nrecipe = "nope"', ("recipe to be one of legacy, paper, "
-                                                        "authors.* in row 'a' of"))):
+            ('[[grid.row]]\nhidden_size = 8', "a label .* in every variant of axis 'row'"),
+            ('[[grid.row]]\nlabel = "a"\n[[grid.row]]\nlabel = "a"',
+             "distinct labels on axis 'row'"),
+            ('[[grid.row]]\nlabel = "a"\nhiden_size = 8', "unknown key 'hiden_size'"),
+            ('[[grid.row]]\nlabel = "a"\nmethod = "snip"',
+             "'method' set in either an axis or a variant"),
+            ('[[grid.row]]\nlabel = "a"\nrecipe = "nope"', ("recipe to be one of legacy, paper, "
+                                                            "authors.* in variant 'a' of axis"))):
         p = _rows_toml(tmp_path, rows, name="bad")
         with pytest.raises(SpectrumkitError, match=msg):
             load_study(p)
-    err = _one_line_exit_2(cli("study", str(_rows_toml(tmp_path, '[[rows]]\nlabel = "a"\n'
+    err = _one_line_exit_2(cli("study", str(_rows_toml(tmp_path, '[[grid.row]]\nlabel = "a"\n'
                                                                  'recipe = "nope"', name="bad")),
                                "--allow-trial-code"))
     assert "recipe to be one of legacy, paper, authors" in err
@@ -628,10 +630,12 @@ def test_study_rows_bad_input(tmp_path, cli):
 def test_recipe_ablation_rows():
     s = load_study("recipe-ablation", "quick")
     assert s.seeds == 2 and all(c.hidden_size == 64 and c.epochs == 8 for c in s.configs)
-    rows = dict(s.rows)
-    assert len(rows) == 14 and rows["authors"]["recipe"] == "authors"
+    rows = dict(s.variants["row"])
+    assert len(rows) == 14 and rows["authors"]["use"] == "recipe:authors"
     by_key = {trial_key(c): c for c in s.configs}
-    for label, keys in s.row_keys.items():
+    assert {by_key[k].recipe for k in s.label_keys["row"]["authors"]
+            if by_key[k].method == "jacobian"} == {"authors"}
+    for label, keys in s.label_keys["row"].items():
         cfgs = [by_key[k] for k in keys]
         assert sorted(c.method for c in cfgs) == ["jacobian"] * 2 + ["random"] * 2, label
         j = next(c for c in cfgs if c.method == "jacobian")
@@ -640,12 +644,12 @@ def test_recipe_ablation_rows():
         for f in ("cell", "init", "data", "pipeline", "block_swap", "hidden_size", "epochs"):
             assert getattr(j, f) == getattr(r, f), (label, f)
     # the authors' row is their whole regime
-    a = by_key[s.row_keys["authors"][0]]
+    a = by_key[s.label_keys["row"]["authors"][0]]
     assert (a.cell, a.data, a.pipeline, a.block_swap) == ("gru_cho", {"scale": "paper"},
                                                            "authors", True)
     # rows that only change the score share the random trials of their regime
     def randoms(label):
-        return {k for k in s.row_keys[label] if by_key[k].method == "random"}
+        return {k for k in s.label_keys["row"][label] if by_key[k].method == "random"}
     assert randoms("authors") == randoms("authors - gamma") == randoms("authors - trio")
     assert randoms("default (legacy)") == randoms("default + gamma") == randoms("default + trio")
     assert len(s.configs) == 2 * (14 + 10)

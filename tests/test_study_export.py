@@ -31,10 +31,8 @@ epochs = 1
 data = {{}}
 [presets.quick]
 seeds = 1
-[[presets.quick.cases]]
-lr = 0.001
-[[presets.quick.cases]]
-lr = 10.0
+[presets.quick.grid]
+lr = [0.001, 10.0]
 [report]
 table = {{ rows = "hidden_size", cols = "method", metric = "val_error_pct" }}
 """)

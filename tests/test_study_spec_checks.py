@@ -63,6 +63,6 @@ def test_a_huge_seed_count_is_refused_at_once(tmp_path):
     """--seeds 100000000 is refused at once in one line, before any config is built."""
     toml = study_toml(tmp_path, hidden=(8, 16))
     with pytest.raises(SpectrumkitError, match=r"load_study: expected at most 10000 trials "
-                                               r"\(seeds x \(rows x cases x grid points \+ "
-                                               r"extra\)\), got 200000000"):
+                                               r"\(seeds x the points of the axes' product\), "
+                                               r"got 200000000"):
         load_study(toml, seeds=100_000_000)

@@ -25,8 +25,8 @@ def figures_cmd(results_dir: str, formats: str, only: str | None) -> None:
 
     from .._io import check_output_dir
     from ..figures.render import render_all
-    from ..figures.results import find_study_dirs
     from ..study import StudyWarning
+    from ..study.results import find_study_dirs
 
     def show(message, category, filename, lineno, file=None, line=None):
         click.echo(f"warning: {' '.join(str(message).split())}", err=True)

@@ -26,8 +26,8 @@ class _StudyGroup(click.Group):
 
 _SET_HELP = ("change a setting of the study TOML without copying it (repeatable): KEY is a dotted "
              "path (grid.init, fixed.epochs, presets.quick.seeds, report.table.metric) or a bare "
-             "trial field (hidden_size: this value for every trial, as if removed from grid, rows, "
-             "cases and presets and set in [fixed]); VALUE is TOML (64, true, '[\"glorot\"]'), a "
+             "trial field (hidden_size: this value for every trial, as if removed from the axes "
+             "and presets and set in [fixed]); VALUE is TOML (64, true, '[\"glorot\"]'), a "
              "bare word a string; checked like the file")
 
 
@@ -95,12 +95,10 @@ def study_show_cmd(name: str, preset: str, overrides: tuple[str, ...], show_keys
     click.echo("fixed:")
     for k, v in s.fixed.items():
         click.echo(f"  {k} = {json.dumps(v)}")
-    for i, case in enumerate(s.cases):  # [[presets.P.cases]]: settings that go together
-        click.echo(f"case {i + 1}:     " + ", ".join(f"{k} = {json.dumps(v)}"
-                                                     for k, v in case.items()))
-    for label, fields in s.rows:  # NOTE [Study rows]
-        click.echo(f"row {label!r}: " + ", ".join(f"{k} = {json.dumps(v)}"
-                                                  for k, v in fields.items()))
+    for axis, variants in s.variants.items():  # NOTE [Study axes]: labelled variants
+        for label, fields in variants:
+            click.echo(f"{axis} {label!r}: " + ", ".join(f"{k} = {json.dumps(v)}"
+                                                        for k, v in fields.items()))
     t = s.report.table
     click.echo(f"table:       rows {t.rows}, cols {t.cols or '—'}, metric {t.metric}"
                + (f" ({t.paper_table})" if t.paper_table else ""))
@@ -153,7 +151,7 @@ def study_run_cmd(name: str, preset: str, seeds: int | None, device: str, execut
       spectrumkit study init-ablation --set hidden_size=64 --set 'grid.init=["glorot"]'
     KEY: a dotted path into the TOML (grid.init, fixed.epochs, presets.quick.seeds,
     report.table.metric); a bare trial field (hidden_size) sets that value for every trial,
-    exactly as if the TOML had it removed from grid, rows, cases and presets and set in [fixed].
+    exactly as if the TOML had it removed from the axes and presets and set in [fixed].
     VALUE: a TOML value (64, 0.5, true, "x", ["glorot"]); a bare word that is not TOML is a
     string. An unknown key or a wrong type is one error line (exit status 2); spec.json records
     the overrides.
@@ -188,14 +186,14 @@ def study_run_cmd(name: str, preset: str, seeds: int | None, device: str, execut
             click.echo(f"  ... and {len(run.failed) - 5} more failed (--retry-failed reruns them)")
         paths = list(run.paths)
         # --- figures, report page ------------------------------------------------------------
-        # spectrumkit.study.finish_run draws the declared figures and paper-style tables from the
+        # figures.finish.finish_run draws the declared figures and paper-style tables from the
         # trials of the study as resolved now, removes what an earlier spec left and writes
         # report.html (NOTE [No stale outputs], NOTE [Report page]).
         if figures and st["ok"] == 0:
             counts = ", ".join(f"{st[k]} {k}" for k in ("diverged", "failed") if st[k])
             click.echo(f"figures: none drawn, no trial of study {run.study.name!r} has status ok"
                        f" ({counts or 'no results'})")
-        from ..study.runner import finish_run
+        from ..figures.finish import finish_run
 
         paths += finish_run(run, figures=figures)
         # ---------------------------------------------------------------------------------------

@@ -18,7 +18,7 @@ from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormat
 from matplotlib.transforms import blended_transform_factory
 
 from ..errors import fail
-from .values import value_text
+from ..study.values import value_text
 
 __all__ = ["BLOCK_HATCH", "anatomy_bars", "connection_map", "ir_ratio_bars", "lyapunov_spectrum",
            "mean_std", "spectrum_steps", "sv_histogram", "training_curves"]

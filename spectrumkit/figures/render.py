@@ -33,6 +33,9 @@ import pandas as pd
 from matplotlib.colors import to_rgba
 
 from ..errors import SpectrumkitError, fail
+from ..study.results import StudyResults, find_study_dirs, read_results
+from ..study.tables import METRIC_TITLES, TABLE_FORMATS, Table, results_table, write_table
+from ..study.values import metric_value, split_values
 from ._layout import MAX_COLS, shared_legend, wrap_title
 from ._style import DOUBLE_COLUMN, SINGLE_COLUMN, check_formats, new_figure, save_figure, style
 from .plots import (
@@ -45,9 +48,6 @@ from .plots import (
     training_curves,
 )
 from .report import figure_png, finish_report
-from .results import StudyResults, find_study_dirs, load_study
-from .tables import METRIC_TITLES, TABLE_FORMATS, Table, results_table, write_table
-from .values import metric_value, split_values
 
 __all__ = ["FIGURES", "MAX_COLS", "TABLE_NAME", "figure_data", "figure_png", "finish_report",
            "paper_tables", "render", "render_all", "render_figure"]
@@ -134,7 +134,7 @@ def _sv_hist_data(res: StudyResults) -> dict[str, dict[str, dict[str, Any]]]:
 
 
 def _connection_map_data(res: StudyResults) -> dict[str, dict[str, Any]]:
-    from .results import decode_connection_map
+    from ..study.results import decode_connection_map
 
     out = {}
     for cond, trials in _need(res, "connection_maps", "connection_map").items():
@@ -211,7 +211,7 @@ def _phase_data(res: StudyResults, figure: str, artifact: str) -> dict[str, dict
 
 def figure_data(results: StudyResults | str | Path, name: str) -> dict[str, Any]:
     r"""The plain data a figure of the study is drawn from (what :func:`render` gives the plots)."""
-    res = results if isinstance(results, StudyResults) else load_study(results, fn="figure_data")
+    res = results if isinstance(results, StudyResults) else read_results(results, fn="figure_data")
     _check_name("figure_data", res, name, tables=False)
     return _DATA[name](res)
 
@@ -442,7 +442,7 @@ def render(study_dir: str | Path | StudyResults, *, only: str | Iterable[str] | 
     """
     fn = "render"
     fmts = check_formats(fn, formats)
-    res = study_dir if isinstance(study_dir, StudyResults) else load_study(study_dir, fn=fn)
+    res = study_dir if isinstance(study_dir, StudyResults) else read_results(study_dir, fn=fn)
     declared = res.declared_figures
     unknown = [f for f in declared if f not in FIGURES]
     if unknown:
@@ -533,10 +533,10 @@ def render_all(results_dir: str | Path, *, only: str | Iterable[str] | None = No
     fmts = check_formats(fn, formats)
     dirs = find_study_dirs(results_dir)
     if not dirs:
-        load_study(results_dir, fn=fn)  # raises the error that names the expected layout
+        read_results(results_dir, fn=fn)  # raises the error that names the expected layout
     if len(dirs) == 1:
         return {str(dirs[0]): render(dirs[0], only=only, formats=fmts, report=report)}
-    studies = [load_study(d, fn=fn) for d in dirs]
+    studies = [read_results(d, fn=fn) for d in dirs]
     plan: dict[Path, list[str] | None] = {s.path: None for s in studies}
     if only is not None:
         names = [only] if isinstance(only, str) else list(only)

@@ -22,9 +22,9 @@ from pathlib import Path
 from typing import Any
 
 from .._io import write_text_atomic
+from ..study.results import StudyResults
+from ..study.tables import Table, table_caption, table_grid
 from .outputs import REPORT_PAGE
-from .results import StudyResults
-from .tables import Table, _caption, _grid
 
 __all__ = ["FIGURE_CAPTIONS", "figure_png", "finish_report", "report_page", "write_report"]
 
@@ -51,9 +51,9 @@ def _png_size(png: bytes) -> tuple[int, int]:
 
 def _paper_table(stem: str, table: Table, folder: Path, root: Path) -> dict[str, Any]:
     body = [[(line[0], False)] + [(c.replace("**", ""), c.startswith("**")) for c in line[1:]]
-            for line in _grid(table, latex=False)]  # bold: NOTE [Best in bold]
+            for line in table_grid(table, latex=False)]  # bold: NOTE [Best in bold]
     files = sorted(p.relative_to(root).as_posix() for p in folder.glob(f"{stem}.*"))
-    return {"title": table.title, "caption": _caption(table), "files": files,
+    return {"title": table.title, "caption": table_caption(table), "files": files,
             "head": [table.rows] + list(table.col_labels), "body": body}
 
 

@@ -13,7 +13,8 @@ r"""Studies: a TOML spec → validated trial configs → an executor → a resul
 - :mod:`~spectrumkit.study.runner`: :func:`run_study` (NOTE [Resume]).
 
 The result format is the contract with :mod:`spectrumkit.figures` (docs/results-schema.md), whose
-:mod:`~spectrumkit.figures.tables` writes the runner's mean ± std summaries too.
+:mod:`~spectrumkit.study.results` reads a results folder back (:func:`read_results`), and
+:mod:`~spectrumkit.study.tables` and :mod:`~spectrumkit.study.summary` write every table.
 """
 
 from .config import SCHEMA_VERSION, TrialConfig, trial_key

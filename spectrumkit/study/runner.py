@@ -27,10 +27,12 @@ from ..data.tasks import task_code_allowed
 from ..errors import SpectrumkitError, fail
 from .config import SCHEMA_VERSION, pydantic_message
 from .executors import Job, run_jobs
-from .spec import ROW, Study, check_study_name, load_study
+from .spec import Study, check_study_name, load_study
 from .store import ResultStore, collect
+from .summary import markdown_table, summarize, write_tables
+from .values import footnote
 
-__all__ = ["RunOptions", "StudyRun", "finish_run", "run_study", "summary_tables"]
+__all__ = ["RunOptions", "StudyRun", "run_study", "summary_tables"]
 
 
 class RunOptions(BaseModel):
@@ -71,12 +73,10 @@ class StudyRun:
 
     def table(self) -> str:
         """The summary as a Markdown table."""
-        from ..figures.tables import markdown_table  # NOTE [One table writer]
         return markdown_table(self.pivot)
 
 
 def _caption(study: Study, long: pd.DataFrame | None = None) -> str:
-    from ..figures.values import footnote  # NOTE [Undefined values]
     t = study.report.table
     ref = f" Paper: {t.paper_table}." if t.paper_table else ""
     note = "" if long is None or "n_inf" not in long else footnote(
@@ -94,19 +94,19 @@ def summary_tables(study: Study, folder: Path) -> tuple[pd.DataFrame, pd.DataFra
     (two pivots of different row fields share no index to stand side by side on).
 
     NOTE [One table writer]
-    :mod:`spectrumkit.figures.tables` writes every table of the package, the study's summary
-    included (:func:`~spectrumkit.figures.tables.summarize`,
-    :func:`~spectrumkit.figures.tables.write_tables`). It is imported where a table is written:
-    ``import spectrumkit`` stays free of matplotlib (which :mod:`spectrumkit.figures` loads), and
-    the study stage reaches the figures stage only to write its results out.
+    :mod:`spectrumkit.study.tables` and :mod:`spectrumkit.study.summary` write every table of the
+    package, the study's summary included (:func:`~spectrumkit.study.summary.summarize`,
+    :func:`~spectrumkit.study.summary.write_tables`); :mod:`spectrumkit.figures` reads them from
+    here. The study stage imports nothing of the figures stage (matplotlib): the figures and the
+    report page of a run are drawn by its caller (``spectrumkit study``:
+    :func:`spectrumkit.figures.finish.finish_run`).
     """
-    from ..figures.tables import summarize, write_tables
-    from ..figures.values import footnote
     df = collect(folder, study.keys)
-    if study.rows:  # NOTE [Study rows]: one copy of a trial per row it belongs to
-        parts = [df[df["key"].isin(keys)].assign(**{ROW: label})
-                 for label, keys in study.row_keys.items()] if "key" in df else []
-        df = pd.concat(parts, ignore_index=True) if parts else df.assign(**{ROW: None})
+    if study.labels:  # NOTE [Study axes]: one copy of a trial per labels it has
+        parts = [df[df["key"] == key].assign(**labels)
+                 for key, labels in study.labelled_keys()] if "key" in df else []
+        df = (pd.concat(parts, ignore_index=True) if parts
+              else df.assign(**{a: None for a in study.variants}))
     long, pivot = summarize(df, study.report.table, order=study.order)
     paths = write_tables(folder / "tables", long, pivot,
                          title=f"{study.name} ({study.preset})", caption=_caption(study, long))
@@ -261,38 +261,3 @@ def run_study(study: str | Path | Study, *, progress: bool | None = None,
                     ran=len(jobs), statuses=statuses, seconds=time.perf_counter() - t0,
                     long=long, pivot=pivot, paths=[store.root / "spec.json", *paths],
                     failed=failed, failed_before=kept_failed)
-
-
-def finish_run(run: StudyRun, *, figures: bool = True) -> list[Path]:
-    r"""End a run: its figures and paper tables, no stale outputs, ``report.html``; return paths.
-
-    The study's summaries of an earlier spec are removed first, then every declared figure and
-    table is drawn from this run's trials (``figures`` and a trial of status ok), what an earlier
-    spec left is removed and the report page is written (NOTE [No stale outputs] in
-    :mod:`spectrumkit.figures.outputs`, NOTE [Report page] in :mod:`spectrumkit.figures.report`).
-    Each removal is announced by a :class:`~spectrumkit.study.StudyWarning`.
-    """
-    import warnings
-
-    from ..figures.outputs import toolkit_outputs
-    from ..figures.render import finish_report, render
-    from ..figures.results import load_study as load_results
-    from .store import StudyWarning
-
-    made = {p.resolve() for p in run.paths}
-    stale = [p for p in toolkit_outputs(run.dir) if p.name.startswith("summary")
-             and p.resolve() not in made]
-    for p in stale:
-        p.unlink()
-    if stale:
-        warnings.warn(f"removed {len(stale)} summary file(s) not made from the current spec: "
-                      f"{', '.join(p.relative_to(run.dir).as_posix() for p in stale)}",
-                      StudyWarning, stacklevel=2)
-    if not any(run.statuses.values()):  # no trial has a result: nothing to report on
-        return []
-    if figures and run.statuses["ok"]:
-        return render(run.dir, only=None, formats=("pdf", "png"), report=True)
-    why = ("figures not drawn (--no-figures)" if not figures
-           else "no figure: no trial of status ok")
-    return [finish_report(load_results(run.dir), [], figures={}, tables=[], summaries=False,
-                          no_figures=why.capitalize() + ".")]

@@ -23,10 +23,10 @@ from typing import Any
 import numpy as np
 
 from ..errors import fail
-from ..study.config import SCHEMA_VERSION, flat_config  # SCHEMA_VERSION: what this reads
+from .config import SCHEMA_VERSION, flat_config  # SCHEMA_VERSION: what this reads
 
-__all__ = ["SCHEMA_VERSION", "StudyResults", "load_study", "pretty_value", "decode_connection_map",
-           "find_study_dirs", "combo_label"]
+__all__ = ["SCHEMA_VERSION", "StudyResults", "read_results", "pretty_value",
+           "decode_connection_map", "find_study_dirs", "combo_label"]
 
 _METHOD_NAMES = {"jacobian": "Jacobian", "snip": "SNIP", "foresight": "Foresight",
                  "random": "random", "magnitude": "magnitude", "synflow": "SynFlow",
@@ -230,7 +230,7 @@ def find_study_dirs(path: str | Path) -> list[Path]:
     return []
 
 
-def load_study(study_dir: str | Path, *, fn: str = "load_study") -> StudyResults:
+def read_results(study_dir: str | Path, *, fn: str = "read_results") -> StudyResults:
     r"""Read ``study_dir/spec.json`` and the trials of the study it resolves (the results schema).
 
     NOTE [Only the resolved trials]
@@ -247,7 +247,7 @@ def load_study(study_dir: str | Path, *, fn: str = "load_study") -> StudyResults
     """
     import warnings
 
-    from ..study.store import StudyWarning, read_spec_file, read_trial_file
+    from .store import StudyWarning, read_spec_file, read_trial_file
 
     p = Path(study_dir)
     expected = ("a study results folder OUT/<study> holding spec.json and trials/*.json, as "
@@ -294,9 +294,12 @@ def load_study(study_dir: str | Path, *, fn: str = "load_study") -> StudyResults
                       StudyWarning, stacklevel=2)
     # the flat view of every config: the grid axes (method, normalize, horizon...) as given
     trials = [{**t, "config": flat_config(t["config"])} for t in trials]
-    row_keys = spec.get("row_keys")
-    if isinstance(row_keys, dict):  # NOTE [Study rows]: one copy per row, labelled in config.row
-        by_key = {t["key"]: t for t in trials}
+    by_key = {t["key"]: t for t in trials}
+    labels = spec.get("labels")
+    if isinstance(labels, list):  # NOTE [Study axes]: one copy per labels, in config.<axis>
+        trials = [{**by_key[e["key"]], "config": {**by_key[e["key"]]["config"], **e["labels"]}}
+                  for e in labels if e["key"] in by_key]
+    elif isinstance(spec.get("row_keys"), dict):  # a folder written before labelled axes
         trials = [{**by_key[k], "config": {**by_key[k]["config"], "row": label}}
-                  for label, keys in row_keys.items() for k in keys if k in by_key]
+                  for label, keys in spec["row_keys"].items() for k in keys if k in by_key]
     return StudyResults(path=p, spec=spec, trials=tuple(trials), left_out=left_out)

@@ -1,12 +1,12 @@
 r"""Every table of a study: mean ± std over seeds (n), as Markdown, LaTeX (booktabs) and CSV.
 
-Two layouts share the cells' statistics (:func:`_stats`) and the Markdown writer:
+Two layouts share the cells' statistics (``cell_stats``) and the Markdown writer:
 
 - the paper's Tables 1, 2, 3, 5 and 6 (:func:`results_table`, :func:`write_table`): read from a
   study folder, labels pretty-printed, the best method in bold (``tables/paper.*``);
-- the study's own summary (:func:`summarize`, :func:`write_tables`): the runner's table after
-  every run, over the collected results (:func:`spectrumkit.study.collect`), labels as in the
-  TOML, one table per declared metric (``tables/summary*.{md,tex,csv}``, ``summary*_long.csv``).
+- the study's own summary (:mod:`spectrumkit.study.summary`): the runner's table after every
+  run, over the collected results (:func:`spectrumkit.study.collect`), labels as in the TOML, one
+  table per declared metric (``tables/summary*.{md,tex,csv}``, ``summary*_long.csv``).
 
 NOTE [Best in bold]
 Each table compares *methods*: the bold cell is the best mean among the cells that differ only in
@@ -19,7 +19,7 @@ axis the best is taken along each row. Which way is better depends on the metric
 best is marked only where it is one: the best mean must differ from the next best by more than the
 larger of the two cells' stds, and both need n >= 2 seeds (with one seed the spread is unknown, so
 a quick run marks nothing); ties are never bold. The caption states the rule. Cells with no finite
-value show ``∞`` or ``—`` (NOTE [Undefined values] in :mod:`spectrumkit.figures.values`) and never
+value show ``∞`` or ``—`` (NOTE [Undefined values] in :mod:`spectrumkit.study.values`) and never
 win. The references
 :data:`REFERENCE_METHODS` (``dense``: nothing pruned; ``l2``: iterative magnitude pruning during
 training, the paper's upper bound) are shown but do not compete: the paper's question is which
@@ -44,24 +44,20 @@ import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
-from tabulate import tabulate
 
 from .._io import write_text_atomic
 from ..errors import check_choice, fail
+from ._table_text import cell_stats, github_table
 from .results import StudyResults, combo_label
 from .values import INFINITE, UNDEFINED, count_note, footnote, metric_value, split_values
 
-if TYPE_CHECKING:  # annotations only: the study's report declares what a summary shows
-    from ..study.spec import TableReport
-
 __all__ = ["METRIC_BETTER", "METRIC_TITLES", "REFERENCE_METHODS", "TABLE_FORMATS", "Table",
            "results_table", "table_markdown",
-           "table_latex", "table_csv", "write_table",
-           "format_cell", "markdown_table", "summarize", "write_tables"]
+           "table_latex", "table_csv", "write_table"]
 
 #: Which direction is better for each known metric (NOTE [Best in bold]).
 METRIC_BETTER: dict[str, str] = {
@@ -157,7 +153,7 @@ def results_table(results: StudyResults, *, rows: str | Sequence[str],
     cells = []
     for rv, cv, sel in recs:
         finite, n_inf, n_undef = split_values([v for st, v, _ in sel if st == "ok"])
-        mean, std, n = _stats(finite)
+        mean, std, n = cell_stats(finite)
         cells.append({"n_inf": n_inf, "n_undefined": n_undef,"row": combo_label(r_axes, rv) or "–",
                       "col": ((combo_label(c_axes, cv) or "–") if c_axes
                               else METRIC_TITLES.get(metric, metric)),
@@ -230,24 +226,6 @@ def _records(results: StudyResults, r_axes: list[str], c_axes: list[str], metric
             for ck in col_keys]
 
 
-def _stats(values: Sequence[float]) -> tuple[float, float, int]:
-    r"""Mean, sample std (ddof=1) and count n of ``values`` (NOTE [Table cells]).
-
-    mean = (1/n) Σ_i m_i and std = sqrt(Σ_i (m_i − mean)² / (n − 1)); NaN where undefined.
-
-    >>> _stats([1.0, 3.0]), _stats([2.0])[2]
-    ((2.0, 1.4142135623730951, 2), 1)
-    """
-    a = np.asarray(values, dtype=np.float64)
-    n = int(a.size)
-    return (float(a.mean()) if n else math.nan, float(a.std(ddof=1)) if n > 1 else math.nan, n)
-
-
-def _github(body: list[list[str]], headers: list[str]) -> str:
-    """A GitHub Markdown table (tabulate), the cells' text as given."""
-    return tabulate(body, headers=headers, tablefmt="github", disable_numparse=True)
-
-
 def _key(v: Any) -> str:
     return json.dumps(v, sort_keys=True)
 
@@ -314,7 +292,7 @@ def _cell_text(c: Mapping[str, Any], fmt: str, *, latex: bool) -> str:
     return (f"**{body}**" if c["best"] else body) + f" ({_count_note(c)})"
 
 
-def _grid(table: Table, *, latex: bool) -> list[list[str]]:
+def table_grid(table: Table, *, latex: bool) -> list[list[str]]:
     out = []
     for r in table.row_labels:
         line = [r]
@@ -325,7 +303,7 @@ def _grid(table: Table, *, latex: bool) -> list[list[str]]:
     return out
 
 
-def _caption(table: Table) -> str:
+def table_caption(table: Table) -> str:
     along = "each row" if table.best_along == "row" else "each column"
     best = (f"{table.better} is better; the best of {along} {BEST_RULE}"
             if table.better != "none" else
@@ -339,7 +317,7 @@ def _caption(table: Table) -> str:
 def table_markdown(table: Table) -> str:
     """The table as GitHub Markdown (tabulate), preceded by a one-line caption."""
     head = [table.rows] + list(table.col_labels)
-    return _caption(table) + "\n\n" + _github(_grid(table, latex=False), head) + "\n"
+    return table_caption(table) + "\n\n" + github_table(table_grid(table, latex=False), head) + "\n"
 
 
 _LATEX_SPECIAL = {"&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_", "{": r"\{",
@@ -354,11 +332,11 @@ def _tex_escape(s: str) -> str:
 def table_latex(table: Table) -> str:
     """The table as a booktabs ``tabular`` (pandas Styler) with the caption as a ``%`` comment."""
     head = [_tex_escape(table.rows)] + [_tex_escape(c) for c in table.col_labels]
-    body = [[_tex_escape(line[0])] + line[1:] for line in _grid(table, latex=True)]
+    body = [[_tex_escape(line[0])] + line[1:] for line in table_grid(table, latex=True)]
     df = pd.DataFrame(body, columns=head)
     tex = df.style.hide(axis="index").to_latex(hrules=True,
                                                column_format="l" + "c" * (len(head) - 1))
-    return f"% {_caption(table)}\n% requires \\usepackage{{booktabs}}\n{tex}"
+    return f"% {table_caption(table)}\n% requires \\usepackage{{booktabs}}\n{tex}"
 
 
 def table_csv(table: Table) -> str:
@@ -399,148 +377,3 @@ def write_table(table: Table, path: str | os.PathLike, formats: Iterable[str] = 
         write_text_atomic(target, render[f](table))  # NOTE [Atomic writes] in _io.py
         out.append(target)
     return out
-
-
-# --------------------------------------------------------------------------------------------------
-# The study's own summary (the runner writes it after every run)
-# --------------------------------------------------------------------------------------------------
-
-#: The label of a missing value (a setting the trial's method ignores) in a summary.
-NONE_LABEL = "–"
-
-
-def _label(v: Any) -> str:
-    if v is None or (isinstance(v, float) and math.isnan(v)):
-        return NONE_LABEL
-    if isinstance(v, float):
-        return f"{v:g}"
-    return str(v)
-
-
-def format_cell(mean: float, std: float, n: int, diverged: int = 0, failed: int = 0,
-                fmt: str = ".2f", *, n_inf: int = 0, n_undefined: int = 0) -> str:
-    """A summary cell ``mean ± std (n=…[, k ∞][, k —][, k diverged][, k failed])``.
-
-    Without a finite value the cell is ``∞`` when every ok value is ∞, else ``—`` (NOTE
-    [Undefined values] in :mod:`spectrumkit.figures.values`).
-
-    >>> format_cell(1.456, 0.049, 2)
-    '1.46 ± 0.05 (n=2)'
-    >>> format_cell(float("nan"), float("nan"), 0, diverged=2)
-    '— (2 diverged)'
-    >>> format_cell(float("nan"), float("nan"), 0, n_inf=1)
-    '∞ (1 ∞)'
-    """
-    note = count_note(n, n_inf, n_undefined, diverged, failed)
-    if not n:
-        note = note.removeprefix("n=0").removeprefix(", ")
-        text = INFINITE if n_inf and not n_undefined else UNDEFINED
-    else:
-        text = f"{mean:{fmt}}" + (f" ± {std:{fmt}}" if n > 1 else "")
-    return f"{text} ({note})" if note else text
-
-
-def _summary_cells(df: pd.DataFrame, fields: list[str], metric: str,
-                   order: Mapping[str, Sequence[Any]]) -> list[dict[str, Any]]:
-    """One record per combination of ``fields`` in ``df``: labels and the cell's statistics."""
-    lab = pd.DataFrame({f: df[f].map(_label) for f in fields}) if len(df) else pd.DataFrame(
-        columns=fields)
-
-    def rank(f: str, label: str) -> tuple[int, str]:
-        labels = [_label(v) for v in order.get(f, [])]
-        return (labels.index(label) if label in labels else len(labels), label)
-
-    combos = sorted({tuple(r) for r in lab[fields].itertuples(index=False)},
-                    key=lambda c: [rank(f, v) for f, v in zip(fields, c)])
-    out = []
-    for combo in combos:
-        sel = df[(lab[fields] == pd.Series(combo, index=fields)).all(axis=1)]
-        ok = sel[sel["status"] == "ok"]
-        finite, n_inf, n_undef = split_values(  # NOTE [Undefined values]
-            metric_value(r, metric) for r in ok.to_dict(orient="records"))
-        mean, std, n = _stats(finite)
-        out.append({**dict(zip(fields, combo)), "mean": mean, "std": std, "n": n,
-                    "n_inf": n_inf, "n_undefined": n_undef,
-                    "diverged": int((sel["status"] == "diverged").sum()),
-                    "failed": int((sel["status"] == "failed").sum())})
-    return out
-
-
-def summarize(df: pd.DataFrame, table: TableReport,
-              order: Mapping[str, Sequence[Any]] | None = None
-              ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    r"""Summarize collected results (:func:`spectrumkit.study.collect`) as ``table`` declares.
-
-    For every combination of the ``rows`` and ``cols`` fields of ``[report.table]`` the cell is
-    the mean ± std (ddof=1) of the metric over the n trials with status ``ok`` (NOTE [Table
-    cells]), written by :func:`format_cell`. Returns ``(long, pivot)``: ``long`` has one row per
-    cell with the row/col labels and numeric ``mean, std, n, diverged, failed``; ``pivot`` holds
-    the formatted text cells, rows × cols. ``order`` (field → values, e.g. the study's grid)
-    orders rows and columns; other values follow.
-    """
-    fn = "summarize"
-    rows, cols = table.row_fields(), table.col_fields()
-    fields = rows + cols
-    missing = [f for f in fields + ["status"] if f not in df.columns]
-    if missing and len(df):
-        raise fail(fn, f"result columns {fields}", f"missing {missing}")
-    if len(df) and (df["status"] == "ok").any() and table.metric not in df.columns:
-        raise fail(fn, f"metric {table.metric!r} among the result columns",
-                   sorted(c for c in df.columns))
-    out = _summary_cells(df, fields, table.metric, order or {})
-    long = pd.DataFrame(out, columns=fields + ["mean", "std", "n", "diverged", "failed", "n_inf",
-                                              "n_undefined"])
-    long["text"] = [format_cell(r["mean"], r["std"], r["n"], r["diverged"], r["failed"],
-                                table.format, n_inf=r["n_inf"], n_undefined=r["n_undefined"])
-                    for r in out]
-    if not cols:
-        pivot = long.set_index(rows)[["text"]].rename(columns={"text": table.metric})
-    else:
-        col = long[cols].agg(" / ".join, axis=1) if len(long) else pd.Series(dtype=str)
-        wide = long.assign(_col=col)
-        col_order = list(dict.fromkeys(col))
-        pivot = wide.pivot_table(index=rows, columns="_col", values="text", aggfunc="first",
-                                 sort=False).reindex(columns=col_order).fillna("")
-        pivot.columns.name = " / ".join(cols)
-        row_order = list(dict.fromkeys(tuple(r) if len(rows) > 1 else r[0]
-                                       for r in long[rows].itertuples(index=False)))
-        pivot = pivot.reindex(row_order)
-    return long.drop(columns="text"), pivot
-
-
-def markdown_table(pivot: pd.DataFrame) -> str:
-    """A summary's pivot (:func:`summarize`) as a GitHub Markdown table."""
-    flat = pivot.reset_index()
-    return _github(flat.values.tolist(), [str(c) for c in flat.columns])
-
-
-def _pivot_latex(pivot: pd.DataFrame, caption: str) -> str:
-    tex = pivot.map(lambda s: s.replace(" ± ", r" $\pm$ ").replace("—", "--")
-                    .replace(INFINITE, r"$\infty$"))
-    tex.index = tex.index.map(lambda v: v.replace(NONE_LABEL, "--") if isinstance(v, str) else v)
-    styler = tex.style.format_index(escape="latex", axis=0).format_index(escape="latex", axis=1)
-    cap = caption
-    for a, b in (("\\", r"\textbackslash{}"), ("_", r"\_"), ("%", r"\%"), ("&", r"\&"),
-                 ("#", r"\#"), ("±", r"$\pm$"), (INFINITE, r"$\infty$"), (UNDEFINED, "--")):
-        cap = cap.replace(a, b)
-    return styler.to_latex(hrules=True, caption=cap, multirow_align="naive",
-                           position_float="centering")
-
-
-def write_tables(folder: str | os.PathLike, long: pd.DataFrame, pivot: pd.DataFrame, *,
-                 title: str, caption: str, stem: str = "summary") -> list[Path]:
-    r"""Write a summary as ``<stem>.{md,tex,csv}`` and ``<stem>_long.csv``, each atomically.
-
-    ``.md``: the title, the caption and :func:`markdown_table`; ``.tex``: pandas Styler with
-    booktabs rules and the caption; ``.csv``: the pivot as text; ``_long.csv``: ``long``, one row
-    per cell with numeric mean, std, n, diverged, failed (the form to compute with).
-    """
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    md = f"# {title}\n\n{caption}\n\n{markdown_table(pivot)}\n"
-    return [  # NOTE [Atomic writes] in _io.py
-        write_text_atomic(folder / f"{stem}.md", md),
-        write_text_atomic(folder / f"{stem}.tex", _pivot_latex(pivot, caption)),
-        write_text_atomic(folder / f"{stem}.csv", pivot.to_csv()),
-        write_text_atomic(folder / f"{stem}_long.csv", long.to_csv(index=False)),
-    ]
