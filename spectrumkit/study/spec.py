@@ -300,17 +300,20 @@ def _check_data_options(fn: str, configs: Sequence[TrialConfig],
     """Every built-in trial's data options must be options its task takes: refused at load,
     naming the trial and the option, not when the trial runs (an import-path trial reads its
     ``data`` itself)."""
-    # coordinator: the data package's check_task_options(task, options) replaces this lookup of
-    # today's option table (spectrumkit.data, which imports torch) once it lands
-    from ..data import _OPTIONS as TASK_OPTIONS
+    from ..data.tasks import check_task_options, get_task  # the registry imports no torch
     for i, c in enumerate(configs):
-        if c.trial not in BUILTIN_TRIALS:
+        if c.trial not in BUILTIN_TRIALS or ":" in c.task:  # an import path checks its own
             continue
-        accepted = list(TASK_OPTIONS[c.task])
+        accepted = list(get_task(fn, c.task).option_names)
         unknown = [k for k in c.data if k not in accepted]
         if unknown:
             raise fail(fn, f"data options of task {c.task!r} among {', '.join(accepted)} in "
                        f"{_trial_name(c, labels, i)} of {src}", repr(unknown[0]))
+        try:
+            check_task_options(c.task, c.data)
+        except SpectrumkitError as err:
+            raise fail(fn, f"valid data options in {_trial_name(c, labels, i)} of {src}",
+                       str(err).partition(": ")[2]) from None
 
 
 def load_study(name: str | Path, preset: str = "quick", *, seeds: int | None = None,
