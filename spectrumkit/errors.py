@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
+if TYPE_CHECKING:  # torch is imported where a check needs it: `spectrumkit --help` loads no torch
+    import torch
 
 __all__ = ["SpectrumkitError"]
 
@@ -66,6 +67,8 @@ def check_unit_interval(fn: str, name: str, value: Any, *, low_open: bool, high_
 def check_float_tensor(fn: str, name: str, t: Any, *, finite: bool = True) -> torch.Tensor:
     """``t`` must be a real floating-point tensor holding data (not on the meta device), and (by
     default) free of NaN and Inf."""
+    import torch
+
     if not isinstance(t, torch.Tensor):
         raise fail(fn, f"{name} to be a torch.Tensor", type(t).__name__)
     if not t.is_floating_point():
@@ -82,11 +85,14 @@ def check_bool_tensor(fn: str, name: str, t: Any, shape: tuple[int, ...] | torch
                       ) -> torch.Tensor:
     """``t`` must be a bool tensor of ``shape`` (a mask: True = keep).
 
+    >>> import torch
     >>> check_bool_tensor("f", "m", torch.ones(2, 3), (2, 3))
     Traceback (most recent call last):
     ...
     spectrumkit.errors.SpectrumkitError: f: expected m to be a bool tensor, got torch.float32
     """
+    import torch
+
     if not isinstance(t, torch.Tensor) or t.dtype != torch.bool:
         raise fail(fn, f"{name} to be a bool tensor", getattr(t, "dtype", type(t).__name__))
     if tuple(t.shape) != tuple(shape):
@@ -110,13 +116,21 @@ def _gib(n: float) -> str:
     return f"{n / 2**30:,.3g} GiB"
 
 
+def _device_type(device: Any) -> str:
+    """``"cpu"`` or ``"cuda"`` of a device or its name (a name is read without torch)."""
+    if isinstance(device, str):
+        return device.split(":", 1)[0]
+    return str(device.type)
+
+
 def available_memory(device: Any = "cpu") -> int | None:
     """Bytes that can still be allocated on ``device``: for CUDA what the driver reports free; for
     the CPU the smaller of MemAvailable (/proc/meminfo) and the cgroup's limit minus its usage.
     None where neither can be read (the check is then skipped)."""
-    dev = torch.device(device)
-    if dev.type == "cuda":
-        return int(torch.cuda.mem_get_info(dev)[0])
+    if _device_type(device) == "cuda":
+        import torch
+
+        return int(torch.cuda.mem_get_info(torch.device(device))[0])
     found = []
     try:
         with open("/proc/meminfo") as f:
@@ -145,7 +159,7 @@ def check_memory(fn: str, what: str, needed: int, device: Any = "cpu") -> None:
     have = available_memory(device)
     if have is not None and needed > have:
         raise fail(fn, f"{what} that fits in memory ({_gib(have)} available on "
-                   f"{torch.device(device).type})", f"at least {_gib(needed)} needed")
+                   f"{_device_type(device)})", f"at least {_gib(needed)} needed")
 
 
 def check_memory_terms(fn: str, terms: Mapping[str, int], device: Any = "cpu", *,
