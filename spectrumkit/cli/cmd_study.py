@@ -9,7 +9,7 @@ from click.shell_completion import CompletionItem
 
 from ..choices import EXECUTORS
 from ._lazy import LazyGroup
-from ._vocabulary import device_option, dumps, json_option
+from ._vocabulary import device_option, dumps, json_option, resolve_device
 
 # `spectrumkit study NAME ...` runs a study; `study list` and `study show NAME` inspect them.
 # A first argument that is not a subcommand is a study name: `study NAME` = `study run
@@ -205,6 +205,9 @@ def study_run_cmd(name: str, preset: str, seeds: int | None, device: str, execut
 
     from ..errors import fail
     from ..study import StudyWarning, run_study
+
+    if executor != "ray":  # Ray trials may run on other machines, with other devices
+        resolve_device("study", device)  # one line naming --device when it is not here
 
     def show(message, category, filename, lineno, file=None, line=None):
         click.echo(f"warning: {' '.join(str(message).split())}", err=True)
