@@ -123,15 +123,21 @@ def _gib(n: float) -> str:
     return f"{n / 2**30:,.3g} GiB"
 
 
+def _device_type(device: Any) -> str:
+    """``"cpu"`` or ``"cuda"`` of a device or its name (a name is read without torch)."""
+    if isinstance(device, str):
+        return device.split(":", 1)[0]
+    return str(device.type)
+
+
 def available_memory(device: Any = "cpu") -> int | None:
     """Bytes that can still be allocated on ``device``: for CUDA what the driver reports free; for
     the CPU the smaller of MemAvailable (/proc/meminfo) and the cgroup's limit minus its usage.
     None where neither can be read (the check is then skipped)."""
-    import torch
+    if _device_type(device) == "cuda":
+        import torch
 
-    dev = torch.device(device)
-    if dev.type == "cuda":
-        return int(torch.cuda.mem_get_info(dev)[0])
+        return int(torch.cuda.mem_get_info(torch.device(device))[0])
     found = []
     try:
         with open("/proc/meminfo") as f:
@@ -162,7 +168,7 @@ def check_memory(fn: str, what: str, needed: int, device: Any = "cpu") -> None:
         import torch
 
         raise fail(fn, f"{what} that fits in memory ({_gib(have)} available on "
-                   f"{torch.device(device).type})", f"at least {_gib(needed)} needed")
+                   f"{_device_type(device)})", f"at least {_gib(needed)} needed")
 
 
 def check_memory_terms(fn: str, terms: Mapping[str, int], device: Any = "cpu", *,

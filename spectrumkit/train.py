@@ -44,7 +44,6 @@ from __future__ import annotations
 
 import math
 import os
-import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import partial
@@ -54,10 +53,10 @@ from typing import Any, Literal, cast
 import pandas as pd
 import torch
 from torch import nn
-from tqdm import tqdm
 
 from ._evaluate import Model, check_pair, evaluate_split, model_dtype, to_device
 from ._io import check_output_dir, write_atomic
+from ._progress import progress_bar
 from .batches import Batches, SequenceBatches, StreamBatches, StreamedBatches, batches_for
 from .checkpoints import CHECKPOINT_FILE, Checkpointer, TrainState, digest, metric_columns
 from .choices import OPTIMIZERS
@@ -295,10 +294,10 @@ def _check_extension(st: TrainState, eval_every: int | None, total: int) -> None
                    f"a run that finished at step {st.step}")
 
 
-def _progress_bar(progress: bool | None, total: int, initial: int, finished: bool) -> tqdm:
-    show = sys.stderr.isatty() if progress is None else bool(progress)
-    return tqdm(total=total, initial=initial, file=sys.stderr, disable=not show or finished,
-                desc="train", unit="step", dynamic_ncols=True, leave=False)
+def _progress_bar(progress: bool | None, total: int, initial: int, finished: bool,
+                  per_epoch: int) -> Any:
+    # NOTE [Progress lines]: a bar on a terminal, a line per epoch on a pipe or a log file
+    return progress_bar(progress, total, initial, finished=finished, per_epoch=per_epoch)
 
 
 def _final_metrics(st: TrainState, test: Mapping[str, float] | None,
@@ -341,7 +340,7 @@ def _train_impl(model: Model, data: TaskData, mask: dict[str, torch.Tensor] | No
     _check_extension(st, o.eval_every, total)
     finished = st.extend_to(total)
     st.restart_clock()
-    bar = _progress_bar(o.progress, total, st.step, finished)
+    bar = _progress_bar(o.progress, total, st.step, finished, batches.per_epoch)
     try:
         while not finished and st.step < total and st.status == "ok":
             if st.pos == 0:  # a new epoch
@@ -542,7 +541,8 @@ def train(model: Model, data: TaskData, *, mask: Mapping[str, torch.Tensor] | No
             a checkpoint, is a one-line error naming the fields or the file. Loaded with
             ``torch.load(weights_only=True)``. The folder is checked up front (NOTE [Output
             paths]).
-        progress: a tqdm bar on stderr; None = only when stderr is a terminal.
+        progress: a tqdm bar on stderr; None = the bar when stderr is a terminal, else a line
+            per epoch (NOTE [Progress lines]); False = nothing.
         diverge_factor: see NOTE [Divergence]; None keeps only the non-finite rule.
         callback: called after every step with ``{"step", "loss"}``, and ``"row"`` (the new
             history row) after a step that ended with an evaluation; its exceptions propagate.

@@ -138,7 +138,7 @@ CASES = {
     "embed-size-0-seq-mnist": lambda tmp_path: (
         [*T, "--embed-size", 0, "--out", tmp_path / "o"], ["--embed-size"], None),
     "prune-steps-below-horizon": lambda tmp_path: (
-        ["prune", "--hidden", "8", "--steps", "3", "--batch-size", "8"], ["--horizon"], None),
+        ["prune", "--hidden", "8", "--seq-len", "3", "--score-batch", "8"], ["--horizon"], None),
 }
 
 

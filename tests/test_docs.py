@@ -48,9 +48,12 @@ def test_no_file_speaks_of_how_it_was_made():
 def test_help_texts_send_no_reader_to_a_source_comment(cli):
     from spectrumkit.cli import main
 
-    commands = [[]] + [[name] for name in main.commands]
-    study = main.commands["study"]
-    commands += [["study", name] for name in getattr(study, "commands", {})]
+    import click
+
+    ctx = click.Context(main)  # the subcommands are imported on first use (NOTE [Lazy commands])
+    commands = [[]] + [[name] for name in main.list_commands(ctx)]
+    study = main.get_command(ctx, "study")
+    commands += [["study", name] for name in study.list_commands(ctx)]  # type: ignore[union-attr]
     texts = {" ".join(c): cli(*c, "--help").ok().stdout for c in commands}
     bad = {c: t for c, t in texts.items() if "NOTE [" in t or "NOTE[" in t}
     assert not bad, list(bad)

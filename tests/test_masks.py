@@ -315,7 +315,7 @@ def test_anatomy_bad_input():
 
 def test_prune_cli_compare_and_file(tmp_path, cli):
     out = tmp_path / "masks.pt"
-    args = ["--cell", "gru", "--input-size", "3", "--hidden", "6", "--steps", "5", "--batch-size",
+    args = ["--cell", "gru", "--input-size", "3", "--hidden", "6", "--seq-len", "5", "--score-batch",
             "8", "--sparsity", "0.8", "--seed", "0"]
     r = cli("prune", *args, "--compare", "jacobian,snip,foresight,random", "--out", str(out))
     assert r.exit_code == 0, r.output
@@ -356,8 +356,8 @@ def test_prune_cli_on_seq_mnist_equals_library(tmp_path, cli):
     from spectrumkit.scores import compute_scores
 
     out = tmp_path / "m.pt"
-    r = cli("prune", "--cell", "gru", "--input-size", "28", "--hidden", "5", "--steps", "28",
-            "--batch-size", "6", "--sparsity", "0.9", "--seed", "3", "--method", "snip",
+    r = cli("prune", "--cell", "gru", "--input-size", "28", "--hidden", "5", "--seq-len", "28",
+            "--score-batch", "6", "--sparsity", "0.9", "--seed", "3", "--method", "snip",
             "--data", "seq-mnist", "--out", str(out))
     assert r.exit_code == 0, r.output
     masks, _ = load_masks(out)
@@ -372,19 +372,20 @@ def test_prune_cli_on_seq_mnist_equals_library(tmp_path, cli):
 
 @pytest.mark.parametrize("args,message", [
     (["--data", "mnist"], "expected --data one of gaussian, seq-mnist"),
-    (["--data", "seq-mnist"], "expected --seq-len/--steps 28 and --input-size 28"),
-    (["--method", "grasp"], "expected methods among jacobian, snip"),
+    (["--data", "seq-mnist"], "expected --seq-len 28 and --input-size 28"),
+    (["--method", "grasp"], "'--method': 'grasp' is not one of 'jacobian', 'snip'"),
     (["--method", "random", "--horizon", "3"], "expected score options that apply to random"),
-    (["--sparsity", "1.0"], r"expected sparsity in \[0, 1\)"),
+    (["--sparsity", "1.0"], r"expected --sparsity in \[0, 1\)"),
     (["--estimator", "frob"], "estimator to be one of 'ones'"),
     (["--horizon", "9"], r"horizon U in 1..T=5"),
     (["--compare", "snip,random", "--gamma-inputs", "data"], "options that apply to snip, random"),
-    (["--device", "tpu"], "--device auto, cpu or cuda"),
+    (["--device", "tpu"], "'--device': expected auto, cpu, cuda or cuda:K, got 'tpu'"),
 ])
 def test_prune_cli_errors_one_line(args, message, cli):
     import re
 
-    r = cli("prune", "--hidden", "4", "--input-size", "2", "--steps", "5", "--batch-size", "4", *args)
+    r = cli("prune", "--hidden", "4", "--input-size", "2", "--seq-len", "5", "--score-batch", "4",
+            *args)
     assert r.exit_code == 2
     assert r.stderr.strip().count("\n") == 0 and re.search(message, r.stderr), r.stderr
     assert r.stderr.startswith("error: ")

@@ -296,11 +296,11 @@ def test_a_cell_without_forward_ad_is_refused_in_one_line():
 
 
 def test_cli_lanczos_writes_the_same_outputs(tmp_path, cli):
-    common = ["spectrum", "--cell", "gru", "--hidden", "24", "--batch", "4", "--seq-len", "3",
-              "--steps", "last:2", "--dtype", "float64"]
+    common = ["spectrum", "--cell", "gru", "--hidden", "24", "--spectrum-batch", "4", "--seq-len",
+              "3", "--jacobian-steps", "last:2", "--dtype", "float64"]
     d = cli(*common, "--out", str(tmp_path / "d"))
-    lz = cli(*common, "--method", "lanczos", "--iterations", "24", "--probes", "24",
-              "--top-k", "3", "--out", str(tmp_path / "l"))
+    lz = cli(*common, "--method", "lanczos", "--lanczos-iterations", "24", "--lanczos-probes",
+             "24", "--lanczos-top-k", "3", "--out", str(tmp_path / "l"))
     assert d.returncode == 0, d.stderr
     assert lz.returncode == 0, lz.stderr
     assert "lanczos: 24 steps x 24 probes per example; top-3 converged 24/24" in lz.stdout
@@ -318,24 +318,24 @@ def test_cli_lanczos_writes_the_same_outputs(tmp_path, cli):
 
 
 @pytest.mark.parametrize("args,match", [
-    (["--top-k", "8"], "k < S=8"),
-    (["--iterations", "0"], "iterations to be a positive integer"),
-    (["--tol", "0"], "tol to be a finite number > 0"),
-    (["--tol", "-1"], "tol to be a finite number > 0"),
+    (["--lanczos-top-k", "8"], "--lanczos-top-k < S=8"),
+    (["--lanczos-iterations", "0"], "--lanczos-iterations to be a positive integer"),
+    (["--lanczos-tol", "0"], "--lanczos-tol to be a finite number > 0"),
+    (["--lanczos-tol", "-1"], "--lanczos-tol to be a finite number > 0"),
 ])
 def test_cli_bad_lanczos_input_exits_2(tmp_path, args, match, cli):
-    r = cli("spectrum", "--cell", "gru", "--hidden", "8", "--batch", "2", "--seq-len", "4",
-             "--method", "lanczos", *args, "--out", str(tmp_path))
+    r = cli("spectrum", "--cell", "gru", "--hidden", "8", "--spectrum-batch", "2", "--seq-len",
+            "4", "--method", "lanczos", *args, "--out", str(tmp_path))
     assert r.returncode == 2
     assert r.stderr.count("\n") == 1 and r.stderr.startswith("error: spectrum: expected")
     assert match in r.stderr and "Traceback" not in r.stderr
 
 
 def test_cli_lanczos_flags_need_lanczos(tmp_path, cli):
-    r = cli("spectrum", "--cell", "gru", "--hidden", "8", "--batch", "2", "--seq-len", "4",
-             "--probes", "3", "--out", str(tmp_path))
+    r = cli("spectrum", "--cell", "gru", "--hidden", "8", "--spectrum-batch", "2", "--seq-len",
+            "4", "--lanczos-probes", "3", "--out", str(tmp_path))
     assert r.returncode == 2 and r.stderr.count("\n") == 1
-    assert "--probes only with --method lanczos" in r.stderr
+    assert "--lanczos-probes only with --method lanczos" in r.stderr
 
 
 @pytest.mark.slow

@@ -30,9 +30,9 @@ def _needed(line: str) -> float:
 CASES = [
     (("spectrum", "--cell", "gru", "--hidden", "8", "--seq-len", "10000000"), "--seq-len 10000000",
      10_000_000 * 64 * 28 * 4),
-    (("prune", "--hidden", "8", "--steps", "10000000"), "--steps 10000000",
+    (("prune", "--hidden", "8", "--seq-len", "10000000"), "--seq-len 10000000",
      10_000_000 * 64 * 28 * 4),
-    (("prune", "--hidden", "8", "--batch-size", "10000000"), "--batch-size 10000000",
+    (("prune", "--hidden", "8", "--score-batch", "10000000"), "--score-batch 10000000",
      28 * 10_000_000 * 28 * 4),
     (("prune", "--hidden", "8", "--gamma-steps", "100000000"), "--gamma-steps 100000000",
      100_000_000 * 100 * 28 * 4),
@@ -52,7 +52,7 @@ def test_a_size_that_cannot_fit_is_one_line_naming_the_flag(cli, one_gib, tmp_pa
 
 
 def test_sizes_that_fit_are_not_refused(cli, one_gib, tmp_path):
-    cli("prune", "--hidden", "8", "--steps", "5", "--batch-size", "4",
+    cli("prune", "--hidden", "8", "--seq-len", "5", "--score-batch", "4",
         "--out", str(tmp_path / "m.pt")).ok()
 
 

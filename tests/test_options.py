@@ -213,12 +213,13 @@ def test_config_bad_input_one_line(kw, message):
 
 
 def test_cli_bad_option_one_line(cli):
-    tiny = ["prune", "--hidden", "4", "--input-size", "2", "--steps", "5", "--batch-size", "4"]
+    tiny = ["prune", "--hidden", "4", "--input-size", "2", "--seq-len", "5", "--score-batch", "4"]
     for args, message in ((["--horizon", "x"], "'x' is not a valid integer or 'all'"),
-                          (["--balance", "row"], "compute_scores: expected balance to be one of "
+                          (["--balance", "row"], "compute_scores: expected --balance to be one of "
                                                  "'none', 'gate', 'block', got 'row'"),
-                          (["--method", "snip", "--probes", "2"],
-                           "prune: expected score options that apply to snip, got --probes")):
+                          (["--method", "snip", "--hutchinson-probes", "2"],
+                           "prune: expected score options that apply to snip, got "
+                           "--hutchinson-probes")):
         r = cli(*tiny, *args)
         assert r.exit_code == 2 and message in r.stderr, (args, r.stderr)
     r = cli(*tiny, "--horizon", "all", "--no-through-time")

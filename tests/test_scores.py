@@ -692,16 +692,16 @@ def test_recipe_cli_lists_the_table_and_refuses_bad_input(cli):
     # the docs show the same table (one table, read everywhere)
     readme = (Path(__file__).resolve().parents[1] / "docs" / "recipes.md").read_text()
     assert recipe_table() in readme
-    tiny = ["--hidden", "4", "--input-size", "3", "--steps", "5", "--batch-size", "4"]
+    tiny = ["--hidden", "4", "--input-size", "3", "--seq-len", "5", "--score-batch", "4"]
     for args, msg in (
-            (["--recipe", "autors"], ("compute_scores: expected recipe to be one of 'legacy', "
+            (["--recipe", "autors"], ("compute_scores: expected --recipe to be one of 'legacy', "
                                       "'paper', 'authors'")),
             (["--recipe", "authors", "--method", "snip"], ("prune: expected score options that "
                                                            "apply to snip, got --recipe")),
-            (["--gamma-steps", "0"], ("expected gamma_steps to be None (the steps of the batch) "
+            (["--gamma-steps", "0"], ("expected --gamma-steps to be None (the steps of the batch) "
                                       "or an integer >= 1, got 0")),
-            (["--gamma-sequences", "0"], "expected gamma_sequences to be None"),
-            (["--gamma-readout", "first"], "expected gamma_readout to be one of 'sum', 'last'"),
+            (["--gamma-sequences", "0"], "expected --gamma-sequences to be None"),
+            (["--gamma-readout", "first"], "expected --gamma-readout to be one of 'sum', 'last'"),
             (["--gamma-steps", "x"], "'x' is not a valid integer")):
         r = cli("prune", *tiny, *args)
         assert r.exit_code == 2, (args, r.output)

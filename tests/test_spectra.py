@@ -297,7 +297,8 @@ def test_cli_spectrum_writes_what_the_library_computes(tmp_path, cli):
     import pandas as pd
 
     args = ["spectrum", "--cell", "lstm", "--input-size", "3", "--hidden", "4", "--init",
-            "normal:0.5", "--batch", "5", "--seq-len", "6", "--steps", "last:3", "--data",
+            "normal:0.5", "--spectrum-batch", "5", "--seq-len", "6", "--jacobian-steps", "last:3",
+            "--data",
             "gaussian", "--seed", "7", "--dtype", "float64", "--bins", "6", "--chunk-size", "2",
             "--device", "cpu", "--out", str(tmp_path / "out")]
     r = cli(*args)
@@ -320,13 +321,13 @@ def test_cli_spectrum_writes_what_the_library_computes(tmp_path, cli):
 
 
 @pytest.mark.parametrize("steps, message", [
-    ("last:9", r"error: spectrum: expected steps \(last U\) in 1\.\.6"),
-    ("0,2", r"error: spectrum: expected steps in the valid range 1\.\.6"),
-    ("first:2", "error: spectrum: expected --steps as last:U, all, or a comma list"),
+    ("last:9", r"error: spectrum: expected --jacobian-steps \(last U\) in 1\.\.6"),
+    ("0,2", r"error: spectrum: expected --jacobian-steps in the valid range 1\.\.6"),
+    ("first:2", "error: spectrum: expected --jacobian-steps as last:U, all, or a comma list"),
 ])
 def test_cli_spectrum_bad_steps_is_one_line_exit_2(tmp_path, steps, message, cli):
-    r = cli("spectrum", "--cell", "gru", "--input-size", "2", "--hidden", "3", "--batch", "2",
-            "--seq-len", "6", "--steps", steps, "--out", str(tmp_path))
+    r = cli("spectrum", "--cell", "gru", "--input-size", "2", "--hidden", "3", "--spectrum-batch",
+            "2", "--seq-len", "6", "--jacobian-steps", steps, "--out", str(tmp_path))
     assert r.exit_code == 2
     err = r.stderr.strip()
     assert "\n" not in err and "Traceback" not in err

@@ -462,7 +462,11 @@ def test_model_and_task_must_match(mnist):
 
 def test_progress_bar_only_on_request(mnist, capsys):
     train(make_model(mnist, "gru", 4, seed=0), mnist, steps=2, seed=0, device="cpu")
-    assert capsys.readouterr().err == ""  # stderr is not a terminal under pytest
+    # stderr is not a terminal under pytest: plain lines, no bar (NOTE [Progress lines])
+    assert capsys.readouterr().err.splitlines()[-1].startswith("train: step 2/2 (epoch 1.00), ")
+    train(make_model(mnist, "gru", 4, seed=0), mnist, steps=2, seed=0, device="cpu",
+          progress=False)
+    assert capsys.readouterr().err == ""
     train(make_model(mnist, "gru", 4, seed=0), mnist, steps=2, seed=0, device="cpu",
           progress=True)
     assert "train" in capsys.readouterr().err

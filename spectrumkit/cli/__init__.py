@@ -5,21 +5,35 @@ Every failure a user can cause ends the same way: one line ``error: ...`` on std
 status 2, no traceback. That covers click's own usage errors (unknown option, bad value) and every
 :class:`~spectrumkit.errors.SpectrumkitError` raised by the library. Ctrl-C and SIGTERM end it with
 one line ``error: aborted`` and status 130 or 143 (NOTE [Aborts] in ``spectrumkit/_signals.py``).
+A flag given by its old name is one line naming the new one (NOTE [One CLI vocabulary] in
+``cli/_vocabulary.py``).
+
+NOTE [Shell completion]
+click completes the commands, their options and the study names (``spectrumkit study show
+<TAB>``). Enable it once per shell:
+
+    eval "$(_SPECTRUMKIT_COMPLETE=bash_source spectrumkit)"   # bash, in ~/.bashrc
+    eval "$(_SPECTRUMKIT_COMPLETE=zsh_source spectrumkit)"    # zsh, in ~/.zshrc
+    _SPECTRUMKIT_COMPLETE=fish_source spectrumkit | source    # fish
 """
 
 from __future__ import annotations
 
 import sys
+from typing import Any
 
 import click
 
 from .._version import VERSION as __version__
 from .._signals import abort_status, command_signals
 from ..errors import SpectrumkitError
+from ._lazy import LazyGroup
+from ._vocabulary import dumps, json_option, renamed_message
 
 
-class _Group(click.Group):
-    """A click group whose errors are one line and exit status 2 (NOTE [CLI errors])."""
+class _Group(LazyGroup):
+    """The ``spectrumkit`` group: subcommands imported on first use (NOTE [Lazy commands]), errors
+    one line and exit status 2 (NOTE [CLI errors])."""
 
     def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
         try:
@@ -31,9 +45,11 @@ class _Group(click.Group):
         except (click.Abort, KeyboardInterrupt) as e:  # click wraps KeyboardInterrupt in Abort
             click.echo("error: aborted", err=True)
             sys.exit(abort_status(e))
+        except click.NoSuchOption as e:  # NOTE [One CLI vocabulary]: an old name names the new
+            click.echo(f"error: {renamed_message(e) or _usage(e)}", err=True)
+            sys.exit(2)
         except click.ClickException as e:
-            msg = " ".join(e.format_message().split())
-            click.echo(f"error: {msg} (see 'spectrumkit --help')", err=True)
+            click.echo(f"error: {_usage(e)}", err=True)
             sys.exit(2)
         except SpectrumkitError as e:
             click.echo(f"error: {' '.join(str(e).split())}", err=True)
@@ -45,22 +61,58 @@ class _Group(click.Group):
         sys.exit(rv if isinstance(rv, int) else 0)
 
 
-@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+def _usage(e: click.ClickException) -> str:
+    return f"{' '.join(e.format_message().split())} (see 'spectrumkit --help')"
+
+
+#: The subcommands, imported when they run (NOTE [Lazy commands]): name → (import path, the
+#: one-line help that ``spectrumkit --help`` lists).
+_COMMANDS = {
+    "export": ("spectrumkit.cli.cmd_export:export_cmd",
+               "Export the trained sparse network of a finished `spectrumkit train` run folder."),
+    "figures": ("spectrumkit.cli.cmd_figures:figures_cmd",
+                "Regenerate a study's figures and tables from its stored results (nothing is "
+                "recomputed)."),
+    "prune": ("spectrumkit.cli.cmd_prune:prune_cmd",
+              "Score a freshly initialized model, keep the top weights, print where they sit."),
+    "spectrum": ("spectrumkit.cli.cmd_spectrum:spectrum_cmd",
+                 "Singular-value spectra of the per-step Jacobians of a freshly initialized "
+                 "cell."),
+    "study": ("spectrumkit.cli.cmd_study:study_cmd",
+              "Run a study (`spectrumkit study NAME`), or list / show the studies."),
+    "train": ("spectrumkit.cli.cmd_train:train_cmd",
+              "Train one model and write OUT/history.csv, OUT/metrics.json and OUT/mask.pt "
+              "(atomically)."),
+}
+
+
+@click.group(cls=_Group, lazy=_COMMANDS, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="spectrumkit")
 def main() -> None:
-    """Temporal Jacobians, spectra and pruning at initialization for recurrent networks."""
+    """Temporal Jacobians, spectra and pruning at initialization for recurrent networks.
+
+    Shell completion: eval "$(_SPECTRUMKIT_COMPLETE=bash_source spectrumkit)" (zsh_source,
+    fish_source for the other shells).
+    """
 
 
 @main.command("cells")
 @click.option("--input-size", type=int, default=28, show_default=True, help="D")
 @click.option("--hidden", type=int, default=400, show_default=True, help="N")
-def cells_cmd(input_size: int, hidden: int) -> None:
+@json_option("the cells with their gates and weight counts")
+def cells_cmd(input_size: int, hidden: int, as_json: bool) -> None:
     """List the built-in cells with their weight counts at (D, N)."""
     from ..cells import available, count_params, get
 
-    rows = [(name, ",".join(get(name).gates), f"{count_params(name, input_size, hidden):,}",
-             f"{count_params(name, input_size, hidden, include_bias=True):,}")
-            for name in available()]
+    cells: list[dict[str, Any]] = [{"cell": name, "gates": list(get(name).gates),
+              "weights": count_params(name, input_size, hidden),
+              "with_bias": count_params(name, input_size, hidden, include_bias=True)}
+             for name in available()]
+    if as_json:
+        click.echo(dumps({"input_size": input_size, "hidden_size": hidden, "cells": cells}))
+        return
+    rows = [(c["cell"], ",".join(c["gates"]), f"{c['weights']:,}", f"{c['with_bias']:,}")
+            for c in cells]
     # columns as wide as their widest entry (a huge --hidden must not run the numbers together)
     w = [max(len(h), *(len(r[i]) for r in rows)) for i, h in
          enumerate(("cell", "gates", "weights", "with bias"))]
@@ -68,7 +120,3 @@ def cells_cmd(input_size: int, hidden: int) -> None:
                f"{'with bias':>{w[3]}}")
     for name, gates, weights, with_bias in rows:
         click.echo(f"{name:<{w[0] + 2}}{gates:<{w[1] + 2}}{weights:>{w[2]}}  {with_bias:>{w[3]}}")
-
-
-# The commands live in one module each and register themselves on `main` when imported.
-from . import cmd_export, cmd_figures, cmd_prune, cmd_spectrum, cmd_study, cmd_train  # noqa: E402,F401 (they register on main)

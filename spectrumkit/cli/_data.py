@@ -18,9 +18,10 @@ _CLI_DATA = ("gaussian", "seq-mnist")
 
 
 def _cli_batch(fn: str, data: str, data_root: str | None, batch: int, seq_len: int,
-               input_size: int, classes: int, seed: int, dtype: torch.dtype | None = None
-               ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Return (xs (B, T, D) batch-first, ys (B,)) on the CPU for --data (NOTE [CLI data])."""
+               input_size: int, classes: int, seed: int, dtype: torch.dtype | None = None,
+               batch_flag: str = "--score-batch") -> tuple[torch.Tensor, torch.Tensor]:
+    """Return (xs (B, T, D) batch-first, ys (B,)) on the CPU for --data (NOTE [CLI data]);
+    ``batch_flag`` names B in messages."""
     import torch
 
     from ..errors import fail
@@ -40,10 +41,10 @@ def _cli_batch(fn: str, data: str, data_root: str | None, batch: int, seq_len: i
     split = seq_mnist(data_root, split="train")
     n, T, D = split.xs.shape
     if (seq_len, input_size) != (T, D):
-        raise fail(fn, f"--seq-len/--steps {T} and --input-size {D} for row-wise seq-mnist",
+        raise fail(fn, f"--seq-len {T} and --input-size {D} for row-wise seq-mnist",
                    f"{seq_len} and {input_size}")
     if not 1 <= batch <= n:
-        raise fail(fn, f"a batch size in 1..{n} for seq-mnist", batch)
+        raise fail(fn, f"{batch_flag} in 1..{n} for seq-mnist", batch)
     idx = torch.randperm(n, generator=g)[:batch]
     return split.xs[idx].to(dtype or split.xs.dtype), split.ys[idx]
 

@@ -28,6 +28,7 @@ from pydantic.fields import FieldInfo
 
 from ..choices import SCORE_METHODS
 from ..scores.options import OPTION_MODELS, option_names
+from ._vocabulary import option_flag
 
 __all__ = ["given_options", "score_option_flags", "score_option_fields"]
 
@@ -116,7 +117,7 @@ def score_option_flags(methods: Iterable[str] = SCORE_METHODS, exclude: Iterable
 
     def decorate(f: F) -> F:
         for name, (field, takers) in reversed(fields.items()):
-            flag = "--" + name.replace("_", "-")
+            flag = option_flag(name)  # NOTE [One CLI vocabulary]: a method's own option
             decls = [f"{flag}/--no-{flag[2:]}" if field.annotation is bool else flag, name]
             kind = None if field.annotation is bool else _click_type(field.annotation)
             f = click.option(*decls, type=kind, default=None, help=_help(field, takers))(f)

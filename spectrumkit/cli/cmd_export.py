@@ -5,11 +5,8 @@ from __future__ import annotations
 
 import click
 
-from . import main
-from .cmd_study import study_cmd
 
-
-@study_cmd.command("export")
+@click.command("export")
 @click.argument("study_dir", metavar="OUT/NAME")
 @click.option("--format", "fmt", type=click.Choice(["csv", "parquet"]), default="csv",
               show_default=True, help="parquet needs the parquet extra (pyarrow)")
@@ -31,7 +28,7 @@ def study_export_cmd(study_dir: str, fmt: str, out: str) -> None:
     click.echo(f"wrote: {path}")
 
 
-@study_cmd.command("tensorboard")
+@click.command("tensorboard")
 @click.argument("study_dir", metavar="OUT/NAME")
 @click.option("--out", required=True, metavar="DIR", help="a new or empty folder for the runs")
 def study_tensorboard_cmd(study_dir: str, out: str) -> None:
@@ -49,7 +46,7 @@ def study_tensorboard_cmd(study_dir: str, out: str) -> None:
     click.echo(f"wrote {len(runs)} runs into {out}")
 
 
-@main.command("export")
+@click.command("export")
 @click.argument("run_dir", metavar="RUN_DIR", type=click.Path(file_okay=False))
 @click.option("--format", "fmt", type=click.Choice(["torch", "safetensors"]), default="torch",
               show_default=True, help="safetensors needs the safetensors extra")

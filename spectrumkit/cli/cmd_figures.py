@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import click
 
-from . import main
 
-
-@main.command("figures")
+@click.command("figures")
 @click.argument("results_dir", type=click.Path(file_okay=False, path_type=str))
 @click.option("--format", "formats", default="pdf,png", show_default=True,
               help="Comma-separated figure formats among pdf, png, svg.")

@@ -2,26 +2,47 @@
 
 from __future__ import annotations
 
-import click
+from typing import Any
 
-from ..choices import EXECUTORS, STUDY_DEVICES
-from . import main
+import click
+from click.shell_completion import CompletionItem
+
+from ..choices import EXECUTORS
+from ._lazy import LazyGroup
+from ._vocabulary import device_option, dumps, json_option, resolve_device
 
 # `spectrumkit study NAME ...` runs a study; `study list` and `study show NAME` inspect them.
 # A first argument that is not a subcommand is a study name: `study NAME` = `study run
-# NAME`.
+# NAME`. This module imports no torch (NOTE [Lazy commands]): `study list` and `study show` load
+# only the study specs.
 
 
-class _StudyGroup(click.Group):
+def complete_study(ctx: click.Context | None, param: click.Parameter | None, incomplete: str
+                   ) -> list[CompletionItem]:
+    """The shipped study names that start with ``incomplete`` (NOTE [Shell completion]); a path
+    (with a separator, or ending in .toml) completes as a file."""
+    if "/" in incomplete or incomplete.endswith(".toml") or incomplete.startswith("."):
+        return [CompletionItem(incomplete, type="file")]
+    from ..study.spec import list_studies
+
+    return [CompletionItem(n) for n in list_studies() if n.startswith(incomplete)]
+
+
+class _StudyGroup(LazyGroup):
     """A group whose unknown first argument is a study name for the ``run`` subcommand."""
 
     def resolve_command(self, ctx, args):
-        if args and args[0] not in self.commands and not args[0].startswith("-"):
+        if args and args[0] not in self.list_commands(ctx) and not args[0].startswith("-"):
             args = ["run", *args]
         return super().resolve_command(ctx, args)
 
     def format_usage(self, ctx, formatter):
         formatter.write_usage(ctx.command_path, "NAME [OPTIONS] | list | show NAME")
+
+    def shell_complete(self, ctx: click.Context, incomplete: str) -> list[CompletionItem]:
+        """The subcommands and the study names (``study NAME`` runs NAME)."""
+        return [*super().shell_complete(ctx, incomplete),
+                *complete_study(ctx, None, incomplete)]
 
 
 _SET_HELP = ("change a setting of the study TOML without copying it (repeatable): KEY is a dotted "
@@ -37,7 +58,18 @@ def _set_option(f):
                         help=_SET_HELP)(f)
 
 
-@main.group("study", cls=_StudyGroup, invoke_without_command=True)
+#: The subcommands defined elsewhere, imported when they run (NOTE [Lazy commands]).
+_LAZY = {
+    "export": ("spectrumkit.cli.cmd_export:study_export_cmd",
+               "Write the stored trials of the study folder OUT/NAME as one table, one row per "
+               "trial."),
+    "tensorboard": ("spectrumkit.cli.cmd_export:study_tensorboard_cmd",
+                    "Write one TensorBoard run per stored trial of OUT/NAME into DIR/<key> "
+                    "(tensorboard extra)."),
+}
+
+
+@click.group("study", cls=_StudyGroup, lazy=_LAZY, invoke_without_command=True)
 @click.pass_context
 def study_cmd(ctx: click.Context) -> None:
     """Run a study (`spectrumkit study NAME`), or list / show the studies.
@@ -50,38 +82,55 @@ def study_cmd(ctx: click.Context) -> None:
 
 
 @study_cmd.command("list")
-def study_list_cmd() -> None:
+@json_option("the studies, each with its trial counts per preset")
+def study_list_cmd(as_json: bool) -> None:
     """List the shipped studies with their trial counts per preset."""
-    from ..study import list_studies, load_study
+    from ..study.spec import list_studies, load_study
 
-    rows = []
+    rows: list[dict[str, Any]] = []
     for name in list_studies():
         s = {p: load_study(name, p) for p in ("quick", "paper")}
-        first = " ".join(s["quick"].description.split())
-        rows.append((name, len(s["quick"].configs), len(s["paper"].configs),
-                     s["quick"].paper or "—", first[:60] + ("…" if len(first) > 60 else "")))
+        rows.append({"name": name, "quick": len(s["quick"].configs),
+                     "paper": len(s["paper"].configs), "reference": s["quick"].paper,
+                     "description": " ".join(s["quick"].description.split())})
+    if as_json:
+        click.echo(dumps(rows))
+        return
     click.echo(f"{'study':<15}{'quick':>6}{'paper':>7}  {'reference':<17}description")
-    for name, q, p, ref, desc in rows:
-        click.echo(f"{name:<15}{q:>6}{p:>7}  {ref:<17}{desc}")
+    for r in rows:
+        first = r["description"]
+        desc = first[:60] + ("…" if len(first) > 60 else "")
+        click.echo(f"{r['name']:<15}{r['quick']:>6}{r['paper']:>7}  "
+                   f"{r['reference'] or '—':<17}{desc}")
+
+
+def show_json(s: Any) -> dict[str, Any]:
+    """``study show --json``: the resolved spec as ``spec.json`` holds it (Study.to_json), with
+    the presets the file declares and the number of trials."""
+    return {**s.to_json(), "presets": list(s.presets), "trials": len(s.configs)}
 
 
 @study_cmd.command("show")
-@click.argument("name")
+@click.argument("name", shell_complete=complete_study)
 @click.option("--preset", default="quick", show_default=True, help="preset to resolve")
 @_set_option
 @click.option("--keys", "show_keys", is_flag=True, help="also list the trial keys, one a line")
 @click.option("--allow-trial-code", is_flag=True,
               help="let the study's task be an import path 'module:function' (runs that code)")
+@json_option("the resolved study as spec.json holds it (its keys included)")
 def study_show_cmd(name: str, preset: str, overrides: tuple[str, ...], show_keys: bool,
-                   allow_trial_code: bool) -> None:
+                   allow_trial_code: bool, as_json: bool) -> None:
     """Show a study resolved with a preset: grid, fixed settings, seeds, trials, report."""
     import json
 
     from ..data.tasks import task_code_allowed
-    from ..study import load_study
+    from ..study.spec import load_study
 
     with task_code_allowed(allow_trial_code):  # NOTE [Your own task]
         s = load_study(name, preset, overrides=overrides)
+    if as_json:
+        click.echo(dumps(show_json(s)))
+        return
     click.echo(f"study:       {s.name}   ({s.source})")
     click.echo(f"reference:   {s.paper or '—'}")
     click.echo(f"description: {' '.join(s.description.split())}")
@@ -112,11 +161,10 @@ def study_show_cmd(name: str, preset: str, overrides: tuple[str, ...], show_keys
 
 
 @study_cmd.command("run")
-@click.argument("name")
+@click.argument("name", shell_complete=complete_study)
 @click.option("--preset", default="quick", show_default=True, help="quick (CPU, minutes) or paper")
 @click.option("--seeds", type=int, default=None, help="number of seeds (default: the preset's)")
-@click.option("--device", type=click.Choice(STUDY_DEVICES), default="auto",
-              show_default=True, help="auto uses CUDA when present")
+@device_option("the device every trial runs on")
 @click.option("--executor", type=click.Choice(EXECUTORS), default="local",
               show_default=True)
 @click.option("--workers", type=int, default=2, show_default=True, help="process pool size")
@@ -160,6 +208,9 @@ def study_run_cmd(name: str, preset: str, seeds: int | None, device: str, execut
 
     from ..errors import fail
     from ..study import StudyWarning, run_study
+
+    if executor != "ray":  # Ray trials may run on other machines, with other devices
+        resolve_device("study", device)  # one line naming --device when it is not here
 
     def show(message, category, filename, lineno, file=None, line=None):
         click.echo(f"warning: {' '.join(str(message).split())}", err=True)

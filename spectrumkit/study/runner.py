@@ -22,7 +22,8 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationError
 from tqdm.auto import tqdm
 
-from ..choices import Executor, StudyDevice
+from .._device import DeviceName
+from ..choices import Executor
 from ..data.tasks import task_code_allowed
 from ..errors import SpectrumkitError, fail
 from .config import SCHEMA_VERSION, pydantic_message
@@ -42,7 +43,7 @@ class RunOptions(BaseModel):
     preset: str = "quick"
     seeds: PositiveInt | None = None
     out: str = "results"
-    device: StudyDevice = "auto"
+    device: DeviceName = "auto"  # NOTE [Device names]
     executor: Executor = "local"
     workers: PositiveInt = 2
     threads: PositiveInt | None = None
