@@ -1,7 +1,9 @@
-r"""Executors: run trial jobs in this process, in a process pool, or as Ray core tasks.
+r"""Executors: run trial jobs in this process, in a process pool, as Ray core tasks or as SLURM
+jobs (:mod:`spectrumkit.study.slurm`).
 
-Every executor calls the same worker entry point :func:`execute` and yields ``(job, outcome)``
-pairs as trials finish; only the calling process writes results (NOTE [Atomic results]).
+Every executor calls the same worker entry point :func:`execute` (:mod:`._jobs`) and yields
+``(job, outcome)`` pairs as trials finish; only the calling process writes results
+(NOTE [Atomic results]).
 
 NOTE [Threads per worker]
 PyTorch sizes its intra-op thread pool to the machine. W pool workers with that many threads each
@@ -25,163 +27,27 @@ appends when the task ends.
 from __future__ import annotations
 
 import contextlib
-import importlib
-import math
 import multiprocessing
-import numbers
 import os
-import platform
 import shlex
 import signal
-import socket
 import sys
 import tempfile
 import threading
 import time
-import traceback
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 from ..choices import EXECUTORS
 from ..errors import SpectrumkitError, fail
-from .config import TrialConfig
+from ._executor_options import ExecutorOptions
+from ._jobs import Job, TrialContext, crashed, execute, one_line
+from .slurm import require_submitit, run_slurm
 
 __all__ = ["Job", "TrialContext", "execute", "run_jobs", "worker_device", "EXECUTORS"]
-
-
-@dataclass(frozen=True)
-class Job:
-    """One trial to run: its key, config (JSON form), trial function and run options."""
-
-    key: str
-    config: dict[str, Any]
-    target: str
-    log_path: str | None
-    device: str = "auto"
-    data_root: str | None = None
-    threads: int | None = None
-
-
-@dataclass
-class TrialContext:
-    """What a trial function gets besides its config: run options and a log."""
-
-    device: str = "auto"
-    data_root: str | None = None
-    log: Callable[[str], None] = field(default=lambda msg: None)
-
-    def torch_device(self) -> str:
-        """The device to run on: ``auto`` → ``cuda`` when a GPU is visible, else ``cpu``.
-
-        :func:`spectrumkit.evaluation.resolve_device` decides (and refuses ``cuda`` without one).
-        """
-        from ..evaluation import resolve_device
-        return str(resolve_device(self.device))
-
-
-def _resolve(target: str) -> Callable[[TrialConfig, TrialContext], dict[str, Any]]:
-    module, _, name = target.partition(":")
-    try:
-        fn = getattr(importlib.import_module(module), name)
-    except (ImportError, AttributeError) as e:
-        raise fail("execute", f"an importable trial function {target!r}",
-                   f"{type(e).__name__}: {e}") from None
-    return fn
-
-
-def _clean(x: Any, where: str) -> Any:
-    """JSON-ready copy: numpy/torch scalars to Python, NaN/Inf to None (JSON has no NaN)."""
-    if isinstance(x, dict):
-        return {str(k): _clean(v, f"{where}.{k}") for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [_clean(v, where) for v in x]
-    if isinstance(x, (bool, str)) or x is None:
-        return x
-    if isinstance(x, numbers.Integral):
-        return int(x)
-    if isinstance(x, numbers.Real):
-        return float(x) if math.isfinite(x) else None
-    if hasattr(x, "tolist"):  # numpy arrays and scalars, torch tensors
-        return _clean(x.tolist(), where)
-    raise fail("execute", f"JSON-able values in the trial's output at {where}", type(x).__name__)
-
-
-def _one_line(e: BaseException) -> str:
-    msg = " ".join(str(e).split())
-    return f"{type(e).__name__}: {msg}" if msg else type(e).__name__
-
-
-def execute(job: Job) -> dict[str, Any]:
-    """Run one trial in the current process and return its outcome (never raises for trial errors).
-
-    The outcome holds ``status`` (ok / diverged / failed), ``error`` (one line, failed only),
-    ``metrics``, ``history``, ``artifacts``, ``env`` and, for jobs without a log path, ``log``.
-    """
-    import torch
-
-    before = torch.get_num_threads()
-    if job.threads:
-        torch.set_num_threads(job.threads)  # NOTE [Threads per worker]
-    lines: list[str] = []
-    fh = open(job.log_path, "a", encoding="utf-8", buffering=1) if job.log_path else None
-
-    def log(msg: str) -> None:
-        text = f"{time.strftime('%H:%M:%S')} {msg}"
-        if fh is not None:
-            fh.write(text + "\n")
-        else:
-            lines.append(text)
-
-    host, t0 = socket.gethostname(), time.perf_counter()
-    log(f"=== start key={job.key} pid={os.getpid()} host={host} device={job.device}")
-    ctx = TrialContext(device=job.device, data_root=job.data_root, log=log)
-    out: dict[str, Any] = {}
-    error = None
-    try:
-        config = TrialConfig(**job.config)
-        out = _resolve(job.target)(config, ctx)
-        if not isinstance(out, dict) or out.get("status") not in ("ok", "diverged"):
-            raise fail("execute", "a trial output dict with status 'ok' or 'diverged'",
-                       repr(out)[:200])
-        out = _clean(out, "output")
-        status = out["status"]
-    except Exception as e:  # noqa: BLE001 - a failed trial is a result, not a crash
-        for chunk in traceback.format_exc().rstrip().splitlines():
-            log(chunk)
-        status, error, out = "failed", _one_line(e), {}
-    seconds = time.perf_counter() - t0
-    log(f"=== end key={job.key} status={status} seconds={seconds:.2f}")
-    if fh is not None:
-        fh.close()
-    from .. import __version__
-    env = {"torch": torch.__version__, "device": out.get("device") or _env_device(ctx),
-           "python": platform.python_version(), "spectrumkit": __version__, "host": host,
-           "threads": torch.get_num_threads(), "seconds": round(seconds, 3)}
-    if job.threads:
-        torch.set_num_threads(before)
-    described = out.get("data")  # the loader's description of the data (NOTE [Data identity])
-    return {"status": status, "error": error, "metrics": out.get("metrics", {}),
-            "history": out.get("history", {}), "artifacts": out.get("artifacts", {}),
-            "env": env, "log": None if fh is not None else "\n".join(lines),
-            "data_description": described if isinstance(described, str) else None}
-
-
-def _env_device(ctx: TrialContext) -> str:
-    """The device a trial ran on, for its ``env``; a device that is not there is named as asked
-    (the trial itself failed on it with the one-line error of ``resolve_device``)."""
-    try:
-        return ctx.torch_device()
-    except SpectrumkitError:
-        return ctx.device
-
-
-def _crashed(job: Job, e: BaseException) -> dict[str, Any]:
-    """The outcome of a job whose worker died before it could answer."""
-    return {"status": "failed", "error": f"worker died: {_one_line(e)}", "metrics": {},
-            "history": {}, "artifacts": {}, "env": {"device": job.device},
-            "log": None if job.log_path else "", "data_description": None}
 
 
 def _cores() -> int:
@@ -291,7 +157,7 @@ def _run_process(jobs: Sequence[Job], workers: int, threads: int | None
                 try:
                     yield job, fut.result()
                 except Exception as e:  # noqa: BLE001 - BrokenProcessPool: a worker was killed
-                    yield job, _crashed(job, e)
+                    yield job, crashed(job, f"worker died: {one_line(e)}")
             finished = True
         finally:
             if pool is not None:
@@ -439,7 +305,7 @@ def _run_ray(jobs: Sequence[Job], address: str | None, cpus: float, gpus: float
                 try:
                     yield job, ray.get(ref)
                 except Exception as e:  # noqa: BLE001 - worker or node lost
-                    yield job, _crashed(job, e)
+                    yield job, crashed(job, f"worker died: {one_line(e)}")
     finally:
         if started:
             ray.shutdown()
@@ -447,14 +313,16 @@ def _run_ray(jobs: Sequence[Job], address: str | None, cpus: float, gpus: float
 
 def run_jobs(jobs: Sequence[Job], executor: str = "local", *, workers: int = 1,
              threads: int | None = None, ray_address: str | None = None,
-             cpus_per_trial: float = 1.0, gpus_per_trial: float = 0.0
+             cpus_per_trial: float = 1.0, gpus_per_trial: float = 0.0,
+             slurm: ExecutorOptions | None = None, slurm_folder: str | Path | None = None
              ) -> Iterator[tuple[Job, dict[str, Any]]]:
     """Run ``jobs`` with ``executor`` and yield ``(job, outcome)`` as each finishes.
 
     ``threads``: torch threads per trial (NOTE [Threads per worker]); the jobs carry it for the
-    local and Ray executors, the pool's initializer sets it for process workers. Process workers
-    place jobs of device ``auto``/``cuda`` round-robin on the visible GPUs (NOTE [Workers and
-    GPUs]).
+    local, Ray and SLURM executors, the pool's initializer sets it for process workers. Process
+    workers place jobs of device ``auto``/``cuda`` round-robin on the visible GPUs (NOTE [Workers
+    and GPUs]). ``slurm``: the resources of each SLURM job and ``slurm_folder`` submitit's folder
+    (:mod:`spectrumkit.study.slurm`; ``cpus_per_trial`` and ``gpus_per_trial`` are Ray's).
     """
     if executor == "local":
         return _run_local(jobs)
@@ -463,4 +331,10 @@ def run_jobs(jobs: Sequence[Job], executor: str = "local", *, workers: int = 1,
     if executor == "ray":
         _import_ray()
         return _run_ray(jobs, ray_address, cpus_per_trial, gpus_per_trial)
+    if executor == "slurm":
+        require_submitit()
+        if slurm is None or slurm_folder is None:
+            raise fail("run_jobs", "slurm= options and a slurm_folder for executor slurm",
+                       f"{slurm!r}, {slurm_folder!r}")
+        return run_slurm(jobs, slurm, slurm_folder)
     raise fail("run_jobs", f"executor among {', '.join(EXECUTORS)}", repr(executor))

@@ -66,6 +66,7 @@ from pydantic import BaseModel, ConfigDict, PositiveInt, ValidationError
 from .._io import read_text_file
 from ..choices import FIGURES, Figure
 from ..errors import SpectrumkitError, check_memory_terms, fail
+from ._executor_options import EXECUTOR_KEYS, ExecutorOptions, executor_table
 from .config import (
     TRIAL_METRICS,
     TrialConfig,
@@ -84,7 +85,8 @@ __all__ = ["FIGURES", "Override", "Study", "TableReport", "Report", "list_studie
            "parse_override", "study_file"]
 
 _RESERVED = ("list", "show", "run")
-_TOP_KEYS = ("name", "description", "paper", "grid", "fixed", "presets", "report", "rows")
+_TOP_KEYS = ("name", "description", "paper", "grid", "fixed", "presets", "report", "rows",
+             "executor")
 ROW = "row"  # the pseudo-field of NOTE [Study rows]
 _PRESET_KEYS = ("seeds", "description", "grid", "threads", "cases", "extra")
 _DICT_FIELDS = ("data", "score_options")
@@ -149,6 +151,7 @@ class Study:
     rows: tuple[tuple[str, dict[str, Any]], ...] = ()
     row_index: dict[str, tuple[int, ...]] = field(default_factory=dict, repr=False)
     overrides: tuple[Override, ...] = ()
+    executor: ExecutorOptions = ExecutorOptions()  # NOTE [Executor options]
 
     @property
     def row_keys(self) -> dict[str, tuple[str, ...]]:
@@ -648,12 +651,16 @@ def load_study(name: str | Path, preset: str = "quick", *, seeds: int | None = N
     for t in [report.table, *report.tables]:
         _check_metric(fn, t.metric, {c.trial for c in configs}, src)
     _check_largest_trial(fn, configs, src)
+    table = raw.get("executor", {})  # NOTE [Executor options]
+    _check_fields(fn, table if isinstance(table, dict) else {}, list(EXECUTOR_KEYS), "[executor]",
+                  src)
     return Study(name=sname, preset=preset, description=str(raw.get("description", "")).strip(),
                  paper=raw.get("paper"), grid=plan.grid, fixed=resolved, seeds=n_seeds,
                  report=report, source=source, presets=tuple(raw["presets"]), threads=threads,
                  configs=tuple(configs), cases=tuple(c for c in plan.cases if c),
                  rows=tuple(plan.rows), row_index={lab: tuple(i) for lab, i in row_index.items()},
-                 overrides=sets).with_data_root(data_root)
+                 overrides=sets, executor=executor_table(fn, table, src)
+                 ).with_data_root(data_root)
 
 
 def _check_largest_trial(fn: str, configs: Sequence[TrialConfig], source: str) -> None:
