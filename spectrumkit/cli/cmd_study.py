@@ -142,6 +142,10 @@ def study_show_cmd(name: str, preset: str, overrides: tuple[str, ...], show_keys
               help="SLURM time limit per trial: minutes, HH:MM:SS or D-HH:MM:SS (default: the "
                    "study's [executor] table, else the partition's); see docs/cluster.md")
 @click.option("--data-root", default=None, help="folder with the full data set (default: bundled)")
+@click.option("--log", type=click.Choice(["tensorboard"]), default=None,
+              help="one live TensorBoard run per trial in OUT/NAME/tensorboard/KEY (the "
+                   "tensorboard extra): history, lr, the mask's I/R and gate shares, the "
+                   "singular-value histogram at each evaluation when the trial records sv_hist")
 @click.option("--figures/--no-figures", default=True, show_default=True,
               help="draw the study's figures at the end")
 @click.option("--allow-trial-code", is_flag=True,
@@ -151,7 +155,7 @@ def study_run_cmd(name: str, preset: str, seeds: int | None, device: str, execut
                   workers: int, threads: int | None, out: str, retry_failed: bool,
                   ray_address: str | None, cpus_per_trial: float | None,
                   gpus_per_trial: float | None, partition: str | None, time: str | None,
-                  data_root: str | None, figures: bool, allow_trial_code: bool,
+                  data_root: str | None, log: str | None, figures: bool, allow_trial_code: bool,
                   overrides: tuple[str, ...]) -> None:
     """Run study NAME; finished trials are skipped. Ends with the summary table and the paths.
 
@@ -183,7 +187,7 @@ def study_run_cmd(name: str, preset: str, seeds: int | None, device: str, execut
                         workers=workers, threads=threads, out=out, retry_failed=retry_failed,
                         ray_address=ray_address, cpus_per_trial=cpus_per_trial,
                         gpus_per_trial=gpus_per_trial, partition=partition,
-                        time=_minutes_or_text(time), data_root=data_root,
+                        time=_minutes_or_text(time), data_root=data_root, log=log,
                         allow_trial_code=allow_trial_code, overrides=overrides,
                         announce=lambda msg: click.echo(msg, err=True))
         # the failure summary first, whatever happens to the figures

@@ -38,6 +38,7 @@ class Job:
     device: str = "auto"
     data_root: str | None = None
     threads: int | None = None
+    tensorboard: str | None = None  # the trial's TensorBoard run folder (--log tensorboard)
 
 
 @dataclass
@@ -47,6 +48,9 @@ class TrialContext:
     device: str = "auto"
     data_root: str | None = None
     log: Callable[[str], None] = field(default=lambda msg: None)
+    #: The training callback (``run_pipeline(callback=...)``): the trial's TensorBoard run
+    #: under ``--log tensorboard``, else None.
+    callback: Callable[[dict], None] | None = None
 
     def torch_device(self) -> str:
         """The device to run on: ``auto`` → ``cuda`` when a GPU is visible, else ``cpu``.
@@ -115,14 +119,20 @@ def execute(job: Job) -> dict[str, Any]:
     ctx = TrialContext(device=job.device, data_root=job.data_root, log=log)
     out: dict[str, Any] = {}
     error = None
+    tb = None
     try:
         config = TrialConfig(**job.config)
+        if job.tensorboard is not None:
+            tb = _tensorboard_run(job.tensorboard, config.lr)
+            ctx.callback = tb
         out = _resolve(job.target)(config, ctx)
         if not isinstance(out, dict) or out.get("status") not in ("ok", "diverged"):
             raise fail("execute", "a trial output dict with status 'ok' or 'diverged'",
                        repr(out)[:200])
         out = _clean(out, "output")
         status = out["status"]
+        if tb is not None:  # rows a trial did not report through the callback, then close
+            _finish_run(tb, out)
     except Exception as e:  # noqa: BLE001 - a failed trial is a result, not a crash
         for chunk in traceback.format_exc().rstrip().splitlines():
             log(chunk)
@@ -151,6 +161,34 @@ def _env_device(ctx: TrialContext) -> str:
         return ctx.torch_device()
     except SpectrumkitError:
         return ctx.device
+
+
+def _tensorboard_run(folder: str, lr: float) -> Any:
+    """The trial's TensorBoard run in ``folder``; event files of an earlier, interrupted run of
+    the same trial are removed first (it starts afresh, so its points would repeat)."""
+    from pathlib import Path
+
+    from ..tensorboard_log import TensorBoardLog
+
+    run = Path(folder)
+    if run.is_dir():
+        for p in run.glob("events.out.tfevents.*"):
+            if p.is_file() and not p.is_symlink():
+                p.unlink()
+    return TensorBoardLog(run, lr=lr)
+
+
+def _finish_run(tb: Any, out: dict[str, Any]) -> None:
+    """Log what the trial's callback did not (a trial function of its own), and close the run:
+    the history's rows, and the mask's I/R and gate shares from the anatomy metrics."""
+    import pandas as pd
+
+    metrics = out.get("metrics") or {}
+    if metrics.get("ir_ratio") is not None and not tb.mask_logged:
+        tb.log_mask_numbers(metrics["ir_ratio"], {k.removeprefix("share_"): v
+                                                  for k, v in metrics.items()
+                                                  if k.startswith("share_")})
+    tb.finish(pd.DataFrame(out.get("history") or {}))
 
 
 def crashed(job: Job, error: str) -> dict[str, Any]:

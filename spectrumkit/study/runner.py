@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationError
@@ -51,6 +51,7 @@ class RunOptions(BaseModel):
     gpus_per_trial: float | None = Field(None, ge=0)
     partition: str | None = None
     time: int | str | None = None
+    log: Literal["tensorboard"] | None = None  # one TensorBoard run per trial, live
     data_root: str | None = None
     allow_trial_code: bool = False
 
@@ -139,7 +140,10 @@ def _check_device(opts: RunOptions) -> None:
 
 def _executor_options(fn: str, spec: Study, opts: RunOptions) -> ExecutorOptions:
     """The study's ``[executor]`` table with the run options on top (NOTE [Executor options]);
-    ``partition`` and ``time`` are refused for an executor other than ``slurm``."""
+    ``partition`` and ``time`` are refused for an executor other than ``slurm``; ``log`` is
+    checked too."""
+    if opts.log == "tensorboard":
+        _check_tensorboard(fn, opts)
     slurm_only = {k: v for k, v in (("partition", opts.partition), ("time", opts.time))
                   if v is not None}
     if opts.executor != "slurm" and slurm_only:
@@ -155,6 +159,20 @@ def _executor_options(fn: str, spec: Study, opts: RunOptions) -> ExecutorOptions
         from .slurm import check_slurm
         check_slurm(resources, fn)  # before anything is written
     return resources
+
+
+def _check_tensorboard(fn: str, opts: RunOptions) -> None:
+    """``log="tensorboard"``: the package is there, and the trials write into OUT (not Ray's)."""
+    if opts.executor == "ray":
+        raise fail(fn, "--log tensorboard with --executor local, process or slurm (Ray workers "
+                   "may not see OUT; `spectrumkit study tensorboard OUT/NAME` writes the runs "
+                   "from the stored trials)", "--executor ray")
+    try:
+        import tensorboard  # noqa: F401
+    except ImportError:
+        raise fail(fn, "the tensorboard package for --log tensorboard "
+                   "(pip install 'spectrumkit[tensorboard]')", "no tensorboard installed"
+                   ) from None
 
 
 def _check_trial_code(spec: Study, allowed: bool) -> None:
@@ -245,7 +263,9 @@ def run_study(study: str | Path | Study, *, progress: bool | None = None,
         jobs = [Job(key=key, config=cfg.model_dump(mode="json"), target=cfg.target,
                     log_path=None if remote else str(store.log_path(key).absolute()),
                     device=opts.device,
-                    data_root=opts.data_root, threads=per_job) for cfg, key in todo]
+                    data_root=opts.data_root, threads=per_job,
+                    tensorboard=None if opts.log is None else
+                    str((store.root / "tensorboard" / key).absolute())) for cfg, key in todo]
         quiet = (not sys.stderr.isatty()) if progress is None else not progress
         bar = tqdm(total=len(jobs), desc=spec.name, unit="trial", disable=quiet,
                    dynamic_ncols=True)
