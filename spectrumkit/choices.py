@@ -98,7 +98,7 @@ SpectrumMethod = Literal["dense", "lanczos"]
 SPECTRUM_METHODS: tuple[str, ...] = get_args(SpectrumMethod)
 
 #: Study executors and the devices a study may ask for.
-Executor = Literal["local", "process", "ray"]
+Executor = Literal["local", "process", "ray", "slurm"]
 EXECUTORS: tuple[str, ...] = get_args(Executor)
 StudyDevice = Literal["auto", "cpu", "cuda"]
 STUDY_DEVICES: tuple[str, ...] = get_args(StudyDevice)

@@ -403,6 +403,27 @@ def _spectra_records(run: _Run, init: dict[str, Any], trained: dict[str, Any]) -
         run.metrics["sv_mean_trained"] = trained.get("sv_hist", {}).get("mean")
 
 
+def _observed(callback: Callable[[dict], None] | None, run: _Run, mask: Mask | None,
+              xs: torch.Tensor | None, init: dict[str, Any]) -> Callable[[dict], None] | None:
+    """NOTE [Pipeline callback]: ``callback`` is first called once with ``{"event": "start",
+    "step": 0, "model", "mask"}`` (the mask training holds; None for dense and l2) and, when the
+    trial records sv_hist or spectrum_steps, ``"spectra"``: a function returning the records at
+    initialization; then with train's events, whose evaluations (``"row"``) carry ``"spectra"``,
+    a function computing those records of the model as it is then (only when called)."""
+    if callback is None:
+        return None
+    on = xs is not None and any(r in run.c.record for r in ("sv_hist", "spectrum_steps"))
+
+    def now(inputs: torch.Tensor = xs) -> dict[str, Any]:  # type: ignore[assignment]
+        with torch.no_grad():
+            return _sv_records(run.c, run.model, _masked(run.model.cell_params(), mask), inputs)
+
+    callback({"event": "start", "step": 0, "model": run.model, "mask": mask,
+              **({"spectra": lambda: init} if on else {})})
+    return (lambda info: callback({**info, "spectra": now} if "row" in info else info)) if on \
+        else callback
+
+
 def run_pipeline(c: TrialConfig, *, device: str = "auto",
                  data_root: str | os.PathLike | None = None,
                  log: Callable[[str], None] = _silent, task: TaskData | None = None,
@@ -429,6 +450,7 @@ def run_pipeline(c: TrialConfig, *, device: str = "auto",
     xs = _spectral_inputs(run)
     init = _spectra(c, run.model, xs, scored) if xs is not None else {}
     mask = _authors_swap(c, run.model, scored)
+    callback = _observed(callback, run, mask, xs, init)
     status, res = _train_step(run, scored, mask,
                               _TrainOptions(checkpoint_dir, progress, identity, callback))
     if xs is not None:

@@ -68,15 +68,25 @@ class TensorBoardLog:
         self.lr = float(lr)
         self._writer = writer_cls(log_dir=str(self.logdir))
         self._logged: set[int] = set()
+        self.mask_logged = False
 
     def _scalar(self, tag: str, value: float, step: int) -> None:
         self._writer.add_scalar(tag, float(value), step, new_style=True, double_precision=True)
 
     def __call__(self, info: Mapping[str, Any]) -> None:
         """The training callback: logs ``info["row"]``, the history row of an evaluation."""
+        if info.get("event") == "start":  # NOTE [Pipeline callback] in spectrumkit.pipeline
+            model = info["model"]
+            self.log_mask(model.cell, info.get("mask"), model.input_size, model.hidden_size)
         row = info.get("row")
         if row is not None:
             self.log_row(row)
+        spectra = info.get("spectra")
+        if spectra is not None and (row is not None or info.get("event") == "start"):
+            hist = spectra().get("sv_hist")
+            if hist is not None:
+                self.log_sv_hist(hist, int(info["step"]))
+        if row is not None or info.get("event") == "start":
             self._writer.flush()  # a live view: each evaluation reaches the disk
 
     def log_row(self, row: Mapping[str, Any]) -> None:
@@ -98,7 +108,7 @@ class TensorBoardLog:
         (:func:`~spectrumkit.anatomy.anatomy_summary`); ``mask/gate_share/<g>`` = kept in gate g /
         all kept (:func:`~spectrumkit.anatomy.mask_anatomy`). Nothing for a dense run (None).
         """
-        if mask is None:
+        if mask is None or self.mask_logged:
             return
         from .anatomy import anatomy_summary, mask_anatomy
 
@@ -111,9 +121,27 @@ class TensorBoardLog:
 
     def log_mask_numbers(self, ir_ratio: float, shares: Mapping[str, float | None]) -> None:
         """Log ``mask/ir_ratio`` and ``mask/gate_share/<g>`` (as computed already) at step 0."""
+        self.mask_logged = True
         self._scalar("mask/ir_ratio", ir_ratio, 0)
         for gate, share in shares.items():
             self._scalar(f"mask/gate_share/{gate}", math.nan if share is None else share, 0)
+
+    def log_sv_hist(self, hist: Mapping[str, Any], step: int) -> None:
+        r"""Log a recorded ``sv_hist`` (``edges``, ``counts``, ``mean``, ``n``) as the histogram
+        ``sv_hist`` at ``step``, and its mean as the scalar ``sv_mean``.
+
+        NOTE [Histograms of recorded bins]
+        The record keeps bins, not the singular values, so the histogram is written raw: bucket
+        limits = the right edges, buckets = the counts (float64, exactly as recorded); ``min`` and
+        ``max`` are the outer edges of the first and last bin (TensorBoard draws the buckets
+        between them), ``num`` = n, ``sum`` = mean · n, and ``sum_squares``, not recorded, NaN.
+        """
+        edges, counts = [float(e) for e in hist["edges"]], [float(c) for c in hist["counts"]]
+        self._writer.add_histogram_raw("sv_hist", min=edges[0], max=edges[-1], num=hist["n"],
+                                       sum=float(hist["mean"]) * hist["n"],
+                                       sum_squares=math.nan, bucket_limits=edges[1:],
+                                       bucket_counts=counts, global_step=step)
+        self._scalar("sv_mean", hist["mean"], step)
 
     def finish(self, history: pd.DataFrame) -> None:
         """Log the rows of ``history`` not logged yet (earlier sessions, a divergence), close."""

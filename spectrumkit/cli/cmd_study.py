@@ -58,6 +58,11 @@ def _set_option(f):
                         help=_SET_HELP)(f)
 
 
+def _minutes_or_text(time: str | None) -> int | str | None:
+    """``--time 90`` is 90 minutes, as in the TOML (NOTE [Executor options])."""
+    return int(time) if time is not None and time.strip().isdigit() else time
+
+
 #: The subcommands defined elsewhere, imported when they run (NOTE [Lazy commands]).
 _LAZY = {
     "export": ("spectrumkit.cli.cmd_export:study_export_cmd",
@@ -137,6 +142,9 @@ def study_show_cmd(name: str, preset: str, overrides: tuple[str, ...], show_keys
     click.echo(f"presets:     {', '.join(s.presets)} (showing {s.preset})")
     click.echo(f"seeds:       {s.seeds}")
     click.echo(f"threads:     {s.threads or 'torch default'} per trial (local executor)")
+    table = s.executor.model_dump(exclude_none=True)  # NOTE [Executor options]
+    if table:
+        click.echo("executor:    " + ", ".join(f"{k} = {json.dumps(v)}" for k, v in table.items()))
     click.echo(f"trials:      {len(s.configs)}")
     click.echo("grid:")
     for k, v in s.grid.items():
@@ -174,10 +182,21 @@ def study_show_cmd(name: str, preset: str, overrides: tuple[str, ...], show_keys
 @click.option("--out", default="results", show_default=True, help="results root (OUT/NAME/)")
 @click.option("--retry-failed", is_flag=True, help="run failed trials again")
 @click.option("--ray-address", default=None, help="Ray cluster address (default: start locally)")
-@click.option("--cpus-per-trial", type=float, default=1.0, show_default=True, help="Ray only")
-@click.option("--gpus-per-trial", type=float, default=0.0, show_default=True,
-              help="Ray only; fractional shares one GPU")
+@click.option("--cpus-per-trial", type=float, default=None,
+              help="Ray and SLURM (default: the study's [executor] table, else 1)")
+@click.option("--gpus-per-trial", type=float, default=None,
+              help="Ray and SLURM (default: the study's [executor] table, else 0); Ray: "
+                   "fractional shares one GPU")
+@click.option("--partition", default=None,
+              help="SLURM partition (default: the study's [executor] table, else the cluster's)")
+@click.option("--time", default=None, metavar="TIME",
+              help="SLURM time limit per trial: minutes, HH:MM:SS or D-HH:MM:SS (default: the "
+                   "study's [executor] table, else the partition's); see docs/cluster.md")
 @click.option("--data-root", default=None, help="folder with the full data set (default: bundled)")
+@click.option("--log", type=click.Choice(["tensorboard"]), default=None,
+              help="one live TensorBoard run per trial in OUT/NAME/tensorboard/KEY (the "
+                   "tensorboard extra): history, lr, the mask's I/R and gate shares, the "
+                   "singular-value histogram at each evaluation when the trial records sv_hist")
 @click.option("--figures/--no-figures", default=True, show_default=True,
               help="draw the study's figures at the end")
 @click.option("--allow-trial-code", is_flag=True,
@@ -186,8 +205,9 @@ def study_show_cmd(name: str, preset: str, overrides: tuple[str, ...], show_keys
 @_set_option
 def study_run_cmd(name: str, preset: str, seeds: int | None, device: str, executor: str,
                   workers: int, threads: int | None, out: str, retry_failed: bool,
-                  ray_address: str | None, cpus_per_trial: float, gpus_per_trial: float,
-                  data_root: str | None, figures: bool, allow_trial_code: bool,
+                  ray_address: str | None, cpus_per_trial: float | None,
+                  gpus_per_trial: float | None, partition: str | None, time: str | None,
+                  data_root: str | None, log: str | None, figures: bool, allow_trial_code: bool,
                   overrides: tuple[str, ...]) -> None:
     """Run study NAME; finished trials are skipped. Ends with the summary table and the paths.
 
@@ -221,7 +241,8 @@ def study_run_cmd(name: str, preset: str, seeds: int | None, device: str, execut
         run = run_study(name, preset=preset, seeds=seeds, device=device, executor=executor,
                         workers=workers, threads=threads, out=out, retry_failed=retry_failed,
                         ray_address=ray_address, cpus_per_trial=cpus_per_trial,
-                        gpus_per_trial=gpus_per_trial, data_root=data_root,
+                        gpus_per_trial=gpus_per_trial, partition=partition,
+                        time=_minutes_or_text(time), data_root=data_root, log=log,
                         allow_trial_code=allow_trial_code, overrides=overrides,
                         announce=lambda msg: click.echo(msg, err=True))
         # the failure summary first, whatever happens to the figures

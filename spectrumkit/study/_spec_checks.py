@@ -18,7 +18,7 @@ else:  # pragma: no cover - exercised on Python 3.10 only
 __all__ = ["DICT_FIELDS", "TOP_KEYS", "check_fields", "parse_toml", "trial_fields", "unknown_key"]
 
 #: The sections of a study file.
-TOP_KEYS = ("name", "description", "paper", "grid", "fixed", "presets", "report")
+TOP_KEYS = ("name", "description", "paper", "grid", "fixed", "presets", "report", "executor")
 #: The trial fields whose value is a table: a table replaces the field, a dotted key
 #: (``"data.scale" = "paper"``) sets one entry (NOTE [Study axes] in :mod:`.axes`).
 DICT_FIELDS = ("data", "score_options")

@@ -1,7 +1,9 @@
-r"""Executors: run trial jobs in this process, in a process pool, or as Ray core tasks.
+r"""Executors: run trial jobs in this process, in a process pool, as Ray core tasks or as SLURM
+jobs (:mod:`spectrumkit.study.slurm`).
 
-Every executor calls the same worker entry point :func:`execute` and yields ``(job, outcome)``
-pairs as trials finish; only the calling process writes results (NOTE [Atomic results]).
+Every executor calls the same worker entry point :func:`execute` (:mod:`._jobs`) and yields
+``(job, outcome)`` pairs as trials finish; only the calling process writes results
+(NOTE [Atomic results]).
 
 NOTE [Threads per worker]
 PyTorch sizes its intra-op thread pool to the machine. W pool workers with that many threads each
@@ -25,28 +27,25 @@ appends when the task ends.
 from __future__ import annotations
 
 import contextlib
-import importlib
-import math
 import multiprocessing
-import numbers
 import os
-import platform
 import shlex
 import signal
-import socket
 import sys
 import tempfile
 import threading
 import time
-import traceback
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 from ..choices import EXECUTORS
 from ..errors import SpectrumkitError, fail
-from .config import TrialConfig
+from ._executor_options import ExecutorOptions
+from ._jobs import Job, TrialContext, crashed, execute, one_line
+from .slurm import require_submitit, run_slurm
 
 __all__ = ["Job", "TrialContext", "execute", "run_jobs", "worker_device", "EXECUTORS"]
 
@@ -291,7 +290,7 @@ def _run_process(jobs: Sequence[Job], workers: int, threads: int | None
                 try:
                     yield job, fut.result()
                 except Exception as e:  # noqa: BLE001 - BrokenProcessPool: a worker was killed
-                    yield job, _crashed(job, e)
+                    yield job, crashed(job, f"worker died: {one_line(e)}")
             finished = True
         finally:
             if pool is not None:
@@ -439,7 +438,7 @@ def _run_ray(jobs: Sequence[Job], address: str | None, cpus: float, gpus: float
                 try:
                     yield job, ray.get(ref)
                 except Exception as e:  # noqa: BLE001 - worker or node lost
-                    yield job, _crashed(job, e)
+                    yield job, crashed(job, f"worker died: {one_line(e)}")
     finally:
         if started:
             ray.shutdown()
@@ -447,14 +446,16 @@ def _run_ray(jobs: Sequence[Job], address: str | None, cpus: float, gpus: float
 
 def run_jobs(jobs: Sequence[Job], executor: str = "local", *, workers: int = 1,
              threads: int | None = None, ray_address: str | None = None,
-             cpus_per_trial: float = 1.0, gpus_per_trial: float = 0.0
+             cpus_per_trial: float = 1.0, gpus_per_trial: float = 0.0,
+             slurm: ExecutorOptions | None = None, slurm_folder: str | Path | None = None
              ) -> Iterator[tuple[Job, dict[str, Any]]]:
     """Run ``jobs`` with ``executor`` and yield ``(job, outcome)`` as each finishes.
 
     ``threads``: torch threads per trial (NOTE [Threads per worker]); the jobs carry it for the
-    local and Ray executors, the pool's initializer sets it for process workers. Process workers
-    place jobs of device ``auto``/``cuda`` round-robin on the visible GPUs (NOTE [Workers and
-    GPUs]).
+    local, Ray and SLURM executors, the pool's initializer sets it for process workers. Process
+    workers place jobs of device ``auto``/``cuda`` round-robin on the visible GPUs (NOTE [Workers
+    and GPUs]). ``slurm``: the resources of each SLURM job and ``slurm_folder`` submitit's folder
+    (:mod:`spectrumkit.study.slurm`; ``cpus_per_trial`` and ``gpus_per_trial`` are Ray's).
     """
     if executor == "local":
         return _run_local(jobs)
@@ -463,4 +464,10 @@ def run_jobs(jobs: Sequence[Job], executor: str = "local", *, workers: int = 1,
     if executor == "ray":
         _import_ray()
         return _run_ray(jobs, ray_address, cpus_per_trial, gpus_per_trial)
+    if executor == "slurm":
+        require_submitit()
+        if slurm is None or slurm_folder is None:
+            raise fail("run_jobs", "slurm= options and a slurm_folder for executor slurm",
+                       f"{slurm!r}, {slurm_folder!r}")
+        return run_slurm(jobs, slurm, slurm_folder)
     raise fail("run_jobs", f"executor among {', '.join(EXECUTORS)}", repr(executor))

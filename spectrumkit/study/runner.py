@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationError
@@ -26,6 +26,7 @@ from .._device import DeviceName
 from ..choices import Executor
 from ..data.tasks import task_code_allowed
 from ..errors import SpectrumkitError, fail
+from ._executor_options import ExecutorOptions
 from .config import SCHEMA_VERSION, pydantic_message
 from .executors import Job, run_jobs
 from .spec import Study, check_study_name, load_study
@@ -49,8 +50,12 @@ class RunOptions(BaseModel):
     threads: PositiveInt | None = None
     retry_failed: bool = False
     ray_address: str | None = None
-    cpus_per_trial: float = Field(1.0, gt=0)
-    gpus_per_trial: float = Field(0.0, ge=0)
+    # NOTE [Executor options]: None = the study's [executor] table, else 1 CPU and 0 GPUs
+    cpus_per_trial: float | None = Field(None, gt=0)
+    gpus_per_trial: float | None = Field(None, ge=0)
+    partition: str | None = None
+    time: int | str | None = None
+    log: Literal["tensorboard"] | None = None  # one TensorBoard run per trial, live
     data_root: str | None = None
     allow_trial_code: bool = False
 
@@ -128,10 +133,48 @@ def summary_tables(study: Study, folder: Path) -> tuple[pd.DataFrame, pd.DataFra
 
 
 def _check_device(opts: RunOptions) -> None:
-    """Refuse ``cuda`` without a GPU before anything runs; Ray trials may run on other machines."""
-    if opts.executor != "ray":
+    """Refuse ``cuda`` without a GPU before anything runs; Ray and SLURM trials may run on other
+    machines."""
+    if opts.executor not in ("ray", "slurm"):
         from ..evaluation import resolve_device
         resolve_device(opts.device)
+
+
+def _executor_options(fn: str, spec: Study, opts: RunOptions) -> ExecutorOptions:
+    """The study's ``[executor]`` table with the run options on top (NOTE [Executor options]);
+    ``partition`` and ``time`` are refused for an executor other than ``slurm``; ``log`` is
+    checked too."""
+    if opts.log == "tensorboard":
+        _check_tensorboard(fn, opts)
+    slurm_only = {k: v for k, v in (("partition", opts.partition), ("time", opts.time))
+                  if v is not None}
+    if opts.executor != "slurm" and slurm_only:
+        raise fail(fn, "--partition and --time with --executor slurm only",
+                   f"{', '.join(f'--{k} {v}' for k, v in slurm_only.items())} with --executor "
+                   f"{opts.executor}")
+    try:
+        resources = spec.executor.over(cpus_per_trial=opts.cpus_per_trial,
+                                       gpus_per_trial=opts.gpus_per_trial, **slurm_only)
+    except ValidationError as e:
+        raise SpectrumkitError(pydantic_message(fn, e)) from None
+    if opts.executor == "slurm":
+        from .slurm import check_slurm
+        check_slurm(resources, fn)  # before anything is written
+    return resources
+
+
+def _check_tensorboard(fn: str, opts: RunOptions) -> None:
+    """``log="tensorboard"``: the package is there, and the trials write into OUT (not Ray's)."""
+    if opts.executor == "ray":
+        raise fail(fn, "--log tensorboard with --executor local, process or slurm (Ray workers "
+                   "may not see OUT; `spectrumkit study tensorboard OUT/NAME` writes the runs "
+                   "from the stored trials)", "--executor ray")
+    try:
+        import tensorboard  # noqa: F401
+    except ImportError:
+        raise fail(fn, "the tensorboard package for --log tensorboard "
+                   "(pip install 'spectrumkit[tensorboard]')", "no tensorboard installed"
+                   ) from None
 
 
 def _check_trial_code(spec: Study, allowed: bool) -> None:
@@ -194,6 +237,7 @@ def run_study(study: str | Path | Study, *, progress: bool | None = None,
     if opts.executor == "ray":
         from .executors import _import_ray
         _import_ray()
+    resources = _executor_options(fn, spec, opts)
     _check_device(opts)
     t0 = time.perf_counter()
     store = ResultStore(Path(opts.out) / spec.name)
@@ -220,13 +264,16 @@ def run_study(study: str | Path | Study, *, progress: bool | None = None,
                      f"{opts.device}); results in {store.root}")
         remote = opts.executor == "ray"
         threads = opts.threads if opts.threads is not None else spec.threads
-        if remote and threads is None:
-            threads = max(1, int(opts.cpus_per_trial))
+        if opts.executor in ("ray", "slurm") and threads is None:
+            threads = max(1, int(resources.cpus))
         # process workers get theirs once, from the pool's initializer (NOTE [Threads per worker])
         per_job = None if opts.executor == "process" else threads
         jobs = [Job(key=key, config=cfg.model_dump(mode="json"), target=cfg.target,
-                    log_path=None if remote else str(store.log_path(key)), device=opts.device,
-                    data_root=opts.data_root, threads=per_job) for cfg, key in todo]
+                    log_path=None if remote else str(store.log_path(key).absolute()),
+                    device=opts.device,
+                    data_root=opts.data_root, threads=per_job,
+                    tensorboard=None if opts.log is None else
+                    str((store.root / "tensorboard" / key).absolute())) for cfg, key in todo]
         quiet = (not sys.stderr.isatty()) if progress is None else not progress
         bar = tqdm(total=len(jobs), desc=spec.name, unit="trial", disable=quiet,
                    dynamic_ncols=True)
@@ -235,8 +282,9 @@ def run_study(study: str | Path | Study, *, progress: bool | None = None,
             for job, outcome in run_jobs(jobs, opts.executor, workers=opts.workers,
                                          threads=threads,
                                          ray_address=opts.ray_address,
-                                         cpus_per_trial=opts.cpus_per_trial,
-                                         gpus_per_trial=opts.gpus_per_trial):
+                                         cpus_per_trial=resources.cpus,
+                                         gpus_per_trial=resources.gpus, slurm=resources,
+                                         slurm_folder=store.root.absolute() / "slurm"):
                 log = outcome.pop("log", None)
                 if log:
                     store.append_log(job.key, log)

@@ -51,6 +51,7 @@ from pydantic import BaseModel, ConfigDict, PositiveInt, ValidationError
 from .._io import read_text_file
 from ..choices import FIGURES
 from ..errors import SpectrumkitError, check_memory_terms, fail
+from ._executor_options import EXECUTOR_KEYS, ExecutorOptions, executor_table
 from ._spec_checks import TOP_KEYS, check_fields, parse_toml
 from .axes import Axis, check_axes, check_trial_table, parse_axes, resolve_trials
 from .config import BUILTIN_TRIALS, TrialConfig, memory_terms, pydantic_message, trial_key
@@ -97,6 +98,7 @@ class Study:
     axes: tuple[Axis, ...] = field(default=(), repr=False)
     labels: tuple[tuple[int, dict[str, str]], ...] = field(default=(), repr=False)
     overrides: tuple[Override, ...] = ()
+    executor: ExecutorOptions = ExecutorOptions()  # NOTE [Executor options]
 
     @property
     def keys(self) -> list[str]:
@@ -356,12 +358,15 @@ def load_study(name: str | Path, preset: str = "quick", *, seeds: int | None = N
         check_metric(fn, t.metric, {c.trial for c in configs}, src)
     _check_largest_trial(fn, configs, src)
     fixed = {**plan.fixed, **plan.pre}
+    table = raw.get("executor", {})  # NOTE [Executor options]
+    check_fields(fn, table if isinstance(table, dict) else {}, list(EXECUTOR_KEYS), "[executor]",
+                 src)
     return Study(name=sname, preset=preset, description=str(raw.get("description", "")).strip(),
                  paper=raw.get("paper"), grid={a.name: list(a.values) for a in axes},
                  fixed=fixed, seeds=n_seeds, report=report, source=source,
                  presets=tuple(raw["presets"]), threads=threads, configs=tuple(configs),
-                 axes=tuple(axes), labels=tuple(labels),
-                 overrides=sets).with_data_root(data_root)
+                 axes=tuple(axes), labels=tuple(labels), overrides=sets,
+                 executor=executor_table(fn, table, src)).with_data_root(data_root)
 
 
 def _check_largest_trial(fn: str, configs: Sequence[TrialConfig], source: str) -> None:

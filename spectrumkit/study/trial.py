@@ -42,5 +42,6 @@ def run_trial(c: TrialConfig, ctx: TrialContext) -> dict[str, Any]:
     run has status ``diverged`` and its ``diverged_at_step``.
     """
     ctx.log(_reproduce_line(c, ctx.data_root))
-    result = run_pipeline(c, device=ctx.device, data_root=ctx.data_root, log=ctx.log)
+    result = run_pipeline(c, device=ctx.device, data_root=ctx.data_root, log=ctx.log,
+                          callback=ctx.callback)
     return result.outcome()
