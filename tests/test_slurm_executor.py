@@ -97,10 +97,14 @@ def test_slurm_jobs_give_the_local_executors_results_bit_for_bit(tmp_path):
 @pytest.mark.slow
 def test_a_killed_slurm_study_resumes_with_its_finished_trials(tmp_path, cli):
     toml = fake_toml(tmp_path, hidden=(8,))
-    # one quick trial and two that are still running when the study is stopped
-    toml.write_text(toml.read_text().replace("[presets.quick]", "".join(
-        f"[[presets.quick.extra]]\nhidden_size = {h}\ndata = {{ sleep = 5.0 }}\n"
-        for h in (16, 24)) + "[presets.quick]"))
+    # one quick trial and two that are still running when the study is stopped: a preset axis
+    # of labelled variants (NOTE [Study axes])
+    toml.write_text(toml.read_text().replace("[grid]\nhidden_size = [8]\n", "").replace(
+        "[presets.quick]\nseeds = 1\n", "[presets.quick]\nseeds = 1\n" + "".join(
+            f'[[presets.quick.grid.kind]]\nlabel = "{label}"\nhidden_size = {h}\n'
+            f"data = {data}\n" for label, h, data in
+            (("quick", 8, "{}"), ("slow16", 16, "{ sleep = 5.0 }"),
+             ("slow24", 24, "{ sleep = 5.0 }")))))
     out = tmp_path / "out"
     trials, logs = out / "fake" / "trials", out / "fake" / "logs"
     cmd = ["study", str(toml), "--out", str(out), "--allow-trial-code", "--executor", "slurm",

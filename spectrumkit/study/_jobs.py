@@ -141,7 +141,7 @@ def execute(job: Job) -> dict[str, Any]:
     log(f"=== end key={job.key} status={status} seconds={seconds:.2f}")
     if fh is not None:
         fh.close()
-    from .. import __version__
+    from .._version import VERSION as __version__
     env = {"torch": torch.__version__, "device": out.get("device") or _env_device(ctx),
            "python": platform.python_version(), "spectrumkit": __version__, "host": host,
            "threads": torch.get_num_threads(), "seconds": round(seconds, 3)}
