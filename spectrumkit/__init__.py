@@ -112,11 +112,10 @@ from .data import (
 )
 
 # isort: split
-# training (NOTE: the function ``train`` shadows the submodule name ``spectrumkit.train`` as an
-# attribute; ``from spectrumkit.train import ...`` still reaches the module)
+# training (the module is ``spectrumkit.training``; ``spectrumkit.train`` is the function)
 from .evaluation import evaluate, make_model, resolve_device
 from .pipeline import PipelineResult, pack_mask, run_pipeline, unpack_mask
-from .train import TrainResult, train, train_l2_iterative
+from .training import TrainResult, train, train_l2_iterative
 
 # isort: split
 # studies

@@ -124,7 +124,7 @@ def test_the_reproduce_line_comes_first_and_names_the_data_root(tmp_path):
 # command's default (l2_stage_steps only applies to l2; embed_size and softmax_samples to a word
 # task; epochs and steps exclude each other).
 FULL = [
-    dict(seed=5, task="wikitext", data={"limit": 3000, "val_limit": 500}, cell="gru",
+    dict(seed=5, task="wikitext", data={"limit": 3000, "max_vocab": 500}, cell="gru",
          hidden_size=12, embed_size=6, softmax_samples=20, init="normal:0.07;bias=zero",
          method="jacobian", sparsity=0.75, scope="per_tensor", include_bias=True,
          normalize="none", horizon="all", estimator="hutchinson", through_time=True,

@@ -244,13 +244,13 @@ def _check_flags(fn: str, params: Mapping[str, Any]) -> None:
 def _even_stages(fn: str, params: Mapping[str, Any]) -> dict[str, Any]:
     """``--method l2`` without ``--stage-steps``: the evenly spaced stage length, written out.
 
-    As :func:`spectrumkit.train.train_l2_iterative` spaces the stages for ``stage_steps=None``:
+    As :func:`spectrumkit.training.train_l2_iterative` spaces the stages for ``stage_steps=None``:
     k = ⌊steps / (stages + 1)⌋, stages = the schedule's densities above the target, plus the
     target. A study trial's config names its stage length; with ``--epochs`` the number of steps
     depends on the data, so ``--stage-steps`` must be given.
     """
     from ..errors import fail
-    from ..train import L2_DENSITIES
+    from ..training import L2_DENSITIES
 
     if params["method"] != "l2" or params["stage_steps"] is not None:
         return dict(params)

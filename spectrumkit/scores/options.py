@@ -25,9 +25,11 @@ exactly what the caller passed.
 from __future__ import annotations
 
 import copy
+import importlib
 import typing
-from collections.abc import Iterator, Mapping
-from typing import Any, ClassVar, Literal
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any, ClassVar, Literal, cast
 
 import torch
 from pydantic import (
@@ -67,7 +69,8 @@ from .gamma import gamma_needs_generator
 from .recipes import DEFAULT_RECIPE, RECIPES
 
 __all__ = ["ForesightOptions", "GammaOptions", "JacobianOptions", "METHODS", "MagnitudeOptions",
-           "OPTIONS", "OPTION_MODELS", "RandomOptions", "ScoreOptions", "SnipOptions",
+           "OPTIONS", "OPTION_MODELS", "RandomOptions", "SCORE_REGISTRY", "ScoreMethod",
+           "ScoreOptions", "SnipOptions",
            "SynflowOptions", "option_names", "options_for"]
 
 _FN = "compute_scores"
@@ -369,13 +372,40 @@ class SynflowOptions(ScoreOptions):
         return super().for_batch(fn, T, B)
 
 
-#: The options model of every score method, keyed by method (THE registry: the CLI flags and the
-#: study's ``TrialConfig.score`` are built from it).
-OPTION_MODELS: dict[str, type[ScoreOptions]] = {
-    "jacobian": JacobianOptions, "snip": SnipOptions, "foresight": ForesightOptions,
-    "magnitude": MagnitudeOptions, "random": RandomOptions, "synflow": SynflowOptions,
+@dataclass(frozen=True)
+class ScoreMethod:
+    """One score method: its options model and its function.
+
+    ``function`` is the import path ``"module:name"`` of the implementation, imported when the
+    method first scores (:meth:`load`), so that the options, the configuration and the flags are
+    known without loading the implementations. The function is called as
+    ``function(fn, model, batch, xs, theta, generator, options)`` with the dict of
+    :meth:`ScoreOptions.for_batch`.
+    """
+
+    options: type[ScoreOptions]
+    function: str
+
+    def load(self) -> Callable[..., dict[str, torch.Tensor]]:
+        """The implementation."""
+        module, name = self.function.split(":")
+        return cast(Callable[..., dict[str, torch.Tensor]],
+                    getattr(importlib.import_module(module), name))
+
+
+#: THE registry of score methods: each method's options model and function, keyed by method
+#: (the CLI flags, the run configuration's ``score`` part and compute_scores are built from it).
+SCORE_REGISTRY: dict[str, ScoreMethod] = {
+    "jacobian": ScoreMethod(JacobianOptions, "spectrumkit.scores.jacobian:jacobian_scores"),
+    "snip": ScoreMethod(SnipOptions, "spectrumkit.scores.saliency:snip_scores"),
+    "foresight": ScoreMethod(ForesightOptions, "spectrumkit.scores.saliency:foresight_scores"),
+    "magnitude": ScoreMethod(MagnitudeOptions, "spectrumkit.scores.saliency:magnitude_scores"),
+    "random": ScoreMethod(RandomOptions, "spectrumkit.scores.saliency:random_scores"),
+    "synflow": ScoreMethod(SynflowOptions, "spectrumkit.scores.synflow:synflow_scores"),
 }
-assert tuple(OPTION_MODELS) == SCORE_METHODS, "OPTION_MODELS must list choices.SCORE_METHODS"
+#: The options model of every score method, keyed by method (a view of :data:`SCORE_REGISTRY`).
+OPTION_MODELS: dict[str, type[ScoreOptions]] = {k: m.options for k, m in SCORE_REGISTRY.items()}
+assert tuple(OPTION_MODELS) == SCORE_METHODS, "SCORE_REGISTRY must list choices.SCORE_METHODS"
 
 #: The score methods, in the order of :data:`OPTION_MODELS`.
 METHODS: tuple[str, ...] = tuple(OPTION_MODELS)
