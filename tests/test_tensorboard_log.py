@@ -35,7 +35,7 @@ def _scalars(logdir: Path) -> dict[str, dict[int, float]]:
 @pytest.mark.slow
 def test_train_log_tensorboard_scalars_equal_history_csv(cli, tmp_path):
     out = tmp_path / "run"
-    cli("train", "--data", "adding", *DATA, "--cell", "gru", "--hidden", "6", "--steps", "6",
+    cli("train", "--data", "adding", *DATA, "--cell", "gru", "--hidden-size", "6", "--steps", "6",
         "--eval-every", "2", "--batch-size", "8", "--method", "random", "--sparsity", "0.5",
         "--lr", "0.002", "--seed", "1", "--device", "cpu", "--log", "tensorboard",
         "--out", out).ok()
@@ -100,7 +100,7 @@ def test_the_training_callback_carries_each_history_row(tmp_path):
 def test_log_tensorboard_without_tensorboard_is_one_line(cli, tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "tensorboard", None)
     out = tmp_path / "run"
-    line = cli("train", "--data", "adding", *DATA, "--hidden", "4", "--steps", "2",
+    line = cli("train", "--data", "adding", *DATA, "--hidden-size", "4", "--steps", "2",
                "--batch-size", "8", "--device", "cpu", "--log", "tensorboard",
                "--out", out).error_line()
     assert "spectrumkit[tensorboard]" in line and "--log tensorboard" in line

@@ -481,7 +481,7 @@ def test_progress_bar_only_on_request(mnist, capsys):
 
 def test_cli_train_writes_what_train_returns(tmp_path, cli):
     out = tmp_path / "run"
-    r = cli("train", "--cell", "gru", "--hidden", "6", "--method", "l2", "--sparsity", "0.9",
+    r = cli("train", "--cell", "gru", "--hidden-size", "6", "--method", "l2", "--sparsity", "0.9",
             "--data", "seq-mnist", "--data-option", "limit=96", "--data-option", "val_limit=32",
             "--steps", "12", "--batch-size", "32", "--seed", "3", "--out", str(out),
             "--device", "cpu")
@@ -507,7 +507,8 @@ def test_cli_train_writes_what_train_returns(tmp_path, cli):
 
 @pytest.mark.parametrize("args, match", [
     (["--method", "grasp"], "Invalid value for '--method'"),
-    (["--sparsity", "0.5"], "error: spectrumkit train: expected --sparsity 0 with --method dense"),
+    (["--method", "dense", "--sparsity", "0.5"],
+     "error: spectrumkit train: expected --sparsity 0 with --method dense"),
     (["--data-option", "colour=red"], "error: spectrumkit train: expected --data-option to be options for seq-mnist among"),
     (["--lr", "0"], "error: spectrumkit train: expected --lr to be a finite number > 0, got 0"),
 ])
@@ -527,7 +528,7 @@ def test_cli_train_with_a_pruning_score_equals_the_library(tmp_path, method, cli
     from spectrumkit.scores import compute_scores
 
     out = tmp_path / "run"
-    r = cli("train", "--cell", "gru", "--hidden", "6", "--method", method, "--sparsity", "0.8",
+    r = cli("train", "--cell", "gru", "--hidden-size", "6", "--method", method, "--sparsity", "0.8",
             "--data", "seq-mnist", "--data-option", "limit=96", "--data-option", "val_limit=32",
             "--steps", "6", "--batch-size", "32", "--score-batch", "16", "--seed", "3",
             "--out", str(out), "--device", "cpu")
