@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import typing
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -122,6 +123,8 @@ def config_from_params(params: Mapping[str, Any]) -> TrialConfig:
     except ValidationError as e:
         msg = pydantic_message("spectrumkit train", e)
         loc = "".join(str(x) for x in e.errors(include_url=False)[0].get("loc", ())[:1])
+        named = re.match(r"spectrumkit train: expected (\w+) to be ", msg)
+        loc = loc or (named.group(1) if named else "")
         if loc and f"expected {loc}" in msg:  # speak in flags: 'expected --hidden-size ...'
             msg = msg.replace(f"expected {loc}", f"expected {flag_of(loc)}", 1)
         raise SpectrumkitError(msg) from None

@@ -26,7 +26,6 @@ from pydantic import (
 
 from ..choices import OPTIMIZERS, Optimizer, Pipeline, Record, Scope, SpectrumMethod, Task
 from ..errors import SpectrumkitError
-from ._task_check import check_task_options
 from .messages import pydantic_message
 
 __all__ = ["INSIDE_RUN", "DataConfig", "ModelConfig", "PART_MODELS", "PruningConfig",
@@ -93,7 +92,8 @@ class ModelConfig(_Part):
 
 
 class DataConfig(_Part):
-    """The task and that task's own options, checked against the task when built."""
+    """The task and that task's own options (checked against the task by the run configuration
+    of a built-in trial, when it is built)."""
 
     FLAT_NAMES: ClassVar[dict[str, str]] = {"options": "data"}
 
@@ -101,14 +101,6 @@ class DataConfig(_Part):
                        "1b, adding or copy")
     options: dict[str, Scalar] = Field(default_factory=dict, description="options of the task's "
                                        "loader (load_task), e.g. limit=1000, variant=pixel")
-
-    @model_validator(mode="after")
-    def _task_takes(self) -> DataConfig:
-        try:
-            check_task_options(self.task, self.options)
-        except SpectrumkitError as e:
-            raise ValueError(str(e).split(": ", 1)[-1]) from None
-        return self
 
 
 class PruningConfig(_Part):

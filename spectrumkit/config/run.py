@@ -56,6 +56,7 @@ from pydantic import (
     model_validator,
 )
 
+from ..errors import SpectrumkitError
 from ..scores.options import OPTION_MODELS, ScoreOptions, options_for
 from ._fold import (
     FLAT_OPTIONS,
@@ -68,6 +69,7 @@ from ._fold import (
     same_value,
     score_defaults,
 )
+from ._task_check import check_task_options
 from .parts import (
     INSIDE_RUN,
     PART_MODELS,
@@ -202,6 +204,12 @@ class RunConfig(BaseModel):
 
     @model_validator(mode="after")
     def _across_parts(self) -> RunConfig:
+        if self.trial in BUILTIN_TRIALS:  # a user's trial function takes its own data options
+            try:
+                check_task_options(self.dataset.task, self.dataset.options)
+            except SpectrumkitError as e:
+                raise ValueError("expected data to be " + str(e).split(": expected ", 1)[-1]
+                                 ) from None
         if self.method == "l2" and (self.l2_stage_steps is None or not self.training.length):
             raise ValueError("expected l2_stage_steps and some training for method 'l2', got "
                              f"l2_stage_steps={self.l2_stage_steps}, epochs={self.epochs}, "
