@@ -55,3 +55,11 @@ def test_the_default_configuration_trains_one_epoch():
     assert (c.epochs, c.steps, c.hidden_size, c.method, c.sparsity) == (1, None, 400, "jacobian",
                                                                          0.95)
     assert trial_key(c, data=IDENT) == KEYS[0][1]  # the same trial as epochs=1 given
+
+
+def test_the_command_with_no_flags_is_the_default_configuration():
+    from spectrumkit.cli.cmd_train import config_from_params, train_cmd
+
+    with train_cmd.make_context("train", ["--out", "OUT"]) as ctx:
+        c = config_from_params(ctx.params)
+    assert c == RunConfig() and trial_key(c, data=IDENT) == KEYS[0][1]
