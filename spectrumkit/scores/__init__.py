@@ -14,7 +14,7 @@ method         score of pruned entry θ_n                                 module
 =============  ========================================================  ==========================
 
 γ and its guard τ: ``scores/gamma.py`` (NOTE [γ normalization]). ``balance``: NOTE [Balance] in
-``scores/options.py``. Masks from scores: :func:`spectrumkit.masks.topk_mask`.
+``scores/balance.py``. Masks from scores: :func:`spectrumkit.masks.topk_mask`.
 
 NOTE [Score options]
 Options are keyword arguments of :func:`compute_scores` (or one ready object, ``options=``);
@@ -74,6 +74,7 @@ import torch
 
 from ..errors import fail
 from ..protocols import RecurrentModel, check_model
+from .balance import balance_scores
 from .common import check_finite_scores, check_inputs_match, check_nonempty_batch, grad_on
 from .gamma import check_gamma, compute_gamma
 from .options import (
@@ -82,7 +83,6 @@ from .options import (
     OPTIONS,
     SCORE_REGISTRY,
     ScoreOptions,
-    balance_scores,
     options_for,
 )
 from .recipes import DEFAULT_RECIPE, RECIPES, Recipe, recipe_table
