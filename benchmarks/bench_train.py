@@ -20,8 +20,9 @@ import time
 import torch
 from tabulate import tabulate
 
+from spectrumkit.config import TrainingConfig
 from spectrumkit.data import load_task
-from spectrumkit.train import make_model, train
+from spectrumkit.training import make_model, train
 
 
 def step_times(task, hidden, mask_density, steps, device, seed=0) -> list[float]:
@@ -38,8 +39,7 @@ def step_times(task, hidden, mask_density, steps, device, seed=0) -> list[float]
             torch.cuda.synchronize()
         stamps.append(time.perf_counter())
 
-    train(model, task, mask=mask, steps=steps, batch_size=64, seed=seed, device=device,
-          eval_every=10 ** 9, callback=tick, progress=False)
+    train(model, task, training=TrainingConfig(steps=steps, batch_size=64, eval_every=10 ** 9), mask=mask, seed=seed, device=device, callback=tick, progress=False)
     return [b - a for a, b in zip(stamps, stamps[1:])]
 
 

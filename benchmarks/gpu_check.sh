@@ -210,7 +210,7 @@ def _():
     from spectrumkit.data import load_task
     from spectrumkit.evaluation import make_model
     from spectrumkit.masks import topk_mask
-    from spectrumkit.train import train
+    from spectrumkit.training import train
     task = load_task("seq-mnist")
     N, steps, B = n(256), 50, 64
     model = make_model(task, "gru", N, seed=0, device=DEV)

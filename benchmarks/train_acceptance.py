@@ -20,8 +20,9 @@ import time
 
 import torch
 
+from spectrumkit.config import TrainingConfig
 from spectrumkit.data import load_task
-from spectrumkit.train import make_model, train
+from spectrumkit.training import make_model, train
 
 
 def random_mask(model, density: float, seed: int) -> dict[str, torch.Tensor]:
@@ -43,7 +44,7 @@ def seq_mnist_run(sparse: bool, args) -> None:
     model = make_model(task, "gru", 128, init="torch", seed=args.seed)
     mask = random_mask(model, 0.05, args.seed) if sparse else None
     t = time.perf_counter()
-    r = train(model, task, mask=mask, epochs=15, batch_size=64, lr=1e-3, optimizer="adam",
+    r = train(model, task, training=TrainingConfig(epochs=15, batch_size=64, lr=1e-3, optimizer="adam"), mask=mask,
               seed=args.seed, device=args.device)
     wall = time.perf_counter() - t
     print(r.history.to_string(index=False))
@@ -69,8 +70,8 @@ def lm_run(args) -> None:
     ppl_train_fit = math.exp(-(uni_train / uni_train.sum())[ids].log().mean().item())
     model = make_model(task, "lstm", 128, seed=args.seed)
     t = time.perf_counter()
-    r = train(model, task, epochs=1, batch_size=20, lr=3e-3, optimizer="adam", seed=args.seed,
-              device=args.device, eval_every=50)
+    r = train(model, task, training=TrainingConfig(epochs=1, batch_size=20, lr=3e-3, optimizer="adam", eval_every=50), seed=args.seed,
+              device=args.device)
     wall = time.perf_counter() - t
     print(r.history.to_string(index=False))
     ok = r.metrics["test_ppl"] < min(ppl_test_fit, ppl_train_fit)
@@ -84,7 +85,7 @@ def adding_run(args) -> None:
     task = load_task("adding", T=50, seed=args.seed)
     model = make_model(task, "gru", 128, init="torch", seed=args.seed)
     t = time.perf_counter()
-    r = train(model, task, epochs=10, batch_size=64, lr=1e-3, seed=args.seed, device=args.device)
+    r = train(model, task, training=TrainingConfig(epochs=10, batch_size=64, lr=1e-3), seed=args.seed, device=args.device)
     wall = time.perf_counter() - t
     print(r.history.to_string(index=False))
     print(f"GRU-128 adding T=50: val_mse={r.metrics['val_mse']:.4f} test_mse="

@@ -45,9 +45,10 @@ _EXPORTS: dict[str, str] = {
     # data
     "load_task": "data", "TaskData": "data", "sample_batch": "data", "register_task": "data",
     # training
-    "train": "train", "evaluate": "evaluation", "TrainResult": "train",
+    "train": "training", "evaluate": "evaluation", "TrainResult": "training",
+    "TrainingConfig": "config",
     # the run configuration and its pipeline
-    "TrialConfig": "study.config", "run_pipeline": "pipeline",
+    "RunConfig": "config", "run_pipeline": "pipeline",
     # studies
     "load_study": "study.spec", "run_study": "study.runner",
 }
@@ -71,10 +72,10 @@ if TYPE_CHECKING:  # the same names, for type checkers and documentation tools
     from .spectra import Spectrum, chi, extreme_singular_values, lanczos_spectrum
     from .spectra import lyapunov_exponents, singular_values, spectrum
     from .spectra import spectrum_summary
-    from .study.config import TrialConfig
+    from .config import RunConfig, TrainingConfig
     from .study.runner import run_study
     from .study.spec import load_study
-    from .train import TrainResult, train
+    from .training import TrainResult, train
     from ._unroll import unroll
 
 

@@ -4,7 +4,8 @@ Legend: T = steps, B = batch, D = input size, N = hidden size, S = state size, P
 
 Study trials (:func:`spectrumkit.study.trial.run_trial`) and ``spectrumkit train`` both run
 :func:`run_pipeline`, so a study trial and the command that re-runs it give the same mask and
-the same history. For a :class:`~spectrumkit.study.config.TrialConfig` c:
+the same history. For a run configuration c (:class:`~spectrumkit.config.RunConfig`, a study's
+TrialConfig):
 
 1. ``task = load_task(c.task, root=data_root, **c.data)`` (:func:`load_data`);
 2. ``model = make_model(task, c.cell, c.hidden_size, init=c.init, seed=c.seed, ...)``;
@@ -66,8 +67,8 @@ from .scores import compute_scores
 from .spectra import histogram, lyapunov_exponents, spectrum
 
 if TYPE_CHECKING:
-    from .study.config import TrialConfig
-    from .train import TrainResult
+    from .config import RunConfig as TrialConfig
+    from .training import TrainResult
 
 __all__ = ["PipelineResult", "load_data", "pack_mask", "run_pipeline", "sub_seed", "unpack_mask"]
 
@@ -147,7 +148,7 @@ class PipelineResult:
     docs/results-schema.md), ``history`` (one row per evaluation; empty without training),
     ``artifacts`` (the records asked for), ``data`` (the loader's description), ``mask`` (the
     mask training held at the end, on the CPU; None for ``dense``), ``model`` (trained in place)
-    and ``train_result`` (:class:`~spectrumkit.train.TrainResult`, None without training).
+    and ``train_result`` (:class:`~spectrumkit.training.TrainResult`, None without training).
     """
 
     status: str
@@ -210,18 +211,19 @@ def _score(run: _Run) -> Mask | None:
     batch = sample_batch(run.task.train, c.score_batch,
                          generator=_generator(c.seed, "score-batch"), bptt=run.task.bptt,
                          device=run.device)
-    opts = c.score_kwargs(int(model.cell_inputs(batch).shape[0]))
+    opts = c.scoring()
+    assert opts is not None  # a score method (not dense, not l2)
     best = math.inf
     for _ in range(c.score_repeats):  # timing: the best of k identical runs
         _sync(run.device)
         t0 = time.perf_counter()
-        scores = compute_scores(c.method, model, batch, generator=_generator(c.seed, "scores"),
-                                include_bias=c.include_bias, **opts)
+        scores = compute_scores(opts, model, batch, generator=_generator(c.seed, "scores"),
+                                include_bias=c.include_bias)
         _sync(run.device)
         best = min(best, time.perf_counter() - t0)
     mask = topk_mask(scores, c.density, scope=c.scope)
     run.metrics.update(score_seconds=best, kept=int(sum(int(m.sum()) for m in mask.values())))
-    run.log(f"scores: {c.method} {opts} in {best:.3f} s; kept {run.metrics['kept']} of "
+    run.log(f"scores: {c.method} {c.score_options} in {best:.3f} s; kept {run.metrics['kept']} of "
             f"{run.metrics['prunable']}")
     return mask
 
@@ -352,15 +354,12 @@ class _TrainOptions:
 
 def _fit(run: _Run, mask: Mask | None, opts: _TrainOptions) -> TrainResult:
     """Step 6: train with ``mask`` held, or the paper's iterative L2 baseline."""
-    from .train import train, train_l2_iterative  # looked up per call: tests wrap train
+    from .training import train, train_l2_iterative  # looked up per call: tests wrap train
 
     c = run.c
-    kw: dict[str, Any] = dict(epochs=c.epochs or None, steps=c.steps or None,
-                              batch_size=c.batch_size, lr=c.lr, optimizer=c.optimizer,
-                              clip=c.clip, device=run.device, seed=c.seed,
-                              eval_every=c.eval_every, progress=opts.progress,
-                              checkpoint_dir=opts.checkpoint_dir, identity=opts.identity,
-                              callback=opts.callback)
+    kw: dict[str, Any] = dict(training=c.training, device=run.device, seed=c.seed,
+                              progress=opts.progress, checkpoint_dir=opts.checkpoint_dir,
+                              identity=opts.identity, callback=opts.callback)
     if c.method == "l2":
         return train_l2_iterative(run.model, run.task, density=c.density,
                                   stage_steps=c.l2_stage_steps, **kw)
@@ -435,7 +434,7 @@ def run_pipeline(c: TrialConfig, *, device: str = "auto",
     Run options, none of which changes a number: ``device`` (``auto``: CUDA when available),
     ``data_root`` (the full data set; None = bundled), ``log`` (called with one line per event),
     ``task`` (the already loaded :func:`load_data` ``(c, data_root)``, to avoid loading twice),
-    ``checkpoint_dir``, ``progress`` and ``identity`` (passed to :func:`spectrumkit.train.train`:
+    ``checkpoint_dir``, ``progress`` and ``identity`` (passed to :func:`spectrumkit.training.train`:
     checkpoint and resume; ``callback``: its ``callback``, e.g. a
     :class:`~spectrumkit.tensorboard_log.TensorBoardLog`). A diverged run has status ``diverged``
     (never an exception).

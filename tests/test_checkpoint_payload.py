@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from spectrumkit.config import TrainingConfig
 from spectrumkit import load_task, make_model, train
 from spectrumkit.errors import SpectrumkitError
 
@@ -35,7 +36,7 @@ def _interrupted(mnist, tmp_path):
     ckdir = tmp_path / "ck"
     model = make_model(mnist, "gru", 4, seed=0)
     mask = _mask(model, 0.5, seed=0)
-    kw = {"steps": 4, "batch_size": 16, "eval_every": 2, "seed": 0, "device": "cpu",
+    kw = {"training": TrainingConfig(steps=4, batch_size=16, eval_every=2), "seed": 0, "device": "cpu",
           "checkpoint_dir": ckdir, "mask": mask}
     with pytest.raises(_Stop):
         train(model, mnist, callback=_stop_at_3, **kw)
@@ -102,5 +103,5 @@ def test_a_fifo_at_the_checkpoint_path_is_one_line_and_never_blocks(mnist, tmp_p
     os.mkfifo(ckdir / "checkpoint.pt")
     with pytest.raises(SpectrumkitError, match=r"checkpoint.pt \((unreadable: not a regular file "
                                                r"but )?a FIFO\)"):
-        train(make_model(mnist, "gru", 4, seed=0), mnist, steps=2, batch_size=16, seed=0,
+        train(make_model(mnist, "gru", 4, seed=0), mnist, training=TrainingConfig(steps=2, batch_size=16), seed=0,
               device="cpu", checkpoint_dir=ckdir)

@@ -131,7 +131,7 @@ CASES = {
     "synflow-infinite-init": lambda tmp_path: (
         [*PRUNE, "--method", "synflow", "--init", "normal:1e39"], ["finite", "normal:1e+39"], None),
     "train-hidden-too-large": lambda tmp_path: (
-        [*T[:1], "--hidden", HUGE, *T[3:], "--out", tmp_path / "o"], ["memory", "--hidden"], None),
+        [*T[:1], "--hidden-size", HUGE, *T[3:], "--out", tmp_path / "o"], ["memory", "--hidden-size"], None),
     "prune-hidden-too-large": lambda tmp_path: ([*PRUNE, "--hidden", HUGE], ["memory"], None),
     "spectrum-hidden-too-large": lambda tmp_path: (
         [*SPECTRUM, "--hidden", HUGE, "--out", tmp_path / "o"], ["memory"], None),

@@ -225,7 +225,7 @@ def test_bad_roots_and_options(tmp_path):
 
 
 def test_cli_missing_shard_folder_is_one_line(tmp_path, cli):
-    r = cli("train", "--data", "1b", "--data-root", str(tmp_path), "--hidden", "4",
+    r = cli("train", "--data", "1b", "--data-root", str(tmp_path), "--hidden-size", "4",
             "--steps", "1", "--out", str(tmp_path / "o"))
     assert r.returncode == 2 and "Traceback" not in r.stderr
     lines = r.stderr.strip().splitlines()

@@ -112,7 +112,7 @@ def test_idx_of_zero_images_is_refused_naming_the_file(tmp_path, cli):
     with pytest.raises(SpectrumkitError, match="read_idx: expected an IDX file holding at least "
                                                r"one item, got shape \(0, 28, 28\) in "):
         read_idx(root / "train-images-idx3-ubyte")
-    line = cli("train", "--data-root", root, "--hidden", 8, "--steps", 1,
+    line = cli("train", "--data-root", root, "--hidden-size", 8, "--steps", 1,
                "--out", tmp_path / "o").error_line()
     assert str(root / "train-images-idx3-ubyte") in line and "at least one item" in line
 
@@ -136,7 +136,7 @@ def test_eos_and_unk_are_always_in_the_vocabulary():
 @pytest.mark.slow
 def test_train_with_a_vocabulary_of_three_runs(cli, tmp_path):
     r = cli("train", "--data", "1b", "--data-option", "sample=true", "--data-option", "max_vocab=3",
-            "--cell", "lstm", "--hidden", 8, "--steps", 1, "--out", tmp_path / "x").ok()
+            "--cell", "lstm", "--hidden-size", 8, "--steps", 1, "--out", tmp_path / "x").ok()
     metrics = json.loads((tmp_path / "x" / "metrics.json").read_text())
     assert metrics["config"]["data"]["max_vocab"] == 3, r.stdout
     m = metrics["metrics"]
@@ -175,7 +175,7 @@ def test_empty_wikitext_split_is_refused_naming_the_file(tmp_path, cli):
     with pytest.raises(SpectrumkitError, match="wikitext: expected a validation split of at least "
                                                f"2 tokens, got 0 in {tmp_path / 'valid.txt'}$"):
         wikitext(tmp_path)
-    line = cli("train", "--data", "wikitext", "--data-root", tmp_path, "--hidden", 8, "--steps", 1,
+    line = cli("train", "--data", "wikitext", "--data-root", tmp_path, "--hidden-size", 8, "--steps", 1,
                "--out", tmp_path / "o").error_line()
     assert str(tmp_path / "valid.txt") in line
 
@@ -217,7 +217,7 @@ def test_shard_without_newlines_is_refused_with_bounded_memory(tmp_path):
 def test_synthetic_task_sizes_are_checked_against_memory(cli, tmp_path, options):
     args = [a for o in options for a in ("--data-option", o)]
     for task in ("adding", "copy"):
-        line = cli("train", "--data", task, *args, "--hidden", 8, "--steps", 1,
+        line = cli("train", "--data", task, *args, "--hidden-size", 8, "--steps", 1,
                    "--out", tmp_path / task).error_line()
         assert f"the {task} task's data (T=" in line and "that fits in memory" in line, line
         assert "GiB needed" in line

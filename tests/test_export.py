@@ -24,7 +24,7 @@ def _train(out: Path, cell: str) -> Path:
 
     args = ["train", "--data", "adding", *sum((["--data-option", f"{k}={v}"]
                                                for k, v in TASK.items()), []),
-            "--cell", cell, "--hidden", "6", "--steps", "3", "--batch-size", "8",
+            "--cell", cell, "--hidden-size", "6", "--steps", "3", "--batch-size", "8",
             "--method", "random", "--sparsity", "0.5", "--seed", "1", "--device", "cpu",
             "--out", str(out)]
     r = CliRunner().invoke(main, args, prog_name="spectrumkit")

@@ -145,6 +145,6 @@ def test_authors_split_changes_the_trial_key_and_needs_the_full_data(cli, tmp_pa
     plain = TrialConfig(seed=0, epochs=1, method="random")
     authors = TrialConfig(seed=0, epochs=1, method="random", data={"split_rule": "authors"})
     assert trial_key(plain, ident) != trial_key(authors, ident)
-    line = cli("train", "--data-option", "split_rule=authors", "--hidden", 8, "--steps", 1,
+    line = cli("train", "--data-option", "split_rule=authors", "--hidden-size", 8, "--steps", 1,
                "--out", tmp_path / "o").error_line()
     assert "split_rule='authors'" in line and "--data-root" in line

@@ -29,7 +29,7 @@ seeds = 1
 table = { rows = "hidden_size", cols = "method", metric = "val_error_pct" }
 """
 
-TRAIN = ("train", "--cell", "gru", "--hidden", "4", "--data", "seq-mnist", "--data-option",
+TRAIN = ("train", "--cell", "gru", "--hidden-size", "4", "--data", "seq-mnist", "--data-option",
          "limit=16", "--data-option", "val_limit=8", "--steps", "2", "--batch-size", "8",
          "--method", "random", "--sparsity", "0.5", "--device", "cpu")
 

@@ -8,7 +8,7 @@ import torch
 from spectrumkit.masks import load_masks
 
 TRAIN = ("train", "--data", "seq-mnist", "--data-option", "limit=64", "--data-option",
-         "val_limit=16", "--cell", "gru", "--hidden", "4", "--method", "random",
+         "val_limit=16", "--cell", "gru", "--hidden-size", "4", "--method", "random",
          "--sparsity", "0.5", "--steps", "2", "--batch-size", "16", "--seed", "1")
 
 

@@ -83,7 +83,7 @@ def test_memory_terms_name_the_largest_and_sum_all(one_gib):
 
 
 TRAIN = ("train", "--data", "seq-mnist", "--data-option", "limit=32", "--data-option",
-         "val_limit=16", "--cell", "gru", "--hidden", "4", "--steps", "1", "--batch-size", "8",
+         "val_limit=16", "--cell", "gru", "--hidden-size", "4", "--steps", "1", "--batch-size", "8",
          "--sparsity", "0.5")
 
 

@@ -170,7 +170,7 @@ def test_config_is_canonical():
         "method": "l2", "stage_steps": 3}
 
 
-def test_config_flat_view_and_score_kwargs():
+def test_config_flat_view_and_scoring_options():
     cases = [dict(method="jacobian", horizon="all", normalize="none", estimator="transpose"),
              dict(method="jacobian", recipe="legacy", horizon=9),
              dict(method="jacobian", estimator="hutchinson", score_options={"probes": 2}),
@@ -180,15 +180,18 @@ def test_config_flat_view_and_score_kwargs():
              dict(method="random"), dict(method="dense"), dict(method="l2", l2_stage_steps=2)]
     for kw in cases:
         c = TrialConfig(epochs=1, **kw)
-        T = 6
-        assert c.score_kwargs(T) == _old_score_options(c, T), kw
+        T = 10  # a horizon above T is refused (one rule: the options object's)
+        old = _old_score_options(c, T)
+        scoring = c.scoring()
+        given = {} if scoring is None else scoring.for_batch("f", T, 8)
+        assert {k: given[k] for k in old} == old and (scoring is None) == (c.method in ("dense", "l2")), kw
         flat = flat_config(c.model_dump(mode="json"))
         for k, v in kw.items():
             if k != "sparsity":
                 assert flat[k] == v or (k == "horizon" and v == 9 and flat[k] == 9), (kw, k)
         assert TrialConfig(**{k: v for k, v in flat.items()}) == c, kw
     c = TrialConfig(epochs=1, method="synflow", sparsity=0.8)
-    assert math.isclose(c.score_kwargs(4)["density"], 0.2) and c.score.density is None
+    assert math.isclose(c.scoring().density, 0.2) and c.score.density is None
 
 
 @pytest.mark.parametrize("kw,message", [

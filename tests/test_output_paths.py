@@ -58,7 +58,7 @@ def test_output_check_refuses_a_read_only_folder(tmp_path):
 def test_train_write_time_os_error_is_one_line_naming_the_path(tmp_path, monkeypatch, cli):
     """The folder vanishes while training: the write fails, and the user reads one line naming the
     path, no traceback (the up-front check cannot foresee it)."""
-    train_module = sys.modules["spectrumkit.train"]  # the module (the package exports train())
+    train_module = sys.modules["spectrumkit.training"]  # the module (the package exports train())
 
     out = tmp_path / "out"
     real_train = train_module.train

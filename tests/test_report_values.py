@@ -126,7 +126,7 @@ def test_ir_ratio_bars_write_infinite_and_undefined_as_the_tables_do():
 @pytest.mark.slow
 def test_train_record_anatomy_writes_metrics_when_no_recurrent_weight_is_kept(cli, tmp_path):
     out = tmp_path / "run"
-    r = cli("train", "--hidden", 8, "--method", "random", "--sparsity", 0.999, "--record",
+    r = cli("train", "--hidden-size", 8, "--method", "random", "--sparsity", 0.999, "--record",
             "anatomy", "--steps", 1, "--out", out)
     assert r.exit_code == 0, r.stdout + r.stderr
     record = json.loads((out / "metrics.json").read_text())

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from spectrumkit import load_task, make_model, train
+from spectrumkit.config import TrainingConfig
 from spectrumkit.errors import SpectrumkitError
 
 
@@ -14,8 +15,9 @@ def mnist():
 
 
 def _kw(tmp_path, **over):
-    return {"batch_size": 16, "seed": 0, "device": "cpu", "checkpoint_dir": tmp_path / "ck",
-            **over}
+    t = {k: over.pop(k) for k in ("steps", "eval_every") if k in over}
+    return {"training": TrainingConfig(batch_size=16, **t), "seed": 0, "device": "cpu",
+            "checkpoint_dir": tmp_path / "ck", **over}
 
 
 def _rows(result):

@@ -217,7 +217,7 @@ def test_trial_config_steps_budget_and_softmax():
 ])
 def test_cli_refuses_bad_softmax_and_budget(tmp_path, args, message, cli):
     r = cli("train", "--data", "1b", "--data-option", "sample=true", "--data-option",
-            "max_vocab=300", "--data-option", "limit=3000", "--hidden", "4", "--embed-size", "4",
+            "max_vocab=300", "--data-option", "limit=3000", "--hidden-size", "4", "--embed-size", "4",
             "--out", str(tmp_path / "o"), *args)
     assert r.returncode == 2 and "Traceback" not in r.stderr
     lines = r.stderr.strip().splitlines()

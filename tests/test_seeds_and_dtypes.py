@@ -7,6 +7,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from spectrumkit.config import TrainingConfig
 from spectrumkit import SpectrumkitError
 from tests.cases import TINY_SPECTRUM
 
@@ -62,16 +63,16 @@ def test_spectrum_cli_float64_checks_the_float32_run(tmp_path, cli):
 def test_library_refuses_seed_beyond_64_bits_inf_init_and_meta_device():
     from spectrumkit.data import load_task
     from spectrumkit.init import init_params
-    from spectrumkit.train import make_model, train
+    from spectrumkit.training import make_model, train
 
     task = load_task("adding", T=4, n_train=8, n_val=4, n_test=4)
     with pytest.raises(SpectrumkitError, match=r"train: expected seed to be an integer in "
                        r"0\.\.2\*\*63 - 1, got 1180591620717411303424"):
-        train(make_model(task, "gru", 3, seed=0), task, steps=1, seed=2**70, device="cpu")
+        train(make_model(task, "gru", 3, seed=0), task, training=TrainingConfig(steps=1), seed=2**70, device="cpu")
     with pytest.raises(SpectrumkitError, match=r"init_params: expected .*finite.*normal:1e\+39"):
         init_params("gru", 2, 3, "normal:1e39", seed=0)
     with pytest.raises(SpectrumkitError, match=r"init_params: expected .*device.*, got meta"):
         make_model(task, "gru", 3, seed=0, device="meta")
     with pytest.raises(SpectrumkitError, match=r"train: expected a model whose parameters hold "
                        r"data .*on meta"):
-        train(make_model(task, "gru", 3, seed=0).to("meta"), task, steps=1, seed=0, device="cpu")
+        train(make_model(task, "gru", 3, seed=0).to("meta"), task, training=TrainingConfig(steps=1), seed=0, device="cpu")

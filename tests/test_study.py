@@ -23,6 +23,7 @@ import pytest
 import torch
 from pydantic import ValidationError
 
+from spectrumkit.config import TrainingConfig
 from spectrumkit.errors import SpectrumkitError
 from spectrumkit.study import (TrialConfig, collect, list_studies, load_study,
                                run_study, trial_key)
@@ -412,7 +413,7 @@ def test_real_trial_equals_the_pipeline_built_by_hand(one_thread):
     from spectrumkit.scores import compute_scores
     from spectrumkit.study.executors import TrialContext
     from spectrumkit.study.trial import run_trial, sub_seed
-    from spectrumkit.train import make_model, train
+    from spectrumkit.training import make_model, train
 
     cfg = TrialConfig(seed=1, method="jacobian", record=("anatomy", "connection_map"), **TINY)
     out = run_trial(cfg, TrialContext(device="cpu"))
@@ -424,7 +425,7 @@ def test_real_trial_equals_the_pipeline_built_by_hand(one_thread):
                             through_time=False, normalize="gamma",
                             generator=torch.Generator().manual_seed(sub_seed(1, "scores")))
     mask = topk_mask(scores, 0.05)
-    res = train(model, task, mask=mask, steps=4, batch_size=16, lr=1e-3, seed=1, device="cpu",
+    res = train(model, task, training=TrainingConfig(steps=4, batch_size=16, lr=1e-3), mask=mask, seed=1, device="cpu",
                 progress=False)
     P = sum(m.numel() for m in mask.values())
     assert out["metrics"]["kept"] == round(0.05 * P) == sum(int(m.sum()) for m in mask.values())
@@ -664,7 +665,7 @@ def test_authors_pipeline_trial_equals_the_pipeline_built_by_hand(one_thread, sw
     from spectrumkit.scores import compute_scores
     from spectrumkit.study.executors import TrialContext
     from spectrumkit.study.trial import run_trial, sub_seed
-    from spectrumkit.train import make_model, train
+    from spectrumkit.training import make_model, train
 
     tiny = {**TINY, "data": {**TINY["data"], "scale": "paper"}}
     cfg = TrialConfig(seed=2, method="jacobian", recipe="authors", cell="gru_cho",
@@ -686,7 +687,7 @@ def test_authors_pipeline_trial_equals_the_pipeline_built_by_hand(one_thread, sw
     with torch.no_grad():
         for k, v in trained.items():
             model.rnn[k].copy_(v)
-    res = train(model, task, mask=tmask, steps=4, batch_size=16, lr=1e-3, seed=2, device="cpu",
+    res = train(model, task, training=TrainingConfig(steps=4, batch_size=16, lr=1e-3), mask=tmask, seed=2, device="cpu",
                 progress=False)
     assert out["metrics"]["val_error_pct"] == res.metrics["val_error_pct"]
     assert out["history"]["train_loss"] == res.history["train_loss"].tolist()

@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 import torch
 
+from spectrumkit.config import TrainingConfig
 from spectrumkit import load_masks, load_task, make_model, train
 
 pytest.importorskip("tensorboard")
@@ -34,7 +35,7 @@ def _scalars(logdir: Path) -> dict[str, dict[int, float]]:
 @pytest.mark.slow
 def test_train_log_tensorboard_scalars_equal_history_csv(cli, tmp_path):
     out = tmp_path / "run"
-    cli("train", "--data", "adding", *DATA, "--cell", "gru", "--hidden", "6", "--steps", "6",
+    cli("train", "--data", "adding", *DATA, "--cell", "gru", "--hidden-size", "6", "--steps", "6",
         "--eval-every", "2", "--batch-size", "8", "--method", "random", "--sparsity", "0.5",
         "--lr", "0.002", "--seed", "1", "--device", "cpu", "--log", "tensorboard",
         "--out", out).ok()
@@ -72,7 +73,7 @@ def test_the_callback_logs_each_evaluation_as_it_happens(tmp_path):
         if "row" in info:  # the evaluation is on disk before training goes on
             seen[info["step"]] = _scalars(tmp_path / "tb")["val_mse"]
 
-    r = train(model, task, steps=6, eval_every=3, batch_size=8, seed=0, device="cpu",
+    r = train(model, task, training=TrainingConfig(steps=6, eval_every=3, batch_size=8), seed=0, device="cpu",
               callback=callback)
     rows = r.history.to_dict(orient="records")
     assert sorted(seen) == [3, 6]
@@ -87,7 +88,7 @@ def test_the_training_callback_carries_each_history_row(tmp_path):
     task = load_task("adding", **TASK)
     model = make_model(task, "gru", 4, seed=0)
     infos = []
-    r = train(model, task, steps=5, eval_every=2, batch_size=8, seed=0, device="cpu",
+    r = train(model, task, training=TrainingConfig(steps=5, eval_every=2, batch_size=8), seed=0, device="cpu",
               callback=infos.append)
     assert [i["step"] for i in infos] == [1, 2, 3, 4, 5]
     rows = [i["row"] for i in infos if "row" in i]
@@ -99,7 +100,7 @@ def test_the_training_callback_carries_each_history_row(tmp_path):
 def test_log_tensorboard_without_tensorboard_is_one_line(cli, tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "tensorboard", None)
     out = tmp_path / "run"
-    line = cli("train", "--data", "adding", *DATA, "--hidden", "4", "--steps", "2",
+    line = cli("train", "--data", "adding", *DATA, "--hidden-size", "4", "--steps", "2",
                "--batch-size", "8", "--device", "cpu", "--log", "tensorboard",
                "--out", out).error_line()
     assert "spectrumkit[tensorboard]" in line and "--log tensorboard" in line

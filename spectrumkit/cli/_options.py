@@ -27,10 +27,10 @@ import click
 from pydantic.fields import FieldInfo
 
 from ..choices import SCORE_METHODS
-from ..scores.options import OPTION_MODELS, option_names
+from ..config.flags import score_option_fields
 from ._vocabulary import option_flag
 
-__all__ = ["given_options", "score_option_flags", "score_option_fields"]
+__all__ = ["click_type", "given_options", "score_option_flags", "score_option_fields"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -51,10 +51,18 @@ class _IntOrAll(click.ParamType):
             self.fail(f"{value!r} is not a valid integer or 'all'", param, ctx)
 
 
+def _plain(annotation: Any) -> Any:
+    """``Annotated[X, ...]`` → X (a constrained type's base)."""
+    while typing.get_origin(annotation) is typing.Annotated:
+        annotation = typing.get_args(annotation)[0]
+    return annotation
+
+
 def _non_none(annotation: Any) -> list[Any]:
     """The members of a union annotation other than None (the annotation alone otherwise)."""
+    annotation = _plain(annotation)
     if typing.get_origin(annotation) in (typing.Union, types.UnionType):
-        return [a for a in typing.get_args(annotation) if a is not type(None)]
+        return [_plain(a) for a in typing.get_args(annotation) if a is not type(None)]
     return [annotation]
 
 
@@ -64,8 +72,9 @@ def _choices(annotation: Any) -> tuple[Any, ...]:
                  for v in typing.get_args(a))
 
 
-def _click_type(annotation: Any) -> Any:
-    """The click type of a field: INT, FLOAT, an int or ``all``, or a string."""
+def click_type(annotation: Any, choice: bool = False) -> Any:
+    """The click type of a field: INT, FLOAT, an int or ``all``, or a string (with ``choice``,
+    a field of a fixed set of strings is a click Choice)."""
     kinds = _non_none(annotation)
     if int in kinds and _choices(annotation):
         return _IntOrAll()
@@ -73,35 +82,15 @@ def _click_type(annotation: Any) -> Any:
         return click.INT
     if kinds == [float]:
         return click.FLOAT
+    if choice and _choices(annotation):
+        return click.Choice([str(c) for c in _choices(annotation)])
     return click.STRING
-
-
-def score_option_fields(methods: Iterable[str] = SCORE_METHODS, exclude: Iterable[str] = ()
-                        ) -> dict[str, tuple[FieldInfo, tuple[str, ...]]]:
-    """``{option: (its field, the methods that take it)}`` over ``methods``, in their order.
-
-    >>> fields = score_option_fields(("snip", "synflow"), exclude=("density",))
-    >>> fields["balance"][1], fields["iterations"][1], "density" in fields
-    (('snip', 'synflow'), ('synflow',), False)
-    """
-    skip = set(exclude)
-    out: dict[str, tuple[FieldInfo, tuple[str, ...]]] = {}
-    for m in methods:
-        model = OPTION_MODELS[m]
-        for name in option_names(model):
-            field = model.model_fields[name]
-            extra = field.json_schema_extra
-            if name in skip or (isinstance(extra, Mapping) and extra.get("python_only")):
-                continue
-            first, takers = out.get(name, (field, ()))
-            out[name] = (first, (*takers, m))
-    return out
 
 
 def _help(field: FieldInfo, takers: tuple[str, ...]) -> str:
     choices = _choices(field.annotation)
     text = field.description or ""
-    if choices and _click_type(field.annotation) is click.STRING:
+    if choices and click_type(field.annotation) is click.STRING:
         text += f" [{', '.join(map(str, choices))}]"
     return f"{', '.join(takers)}: {text} (default: the method's)"
 
@@ -119,7 +108,7 @@ def score_option_flags(methods: Iterable[str] = SCORE_METHODS, exclude: Iterable
         for name, (field, takers) in reversed(fields.items()):
             flag = option_flag(name)  # NOTE [One CLI vocabulary]: a method's own option
             decls = [f"{flag}/--no-{flag[2:]}" if field.annotation is bool else flag, name]
-            kind = None if field.annotation is bool else _click_type(field.annotation)
+            kind = None if field.annotation is bool else click_type(field.annotation)
             f = click.option(*decls, type=kind, default=None, help=_help(field, takers))(f)
         return f
     return decorate

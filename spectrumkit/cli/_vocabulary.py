@@ -29,6 +29,7 @@ from typing import Any, TypeVar
 import click
 
 from .._device import DEVICE_FORMS, check_device_name
+from .._flag_names import SCORE_OPTION_FLAGS, option_flag
 from ..errors import SpectrumkitError
 
 __all__ = ["DTYPES", "RENAMED", "SCORE_OPTION_FLAGS", "Device", "device_option", "dtype_option",
@@ -40,9 +41,6 @@ F = TypeVar("F", bound=Callable[..., Any])
 #: The dtypes a command computes in.
 DTYPES = ("float32", "float64")
 
-#: Score option fields whose flag carries the name of the one method that takes them
-#: (NOTE [One CLI vocabulary]); every other field's flag is ``--`` + its name.
-SCORE_OPTION_FLAGS = {"iterations": "synflow-rounds", "probes": "hutchinson-probes"}
 
 _SYNFLOW = "--synflow-rounds (synflow's rounds of the exponential schedule)"
 _HUTCHINSON = "--hutchinson-probes (the Rademacher probes of the hutchinson χ estimator)"
@@ -139,16 +137,6 @@ def dumps(value: Any) -> str:
         return v
 
     return json.dumps(clean(value), indent=2, allow_nan=False)
-
-
-def option_flag(field: str) -> str:
-    """The flag of a score option field: ``probes`` → ``--hutchinson-probes``, ``gamma_steps`` →
-    ``--gamma-steps`` (NOTE [One CLI vocabulary]).
-
-    >>> option_flag("iterations"), option_flag("gamma_steps")
-    ('--synflow-rounds', '--gamma-steps')
-    """
-    return "--" + SCORE_OPTION_FLAGS.get(field, field).replace("_", "-")
 
 
 def flags_in_message(message: str, fields: Iterable[str] | Mapping[str, str]) -> str:

@@ -2,79 +2,57 @@
 
 from __future__ import annotations
 
-import shlex
-from collections.abc import Mapping
+import re
+import typing
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from ..choices import (
-    OPTIMIZERS,
-    PIPELINES,
-    RECORDS,
-    SCOPES,
-    SPECTRUM_METHODS,
-    TRAIN_METHODS,
-    WORD_TASKS,
+from ..choices import TRAIN_METHODS, WORD_TASKS
+from ..config.flags import (
+    RENAMED,
+    Flag,
+    config_from_flags,
+    flag_of,
+    read_value,
+    setting_flags,
+    text_of,
 )
+from ..config.flags import train_command as train_command
 from . import main
-from ._options import score_option_fields, score_option_flags
+from ._options import click_type
+from ._vocabulary import device_option
 from .cmd_prune import list_recipes
 
 if TYPE_CHECKING:
+    from ..config import RunConfig as TrialConfig
     from ..data import TaskData
     from ..pipeline import PipelineResult
-    from ..study.config import TrialConfig
 
 __all__ = ["config_from_params", "train_command"]
 
 # NOTE [train command]
-# The flags build a study trial's config (spectrumkit.study.config.TrialConfig: --data is its
-# task, --data-option its data, --hidden its hidden_size, --stage-steps its l2_stage_steps,
-# --score-option its normalize / horizon / estimator / through_time and score_options, every
-# other flag the field of its name), and the command runs the same pipeline as a study trial
-# (spectrumkit.pipeline.run_pipeline): --method dense trains the full model; l2 is the paper's
-# iterative magnitude prune-retrain; every other method is a pruning-at-initialization score whose
-# scoring batch and randomness come from sub_seed(--seed, "score-batch") and
-# sub_seed(--seed, "scores") (NOTE [Trial randomness]), and the exact-K mask keeps
-# round((1 - sparsity) · n) of the cell's weights, held exactly during training. So the command a
-# study trial's log prints (train_command) trains that trial's mask bit for bit, and prints the
-# trial's key (trial_key of the config and the data identity, as the study runner takes it).
-# A flag the config would drop (one that does not apply to the method, the task or the records)
-# is refused, never silently ignored (NOTE [Canonical configs]).
+# The settings flags are the run configuration's fields (NOTE [Flags from fields] in
+# spectrumkit/config/flags.py): each defaults to "not given", so the configuration's own default
+# applies and the command with no flags runs RunConfig(), the default trial. The command runs the
+# same pipeline as a study trial (spectrumkit.pipeline.run_pipeline): --method dense trains the
+# full model; l2 is the paper's iterative magnitude prune-retrain; every other method is a
+# pruning-at-initialization score whose scoring batch and randomness come from
+# sub_seed(--seed, "score-batch") and sub_seed(--seed, "scores") (NOTE [Trial randomness]), and
+# the exact-K mask keeps round((1 - sparsity) · n) of the cell's weights, held exactly during
+# training. So the command a study trial's log prints (train_command) trains that trial's mask bit
+# for bit, and prints the trial's key. A flag the config would drop (one that does not apply to
+# the method, the task or the records) is refused, never silently ignored (NOTE [Canonical
+# configs]). A renamed flag's old name is refused with one line naming the new one.
 
 #: What a run writes in OUT: checked up front, and removed first by --no-resume.
 _OUTPUTS = ("history.csv", "metrics.json", "mask.pt", "checkpoint/checkpoint.pt")
+#: The data option that ``--seq-len`` sets, for the tasks that take one.
+_SEQ_LEN = "T"
 
-#: The score options that have no flag of their own here (``batch_size`` would clash with the
-#: training batch's --batch-size; synflow's density is the trial's 1 - sparsity): they are given
-#: as ``--score-option KEY=VALUE``.
-_EXCLUDED = ("batch_size", "density")
-#: The score option flags of `spectrumkit train` (one per option field of every score method,
-#: NOTE [Option flags]); their parameters are named like the options.
-_OPTION_FLAGS = tuple(score_option_fields(exclude=_EXCLUDED))
-#: The flat config keys among the score options (NOTE [Canonical configs]); a given flag of one
-#: of them is that key of the config, a given flag of any other option goes to score_options.
-_FLAT = ("normalize", "horizon", "estimator", "through_time", "recipe")
-
-#: Flat TrialConfig key (TrialConfig.input_keys() but ``score``) → the click parameter of
-#: `spectrumkit train` that sets it. Every key but ``trial`` needs one (train_command refuses a
-#: config with a key missing here).
-_FIELD_PARAMS = {
-    "seed": "seed", "task": "data_name", "data": "data_options", "cell": "cell",
-    "hidden_size": "hidden", "embed_size": "embed_size", "softmax_samples": "softmax_samples",
-    "init": "init_scheme", "method": "method", "sparsity": "sparsity", "scope": "scope",
-    "include_bias": "include_bias", "score_batch": "score_batch",
-    "score_options": "score_options", "score_repeats": "score_repeats",
-    "l2_stage_steps": "stage_steps", "pipeline": "pipeline",
-    "block_swap": "block_swap", "epochs": "epochs", "steps": "steps",
-    "batch_size": "batch_size", "lr": "lr", "optimizer": "optimizer", "clip": "clip",
-    "eval_every": "eval_every", "record": "record", "spectrum_batch": "spectrum_batch",
-    "spectrum_method": "spectrum_method", "hist_bins": "hist_bins", "lyapunov_k": "lyapunov_k",
-    **{f: f for f in _FLAT}}
-#: The parameters :func:`_fields` reads in its own way.
-_SPECIAL = ("data_options", "score_options", "record", *_FLAT)
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 def _split_option(text: str, hint: str) -> tuple[str, str]:
@@ -85,122 +63,102 @@ def _split_option(text: str, hint: str) -> tuple[str, str]:
     return key, value
 
 
-def _cast(value: str) -> object:
-    """VALUE read as int, float, ``true``/``false``, ``none`` or a string."""
-    for cast in (int, float):
-        try:
-            return cast(value)
-        except ValueError:
-            pass
-    if value.lower() in ("true", "false"):  # e.g. sample=true for load_task("1b")
-        return value.lower() == "true"
-    return None if value.lower() == "none" else value
+def _click_decls(f: Flag) -> tuple[list[str], dict[str, Any]]:
+    """The click declaration of one settings flag."""
+    ann = f.field.annotation if f.field is not None else str
+    if f.key == "method":
+        return [f.flag, f.param], dict(type=click.Choice(TRAIN_METHODS), default=None)
+    if f.kind == "switch" or (f.kind == "option" and ann is bool):
+        return [f"{f.flag}/--no-{f.flag[2:]}", f.param], dict(default=None)
+    if f.kind == "pairs":
+        return [f.flag, f.param], dict(multiple=True, metavar="KEY=VALUE")
+    if f.kind == "multiple":
+        inner = typing.get_args(ann)[0]
+        choices = typing.get_args(inner) if typing.get_origin(inner) is typing.Literal else ()
+        return [f.flag, f.param], dict(multiple=True, type=click.Choice(choices)
+                                       if choices else str)
+    kind = click_type(ann, choice=f.kind != "option")
+    return [f.flag, f.param], dict(type=kind, default=None)
 
 
-def _parse_option(text: str, hint: str = "--data-option") -> tuple[str, object]:
-    """``KEY=VALUE`` with VALUE read as int, float, ``true``/``false``, ``none`` or a string."""
-    key, value = _split_option(text, hint)
-    return key, _cast(value)
+def settings_flags(fn: F) -> F:
+    """A click decorator: one flag per field of the run configuration (NOTE [Flags from
+    fields])."""
+    for f in reversed(setting_flags()):
+        decls, kw = _click_decls(f)
+        fn = click.option(*decls, help=f.help, **kw)(fn)
+    return fn
 
 
-def _text(value: object) -> str:
-    """The flag text that :func:`_cast` (or pydantic, for a config field) reads back as value."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return repr(value) if isinstance(value, float) else str(value)
-
-
-def _fields(params: Mapping[str, Any]) -> dict[str, Any]:
-    """The flat TrialConfig keys the flags ask for (before the config's validation)."""
-    fields = {f: params[p] for f, p in _FIELD_PARAMS.items() if p not in _SPECIAL}
-    fields["data"] = dict(_parse_option(t) for t in params["data_options"])
-    fields["record"] = tuple(params["record"])
-    score: dict[str, Any] = {}
-    for name in _OPTION_FLAGS:  # the options' own flags (None: not given)
-        if params.get(name) is not None:
-            (fields if name in _FLAT else score)[name] = params[name]
-    for text in params["score_options"]:
-        key, value = _split_option(text, "--score-option")
-        if key in _FLAT:  # a flat key of the config: pydantic reads the text ("none" too)
-            fields[key] = value
-        else:
-            score[key] = _cast(value)
-    fields["score_options"] = score
-    return fields
+def _given(params: Mapping[str, Any]) -> dict[str, Any]:
+    """The settings flags given, by config key (dicts for the ``KEY=VALUE`` flags)."""
+    out: dict[str, Any] = {}
+    for f in setting_flags():
+        v = params.get(f.param)
+        if v is None or v == ():
+            continue
+        if f.kind == "pairs":
+            pairs = [_split_option(t, f.flag) for t in v]
+            v = {k: (x if f.key == "score_options" and k in ("normalize", "recipe",
+                                                               "estimator") else read_value(x))
+                 for k, x in pairs}
+        out[f.key] = v
+    if params.get("seq_len") is not None:
+        out["data"] = {**out.get("data", {}), _SEQ_LEN: params["seq_len"]}
+    return out
 
 
 def config_from_params(params: Mapping[str, Any]) -> TrialConfig:
-    """The study trial config of `spectrumkit train`'s parameters (NOTE [train command]).
+    """The run configuration of `spectrumkit train`'s parameters (NOTE [train command]).
 
     ``params``: the command's click parameters by name (``ctx.params``). Raises
-    SpectrumkitError naming the flag when the config refuses a value.
+    SpectrumkitError naming the flag when the configuration refuses a value.
     """
     from pydantic import ValidationError
 
+    from ..config import RunConfig, pydantic_message
     from ..errors import SpectrumkitError
-    from ..study.config import TrialConfig, pydantic_message
 
     try:
-        return TrialConfig(**_fields(params))
+        return RunConfig(**config_from_flags(_given(params)))
     except ValidationError as e:
         msg = pydantic_message("spectrumkit train", e)
         loc = "".join(str(x) for x in e.errors(include_url=False)[0].get("loc", ())[:1])
-        if loc in _FIELD_PARAMS:  # speak in flags: 'expected --hidden ...'
-            msg = msg.replace(f"expected {loc}", f"expected {_flag(loc)}", 1)
+        named = re.match(r"spectrumkit train: expected (\w+) to be ", msg)
+        loc = loc or (named.group(1) if named else "")
+        if loc and f"expected {loc}" in msg:  # speak in flags: 'expected --hidden-size ...'
+            msg = msg.replace(f"expected {loc}", f"expected {flag_of(loc)}", 1)
         raise SpectrumkitError(msg) from None
 
 
-def _flag(field: str) -> str:
-    """The flag of a flat TrialConfig key or score option, e.g. ``--hidden`` or ``--horizon``."""
-    param = _param(_FIELD_PARAMS.get(field, field))
-    return max(param.opts, key=len) if isinstance(param, click.Option) else param.name or field
-
-
-def _param(name: str) -> click.Parameter:
-    for p in train_cmd.params:
-        if p.name == name:
-            return p
-    raise KeyError(name)
-
-
-def _asked(f: str, value: Any) -> Any:
-    """A flag's value as the config holds it (for a typed config field)."""
-    from pydantic import TypeAdapter, ValidationError
-
-    from ..study.config import TrialConfig
-
-    field = TrialConfig.model_fields.get(f)
-    if field is None or field.annotation is None:
-        return value
-    try:
-        return TypeAdapter(field.annotation).validate_python(value)
-    except ValidationError:
-        return value
-
-
-def _check_applies(fn: str, c: TrialConfig, params: Mapping[str, Any],
-                   given: set[str]) -> None:
+def _check_applies(fn: str, c: TrialConfig, params: Mapping[str, Any]) -> None:
     """Refuse a flag given on the command line that the config drops (NOTE [train command])."""
     from ..errors import fail
 
-    asked = _fields(params)
-    texts = {_split_option(t, "--score-option")[0] for t in params["score_options"]}
+    asked = config_from_flags(_given(params))
+    flat = {**c.model_dump(), **{k: getattr(c, k) for k in ("method", "normalize", "horizon",
+                                                             "estimator", "through_time",
+                                                             "recipe", "l2_stage_steps")}}
     takes = set(type(c.score).model_fields)
     dropped: list[str] = []
-    for f, p in _FIELD_PARAMS.items():
-        if f == "score_options" or not (p in given or f in texts) or asked.get(f) in (None, ()):
+    for k, v in asked.items():
+        if k in ("score_options", "data"):
             continue
-        want, have = _asked(f, asked[f]), getattr(c, f)
-        if f == "record":  # the config orders the records
-            want, have = set(want), set(have)
-        elif f == "spectrum_method" and want == "dense":  # the config's None is the dense SVD
+        have = flat.get(k)
+        want = v
+        if k == "record":  # the config orders the records
+            want, have = set(want), set(have or ())
+        elif k == "spectrum_method" and want == "dense":  # the config's None is the dense SVD
             want = None
+        elif isinstance(have, float) or isinstance(want, float):
+            want, have = float(want), float(have) if have is not None else None
         if want != have:
-            dropped.append(f"{_flag(f)} {_text(asked[f])}")
+            dropped.append(f"{flag_of(k)} {text_of(v) if not isinstance(v, tuple) else v}")
     for k, v in asked["score_options"].items():  # the other options: the method must take them
-        if (k in given or k in texts) and k not in takes:
-            dropped.append(f"{_flag(k) if k in _OPTION_FLAGS else '--score-option'} {k}={_text(v)}"
-                           if k not in _OPTION_FLAGS else f"{_flag(k)} {_text(v)}")
+        if k not in takes:
+            own = flag_of(k)
+            dropped.append(f"{own} {text_of(v)}" if own != k else
+                           f"--score-option {k}={text_of(v)}")
     if dropped:
         raise fail(fn, f"flags that apply to --method {c.method} on --data {c.task} with "
                    "these records",
@@ -209,33 +167,31 @@ def _check_applies(fn: str, c: TrialConfig, params: Mapping[str, Any],
 
 def _check_flags(fn: str, params: Mapping[str, Any]) -> None:
     """The checks of the flags themselves, each naming its flag (before the config)."""
-    import math
-
     import torch
 
-    from ..errors import check_positive_int, check_seed, check_unit_interval, fail
+    from ..errors import check_positive_int, check_seed, fail
 
-    method, sparsity = params["method"], params["sparsity"]
-    check_unit_interval(fn, "--sparsity", sparsity, low_open=False, high_open=True)
-    if method == "dense" and sparsity != 0:
+    for old, new in RENAMED.items():
+        if params.get(old[2:].replace("-", "_") + "_renamed") is not None:
+            raise fail(fn, f"{new} ({old} was renamed)", old)
+    method, sparsity = params["method"] or "jacobian", params["sparsity"]
+    if sparsity is not None and method == "dense" and sparsity != 0:
         raise fail(fn, "--sparsity 0 with --method dense", sparsity)
-    if method != "dense" and sparsity == 0:
+    if sparsity is not None and method != "dense" and sparsity == 0:
         raise fail(fn, f"--sparsity > 0 with --method {method}", sparsity)
-    check_seed(fn, "--seed", params["seed"])
+    if params["seed"] is not None:
+        check_seed(fn, "--seed", params["seed"])
     if params["recipe"] is not None and method != "jacobian":
         raise fail(fn, "--recipe only with --method jacobian", f"--method {method}")
-    for name in ("lr", "clip"):  # finite: the config alone would let inf through
-        v = params[name]
-        if v is not None and not (math.isfinite(v) and v > 0):
-            raise fail(fn, f"--{name} to be a finite number > 0", repr(v))
+    task = params["task"] or "seq-mnist"
     for name in ("embed_size", "softmax_samples"):
-        if params[name] is not None and params["data_name"] not in WORD_TASKS:
-            raise fail(fn, f"{_flag(name)} only for a word-level language task (--data "
+        if params[name] is not None and task not in WORD_TASKS:
+            raise fail(fn, f"{flag_of(name)} only for a word-level language task (--data "
                        f"{', '.join(WORD_TASKS)})",
-                       f"{_flag(name)} {params[name]} with --data {params['data_name']}")
-    for name in ("hidden", "score_batch", "embed_size"):
-        if params[name] is not None:
-            check_positive_int(fn, f"--{name.replace('_', '-')}", params[name])
+                       f"{flag_of(name)} {params[name]} with --data {task}")
+    if params["seq_len"] is not None and task not in ("adding", "copy"):
+        raise fail(fn, "--seq-len only for a task that takes a length T (--data adding, copy)",
+                   f"--seq-len {params['seq_len']} with --data {task}")
     if params["threads"] is not None:
         check_positive_int(fn, "--threads", params["threads"])
         torch.set_num_threads(params["threads"])
@@ -244,21 +200,25 @@ def _check_flags(fn: str, params: Mapping[str, Any]) -> None:
 def _even_stages(fn: str, params: Mapping[str, Any]) -> dict[str, Any]:
     """``--method l2`` without ``--stage-steps``: the evenly spaced stage length, written out.
 
-    As :func:`spectrumkit.train.train_l2_iterative` spaces the stages for ``stage_steps=None``:
-    k = ⌊steps / (stages + 1)⌋, stages = the schedule's densities above the target, plus the
-    target. A study trial's config names its stage length; with ``--epochs`` the number of steps
-    depends on the data, so ``--stage-steps`` must be given.
+    As :func:`spectrumkit.training.train_l2_iterative` spaces the stages for
+    ``stage_steps=None``: k = ⌊steps / (stages + 1)⌋, stages = the schedule's densities above the
+    target, plus the target. A study trial's config names its stage length; with ``--epochs``
+    the number of steps depends on the data, so ``--stage-steps`` must be given.
     """
+    from ..config import PruningConfig
     from ..errors import fail
-    from ..train import L2_DENSITIES
+    from ..training import L2_DENSITIES
 
-    if params["method"] != "l2" or params["stage_steps"] is not None:
+    if params["method"] != "l2" or params["l2_stage_steps"] is not None:
         return dict(params)
     if params["steps"] is None:
         raise fail(fn, "--stage-steps with --method l2 and --epochs", "no --stage-steps")
-    density = 1.0 - params["sparsity"]
+    sparsity = params["sparsity"]
+    if sparsity is None:
+        sparsity = PruningConfig.model_fields["sparsity"].default
+    density = 1.0 - sparsity
     stages = sum(d > density + 1e-9 for d in L2_DENSITIES) + 1  # the schedule's rule
-    return {**params, "stage_steps": params["steps"] // (stages + 1) or None}
+    return {**params, "l2_stage_steps": params["steps"] // (stages + 1) or None}
 
 
 def _check_memory_for(fn: str, c: TrialConfig, task: TaskData, device: str) -> None:
@@ -274,9 +234,8 @@ def _check_memory_for(fn: str, c: TrialConfig, task: TaskData, device: str) -> N
              "language": (task.vocab_size or 0) * (e + N + 1)}[task.kind]
     shape = tuple(getattr(getattr(task.train, "xs", None), "shape", ()))
     T = task.bptt or (int(shape[1]) if len(shape) >= 2 else 1)
-    flags = {f: "--" + _FIELD_PARAMS.get(f, f).replace("_", "-")
-             for f in ("hidden_size", "batch_size", "score_batch", "spectrum_batch")}
-    flags.update(gamma_steps="--gamma-steps", gamma_sequences="--gamma-sequences")
+    flags = {f: flag_of(f) for f in ("hidden_size", "batch_size", "score_batch",
+                                     "spectrum_batch", "gamma_steps", "gamma_sequences")}
     check_memory_terms(fn, memory_terms(c, input_size=D or 1, heads=heads, seq_len=T,
                                         name=flags), resolve_device(device))
 
@@ -322,72 +281,19 @@ def _summary(c: TrialConfig, result: PipelineResult) -> str:
 
 
 @main.command("train")
-@click.option("--cell", default="gru", show_default=True, help="built-in cell")
-@click.option("--hidden", type=int, default=128, show_default=True, help="N")
-@click.option("--init", "init_scheme", default="glorot", show_default=True,
-              help="init scheme (glorot, torch, normal:0.1, ...)")
-@click.option("--method", type=click.Choice(TRAIN_METHODS), default="dense", show_default=True,
-              help="dense, l2 (iterative magnitude prune-retrain, the paper's baseline), or a "
-                   "score that prunes at initialization")
-@click.option("--score-batch", type=int, default=64, show_default=True,
-              help="examples in the scoring batch of a pruning score")
+@settings_flags
+@click.option("--hidden", "hidden_renamed", default=None, hidden=True,
+              help="renamed: --hidden-size")
+@click.option("--seq-len", "seq_len", type=int, default=None,
+              help="T, the sequence length of a task that takes one (adding, copy): the data "
+                   "option T")
 @click.option("--list-recipes", is_flag=True, expose_value=False, is_eager=True,
               callback=list_recipes, help="print the recipes of the jacobian score and exit")
-@click.option("--sparsity", type=float, default=0.0, show_default=True,
-              help="fraction of the cell's weights pruned (0 for dense)")
-@click.option("--data", "data_name", default="seq-mnist", show_default=True,
-              help="seq-mnist, wikitext, wikitext-103, 1b, adding, copy, or your own task as an "
-                   "import path module:function (with --allow-trial-code)")
-@click.option("--allow-trial-code", is_flag=True,
-              help="let --data be an import path 'module:function' (imports and runs that code)")
 @click.option("--data-root", type=click.Path(file_okay=False), default=None,
               help="folder with the full data set (default: the bundled data)")
-@click.option("--data-option", "data_options", multiple=True, metavar="KEY=VALUE",
-              help="load_task option, repeatable (e.g. limit=1000, variant=pixel)")
-@click.option("--epochs", type=int, default=None,
-              help="passes over the training split (0: evaluate at initialization)")
-@click.option("--steps", type=int, default=None,
-              help="optimizer steps (instead of --epochs; 0: evaluate at initialization)")
-@click.option("--batch-size", type=int, default=64, show_default=True)
-@click.option("--lr", type=float, default=1e-3, show_default=True)
-@click.option("--optimizer", type=click.Choice(OPTIMIZERS), default="adam", show_default=True)
-@click.option("--clip", type=float, default=None, help="max gradient norm")
-@click.option("--eval-every", type=int, default=None, help="steps between evaluations "
-              "(default: every epoch)")
-@click.option("--stage-steps", type=int, default=None,
-              help="l2: steps per pruning stage (default: evenly spaced)")
-@click.option("--embed-size", type=int, default=None, help="language models: E (default N)")
-@click.option("--softmax-samples", type=int, default=None,
-              help="language models: train with a sampled softmax of this many log-uniform "
-                   "candidates (0 < S < V; default: full softmax; evaluation is always full)")
-@click.option("--scope", type=click.Choice(SCOPES), default="global", show_default=True,
-              help="one global top-K, or top-K within every tensor")
-@click.option("--include-bias", is_flag=True, default=False,
-              help="score and prune the cell's biases too")
-@click.option("--score-option", "score_options", multiple=True, metavar="KEY=VALUE",
-              help="an option of the score without a flag of its own, repeatable (batch_size: "
-                   "the examples of χ and γ)")
-@score_option_flags(exclude=_EXCLUDED)
-@click.option("--score-repeats", type=int, default=1, show_default=True,
-              help="time the scores as the best of this many runs")
-@click.option("--pipeline", type=click.Choice(PIPELINES), default="plain", show_default=True,
-              help="authors: train the pruned GRU as the authors' code does "
-                   "(z and candidate blocks swapped, zero trainable biases)")
-@click.option("--block-swap/--no-block-swap", default=None,
-              help="swap the z and candidate blocks before training (default: with "
-                   "--pipeline authors)")
-@click.option("--record", multiple=True, type=click.Choice(RECORDS),
-              help="a record of the study trial, repeatable (stored in OUT/metrics.json)")
-@click.option("--spectrum-batch", type=int, default=None,
-              help="sequences for the spectral records (default 64)")
-@click.option("--spectrum-method", type=click.Choice(SPECTRUM_METHODS), default=None,
-              help="dense SVD (default) or lanczos (without forming J)")
-@click.option("--hist-bins", type=int, default=None, help="bins of sv_hist (default 50)")
-@click.option("--lyapunov-k", type=int, default=None,
-              help="Lyapunov exponents to record (default: all)")
-@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:K")
-@click.option("--seed", type=int, default=0, show_default=True,
-              help="seeds the initialization, the data order and the scores")
+@device_option()
+@click.option("--allow-trial-code", is_flag=True,
+              help="let --data be an import path 'module:function' (imports and runs that code)")
 @click.option("--threads", type=int, default=None, help="torch CPU threads for this process")
 @click.option("--resume/--no-resume", default=True, show_default=True,
               help="checkpoint into OUT/checkpoint and resume from it (the same run only); "
@@ -417,14 +323,12 @@ def train_cmd(**params: Any) -> None:
 
     fn = "spectrumkit train"
     # NOTE [Your own task] (spectrumkit/data/tasks.py): code only with the explicit flag
-    check_task_code(fn, params["data_name"], params["allow_trial_code"], key="--data")
+    check_task_code(fn, params["task"] or "seq-mnist", params["allow_trial_code"], key="--data")
     _check_flags(fn, params)
     params = _even_stages(fn, params)
     c = config_from_params(params)
     ctx = click.get_current_context()
-    given = {p for p in params
-             if ctx.get_parameter_source(p) == click.core.ParameterSource.COMMANDLINE}
-    _check_applies(fn, c, params, given)
+    _check_applies(fn, c, params)
     outdir = check_output_dir(f"{fn} --out", params["out"], files=_OUTPUTS)  # NOTE [Output paths]
     task = load_data(c, params["data_root"])
     _check_memory_for(fn, c, task, params["device"])
@@ -466,88 +370,3 @@ def train_cmd(**params: Any) -> None:
     click.echo(_summary(c, result))
     click.echo(f"data: {result.data}")
     click.echo(f"wrote {hist}, {met}")
-
-
-def train_command(config: TrialConfig, data_root: str | None = None) -> str:
-    r"""The ``spectrumkit train`` command line that runs ``config`` (NOTE [train command]).
-
-    Lists every flag whose value differs from the command's default and matters to the config,
-    and ``--data-root`` when given; ``--out OUT`` is a placeholder. Shell-quoted (shlex). Raises
-    SpectrumkitError for a config the command cannot express: another trial kind, a TrialConfig
-    field without a flag, or values that do not read back as the same config.
-
-    >>> from spectrumkit.study.config import TrialConfig
-    >>> train_command(TrialConfig(method="random", sparsity=0.9, hidden_size=8, steps=5))
-    'spectrumkit train --hidden 8 --method random --sparsity 0.9 --steps 5 --out OUT'
-    """
-    from ..data.tasks import is_import_path
-    from ..errors import fail
-    from ..study.config import TrialConfig
-
-    fn = "train_command"
-    if config.trial != "prune-train":
-        raise fail(fn, "a prune-train trial", repr(config.trial))
-    keys = [k for k in TrialConfig.input_keys() if k not in ("trial", "score")]
-    missing = [k for k in keys if k not in _FIELD_PARAMS]
-    if missing:
-        raise fail(fn, "a flag of spectrumkit train for every TrialConfig field",
-                   f"none for {', '.join(missing)}")
-    defaults = {p.name: (() if p.multiple else p.default) for p in train_cmd.params
-                if isinstance(p, click.Option) and p.name}
-    params = {**defaults, **_params_of(config)}
-    for name in [n for n in params if params[n] != defaults.get(n)]:  # drop what does not matter
-        trial = {**params, name: defaults[name]}
-        if _same(trial, config):
-            params = trial
-    for i in reversed(range(len(params["score_options"]))):
-        opts = params["score_options"]
-        trial = {**params, "score_options": opts[:i] + opts[i + 1:]}
-        if _same(trial, config):
-            params = trial
-    if not _same(params, config):
-        raise fail(fn, "a config whose values read back from the command line",
-                   f"{config.model_dump(mode='json')}")
-    args = ["spectrumkit", "train"]
-    for p in train_cmd.params:
-        if isinstance(p, click.Option) and p.name in params and params[p.name] != defaults[p.name]:
-            args += _option_args(p, params[p.name])
-    if is_import_path(config.task):  # your own task by path (NOTE [Your own task])
-        args.append("--allow-trial-code")
-    if data_root is not None:
-        args += ["--data-root", str(data_root)]
-    return shlex.join([*args, "--out", "OUT"])
-
-
-def _params_of(c: TrialConfig) -> dict[str, Any]:
-    """The click parameters that ask for config ``c`` (the inverse of :func:`_fields`)."""
-    params = {p: getattr(c, f) for f, p in _FIELD_PARAMS.items() if p not in _SPECIAL}
-    params["data_options"] = tuple(f"{k}={_text(v)}" for k, v in c.data.items())
-    params["record"] = tuple(c.record)
-    params.update({f: getattr(c, f) for f in _FLAT})
-    extra = c.score_options
-    params.update({k: v for k, v in extra.items() if k in _OPTION_FLAGS})
-    params["score_options"] = tuple(f"{k}={_text(v)}" for k, v in extra.items()
-                                    if k not in _OPTION_FLAGS)
-    return params
-
-
-def _same(params: Mapping[str, Any], config: TrialConfig) -> bool:
-    """Whether ``params`` build ``config`` (False when they build nothing valid)."""
-    from ..errors import SpectrumkitError
-
-    try:
-        return config_from_params(params) == config
-    except (SpectrumkitError, click.BadParameter):
-        return False
-
-
-def _option_args(p: click.Option, value: Any) -> list[str]:
-    """The command-line words that set option ``p`` to ``value``."""
-    if p.is_flag and p.secondary_opts:  # --block-swap / --no-block-swap
-        return [p.opts[0] if value else p.secondary_opts[0]]
-    if p.is_flag:
-        return [p.opts[0]] if value else []
-    flag = max(p.opts, key=len)
-    if p.multiple:
-        return [w for v in value for w in (flag, str(v))]
-    return [flag, _text(value)]

@@ -14,7 +14,7 @@ method         score of pruned entry θ_n                                 module
 =============  ========================================================  ==========================
 
 γ and its guard τ: ``scores/gamma.py`` (NOTE [γ normalization]). ``balance``: NOTE [Balance] in
-``scores/options.py``. Masks from scores: :func:`spectrumkit.masks.topk_mask`.
+``scores/balance.py``. Masks from scores: :func:`spectrumkit.masks.topk_mask`.
 
 NOTE [Score options]
 Options are keyword arguments of :func:`compute_scores` (or one ready object, ``options=``);
@@ -68,28 +68,28 @@ benchmarks/bench_scores.py prints every recipe's ratio (README, "Recipes of the 
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import torch
 
 from ..errors import fail
 from ..protocols import RecurrentModel, check_model
+from .balance import balance_scores
 from .common import check_finite_scores, check_inputs_match, check_nonempty_batch, grad_on
 from .gamma import check_gamma, compute_gamma
-from .jacobian import jacobian_scores
-from .options import METHODS, OPTION_MODELS, OPTIONS, ScoreOptions, balance_scores, options_for
+from .options import (
+    METHODS,
+    OPTION_MODELS,
+    OPTIONS,
+    SCORE_REGISTRY,
+    ScoreOptions,
+    options_for,
+)
 from .recipes import DEFAULT_RECIPE, RECIPES, Recipe, recipe_table
-from .saliency import foresight_scores, magnitude_scores, random_scores, snip_scores
-from .synflow import synflow_scores
 
 __all__ = ["DEFAULT_RECIPE", "METHODS", "OPTIONS", "OPTION_MODELS", "RECIPES", "Recipe",
-           "ScoreOptions", "compute_gamma", "compute_scores", "options_for", "recipe_table"]
-
-_IMPL: dict[str, Callable[..., dict[str, torch.Tensor]]] = {
-    "jacobian": jacobian_scores, "snip": snip_scores, "foresight": foresight_scores,
-    "magnitude": magnitude_scores, "random": random_scores, "synflow": synflow_scores,
-}
+           "SCORE_REGISTRY", "ScoreOptions", "compute_gamma", "compute_scores", "options_for",
+           "recipe_table"]
 
 
 def _options(fn: str, method: str, given: ScoreOptions | None, options: dict[str, Any]
@@ -105,14 +105,16 @@ def _options(fn: str, method: str, given: ScoreOptions | None, options: dict[str
     return given
 
 
-def compute_scores(method: str, model: RecurrentModel, batch: Any, *,
+def compute_scores(method: str | ScoreOptions, model: RecurrentModel, batch: Any, *,
                    generator: torch.Generator | None = None, include_bias: bool = False,
                    options: ScoreOptions | None = None, **kwargs: Any
                    ) -> dict[str, torch.Tensor]:
     r"""Pruning scores of ``model``'s recurrent cell; higher means keep.
 
     Args:
-        method: one of :data:`METHODS` (see the table above).
+        method: one of :data:`METHODS` (see the table above), or the score part of a run
+            configuration (an options object, :func:`options_for`; e.g.
+            ``RunConfig.scoring()``): the method and its options together.
         model: a :class:`~spectrumkit.protocols.RecurrentModel`: a
             :class:`~spectrumkit.models.SequenceClassifier` or
             :class:`~spectrumkit.models.LanguageModel` (any cell, user cells included).
@@ -141,6 +143,11 @@ def compute_scores(method: str, model: RecurrentModel, batch: Any, *,
     True
     """
     fn = "compute_scores"
+    if isinstance(method, ScoreOptions):  # the score part: its method and its options
+        options, method = method, method.method_name()
+        if kwargs:
+            raise fail(fn, "either the score part or keyword options",
+                       f"the score part and {', '.join(kwargs)}")
     if not isinstance(method, str) or method not in METHODS:
         raise fail(fn, f"method one of {', '.join(map(repr, METHODS))}", repr(method))
     model = check_model(fn, model)
@@ -160,7 +167,7 @@ def compute_scores(method: str, model: RecurrentModel, batch: Any, *,
         raise fail(fn, f"generator= a torch.Generator ({why} draws random numbers)",
                    type(generator).__name__)
     with grad_on(theta):
-        scores = _IMPL[method](fn, model, batch, xs, theta, generator, o)
+        scores = SCORE_REGISTRY[method].load()(fn, model, batch, xs, theta, generator, o)
     scores = {n: s.detach() for n, s in scores.items()}
     scores = balance_scores(fn, scores, model.cell, model.input_size, model.hidden_size,
                             o["balance"])

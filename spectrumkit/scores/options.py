@@ -25,9 +25,11 @@ exactly what the caller passed.
 from __future__ import annotations
 
 import copy
+import importlib
 import typing
-from collections.abc import Iterator, Mapping
-from typing import Any, ClassVar, Literal
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any, ClassVar, Literal, cast
 
 import torch
 from pydantic import (
@@ -40,7 +42,6 @@ from pydantic import (
     model_validator,
 )
 
-from ..cells import BLOCKS, Cell, entry_labels, require_layout
 from ..choices import (
     SCORE_METHODS,
     Balance,
@@ -67,7 +68,8 @@ from .gamma import gamma_needs_generator
 from .recipes import DEFAULT_RECIPE, RECIPES
 
 __all__ = ["ForesightOptions", "GammaOptions", "JacobianOptions", "METHODS", "MagnitudeOptions",
-           "OPTIONS", "OPTION_MODELS", "RandomOptions", "ScoreOptions", "SnipOptions",
+           "OPTIONS", "OPTION_MODELS", "RandomOptions", "SCORE_REGISTRY", "ScoreMethod",
+           "ScoreOptions", "SnipOptions",
            "SynflowOptions", "option_names", "options_for"]
 
 _FN = "compute_scores"
@@ -369,13 +371,40 @@ class SynflowOptions(ScoreOptions):
         return super().for_batch(fn, T, B)
 
 
-#: The options model of every score method, keyed by method (THE registry: the CLI flags and the
-#: study's ``TrialConfig.score`` are built from it).
-OPTION_MODELS: dict[str, type[ScoreOptions]] = {
-    "jacobian": JacobianOptions, "snip": SnipOptions, "foresight": ForesightOptions,
-    "magnitude": MagnitudeOptions, "random": RandomOptions, "synflow": SynflowOptions,
+@dataclass(frozen=True)
+class ScoreMethod:
+    """One score method: its options model and its function.
+
+    ``function`` is the import path ``"module:name"`` of the implementation, imported when the
+    method first scores (:meth:`load`), so that the options, the configuration and the flags are
+    known without loading the implementations. The function is called as
+    ``function(fn, model, batch, xs, theta, generator, options)`` with the dict of
+    :meth:`ScoreOptions.for_batch`.
+    """
+
+    options: type[ScoreOptions]
+    function: str
+
+    def load(self) -> Callable[..., dict[str, torch.Tensor]]:
+        """The implementation."""
+        module, name = self.function.split(":")
+        return cast(Callable[..., dict[str, torch.Tensor]],
+                    getattr(importlib.import_module(module), name))
+
+
+#: THE registry of score methods: each method's options model and function, keyed by method
+#: (the CLI flags, the run configuration's ``score`` part and compute_scores are built from it).
+SCORE_REGISTRY: dict[str, ScoreMethod] = {
+    "jacobian": ScoreMethod(JacobianOptions, "spectrumkit.scores.jacobian:jacobian_scores"),
+    "snip": ScoreMethod(SnipOptions, "spectrumkit.scores.saliency:snip_scores"),
+    "foresight": ScoreMethod(ForesightOptions, "spectrumkit.scores.saliency:foresight_scores"),
+    "magnitude": ScoreMethod(MagnitudeOptions, "spectrumkit.scores.saliency:magnitude_scores"),
+    "random": ScoreMethod(RandomOptions, "spectrumkit.scores.saliency:random_scores"),
+    "synflow": ScoreMethod(SynflowOptions, "spectrumkit.scores.synflow:synflow_scores"),
 }
-assert tuple(OPTION_MODELS) == SCORE_METHODS, "OPTION_MODELS must list choices.SCORE_METHODS"
+#: The options model of every score method, keyed by method (a view of :data:`SCORE_REGISTRY`).
+OPTION_MODELS: dict[str, type[ScoreOptions]] = {k: m.options for k, m in SCORE_REGISTRY.items()}
+assert tuple(OPTION_MODELS) == SCORE_METHODS, "SCORE_REGISTRY must list choices.SCORE_METHODS"
 
 #: The score methods, in the order of :data:`OPTION_MODELS`.
 METHODS: tuple[str, ...] = tuple(OPTION_MODELS)
@@ -442,38 +471,3 @@ def _one_line(fn: str, err: ValidationError) -> SpectrumkitError:
         return inner
     loc = ".".join(str(p) for p in first.get("loc", ()))
     return fail(fn, f"{loc or 'options'}: {first.get('msg', '')}", repr(first.get("input")))
-
-
-# NOTE [Balance]
-# The authors' code can rescale scores so that groups of entries compete on an equal footing:
-# ``balance="gate"`` divides every score by the mean |score| over all pruned entries of its gate
-# (input, recurrent, peephole and — when pruned — bias entries together); ``balance="block"`` by the
-# mean |score| over its block (input / recurrent / cell / bias, all gates together). A group whose
-# mean |score| is exactly 0 is all zeros and is left as is. Balancing needs the cell's layout.
-
-
-def balance_scores(fn: str, scores: dict[str, torch.Tensor], cell: Cell, input_size: int,
-                   hidden_size: int, how: str) -> dict[str, torch.Tensor]:
-    """Apply NOTE [Balance] to ``scores`` ({name: tensor}); returns a new dict."""
-    if how == "none":
-        return scores
-    try:
-        require_layout(fn, cell)
-    except SpectrumkitError:
-        raise fail(fn, f"balance={how!r} only for a cell with a layout "
-                   "(make_cell(..., layout=...))", f"cell {cell.name!r} without one") from None
-    labels = entry_labels(cell, input_size, hidden_size)
-    groups = []
-    for name in scores:
-        gate, block = labels[name]
-        groups.append((gate if how == "gate" else torch.full_like(gate, BLOCKS.index(block)))
-                      .reshape(-1))
-    first = next(iter(scores.values()))
-    idx = torch.cat(groups).to(first.device)
-    flat = torch.cat([s.reshape(-1) for s in scores.values()])
-    n_groups = len(cell.gates) if how == "gate" else len(BLOCKS)
-    sums = flat.new_zeros(n_groups).scatter_add_(0, idx, flat.abs())
-    mean = sums / torch.bincount(idx, minlength=n_groups).clamp_min(1).to(flat.dtype)
-    scale = torch.where(mean > 0, mean, torch.ones_like(mean))
-    out = (flat / scale[idx]).split([s.numel() for s in scores.values()])
-    return {name: o.view_as(s) for (name, s), o in zip(scores.items(), out)}

@@ -6,16 +6,18 @@ command that runs the same pipeline on the same config (NOTE [Reproduce a trial]
 
 NOTE [Reproduce a trial]
 The line ``reproduce: spectrumkit train ... --out OUT`` in a trial's log
-(:func:`spectrumkit.cli.cmd_train.train_command`) lists every config value that differs from the
-command's defaults, and ``--data-root`` when the study had one. Run with ``OUT`` replaced, it
-trains the same mask bit for bit and writes the same history apart from wall time (NOTE [Trial
-randomness] in :mod:`spectrumkit.pipeline`), and prints the trial's key.
+(:func:`spectrumkit.config.flags.train_command`, NOTE [Flags from fields]) lists every
+config value that differs from the configuration's defaults, and ``--data-root`` when the
+study had one. Run with ``OUT`` replaced, it trains the same mask bit for bit and writes the
+same history apart from wall time (NOTE [Trial randomness] in :mod:`spectrumkit.pipeline`),
+and prints the trial's key.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from ..config.flags import train_command
 from ..errors import SpectrumkitError
 from ..pipeline import run_pipeline, sub_seed
 from .config import TrialConfig
@@ -26,8 +28,6 @@ __all__ = ["run_trial", "sub_seed"]
 
 def _reproduce_line(c: TrialConfig, data_root: str | None) -> str:
     """The log line with the command that re-runs this trial (NOTE [Reproduce a trial])."""
-    from ..cli.cmd_train import train_command
-
     try:
         return f"reproduce: {train_command(c, data_root=data_root)}"
     except SpectrumkitError as e:  # the trial still runs; the log says why there is no command

@@ -11,24 +11,11 @@ re-exported here.
 The loop (``_train_impl``) is assembled from named parts: a
 :class:`~spectrumkit.checkpoints.TrainState` (where the run stands; what a checkpoint carries), one
 :class:`~spectrumkit.batches.Batches` iterator per kind of training data
-(:mod:`spectrumkit.batches`), a :class:`MaskHolder` (NOTE [Holding a mask]) and a
-:class:`~spectrumkit.checkpoints.Checkpointer` (NOTE [Checkpoint identity],
-:mod:`spectrumkit.checkpoints`).
-
-NOTE [Holding a mask]
-A mask is ``{name: bool tensor}`` over the cell's tensors (keys as ``model.prunable()``; True =
-keep). Pruned entries must stay exactly 0.0 through every step. Three things do it:
-1. before the first step the pruned parameters are set to 0.0;
-2. after every backward pass the pruned gradient entries are set to 0.0, so Adam's first and
-   second moments of those entries stay exactly 0 (they start at 0 and only ever see 0) and the
-   update m̂ / (√v̂ + ε) is exactly 0 / ε = 0; gradient clipping then sees the masked gradient;
-3. after every optimizer step the pruned parameters are set to 0.0 again, which covers optimizers
-   that move an entry even with a zero gradient (weight decay, stale momentum).
-When a mask *changes* during training (the L2 schedule), the optimizer's per-entry state (Adam's
-moments, SGD's momentum) is zeroed at the newly pruned entries so that no stale momentum remains.
-``masked_fill_`` is used rather than multiplication so that a pruned entry is +0.0, never −0.0.
-The model's forward pass is unchanged (dense kernels with zeros), so masking costs only these
-element-wise fills (``benchmarks/bench_train.py`` measures it).
+(:mod:`spectrumkit.batches`), a :class:`MaskHolder` (NOTE [Holding a mask] in
+``spectrumkit/_mask_hold.py``) and a :class:`~spectrumkit.checkpoints.Checkpointer` (NOTE
+[Checkpoint identity], :mod:`spectrumkit.checkpoints`). The settings are one
+:class:`~spectrumkit.config.TrainingConfig`, checked when it was built; the arguments beside it
+are the run's hooks (device, seed, checkpoints, progress, callback, identity).
 
 NOTE [Divergence]
 A run diverges when the training loss of a step is not finite, or when it exceeds
@@ -56,116 +43,23 @@ from torch import nn
 
 from ._evaluate import Model, check_pair, evaluate_split, model_dtype, to_device
 from ._io import check_output_dir, write_atomic
+from ._mask_hold import L2_DENSITIES, MaskHolder, magnitude_mask, prune_steps
 from ._progress import progress_bar
 from .batches import Batches, SequenceBatches, StreamBatches, StreamedBatches, batches_for
 from .checkpoints import CHECKPOINT_FILE, Checkpointer, TrainState, digest, metric_columns
 from .choices import OPTIMIZERS
-from .data import (
-    DEFAULT_BPTT,
-    StreamedTokens,
-    TaskData,
-    TokenStream,
-)
-from .errors import check_choice, check_positive_int, check_seed, fail
+from .config import TrainingConfig
+from .data import DEFAULT_BPTT, StreamedTokens, TaskData, TokenStream
+from .errors import check_positive_int, check_seed, fail
 from .evaluation import evaluate, make_model, resolve_device
 from .masks import check_mask
 from .models import LanguageModel
-from .scores.ranking import k_of, top_k
 
 __all__ = ["L2_DENSITIES", "OPTIMIZERS", "Batches", "Checkpointer", "MaskHolder",
            "SequenceBatches", "StreamBatches", "StreamedBatches", "TrainResult", "TrainState",
            "evaluate", "make_model", "resolve_device", "train", "train_l2_iterative",
            "write_atomic"]
 
-#: The paper's L2 baseline anneals the density along this schedule (stopping at the target).
-L2_DENSITIES = (0.8, 0.6, 0.4, 0.2, 0.1, 0.05, 0.02, 0.01)
-
-
-# --------------------------------------------------------------------------------------------------
-# Masks
-# --------------------------------------------------------------------------------------------------
-
-
-class MaskHolder:
-    r"""Holds a mask on a model's cell tensors through training (NOTE [Holding a mask]).
-
-    :meth:`hold` sets the pruned parameters to 0.0 and zeroes the optimizer's per-entry state at
-    them, so a mask that changes leaves no stale momentum; :meth:`mask_grads` runs after every
-    backward pass, :meth:`mask_params` after every optimizer step. Without a mask (``mask`` is
-    None) the three do nothing and :meth:`density` is 1.0.
-    """
-
-    def __init__(self, params: Mapping[str, torch.Tensor], optimizer: torch.optim.Optimizer
-                 ) -> None:
-        self._params, self._opt = dict(params), optimizer
-        self.mask: dict[str, torch.Tensor] | None = None
-        self._pruned: list[tuple[torch.Tensor, torch.Tensor]] = []
-
-    @torch.no_grad()
-    def hold(self, mask: Mapping[str, torch.Tensor]) -> None:
-        """Hold ``mask`` ``{name: bool tensor}`` (True = keep) from now on."""
-        self.mask = dict(mask)
-        self._pruned = [(self._params[k], ~v) for k, v in mask.items()]
-        for p, pruned in self._pruned:
-            p.masked_fill_(pruned, 0.0)
-            for buf in self._opt.state.get(p, {}).values():
-                if isinstance(buf, torch.Tensor) and buf.shape == p.shape:
-                    buf.masked_fill_(pruned, 0.0)
-
-    @torch.no_grad()
-    def mask_grads(self) -> None:
-        """Set the gradient of every pruned entry to 0.0."""
-        for p, pruned in self._pruned:
-            if p.grad is not None:
-                p.grad.masked_fill_(pruned, 0.0)
-
-    @torch.no_grad()
-    def mask_params(self) -> None:
-        """Set every pruned parameter to 0.0."""
-        for p, pruned in self._pruned:
-            p.masked_fill_(pruned, 0.0)
-
-    def density(self) -> float:
-        """Kept fraction of the masked entries; 1.0 without a mask."""
-        if self.mask is None:
-            return 1.0
-        return (sum(int(v.sum()) for v in self.mask.values())
-                / sum(v.numel() for v in self.mask.values()))
-
-
-def _magnitude_mask(params: Mapping[str, torch.Tensor], old: Mapping[str, torch.Tensor] | None,
-                    density: float) -> dict[str, torch.Tensor]:
-    r"""Exactly K = ⌊density · P + ½⌋ entries of largest |θ|, global over ``params``.
-
-    The ranking is NOTE [Exact-K ranking] (:func:`~spectrumkit.scores.ranking.top_k`) over the
-    concatenation of the flattened tensors in ``params`` order, so ties break by that position,
-    lowest first. Entries that ``old`` already prunes score −1, below every |θ| ≥ 0, so the masks
-    of a schedule are nested.
-    """
-    names = list(params)
-    scores = []
-    for k in names:
-        s = params[k].detach().abs().flatten().double()
-        if old is not None and k in old:
-            s = torch.where(old[k].flatten(), s, torch.full_like(s, -1.0))
-        scores.append(s)
-    flat = torch.cat(scores)
-    keep = top_k(flat, k_of(density, flat.numel()))
-    parts = keep.split([params[k].numel() for k in names])
-    return {k: part.view_as(params[k]) for k, part in zip(names, parts)}
-
-
-def _prune_steps(prune: tuple[int | None, list[float]] | None, total: int) -> dict[int, float]:
-    """``{step: density}`` of the L2 schedule ``prune`` = (stage_steps or None, densities)."""
-    if prune is None:
-        return {}
-    stage, schedule = prune
-    stage = stage if stage is not None else total // (len(schedule) + 1)
-    prune_at = {stage * (i + 1): d for i, d in enumerate(schedule)}
-    if stage < 1 or max(prune_at) >= total:
-        raise fail("train_l2_iterative", f"the last of {len(schedule)} pruning stages "
-                   f"(every {stage} steps) before the end of training", f"{total} steps in all")
-    return prune_at
 
 
 def _run_identity(model: Model, data: TaskData, mask: Mapping[str, torch.Tensor] | None,
@@ -175,9 +69,9 @@ def _run_identity(model: Model, data: TaskData, mask: Mapping[str, torch.Tensor]
               "dtype": str(model_dtype(model)), "model": type(model).__name__,
               "cell": model.cell.name,
               "shapes": {k: list(v.shape) for k, v in model.state_dict().items()},
-              "data": data.description, "batch_size": o.batch_size, "lr": o.lr,
-              "optimizer": o.optimizer, "clip": o.clip, "seed": o.seed,
-              "eval_every": o.eval_every, "diverge_factor": o.diverge_factor,
+              "data": data.description, "batch_size": o.t.batch_size, "lr": o.t.lr,
+              "optimizer": o.t.optimizer, "clip": o.t.clip, "seed": o.seed,
+              "eval_every": o.t.eval_every, "diverge_factor": o.diverge_factor,
               "mask": digest(mask), "prune_at": sorted(prune_at.items()), "bptt": data.bptt,
               "identity": dict(o.identity or {})}
     if isinstance(model, LanguageModel) and model.softmax_samples is not None:
@@ -224,17 +118,12 @@ class TrainResult:
 
 @dataclass(frozen=True)
 class _Settings:
-    """The validated settings of a run: :func:`train`'s arguments but model, data and mask."""
+    """The validated settings and hooks of a run: :func:`train`'s arguments but model, data and
+    mask."""
 
-    epochs: int | None
-    steps: int | None
-    batch_size: int
-    lr: float
-    optimizer: str
-    clip: float | None
+    t: TrainingConfig
     device: torch.device
     seed: int
-    eval_every: int | None
     checkpoint_dir: Path | None
     progress: bool | None
     diverge_factor: float | None
@@ -320,14 +209,14 @@ def _train_impl(model: Model, data: TaskData, mask: dict[str, torch.Tensor] | No
     """
     dtype, device = model_dtype(model), o.device
     model.to(device)
-    batches = batches_for(data, o.batch_size, device, dtype)
+    batches = batches_for(data, o.t.batch_size, device, dtype)
     score = partial(evaluate_split, model, batch_size=batches.eval_batch_size,
                     bptt=data.bptt or DEFAULT_BPTT, device=device)
     val_split = to_device(data.val, device, dtype)
-    total = o.steps if o.steps is not None else cast(int, o.epochs) * batches.per_epoch
-    prune_at = _prune_steps(prune, total)
+    total = o.t.steps if o.t.steps is not None else cast(int, o.t.epochs) * batches.per_epoch
+    prune_at = prune_steps(prune, total)
     trainable = [p for p in model.parameters() if p.requires_grad]
-    opt = _make_optimizer(o.optimizer, trainable, o.lr)
+    opt = _make_optimizer(o.t.optimizer, trainable, o.t.lr)
     mask = None if mask is None else {k: m.to(device) for k, m in mask.items()}
     ckpt = Checkpointer(o.checkpoint_dir, _run_identity(model, data, mask, o, prune_at, routine))
     g = torch.Generator().manual_seed(o.seed)
@@ -337,7 +226,7 @@ def _train_impl(model: Model, data: TaskData, mask: dict[str, torch.Tensor] | No
     holder = MaskHolder(model.prunable(include_bias=True), opt)
     if mask is not None:
         holder.hold(mask)
-    _check_extension(st, o.eval_every, total)
+    _check_extension(st, o.t.eval_every, total)
     finished = st.extend_to(total)
     st.restart_clock()
     bar = _progress_bar(o.progress, total, st.step, finished, batches.per_epoch)
@@ -355,14 +244,14 @@ def _train_impl(model: Model, data: TaskData, mask: dict[str, torch.Tensor] | No
                 st.add_loss(value)
                 st.add_row(None, batches.per_epoch, holder.density())
                 break
-            _update(opt, loss, holder, trainable, o.clip)
+            _update(opt, loss, holder, trainable, o.t.clip)
             if st.step in prune_at:  # the L2 schedule prunes further
-                holder.hold(_magnitude_mask(model.prunable(), holder.mask, prune_at[st.step]))
+                holder.hold(magnitude_mask(model.prunable(), holder.mask, prune_at[st.step]))
             st.add_loss(value)
             st.pos = (st.pos + 1) % batches.per_epoch
             bar.update(1)
             bar.set_postfix(loss=f"{value:.4g}", refresh=False)
-            evaluated = _eval_due(st, o.eval_every, total)
+            evaluated = _eval_due(st, o.t.eval_every, total)
             if evaluated:
                 st.add_row(score(val_split), batches.per_epoch, holder.density())
                 st.loss_sum, st.loss_count = 0.0, 0
@@ -422,20 +311,20 @@ def _check_model_data(fn: str, model: Any, data: Any) -> None:
         check_pair(fn, model, data.val)
 
 
-def _check_length(fn: str, data: TaskData, epochs: Any, steps: Any, batch_size: Any) -> None:
-    """Exactly one of epochs / steps, a batch size, and a stream long enough for it."""
-    if (epochs is None) == (steps is None):
-        raise fail(fn, "exactly one of epochs= or steps=", "both" if epochs is not None
-                   else "neither")
-    if epochs is not None:
-        check_positive_int(fn, "epochs", epochs)
-    else:
-        check_positive_int(fn, "steps", steps)
-    check_positive_int(fn, "batch_size", batch_size)
-    if isinstance(data.train, (TokenStream, StreamedTokens)) \
-            and len(data.train) < 2 * batch_size + 1:
-        raise fail(fn, f"a training stream of more than {2 * batch_size} tokens for "
-                   f"batch_size={batch_size}", f"{len(data.train)} tokens")
+def _check_training(fn: str, data: TaskData, training: Any) -> TrainingConfig:
+    """A TrainingConfig of some length, and a stream long enough for its batch."""
+    if training is None:
+        training = TrainingConfig.model_validate({})
+    if not isinstance(training, TrainingConfig):
+        raise fail(fn, "training= a spectrumkit.config.TrainingConfig", type(training).__name__)
+    if training.length == 0:
+        raise fail(fn, "some training (epochs or steps > 0; the pipeline evaluates a run of 0 "
+                   "at initialization)", f"{'epochs' if training.steps is None else 'steps'}=0")
+    B = training.batch_size
+    if isinstance(data.train, (TokenStream, StreamedTokens)) and len(data.train) < 2 * B + 1:
+        raise fail(fn, f"a training stream of more than {2 * B} tokens for batch_size={B}",
+                   f"{len(data.train)} tokens")
+    return training
 
 
 def _check_checkpoint_dir(fn: str, checkpoint_dir: Any) -> Path | None:
@@ -471,33 +360,25 @@ def _check_train_mask(fn: str, model: Model, mask: Any) -> dict[str, torch.Tenso
                       what="cell's tensors", require=list(model.prunable()))
 
 
-def _validate(fn: str, model: Any, data: Any, mask: Any, *, epochs: Any, steps: Any,
-              batch_size: Any, lr: Any, optimizer: Any, clip: Any, device: Any, seed: Any,
-              eval_every: Any, checkpoint_dir: Any, progress: Any, diverge_factor: Any,
-              callback: Any, identity: Any) -> tuple[dict[str, torch.Tensor] | None, _Settings]:
+def _validate(fn: str, model: Any, data: Any, mask: Any, *, training: Any, device: Any,
+              seed: Any, checkpoint_dir: Any, progress: Any, diverge_factor: Any, callback: Any,
+              identity: Any) -> tuple[dict[str, torch.Tensor] | None, _Settings]:
     """Check every argument of :func:`train`, in order; return the mask and the settings."""
     _check_model_data(fn, model, data)
-    _check_length(fn, data, epochs, steps, batch_size)
-    lr = _check_real(fn, "lr", lr)
-    check_choice(fn, "optimizer", optimizer, OPTIMIZERS)
-    clip = None if clip is None else _check_real(fn, "clip", clip)
+    t = _check_training(fn, data, training)
     check_seed(fn, "seed", seed)
-    if eval_every is not None:
-        check_positive_int(fn, "eval_every", eval_every)
     folder = _check_checkpoint_dir(fn, checkpoint_dir)
     diverge_factor = _check_hooks(fn, identity, progress, diverge_factor, callback)
     mask = None if mask is None else _check_train_mask(fn, model, mask)
-    return mask, _Settings(epochs, steps, batch_size, lr, optimizer, clip, resolve_device(device),
-                           seed, eval_every, folder, progress, diverge_factor, callback,
-                           None if identity is None else dict(identity))
+    return mask, _Settings(t, resolve_device(device), seed, folder, progress, diverge_factor,
+                           callback, None if identity is None else dict(identity))
 
 
-def train(model: Model, data: TaskData, *, mask: Mapping[str, torch.Tensor] | None = None,
-          epochs: int | None = None, steps: int | None = None, batch_size: int = 64,
-          lr: float = 1e-3, optimizer: str = "adam", clip: float | None = None,
-          device: str | torch.device = "auto", seed: int, eval_every: int | None = None,
-          checkpoint_dir: str | os.PathLike | None = None, progress: bool | None = None,
-          diverge_factor: float | None = 10.0, callback: Callable[[dict], None] | None = None,
+def train(model: Model, data: TaskData, *, training: TrainingConfig | None = None,
+          mask: Mapping[str, torch.Tensor] | None = None, device: str | torch.device = "auto",
+          seed: int, checkpoint_dir: str | os.PathLike | None = None,
+          progress: bool | None = None, diverge_factor: float | None = 10.0,
+          callback: Callable[[dict], None] | None = None,
           identity: Mapping[str, Any] | None = None) -> TrainResult:
     r"""Train ``model`` on ``data`` in place, holding ``mask`` exactly; return a TrainResult.
 
@@ -523,14 +404,15 @@ def train(model: Model, data: TaskData, *, mask: Mapping[str, torch.Tensor] | No
         mask: ``{name: bool tensor}`` over the cell's tensors (True = keep), keys as
             ``model.prunable()``: every weight tensor must be present, biases may be; an unknown
             tensor, a wrong shape or a non-bool tensor is an error naming it.
-        epochs / steps: exactly one: passes over the training split, or optimizer steps (epochs
-            repeat as needed).
-        batch_size: B. lr: learning rate (> 0). clip: max global gradient norm or None.
+        training: the settings, a :class:`~spectrumkit.config.TrainingConfig` (None: its
+            defaults, one epoch): ``epochs`` or ``steps`` (passes over the training split, or
+            optimizer steps; epochs repeat as needed), ``batch_size`` B, ``lr``, ``optimizer``,
+            ``clip`` (max global gradient norm or None) and ``eval_every`` (evaluate the
+            validation split every this many steps; None = at the end of every epoch; the last
+            step is always evaluated; each evaluation adds a history row).
         device: ``"auto"`` (CUDA when available), ``"cpu"``, ``"cuda"``, ``"cuda:K"``;
             ``"cuda"`` without CUDA is an error. Data is moved to the device once.
         seed: seeds the data order.
-        eval_every: evaluate the validation split every this many steps; None = at the end of
-            every epoch. The last step is always evaluated. Each evaluation adds a history row.
         checkpoint_dir: save a checkpoint (``checkpoint.pt``: model, optimizer, data order and
             generator, history, mask; written atomically) at every evaluation and at the end, and
             resume from it when present. A resumed run ends with the same weights and history as
@@ -553,9 +435,7 @@ def train(model: Model, data: TaskData, *, mask: Mapping[str, torch.Tensor] | No
         :class:`TrainResult`. Divergence is a status, never an exception.
     """
     fn = "train"
-    checked, o = _validate(fn, model, data, mask, epochs=epochs, steps=steps,
-                           batch_size=batch_size, lr=lr, optimizer=optimizer, clip=clip,
-                           device=device, seed=seed, eval_every=eval_every,
+    checked, o = _validate(fn, model, data, mask, training=training, device=device, seed=seed,
                            checkpoint_dir=checkpoint_dir, progress=progress,
                            diverge_factor=diverge_factor, callback=callback, identity=identity)
     return _train_impl(model, data, checked, o, prune=None, routine=fn)
@@ -563,11 +443,9 @@ def train(model: Model, data: TaskData, *, mask: Mapping[str, torch.Tensor] | No
 
 def train_l2_iterative(model: Model, data: TaskData, *, density: float,
                        stage_steps: int | None = None,
-                       densities: tuple[float, ...] = L2_DENSITIES, epochs: int | None = None,
-                       steps: int | None = None, batch_size: int = 64, lr: float = 1e-3,
-                       optimizer: str = "adam", clip: float | None = None,
+                       densities: tuple[float, ...] = L2_DENSITIES,
+                       training: TrainingConfig | None = None,
                        device: str | torch.device = "auto", seed: int,
-                       eval_every: int | None = None,
                        checkpoint_dir: str | os.PathLike | None = None,
                        progress: bool | None = None, diverge_factor: float | None = 10.0,
                        callback: Callable[[dict], None] | None = None,
@@ -600,8 +478,7 @@ def train_l2_iterative(model: Model, data: TaskData, *, density: float,
         raise fail(fn, "densities: a decreasing sequence in (0, 1]", repr(densities))
     # 1e-9: a density computed as 1 - 0.9 = 0.0999... must not add a stage after 0.1
     schedule = [d for d in ds if d > density + 1e-9] + [float(density)]
-    _, o = _validate(fn, model, data, None, epochs=epochs, steps=steps, batch_size=batch_size,
-                     lr=lr, optimizer=optimizer, clip=clip, device=device, seed=seed,
-                     eval_every=eval_every, checkpoint_dir=checkpoint_dir, progress=progress,
+    _, o = _validate(fn, model, data, None, training=training, device=device, seed=seed,
+                     checkpoint_dir=checkpoint_dir, progress=progress,
                      diverge_factor=diverge_factor, callback=callback, identity=identity)
     return _train_impl(model, data, None, o, prune=(stage_steps, schedule), routine=fn)
