@@ -36,7 +36,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--vocab", type=int, default=100_000)
     ap.add_argument("--embed", type=int, default=400)
-    ap.add_argument("--hidden", type=int, default=512)
+    ap.add_argument("--hidden-size", type=int, default=512)
     ap.add_argument("--samples", type=int, default=1000)
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--bptt", type=int, default=35)

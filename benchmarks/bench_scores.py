@@ -43,7 +43,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeats", type=int, default=9)
     ap.add_argument("--synflow-repeats", type=int, default=3)
-    ap.add_argument("--hidden", type=int, default=400)
+    ap.add_argument("--hidden-size", type=int, default=400)
     ap.add_argument("--device", default="auto")
     ap.add_argument("--threads", type=int, default=None, help="torch.set_num_threads")
     ap.add_argument("--only", default=None,

@@ -101,7 +101,7 @@ def child(args: argparse.Namespace) -> None:
 
 def run_case(cell: str, hidden: int, method: str, batch: int, threads: int,
              hi: float | None = None) -> dict:
-    cmd = [sys.executable, __file__, "--child", "--cell", cell, "--hidden", str(hidden),
+    cmd = [sys.executable, __file__, "--child", "--cell", cell, "--hidden-size", str(hidden),
            "--method", method, "--batch", str(batch), "--threads", str(threads)]
     if hi is not None:
         cmd += ["--hi", repr(hi)]
@@ -125,7 +125,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--cell", default="gru", help=argparse.SUPPRESS)
-    ap.add_argument("--hidden", type=int, default=400, help=argparse.SUPPRESS)
+    ap.add_argument("--hidden-size", type=int, default=400, help=argparse.SUPPRESS)
     ap.add_argument("--method", default="dense", help=argparse.SUPPRESS)
     ap.add_argument("--hi", type=float, default=None, help=argparse.SUPPRESS)
     ap.add_argument("--batch", type=int, default=64, help="B (default 64)")

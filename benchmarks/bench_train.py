@@ -45,7 +45,7 @@ def step_times(task, hidden, mask_density, steps, device, seed=0) -> list[float]
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--hidden", type=int, nargs="+", default=[128, 400])
+    ap.add_argument("--hidden-size", type=int, nargs="+", default=[128, 400])
     ap.add_argument("--repeats", type=int, default=7)
     ap.add_argument("--steps", type=int, default=30)
     ap.add_argument("--device", default="cpu")

@@ -20,7 +20,9 @@ from typing import TYPE_CHECKING
 
 # first: while the CLI imports, Ctrl-C is one line (NOTE [Aborts]; a library import: nothing)
 from . import _signals  # noqa: F401
-from ._version import VERSION as __version__
+from ._version import VERSION
+
+__version__ = VERSION
 
 #: ``{public name: the module that defines it}``, in the order of the workflow.
 _EXPORTS: dict[str, str] = {
@@ -53,11 +55,21 @@ _EXPORTS: dict[str, str] = {
     "load_study": "study.spec", "run_study": "study.runner",
 }
 
-__all__ = list(_EXPORTS)
+__all__ = [  # the keys of _EXPORTS (a test checks), spelled out for linters
+    "SpectrumkitError", "Cell", "make_cell", "init_params", "unroll", "step_jacobians",
+    "step_operator", "singular_values", "spectrum", "Spectrum", "spectrum_summary",
+    "lanczos_spectrum", "extreme_singular_values", "chi", "lyapunov_exponents", "METHODS",
+    "compute_scores", "options_for", "topk_mask", "apply_mask", "save_masks", "load_masks",
+    "mask_anatomy", "to_torch_prune", "make_model", "check_model", "to_torch", "from_torch",
+    "load_task", "TaskData", "sample_batch", "register_task", "train", "evaluate", "TrainResult",
+    "TrainingConfig", "RunConfig", "run_pipeline", "load_study", "run_study",
+]
 
 if TYPE_CHECKING:  # the same names, for type checkers and documentation tools
+    from ._unroll import unroll
     from .anatomy import mask_anatomy
     from .cells import Cell, make_cell
+    from .config import RunConfig, TrainingConfig
     from .data import TaskData, load_task, register_task, sample_batch
     from .errors import SpectrumkitError
     from .evaluation import evaluate, make_model
@@ -69,14 +81,19 @@ if TYPE_CHECKING:  # the same names, for type checkers and documentation tools
     from .pipeline import run_pipeline
     from .protocols import check_model
     from .scores import METHODS, compute_scores, options_for
-    from .spectra import Spectrum, chi, extreme_singular_values, lanczos_spectrum
-    from .spectra import lyapunov_exponents, singular_values, spectrum
-    from .spectra import spectrum_summary
-    from .config import RunConfig, TrainingConfig
+    from .spectra import (
+        Spectrum,
+        chi,
+        extreme_singular_values,
+        lanczos_spectrum,
+        lyapunov_exponents,
+        singular_values,
+        spectrum,
+        spectrum_summary,
+    )
     from .study.runner import run_study
     from .study.spec import load_study
     from .training import TrainResult, train
-    from ._unroll import unroll
 
 
 def __getattr__(name: str) -> object:

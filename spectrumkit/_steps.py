@@ -17,10 +17,10 @@ import torch
 from torch.func import jacfwd, jacrev, jvp, vjp, vmap
 
 from ._closed_form import ClosedForm, assemble, assemble_into, graph_free, new_output
+from ._unroll import batched_step, check_sequence, unroll_states
 from .cells import Cell, Params, get
 from .choices import JACOBIAN_BLOCKS, JACOBIAN_METHODS
 from .errors import check_choice, check_float_tensor, check_positive_int, fail
-from ._unroll import batched_step, check_sequence, unroll_states
 
 #: Default memory budget of one streamed chunk of Jacobians when ``chunk_size`` is None.
 CHUNK_BYTES = 256 * 2**20

@@ -165,7 +165,6 @@ def check_memory(fn: str, what: str, needed: int, device: Any = "cpu") -> None:
     instead of letting the process be killed (NOTE [Memory estimate] in ``spectrumkit/cli``)."""
     have = available_memory(device)
     if have is not None and needed > have:
-        import torch
 
         raise fail(fn, f"{what} that fits in memory ({_gib(have)} available on "
                    f"{_device_type(device)})", f"at least {_gib(needed)} needed")

@@ -28,22 +28,20 @@ from collections.abc import Iterator, Sequence
 
 import torch
 
-from ._closed_form import ClosedForm
 from ._steps import (
     CHUNK_BYTES,
     JacobianChunk,
     check_states,
     check_step_args,
-    closed_form,
     iter_chunks,
     jvp_step_fn,
     make_plan,
     resolve_steps,
     vjp_step_fn,
 )
+from ._unroll import check_sequence, unroll_states
 from .cells import Cell, Params, get
 from .choices import JACOBIAN_BLOCKS, JACOBIAN_METHODS, JacobianBlock, JacobianMethod
-from ._unroll import check_sequence, unroll_states
 
 __all__ = [
     "BLOCKS",

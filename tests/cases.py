@@ -36,6 +36,6 @@ CASES = [
 
 TINY_TRAIN = ["train", "--hidden-size", "8", "--data-option", "limit=256", "--data-option",
               "val_limit=128", "--steps", "4"]
-TINY_PRUNE = ["prune", "--hidden", "8", "--seq-len", "4", "--score-batch", "8"]
-TINY_SPECTRUM = ["spectrum", "--cell", "gru", "--hidden", "8", "--seq-len", "6",
+TINY_PRUNE = ["prune", "--hidden-size", "8", "--seq-len", "4", "--score-batch", "8"]
+TINY_SPECTRUM = ["spectrum", "--cell", "gru", "--hidden-size", "8", "--seq-len", "6",
                  "--spectrum-batch", "4"]

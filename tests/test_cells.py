@@ -198,7 +198,7 @@ def test_layout_blocks_and_dense_ir_ratio():
 
 
 def test_cli_cells_lists_gru_cho_with_gru_counts(cli):
-    r = cli("cells", "--input-size", "28", "--hidden", "400")
+    r = cli("cells", "--input-size", "28", "--hidden-size", "400")
     assert r.returncode == 0, r.stderr
     rows = {line.split()[0]: line.split()[1:] for line in r.stdout.splitlines()[1:]}
     # 3N(D + N) = 513,600 weights; + 2·3N = 2,400 biases

@@ -19,7 +19,7 @@ def test_resume_only_the_same_run_and_no_resume_starts_afresh(tmp_path, cli):
     assert "init ('glorot' in the checkpoint, 'normal:1' now)" in line and "--no-resume" in line
     assert (out / "metrics.json").read_bytes() == before
     # dense, afresh, same folder
-    r = cli(*TINY_TRAIN, "--init", "normal:1", "--no-resume", "--out", out)
+    r = cli(*TINY_TRAIN, "--method", "dense", "--init", "normal:1", "--no-resume", "--out", out)
     assert r.returncode == 0, r.stderr
     # the run's outputs and the folder lock (NOTE [Output locks]), nothing of the earlier run
     assert sorted(p.name for p in out.iterdir() if p.is_file()) == [".lock", "history.csv",
@@ -29,6 +29,6 @@ def test_resume_only_the_same_run_and_no_resume_starts_afresh(tmp_path, cli):
     # a resumed dense run after a pruned --no-resume run leaves no stale mask either
     r = cli(*TINY_TRAIN, "--method", "random", "--sparsity", "0.5", "--no-resume", "--out", out)
     assert r.returncode == 0 and (out / "mask.pt").is_file(), r.stderr
-    r = cli(*TINY_TRAIN, "--out", out)
+    r = cli(*TINY_TRAIN, "--method", "dense", "--out", out)
     assert r.returncode == 0, r.stderr
     assert not (out / "mask.pt").exists() and (out / "checkpoint" / "checkpoint.pt").is_file()

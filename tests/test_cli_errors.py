@@ -132,13 +132,13 @@ CASES = {
         [*PRUNE, "--method", "synflow", "--init", "normal:1e39"], ["finite", "normal:1e+39"], None),
     "train-hidden-too-large": lambda tmp_path: (
         [*T[:1], "--hidden-size", HUGE, *T[3:], "--out", tmp_path / "o"], ["memory", "--hidden-size"], None),
-    "prune-hidden-too-large": lambda tmp_path: ([*PRUNE, "--hidden", HUGE], ["memory"], None),
+    "prune-hidden-too-large": lambda tmp_path: ([*PRUNE, "--hidden-size", HUGE], ["memory"], None),
     "spectrum-hidden-too-large": lambda tmp_path: (
-        [*SPECTRUM, "--hidden", HUGE, "--out", tmp_path / "o"], ["memory"], None),
+        [*SPECTRUM, "--hidden-size", HUGE, "--out", tmp_path / "o"], ["memory"], None),
     "embed-size-0-seq-mnist": lambda tmp_path: (
         [*T, "--embed-size", 0, "--out", tmp_path / "o"], ["--embed-size"], None),
     "prune-steps-below-horizon": lambda tmp_path: (
-        ["prune", "--hidden", "8", "--seq-len", "3", "--score-batch", "8"], ["--horizon"], None),
+        ["prune", "--hidden-size", "8", "--seq-len", "3", "--score-batch", "8"], ["--horizon"], None),
 }
 
 

@@ -20,7 +20,7 @@ F64 = torch.float64
 
 
 def test_cells_json_holds_the_weight_counts(cli):
-    doc = json.loads(cli("cells", "--input-size", "3", "--hidden", "5", "--json").ok().stdout)
+    doc = json.loads(cli("cells", "--input-size", "3", "--hidden-size", "5", "--json").ok().stdout)
     assert (doc["input_size"], doc["hidden_size"]) == (3, 5)
     assert [c["cell"] for c in doc["cells"]] == list(available())
     for c in doc["cells"]:
@@ -37,7 +37,7 @@ def test_prune_json_is_the_anatomy_of_the_mask_it_wrote(tmp_path, cli):
     the anatomy and summary equal the library's on the written masks (an I/R ratio of inf is
     null)."""
     out = tmp_path / "m.pt"
-    r = cli("prune", "--hidden", "6", "--seq-len", "4", "--score-batch", "4", "--compare",
+    r = cli("prune", "--hidden-size", "6", "--seq-len", "4", "--score-batch", "4", "--compare",
             "jacobian,random", "--sparsity", "0.99", "--dtype", "float64", "--json",
             "--out", out).ok()
     doc = json.loads(r.stdout)
@@ -59,7 +59,7 @@ def test_prune_json_is_the_anatomy_of_the_mask_it_wrote(tmp_path, cli):
 def test_spectrum_json_is_what_the_library_computes(tmp_path, cli):
     """The same draws as NOTE [CLI data]: params from --seed, x ~ N(0, 1) (B, T, D) from
     --seed + 1 drawn in float32 and cast, then time-major."""
-    r = cli("spectrum", "--cell", "lstm", "--input-size", "3", "--hidden", "4", "--init",
+    r = cli("spectrum", "--cell", "lstm", "--input-size", "3", "--hidden-size", "4", "--init",
             "normal:0.5", "--spectrum-batch", "5", "--seq-len", "6", "--jacobian-steps", "last:3",
             "--seed", "7", "--dtype", "float64", "--bins", "6", "--device", "cpu", "--json",
             "--out", tmp_path / "out").ok()
@@ -82,7 +82,7 @@ def test_spectrum_json_is_what_the_library_computes(tmp_path, cli):
 def test_spectrum_json_reports_lanczos_convergence(tmp_path, cli):
     """Lanczos with m = S steps on a 3-unit GRU: every top value converges, and the counts are
     the SLQ estimates (floats) summing to U · B · S = 2 · 2 · 3."""
-    r = cli("spectrum", "--cell", "gru", "--input-size", "2", "--hidden", "3", "--spectrum-batch",
+    r = cli("spectrum", "--cell", "gru", "--input-size", "2", "--hidden-size", "3", "--spectrum-batch",
             "2", "--seq-len", "4", "--jacobian-steps", "last:2", "--dtype", "float64", "--method",
             "lanczos", "--lanczos-iterations", "3", "--lanczos-probes", "3", "--lanczos-top-k",
             "1", "--json", "--out", tmp_path / "l").ok()

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from spectrumkit import _digest
+from spectrumkit.data import _digest
 from spectrumkit.data._digest import file_sha256
 from spectrumkit.data import data_identity
 from spectrumkit.study.config import TrialConfig, trial_key

@@ -23,7 +23,7 @@ def test_train_writes_a_mask_file_that_load_masks_reads(cli, tmp_path):
 
 
 def test_prune_out_with_a_trailing_slash_writes_into_a_folder(cli, tmp_path):
-    args = ("prune", "--hidden", "4", "--seq-len", "3", "--score-batch", "4", "--method", "random")
+    args = ("prune", "--hidden-size", "4", "--seq-len", "3", "--score-batch", "4", "--method", "random")
     cli(*args, "--out", str(tmp_path / "one.pt")).ok()
     cli(*args, "--out", str(tmp_path / "newdir") + "/").ok()
     assert (tmp_path / "newdir").is_dir()

@@ -315,7 +315,7 @@ def test_anatomy_bad_input():
 
 def test_prune_cli_compare_and_file(tmp_path, cli):
     out = tmp_path / "masks.pt"
-    args = ["--cell", "gru", "--input-size", "3", "--hidden", "6", "--seq-len", "5", "--score-batch",
+    args = ["--cell", "gru", "--input-size", "3", "--hidden-size", "6", "--seq-len", "5", "--score-batch",
             "8", "--sparsity", "0.8", "--seed", "0"]
     r = cli("prune", *args, "--compare", "jacobian,snip,foresight,random", "--out", str(out))
     assert r.exit_code == 0, r.output
@@ -356,7 +356,7 @@ def test_prune_cli_on_seq_mnist_equals_library(tmp_path, cli):
     from spectrumkit.scores import compute_scores
 
     out = tmp_path / "m.pt"
-    r = cli("prune", "--cell", "gru", "--input-size", "28", "--hidden", "5", "--seq-len", "28",
+    r = cli("prune", "--cell", "gru", "--input-size", "28", "--hidden-size", "5", "--seq-len", "28",
             "--score-batch", "6", "--sparsity", "0.9", "--seed", "3", "--method", "snip",
             "--data", "seq-mnist", "--out", str(out))
     assert r.exit_code == 0, r.output
@@ -384,7 +384,7 @@ def test_prune_cli_on_seq_mnist_equals_library(tmp_path, cli):
 def test_prune_cli_errors_one_line(args, message, cli):
     import re
 
-    r = cli("prune", "--hidden", "4", "--input-size", "2", "--seq-len", "5", "--score-batch", "4",
+    r = cli("prune", "--hidden-size", "4", "--input-size", "2", "--seq-len", "5", "--score-batch", "4",
             *args)
     assert r.exit_code == 2
     assert r.stderr.strip().count("\n") == 0 and re.search(message, r.stderr), r.stderr

@@ -296,7 +296,7 @@ def test_a_cell_without_forward_ad_is_refused_in_one_line():
 
 
 def test_cli_lanczos_writes_the_same_outputs(tmp_path, cli):
-    common = ["spectrum", "--cell", "gru", "--hidden", "24", "--spectrum-batch", "4", "--seq-len",
+    common = ["spectrum", "--cell", "gru", "--hidden-size", "24", "--spectrum-batch", "4", "--seq-len",
               "3", "--jacobian-steps", "last:2", "--dtype", "float64"]
     d = cli(*common, "--out", str(tmp_path / "d"))
     lz = cli(*common, "--method", "lanczos", "--lanczos-iterations", "24", "--lanczos-probes",
@@ -324,7 +324,7 @@ def test_cli_lanczos_writes_the_same_outputs(tmp_path, cli):
     (["--lanczos-tol", "-1"], "--lanczos-tol to be a finite number > 0"),
 ])
 def test_cli_bad_lanczos_input_exits_2(tmp_path, args, match, cli):
-    r = cli("spectrum", "--cell", "gru", "--hidden", "8", "--spectrum-batch", "2", "--seq-len",
+    r = cli("spectrum", "--cell", "gru", "--hidden-size", "8", "--spectrum-batch", "2", "--seq-len",
             "4", "--method", "lanczos", *args, "--out", str(tmp_path))
     assert r.returncode == 2
     assert r.stderr.count("\n") == 1 and r.stderr.startswith("error: spectrum: expected")
@@ -332,7 +332,7 @@ def test_cli_bad_lanczos_input_exits_2(tmp_path, args, match, cli):
 
 
 def test_cli_lanczos_flags_need_lanczos(tmp_path, cli):
-    r = cli("spectrum", "--cell", "gru", "--hidden", "8", "--spectrum-batch", "2", "--seq-len",
+    r = cli("spectrum", "--cell", "gru", "--hidden-size", "8", "--spectrum-batch", "2", "--seq-len",
             "4", "--lanczos-probes", "3", "--out", str(tmp_path))
     assert r.returncode == 2 and r.stderr.count("\n") == 1
     assert "--lanczos-probes only with --method lanczos" in r.stderr

@@ -28,15 +28,15 @@ def _needed(line: str) -> float:
 
 # (argv, the flag named, the bytes torch would allocate first: the (T, B, D) float32 inputs)
 CASES = [
-    (("spectrum", "--cell", "gru", "--hidden", "8", "--seq-len", "10000000"), "--seq-len 10000000",
+    (("spectrum", "--cell", "gru", "--hidden-size", "8", "--seq-len", "10000000"), "--seq-len 10000000",
      10_000_000 * 64 * 28 * 4),
-    (("prune", "--hidden", "8", "--seq-len", "10000000"), "--seq-len 10000000",
+    (("prune", "--hidden-size", "8", "--seq-len", "10000000"), "--seq-len 10000000",
      10_000_000 * 64 * 28 * 4),
-    (("prune", "--hidden", "8", "--score-batch", "10000000"), "--score-batch 10000000",
+    (("prune", "--hidden-size", "8", "--score-batch", "10000000"), "--score-batch 10000000",
      28 * 10_000_000 * 28 * 4),
-    (("prune", "--hidden", "8", "--gamma-steps", "100000000"), "--gamma-steps 100000000",
+    (("prune", "--hidden-size", "8", "--gamma-steps", "100000000"), "--gamma-steps 100000000",
      100_000_000 * 100 * 28 * 4),
-    (("prune", "--hidden", "8", "--gamma-sequences", "100000000"), "--gamma-sequences 100000000",
+    (("prune", "--hidden-size", "8", "--gamma-sequences", "100000000"), "--gamma-sequences 100000000",
      5 * 100_000_000 * 28 * 4),
 ]
 
@@ -52,7 +52,7 @@ def test_a_size_that_cannot_fit_is_one_line_naming_the_flag(cli, one_gib, tmp_pa
 
 
 def test_sizes_that_fit_are_not_refused(cli, one_gib, tmp_path):
-    cli("prune", "--hidden", "8", "--seq-len", "5", "--score-batch", "4",
+    cli("prune", "--hidden-size", "8", "--seq-len", "5", "--score-batch", "4",
         "--out", str(tmp_path / "m.pt")).ok()
 
 

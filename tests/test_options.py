@@ -216,7 +216,7 @@ def test_config_bad_input_one_line(kw, message):
 
 
 def test_cli_bad_option_one_line(cli):
-    tiny = ["prune", "--hidden", "4", "--input-size", "2", "--seq-len", "5", "--score-batch", "4"]
+    tiny = ["prune", "--hidden-size", "4", "--input-size", "2", "--seq-len", "5", "--score-batch", "4"]
     for args, message in ((["--horizon", "x"], "'x' is not a valid integer or 'all'"),
                           (["--balance", "row"], "compute_scores: expected --balance to be one of "
                                                  "'none', 'gate', 'block', got 'row'"),

@@ -72,7 +72,7 @@ def test_train_write_time_os_error_is_one_line_naming_the_path(tmp_path, monkeyp
         return r
 
     monkeypatch.setattr(train_module, "train", train_then_break_the_folder)
-    r = cli(*TINY_TRAIN, "--out", str(out))
+    r = cli(*TINY_TRAIN, "--no-progress", "--out", str(out))  # no progress lines on stderr
     assert r.exit_code == 2 and "Traceback" not in r.stderr, r.stderr
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and str(out) in lines[0], r.stderr

@@ -217,7 +217,8 @@ def _accepted(line: str) -> list[str]:
 
 
 @pytest.mark.parametrize("key,accepted,unknown", [
-    ("hiden_size=8", ["name", "description", "paper", "grid", "fixed", "presets", "report"]
+    ("hiden_size=8", ["name", "description", "paper", "grid", "fixed", "presets", "report",
+                     "executor"]
      + [f for f in TRIAL_FIELDS if f != "seed"], "hiden_size"),
     ("grid.metod=['snip']", [f for f in TRIAL_FIELDS if f != "seed"], "metod"),
     ("fixed.seed=3", [f for f in TRIAL_FIELDS if f != "seed"], "seed"),

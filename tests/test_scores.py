@@ -692,7 +692,7 @@ def test_recipe_cli_lists_the_table_and_refuses_bad_input(cli):
     # the docs show the same table (one table, read everywhere)
     readme = (Path(__file__).resolve().parents[1] / "docs" / "recipes.md").read_text()
     assert recipe_table() in readme
-    tiny = ["--hidden", "4", "--input-size", "3", "--seq-len", "5", "--score-batch", "4"]
+    tiny = ["--hidden-size", "4", "--input-size", "3", "--seq-len", "5", "--score-batch", "4"]
     for args, msg in (
             (["--recipe", "autors"], ("compute_scores: expected --recipe to be one of 'legacy', "
                                       "'paper', 'authors'")),

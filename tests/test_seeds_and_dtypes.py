@@ -31,7 +31,7 @@ def test_float64_init_is_the_float32_init_cast(scheme):
 
 
 def test_float64_models_and_cli_batch_are_the_float32_ones_cast():
-    from spectrumkit.cli._data import _cli_batch
+    from spectrumkit.cli._data import cli_batch
     from spectrumkit.models import LanguageModel, SequenceClassifier
 
     for make in (lambda dt: SequenceClassifier("gru", 3, 4, 5, seed=7, dtype=dt),
@@ -39,8 +39,8 @@ def test_float64_models_and_cli_batch_are_the_float32_ones_cast():
         a, b = make(torch.float32).state_dict(), make(F64).state_dict()
         for k in a:
             assert b[k].dtype == F64 and torch.equal(b[k], a[k].double()), k
-    x32, y32 = _cli_batch("t", "gaussian", None, 4, 6, 3, 10, 5, dtype=torch.float32)
-    x64, y64 = _cli_batch("t", "gaussian", None, 4, 6, 3, 10, 5, dtype=F64)
+    x32, y32 = cli_batch("t", "gaussian", None, 4, 6, 3, 10, 5, dtype=torch.float32)
+    x64, y64 = cli_batch("t", "gaussian", None, 4, 6, 3, 10, 5, dtype=F64)
     assert x64.dtype == F64 and torch.equal(x64, x32.double()) and torch.equal(y64, y32)
 
 

@@ -296,7 +296,7 @@ def test_bad_inputs_of_the_spectra_functions():
 def test_cli_spectrum_writes_what_the_library_computes(tmp_path, cli):
     import pandas as pd
 
-    args = ["spectrum", "--cell", "lstm", "--input-size", "3", "--hidden", "4", "--init",
+    args = ["spectrum", "--cell", "lstm", "--input-size", "3", "--hidden-size", "4", "--init",
             "normal:0.5", "--spectrum-batch", "5", "--seq-len", "6", "--jacobian-steps", "last:3",
             "--data",
             "gaussian", "--seed", "7", "--dtype", "float64", "--bins", "6", "--chunk-size", "2",
@@ -326,7 +326,7 @@ def test_cli_spectrum_writes_what_the_library_computes(tmp_path, cli):
     ("first:2", "error: spectrum: expected --jacobian-steps as last:U, all, or a comma list"),
 ])
 def test_cli_spectrum_bad_steps_is_one_line_exit_2(tmp_path, steps, message, cli):
-    r = cli("spectrum", "--cell", "gru", "--input-size", "2", "--hidden", "3", "--spectrum-batch",
+    r = cli("spectrum", "--cell", "gru", "--input-size", "2", "--hidden-size", "3", "--spectrum-batch",
             "2", "--seq-len", "6", "--jacobian-steps", steps, "--out", str(tmp_path))
     assert r.exit_code == 2
     err = r.stderr.strip()

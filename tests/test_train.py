@@ -515,7 +515,7 @@ def test_cli_train_writes_what_train_returns(tmp_path, cli):
     (["--method", "grasp"], "Invalid value for '--method'"),
     (["--method", "dense", "--sparsity", "0.5"],
      "error: spectrumkit train: expected --sparsity 0 with --method dense"),
-    (["--data-option", "colour=red"], "error: spectrumkit train: expected --data-option to be options for seq-mnist among"),
+    (["--data-option", "colour=red"], "error: spectrumkit train: expected --data-option to be an option of task 'seq-mnist' ("),
     (["--lr", "0"], "error: spectrumkit train: expected --lr to be a finite number > 0, got 0"),
 ])
 def test_cli_train_bad_input_is_one_line_exit_2(tmp_path, args, match, cli):

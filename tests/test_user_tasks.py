@@ -14,6 +14,7 @@ import pytest
 import torch
 
 import tests.user_tasks_fixture as fx
+from spectrumkit.config import TrainingConfig
 from spectrumkit.data import (
     SequenceDataset,
     TaskData,
@@ -28,7 +29,7 @@ from spectrumkit.errors import SpectrumkitError
 from spectrumkit.evaluation import make_model
 from spectrumkit.study import run_study, trial_key
 from spectrumkit.study.config import TrialConfig
-from spectrumkit.train import train
+from spectrumkit.training import train
 
 ROOT = Path(__file__).resolve().parent.parent
 PARITY = "tests.user_tasks_fixture:parity"
@@ -204,7 +205,8 @@ def test_train_through_the_api_reports_the_error_of_its_model(parity_task):
     closed-form parity of the val inputs."""
     task = load_task("parity", T=6, n=60)
     model = make_model(task, "gru", 4, seed=3)
-    res = train(model, task, steps=3, batch_size=8, seed=0, device="cpu", progress=False)
+    res = train(model, task, training=TrainingConfig(steps=3, batch_size=8), seed=0, device="cpu",
+                progress=False)
     assert res.status == "ok" and res.metrics["steps"] == 3
     with torch.no_grad():
         pred = model(task.val.xs).argmax(-1)
@@ -245,7 +247,8 @@ def test_train_command_and_study_run_an_import_path_task_with_the_flag(tmp_path,
     key = spec.keys[dense]
     trial = json.loads((run.dir / "trials" / f"{key}.json").read_text())
     r = cli("train", "--data", PARITY, "--allow-trial-code", "--data-option", "T=5",
-            "--data-option", "n=40", "--hidden", 4, "--steps", 2, "--batch-size", 8,
+            "--data-option", "n=40", "--hidden-size", 4, "--method", "dense", "--steps", 2,
+            "--batch-size", 8,
             "--out", tmp_path / "train").ok()
     assert re.search(r"^key: ([0-9a-f]{64})$", r.stdout, re.M).group(1) == key
     metrics = json.loads((tmp_path / "train" / "metrics.json").read_text())["metrics"]

@@ -24,8 +24,8 @@ from typing import Any
 
 import click
 
-from .._version import VERSION as __version__
 from .._signals import abort_status, command_signals
+from .._version import VERSION as __version__
 from ..errors import SpectrumkitError
 from ._lazy import LazyGroup
 from ._vocabulary import dumps, json_option, renamed_message
@@ -98,7 +98,7 @@ def main() -> None:
 
 @main.command("cells")
 @click.option("--input-size", type=int, default=28, show_default=True, help="D")
-@click.option("--hidden", type=int, default=400, show_default=True, help="N")
+@click.option("--hidden-size", "hidden", type=int, default=400, show_default=True, help="N")
 @json_option("the cells with their gates and weight counts")
 def cells_cmd(input_size: int, hidden: int, as_json: bool) -> None:
     """List the built-in cells with their weight counts at (D, N)."""

@@ -14,10 +14,10 @@ if TYPE_CHECKING:
 # pixel scale), chosen without replacement by a generator seeded --seed + 1; `--data-root` points
 # at the full data set, else the bundled 8k/2k split is used.
 
-_CLI_DATA = ("gaussian", "seq-mnist")
+CLI_DATA = ("gaussian", "seq-mnist")
 
 
-def _cli_batch(fn: str, data: str, data_root: str | None, batch: int, seq_len: int,
+def cli_batch(fn: str, data: str, data_root: str | None, batch: int, seq_len: int,
                input_size: int, classes: int, seed: int, dtype: torch.dtype | None = None,
                batch_flag: str = "--score-batch") -> tuple[torch.Tensor, torch.Tensor]:
     """Return (xs (B, T, D) batch-first, ys (B,)) on the CPU for --data (NOTE [CLI data]);
@@ -26,8 +26,8 @@ def _cli_batch(fn: str, data: str, data_root: str | None, batch: int, seq_len: i
 
     from ..errors import fail
 
-    if data not in _CLI_DATA:
-        raise fail(fn, f"--data one of {', '.join(_CLI_DATA)}", repr(data))
+    if data not in CLI_DATA:
+        raise fail(fn, f"--data one of {', '.join(CLI_DATA)}", repr(data))
     g = torch.Generator().manual_seed(seed + 1)
     if data == "gaussian":
         if data_root is not None:

@@ -42,12 +42,15 @@ F = TypeVar("F", bound=Callable[..., Any])
 DTYPES = ("float32", "float64")
 
 
+_HIDDEN = "--hidden-size (N, as in spectrumkit train and a study's hidden_size)"
 _SYNFLOW = "--synflow-rounds (synflow's rounds of the exponential schedule)"
 _HUTCHINSON = "--hutchinson-probes (the Rademacher probes of the hutchinson χ estimator)"
 
 #: ``{command path: {old flag: the new flag, with what it means}}``.
 RENAMED: dict[str, dict[str, str]] = {
+    "cells": {"--hidden": _HIDDEN},
     "prune": {
+        "--hidden": _HIDDEN,
         "--steps": "--seq-len (T, the length of the scoring batch; --steps means optimizer "
                    "steps, in spectrumkit train)",
         "--batch-size": "--score-batch (B of the scoring batch)",
@@ -59,6 +62,7 @@ RENAMED: dict[str, dict[str, str]] = {
         "--probes": _HUTCHINSON,
     },
     "spectrum": {
+        "--hidden": _HIDDEN,
         "--steps": "--jacobian-steps (which steps' Jacobians: last:U, all or a list; --steps "
                    "means optimizer steps, in spectrumkit train)",
         "--batch": "--spectrum-batch (B of the batch the spectra are taken on)",

@@ -9,7 +9,7 @@ import click
 
 from ..choices import SCOPES, SCORE_METHODS
 from ..errors import SpectrumkitError, fail
-from ._data import _cli_batch
+from ._data import cli_batch
 from ._options import given_options, score_option_flags
 from ._vocabulary import (
     device_option,
@@ -71,7 +71,7 @@ def list_recipes(ctx: click.Context, param: click.Parameter, value: bool) -> Non
 @click.command("prune")
 @click.option("--cell", default="gru", show_default=True, help="built-in cell")
 @click.option("--input-size", type=int, default=28, show_default=True, help="D")
-@click.option("--hidden", type=int, default=400, show_default=True, help="N")
+@click.option("--hidden-size", "hidden", type=int, default=400, show_default=True, help="N")
 @click.option("--classes", type=int, default=10, show_default=True, help="C of the head")
 @click.option("--seq-len", type=int, default=28, show_default=True,
               help="T of the scoring batch")
@@ -114,7 +114,7 @@ def prune_cmd(cell, input_size, hidden, classes, seq_len, score_batch, init, met
     methods = _methods(fn, method, compare)
     dev = resolve_device(fn, device)
     for name, v in (("--seq-len", seq_len), ("--score-batch", score_batch),
-                    ("--hidden", hidden), ("--input-size", input_size), ("--classes", classes)):
+                    ("--hidden-size", hidden), ("--input-size", input_size), ("--classes", classes)):
         check_positive_int(fn, name, v)
     density = density_from_sparsity(check_unit_interval(fn, "--sparsity", sparsity,
                                                         low_open=False, high_open=True))
@@ -198,7 +198,7 @@ def _score_and_mask(fn: str, methods: list[str], opts: dict[str, dict[str, Any]]
 
     model = SequenceClassifier(cell, input_size, hidden, classes, init=init, seed=seed,
                                dtype=dtype, device=device)
-    xs, ys = _cli_batch(fn, data, data_root, score_batch, seq_len, input_size, classes, seed,
+    xs, ys = cli_batch(fn, data, data_root, score_batch, seq_len, input_size, classes, seed,
                         dtype=dtype)
     xs, ys = xs.to(device), ys.to(device)
     masks, tables, summaries = {}, {}, {}

@@ -7,7 +7,7 @@ from typing import Any
 import click
 
 from ..choices import JACOBIAN_BLOCKS, JACOBIAN_METHODS
-from ._data import _CLI_DATA, _cli_batch
+from ._data import CLI_DATA, cli_batch
 from ._vocabulary import (
     device_option,
     dtype_option,
@@ -44,7 +44,7 @@ _OUTPUTS = ("spectrum.csv", "histogram.csv", "histogram.pdf", "histogram.png")
 @click.command("spectrum")
 @click.option("--cell", required=True, help="a built-in cell (see 'spectrumkit cells')")
 @click.option("--input-size", type=int, default=28, show_default=True, help="D")
-@click.option("--hidden", type=int, default=400, show_default=True, help="N")
+@click.option("--hidden-size", "hidden", type=int, default=400, show_default=True, help="N")
 @click.option("--init", "init_scheme", default="glorot", show_default=True,
               help="initialization scheme, e.g. glorot, normal:0.1, uniform:0,0.1")
 @click.option("--spectrum-batch", "batch", type=int, default=64, show_default=True,
@@ -53,7 +53,7 @@ _OUTPUTS = ("spectrum.csv", "histogram.csv", "histogram.pdf", "histogram.png")
 @click.option("--jacobian-steps", "steps_text", default="last:4", show_default=True,
               help="the steps whose Jacobians are taken: last:U, all, or a comma list of "
                    "1-based steps")
-@click.option("--data", type=click.Choice(_CLI_DATA), default="gaussian", show_default=True,
+@click.option("--data", type=click.Choice(CLI_DATA), default="gaussian", show_default=True,
               help="gaussian (every entry i.i.d. N(0, 1)) or seq-mnist (the bundled digits)")
 @click.option("--data-root", type=click.Path(file_okay=False), default=None,
               help="seq-mnist: folder with the full data set (default: the bundled data)")
@@ -105,7 +105,7 @@ def spectrum_cmd(cell, input_size, hidden, init_scheme, batch, seq_len, steps_te
     check_seed(fn, "--seed", seed)
     folder = check_output_dir(f"{fn} --out", out, files=_OUTPUTS)  # NOTE [Output paths]
     c = get(cell)
-    for name, value in (("--spectrum-batch", batch), ("--seq-len", seq_len), ("--hidden", hidden),
+    for name, value in (("--spectrum-batch", batch), ("--seq-len", seq_len), ("--hidden-size", hidden),
                         ("--input-size", input_size)):
         check_positive_int(fn, name, value)
     dev = resolve_device(fn, device)
@@ -117,7 +117,7 @@ def spectrum_cmd(cell, input_size, hidden, init_scheme, batch, seq_len, steps_te
         f"--seq-len {seq_len} (with --spectrum-batch {batch}): the (T, B, D) inputs and the "
         "(T, B, S) states": seq_len * batch * (input_size + S)}, dev, itemsize=dt.itemsize)
     params = init_params(c, input_size, hidden, init_scheme, seed=seed, dtype=dt, device=dev)
-    xs, _ = _cli_batch(fn, data, data_root, batch, seq_len, input_size, 10, seed, dtype=dt,
+    xs, _ = cli_batch(fn, data, data_root, batch, seq_len, input_size, 10, seed, dtype=dt,
                        batch_flag="--spectrum-batch")
     xs = xs.transpose(0, 1).contiguous().to(dev)                   # (T, B, D), NOTE [CLI data]
     lanczos = {k: v for k, v in (("k", top_k), ("iterations", iterations), ("probes", probes),

@@ -99,8 +99,8 @@ class DataConfig(_Part):
     FLAT_NAMES: ClassVar[dict[str, str]] = {"options": "data"}
 
     task: str = Field("seq-mnist", description="the task: seq-mnist, wikitext, wikitext-103, "
-                      "1b, adding, copy, a registered task or 'module:function' (NOTE [Your "
-                      "own task])")
+                      "1b, adding, copy, a registered task, or 'module:function' with "
+                      "--allow-trial-code (docs/own-task.md)")
     options: dict[str, Scalar] = Field(default_factory=dict, description="options of the task's "
                                        "loader (load_task), e.g. limit=1000, variant=pixel")
 

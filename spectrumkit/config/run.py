@@ -56,6 +56,7 @@ from pydantic import (
     model_validator,
 )
 
+from ..data.tasks import check_task_options, is_import_path
 from ..errors import SpectrumkitError
 from ..scores.options import OPTION_MODELS, ScoreOptions, options_for
 from ._fold import (
@@ -69,7 +70,6 @@ from ._fold import (
     same_value,
     score_defaults,
 )
-from ..data.tasks import check_task_options, is_import_path
 from .parts import (
     INSIDE_RUN,
     PART_MODELS,

@@ -10,14 +10,14 @@ The modules, by concept (arrows point to what a module imports):
   pair (NOTE [Golub–Kahan–Lanczos]).
 * :mod:`~spectrumkit.spectra.extremes` and :mod:`~spectrumkit.spectra.slq`: the matrix-free path,
   extreme singular values and the SLQ density (NOTE [SLQ density]) → krylov, summary.
-* :mod:`~spectrumkit.spectra.chi`: the χ estimators (NOTE [χ estimators]).
+* :mod:`~spectrumkit.spectra.chi_estimators`: the χ estimators (NOTE [χ estimators]).
 * :mod:`~spectrumkit.spectra.lyapunov`: finite-time Lyapunov exponents.
 
 ``_common`` (the shared checks and array cores) and ``_matfree`` (the Jacobians as operators) are
 private.
 """
 
-from .chi import CHI_ESTIMATORS, chi, chi_step
+from .chi_estimators import CHI_ESTIMATORS, chi, chi_step
 from .dense import reference_singular_values, singular_values, spectrum
 from .extremes import ExtremeSingularValues, extreme_singular_values
 from .krylov import Bidiagonal, RitzValues, golub_kahan_lanczos, ritz_values

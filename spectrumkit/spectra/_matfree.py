@@ -19,10 +19,10 @@ from dataclasses import dataclass
 import torch
 from torch.func import vjp
 
+from .._steps import check_states, jvp_step_fn
 from .._unroll import batched_step, check_sequence, unroll_states
 from ..cells import Cell, get
 from ..errors import check_choice, fail
-from .._steps import check_states, jvp_step_fn
 from ..jacobians import BLOCKS, CHUNK_BYTES, resolve_steps
 from .krylov import MatVec, RitzValues, Stop, golub_kahan_lanczos, ritz_values
 

@@ -12,9 +12,9 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ..cells import Cell, Params
 from .._closed_form import graph_free
 from .._steps import iter_chunks, iter_closed_form_steps, make_plan
+from ..cells import Cell, Params
 from ..errors import check_choice, check_float_tensor, fail
 from ..jacobians import METHODS as JACOBIAN_METHODS
 from ..jacobians import Block, Method

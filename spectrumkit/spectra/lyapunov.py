@@ -8,11 +8,11 @@ from __future__ import annotations
 import torch
 from torch.func import vmap
 
+from .._steps import jvp_step_fn
 from .._unroll import batched_step, check_sequence
 from ..cells import Cell, Params, get
 from ..errors import check_positive_int, fail
 from ..init import make_generator
-from .._steps import jvp_step_fn
 
 __all__ = ["lyapunov_exponents"]
 

@@ -192,6 +192,34 @@ def _where(loc: str, axes: Sequence[Axis], point: tuple[int, ...], pre: Mapping[
     return f"in {sec} of {src}"
 
 
+def _check_data_options(fn: str, values: Mapping[str, Any], seed: int, axes: Sequence[Axis],
+                        point: tuple[int, ...], src: str) -> None:
+    """A built-in trial's data options must be options its task takes: refused at load, naming
+    the trial (its seed, labels, task and method) and the option, not when the trial runs (a
+    user's trial function, or a task given as an import path, reads its ``data`` itself)."""
+    from ..config import BUILTIN_TRIALS
+    from ..data.tasks import check_task_options, get_task, is_import_path, task_names  # no torch
+
+    task = values.get("task", "seq-mnist")
+    if values.get("trial", "prune-train") not in BUILTIN_TRIALS or not isinstance(task, str) \
+            or is_import_path(task) or task not in task_names():
+        return  # an unknown task is refused by the config, with the section it came from
+    data = values.get("data") or {}
+    labels = [f"{a.name} {a.values[i]!r}" for a, i in zip(axes, point) if a.labelled]
+    trial = ", ".join([f"seed {seed}", *labels, f"task {task!r}",
+                       f"method {values.get('method', 'jacobian')!r}"])
+    accepted = list(get_task(fn, task).option_names)
+    unknown = [k for k in data if k not in accepted]
+    if unknown:
+        raise fail(fn, f"data options of task {task!r} among {', '.join(accepted)} in "
+                   f"trial ({trial}) of {src}", repr(unknown[0]))
+    try:
+        check_task_options(task, data)
+    except SpectrumkitError as err:  # "check_task_options: expected X, got Y"
+        expected, _, got = str(err).partition(": expected ")[2].rpartition(", got ")
+        raise fail(fn, f"{expected} in trial ({trial}) of {src}", got) from None
+
+
 def resolve_trials(fn: str, axes: Sequence[Axis], fixed: Mapping[str, Any],
                    pre: Mapping[str, Any], n_seeds: int, psec: str, src: str
                    ) -> tuple[list[TrialConfig], list[tuple[int, dict[str, str]]]]:
@@ -209,6 +237,7 @@ def resolve_trials(fn: str, axes: Sequence[Axis], fixed: Mapping[str, Any],
             values = base
             for a, i in zip(axes, point):
                 values = apply_settings(values, a.settings(i), fn, f"axis {a.name!r} of {src}")
+            _check_data_options(fn, values, seed, axes, point, src)
             try:
                 cfg = TrialConfig(**{**values, "seed": seed})
             except ValidationError as e:

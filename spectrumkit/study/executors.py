@@ -279,7 +279,7 @@ def _terminate_workers(pool: ProcessPoolExecutor) -> None:
             p.join(timeout=10)
 
 
-def _import_ray():
+def import_ray():
     try:
         import ray
     except ImportError as e:
@@ -291,7 +291,7 @@ def _import_ray():
 
 def _run_ray(jobs: Sequence[Job], address: str | None, cpus: float, gpus: float
              ) -> Iterator[tuple[Job, dict[str, Any]]]:
-    ray = _import_ray()
+    ray = import_ray()
     started = not ray.is_initialized()
     if started:
         ray.init(address=address, include_dashboard=False, log_to_driver=False)
@@ -329,7 +329,7 @@ def run_jobs(jobs: Sequence[Job], executor: str = "local", *, workers: int = 1,
     if executor == "process":
         return _run_process(jobs, workers, threads)
     if executor == "ray":
-        _import_ray()
+        import_ray()
         return _run_ray(jobs, ray_address, cpus_per_trial, gpus_per_trial)
     if executor == "slurm":
         require_submitit()

@@ -235,8 +235,8 @@ def run_study(study: str | Path | Study, *, progress: bool | None = None,
     check_study_name(fn, spec.name, spec.source)
     _check_trial_code(spec, opts.allow_trial_code)
     if opts.executor == "ray":
-        from .executors import _import_ray
-        _import_ray()
+        from .executors import import_ray
+        import_ray()
     resources = _executor_options(fn, spec, opts)
     _check_device(opts)
     t0 = time.perf_counter()

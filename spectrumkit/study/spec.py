@@ -54,7 +54,7 @@ from ..errors import SpectrumkitError, check_memory_terms, fail
 from ._executor_options import EXECUTOR_KEYS, ExecutorOptions, executor_table
 from ._spec_checks import TOP_KEYS, check_fields, parse_toml
 from .axes import Axis, check_axes, check_trial_table, parse_axes, resolve_trials
-from .config import BUILTIN_TRIALS, TrialConfig, memory_terms, pydantic_message, trial_key
+from .config import TrialConfig, memory_terms, pydantic_message, trial_key
 from .overrides import Override, apply_overrides, parse_override, parse_overrides
 from .report_spec import Report, TableReport, check_metric, check_report
 
@@ -289,35 +289,6 @@ def _check_count(fn: str, plan: _Plan, n_seeds: int) -> None:
                    n_trials)
 
 
-def _trial_name(cfg: TrialConfig, labels: Sequence[tuple[int, dict[str, str]]], i: int) -> str:
-    """A trial as a reader finds it in the TOML: its seed, labels, task and method."""
-    labs = next((lab for j, lab in labels if j == i), {})
-    parts = [f"seed {cfg.seed}", *(f"{a} {lab!r}" for a, lab in labs.items()),
-             f"task {cfg.task!r}", f"method {cfg.method!r}"]
-    return f"trial ({', '.join(parts)})"
-
-
-def _check_data_options(fn: str, configs: Sequence[TrialConfig],
-                        labels: Sequence[tuple[int, dict[str, str]]], src: str) -> None:
-    """Every built-in trial's data options must be options its task takes: refused at load,
-    naming the trial and the option, not when the trial runs (an import-path trial reads its
-    ``data`` itself)."""
-    from ..data.tasks import check_task_options, get_task  # the registry imports no torch
-    for i, c in enumerate(configs):
-        if c.trial not in BUILTIN_TRIALS or ":" in c.task:  # an import path checks its own
-            continue
-        accepted = list(get_task(fn, c.task).option_names)
-        unknown = [k for k in c.data if k not in accepted]
-        if unknown:
-            raise fail(fn, f"data options of task {c.task!r} among {', '.join(accepted)} in "
-                       f"{_trial_name(c, labels, i)} of {src}", repr(unknown[0]))
-        try:
-            check_task_options(c.task, c.data)
-        except SpectrumkitError as err:
-            raise fail(fn, f"valid data options in {_trial_name(c, labels, i)} of {src}",
-                       str(err).partition(": ")[2]) from None
-
-
 def load_study(name: str | Path, preset: str = "quick", *, seeds: int | None = None,
                data_root: str | None = None,
                overrides: Sequence[str] | Mapping[str, Any] = ()) -> Study:
@@ -353,7 +324,6 @@ def load_study(name: str | Path, preset: str = "quick", *, seeds: int | None = N
     report = check_report(fn, raw.get("report"), [a.name for a in axes if a.labelled], src)
     _check_count(fn, plan, n_seeds)
     configs, labels = resolve_trials(fn, axes, plan.fixed, plan.pre, n_seeds, plan.psec, src)
-    _check_data_options(fn, configs, labels, src)
     for t in [report.table, *report.tables]:
         check_metric(fn, t.metric, {c.trial for c in configs}, src)
     _check_largest_trial(fn, configs, src)

@@ -33,12 +33,12 @@ from typing import Any
 import torch
 from torch.func import jacrev, vmap
 
+from .._closed_form import ClosedForm
+from .._steps import closed_form, jvp_step_fn, make_plan, vjp_step_fn
 from ..cells import Cell, Params, get
 from ..choices import ESTIMATORS, Estimator
 from ..errors import check_choice, check_positive_int, fail
 from ..init import make_generator
-from .._closed_form import ClosedForm
-from .._steps import closed_form, jvp_step_fn, make_plan, vjp_step_fn
 
 __all__ = ["CHI_ESTIMATORS", "chi", "chi_step"]
 
