@@ -18,7 +18,7 @@ import pytest
 
 from spectrumkit.figures import read_results as load_results
 from spectrumkit.figures import render_figure, style
-from spectrumkit.figures.render import MAX_COLS
+from spectrumkit.figures.rendering import MAX_COLS
 from spectrumkit.study import list_studies, load_study
 from spectrumkit.study.config import SCHEMA_VERSION
 from tests import figures_fixture as ff

@@ -22,7 +22,7 @@ def figures_cmd(results_dir: str, formats: str, only: str | None) -> None:
     import warnings
 
     from .._io import check_output_dir
-    from ..figures.render import render_all
+    from ..figures.rendering import render_all
     from ..study import StudyWarning
     from ..study.results import find_study_dirs
 

@@ -114,7 +114,8 @@ def prune_cmd(cell, input_size, hidden, classes, seq_len, score_batch, init, met
     methods = _methods(fn, method, compare)
     dev = resolve_device(fn, device)
     for name, v in (("--seq-len", seq_len), ("--score-batch", score_batch),
-                    ("--hidden-size", hidden), ("--input-size", input_size), ("--classes", classes)):
+                    ("--hidden-size", hidden), ("--input-size", input_size),
+                    ("--classes", classes)):
         check_positive_int(fn, name, v)
     density = density_from_sparsity(check_unit_interval(fn, "--sparsity", sparsity,
                                                         low_open=False, high_open=True))

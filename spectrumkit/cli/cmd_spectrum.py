@@ -105,8 +105,8 @@ def spectrum_cmd(cell, input_size, hidden, init_scheme, batch, seq_len, steps_te
     check_seed(fn, "--seed", seed)
     folder = check_output_dir(f"{fn} --out", out, files=_OUTPUTS)  # NOTE [Output paths]
     c = get(cell)
-    for name, value in (("--spectrum-batch", batch), ("--seq-len", seq_len), ("--hidden-size", hidden),
-                        ("--input-size", input_size)):
+    for name, value in (("--spectrum-batch", batch), ("--seq-len", seq_len),
+                        ("--hidden-size", hidden), ("--input-size", input_size)):
         check_positive_int(fn, name, value)
     dev = resolve_device(fn, device)
     dt = getattr(torch, dtype)

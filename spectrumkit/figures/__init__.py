@@ -12,7 +12,7 @@ The package is split by concern (dependency arrows point down the list):
   (tables like the paper's, mean ± std (n), best in bold, as Markdown, LaTeX and CSV) and
   :mod:`~spectrumkit.study.values` (how a metric value that is not finite is read, shown and
   counted, alike in every table and figure);
-* :mod:`spectrumkit.figures.render`: :func:`render`, every declared figure and table of a study;
+* :mod:`spectrumkit.figures.rendering`: :func:`render`, every declared figure and table of a study;
 * :mod:`spectrumkit.figures.outputs` and :mod:`spectrumkit.figures.report`: no stale report files,
   and the study's self-contained page ``report.html``; :mod:`spectrumkit.figures.finish`: the end
   of a ``spectrumkit study`` run (figures, tables, report page).
@@ -50,7 +50,7 @@ from .plots import (
     sv_histogram,
     training_curves,
 )
-from .render import FIGURES, figure_data, render, render_all, render_figure
+from .rendering import FIGURES, figure_data, render, render_all, render_figure
 
 __all__ = [
     # style and saving

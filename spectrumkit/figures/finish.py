@@ -15,7 +15,7 @@ from ..study.results import read_results
 from ..study.runner import StudyRun
 from ..study.store import StudyWarning
 from .outputs import toolkit_outputs
-from .render import finish_report, render
+from .rendering import finish_report, render
 
 __all__ = ["finish_run"]
 

@@ -1,7 +1,7 @@
 r"""Plot functions: each takes an ``ax`` and plain data (arrays, dicts, DataFrames) and draws on it.
 
-None of them reads files or computes a spectrum; :mod:`spectrumkit.figures.render` feeds them from
-stored results. Call them inside :func:`spectrumkit.figures.style` so they pick up the shipped
+None of them reads files or computes a spectrum; :mod:`spectrumkit.figures.rendering` feeds them
+from stored results. Call them inside :func:`spectrumkit.figures.style` so they pick up the shipped
 style.
 """
 

@@ -7,9 +7,10 @@ Legend: T = steps, B = batch, D = input size, N = hidden size, S = state size, U
            \qquad \chi^{(u)} = \frac1B\sum_{b=1}^{B}\chi\big(J_{T-u+1}(x_b, s_b)\big),
 
 with λ = ``discount`` (1.0 by default; the authors' code uses 0.9), χ one of the estimators of
-NOTE [χ estimators] (``spectrumkit/spectra/chi_estimators.py``; each already divided by S), γ and τ as in
-NOTE [γ normalization] and NOTE [γ objective] (``normalize="none"`` drops the denominator). Named
-bundles of all these options: NOTE [Recipes] (``recipe="authors"``, ``"paper"``, ...).
+NOTE [χ estimators] (``spectrumkit/spectra/chi_estimators.py``; each already divided by S), γ and
+τ as in NOTE [γ normalization] and NOTE [γ objective] (``normalize="none"`` drops the
+denominator). Named bundles of all these options: NOTE [Recipes] (``recipe="authors"``,
+``"paper"``, ...).
 
 NOTE [Horizon indexing]
 χ^(u), u = 1..U, is the χ of the step Jacobian evaluated at the state s_{T-u}: in the 1-based
