@@ -3,7 +3,7 @@ r"""Evaluation's trusted core and the helpers training shares with it.
 Legend: T = steps, B = batch, D = input size, V = vocabulary, n = examples.
 
 :func:`evaluate_split` is the core of :func:`spectrumkit.evaluation.evaluate` (which checks its
-inputs first); :mod:`spectrumkit.train` and :mod:`spectrumkit.batches` call these directly on
+inputs first); :mod:`spectrumkit.training` and :mod:`spectrumkit.batches` call these directly on
 inputs they have checked.
 """
 

@@ -5,7 +5,7 @@ Legend: T = steps, B = batch, D = input size, S = state size, n = examples, t = 
 :class:`SequenceBatches` (fixed-length sequences in memory), :class:`StreamBatches` (a token
 stream in memory, read by BPTT windows) and :class:`StreamedBatches` (a corpus streamed from disk,
 :mod:`spectrumkit.data.corpora`) all meet :class:`Batches`, which is all the training loop
-(:func:`spectrumkit.train.train`) asks of its data; :func:`batches_for` picks the one of a task.
+(:func:`spectrumkit.training.train`) asks of its data; :func:`batches_for` picks the one of a task.
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ Legend: B = batch, S = state size, n = examples.
 :class:`TrainState` is where a run stands (step, epoch position, data order, carried state, history
 rows, timing, status); :class:`Checkpointer` writes it atomically, with the model, the optimizer,
 the data-order generator and the mask, into ``folder/checkpoint.pt``, and resumes only the run that
-wrote it. :func:`spectrumkit.train.train` uses both.
+wrote it. :func:`spectrumkit.training.train` uses both.
 """
 
 from __future__ import annotations

@@ -42,7 +42,7 @@ JACOBIAN_METHODS: tuple[str, ...] = get_args(JacobianMethod)
 JacobianBlock = Literal["full", "hh"]
 JACOBIAN_BLOCKS: tuple[str, ...] = get_args(JacobianBlock)
 
-#: χ estimators of the Jacobian score (NOTE [χ estimators] in spectra.py).
+#: χ estimators of the Jacobian score (NOTE [χ estimators] in spectra/chi_estimators.py).
 Estimator = Literal["ones", "transpose", "frobenius", "hutchinson"]
 ESTIMATORS: tuple[str, ...] = get_args(Estimator)
 
@@ -82,7 +82,7 @@ WORD_TASKS: tuple[str, ...] = ("wikitext", "wikitext-103", "1b")
 InitScheme = Literal["glorot", "glorot_uniform", "he", "orthogonal", "torch", "zero"]
 INIT_SCHEMES: tuple[str, ...] = get_args(InitScheme)
 
-#: Optimizers of :func:`spectrumkit.train.train`.
+#: Optimizers of :func:`spectrumkit.training.train`.
 Optimizer = Literal["adam", "sgd"]
 OPTIMIZERS: tuple[str, ...] = get_args(Optimizer)
 

@@ -5,7 +5,7 @@ n = examples.
 
 :func:`make_model` builds the model a :class:`~spectrumkit.data.TaskData` calls for,
 :func:`resolve_device` turns ``"auto"`` into CUDA-when-present, and :func:`evaluate` scores a model
-on one split. :mod:`spectrumkit.train` builds on these.
+on one split. :mod:`spectrumkit.training` builds on these.
 """
 
 from __future__ import annotations

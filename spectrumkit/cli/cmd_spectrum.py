@@ -157,7 +157,7 @@ def spectrum_cmd(cell, input_size, hidden, init_scheme, batch, seq_len, steps_te
         click.echo(f"wrote {p}")
 
 
-#: The Lanczos options by their name in spectrumkit.matfree.LanczosOptions → their flags.
+#: The Lanczos options by their name in spectrumkit.spectra.LanczosOptions → their flags.
 _LANCZOS_FLAGS = {"k": "--lanczos-top-k", "iterations": "--lanczos-iterations",
                   "probes": "--lanczos-probes", "tol": "--lanczos-tol"}
 
