@@ -14,6 +14,10 @@ from tests.cases import TINY_PRUNE, TINY_SPECTRUM
 
 # (command, the old flag, the flag that replaces it): the renames, written out by hand
 RENAMES = [
+    ("cells", "--hidden", "--hidden-size"),
+    ("prune", "--hidden", "--hidden-size"),
+    ("spectrum", "--hidden", "--hidden-size"),
+    ("train", "--hidden", "--hidden-size"),
     ("prune", "--steps", "--seq-len"),
     ("prune", "--batch-size", "--score-batch"),
     ("prune", "--iterations", "--synflow-rounds"),

@@ -218,7 +218,6 @@ def test_train_command_lists_only_what_differs_from_the_defaults():
     (["--method", "snip", "--sparsity", "0.5", "--stage-steps", "2"],
      "--stage-steps 2, which this run would ignore"),
     (["--hidden-size", "0"], "spectrumkit train: expected --hidden-size greater than 0, got 0"),
-    (["--hidden-size", "8"], "spectrumkit train: expected --hidden-size (--hidden was renamed), got --hidden"),
     (["--lr", "inf"], "spectrumkit train: expected --lr to be a finite number > 0, got inf"),
     (["--score-batch", "4", "--method", "random", "--sparsity", "0.5", "--score-repeats", "0"],
      "spectrumkit train: expected --score-repeats greater than 0"),

@@ -58,6 +58,7 @@ RENAMED: dict[str, dict[str, str]] = {
         "--probes": _HUTCHINSON,
     },
     "train": {
+        "--hidden": _HIDDEN,
         "--iterations": _SYNFLOW,
         "--probes": _HUTCHINSON,
     },

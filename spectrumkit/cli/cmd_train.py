@@ -12,7 +12,6 @@ import click
 
 from ..choices import TRAIN_METHODS, WORD_TASKS
 from ..config.flags import (
-    RENAMED,
     Flag,
     config_from_flags,
     flag_of,
@@ -171,9 +170,6 @@ def _check_flags(fn: str, params: Mapping[str, Any]) -> None:
 
     from ..errors import check_positive_int, check_seed, fail
 
-    for old, new in RENAMED.items():
-        if params.get(old[2:].replace("-", "_") + "_renamed") is not None:
-            raise fail(fn, f"{new} ({old} was renamed)", old)
     method, sparsity = params["method"] or "jacobian", params["sparsity"]
     if sparsity is not None and method == "dense" and sparsity != 0:
         raise fail(fn, "--sparsity 0 with --method dense", sparsity)
@@ -282,8 +278,6 @@ def _summary(c: TrialConfig, result: PipelineResult) -> str:
 
 @main.command("train")
 @settings_flags
-@click.option("--hidden", "hidden_renamed", default=None, hidden=True,
-              help="renamed: --hidden-size")
 @click.option("--seq-len", "seq_len", type=int, default=None,
               help="T, the sequence length of a task that takes one (adding, copy): the data "
                    "option T")

@@ -34,13 +34,11 @@ from .parts import PART_MODELS
 from .run import FLAT_FIELDS, RunConfig, flat_config
 from .score import L2Options
 
-__all__ = ["EXCLUDED_OPTIONS", "Flag", "RENAMED", "config_from_flags", "flag_of", "read_value",
+__all__ = ["EXCLUDED_OPTIONS", "Flag", "config_from_flags", "flag_of", "read_value",
            "score_option_fields", "setting_flags", "text_of", "train_command"]
 
 #: Score options without a flag of their own in ``spectrumkit train`` (NOTE [Flags from fields]).
 EXCLUDED_OPTIONS = ("batch_size", "density")
-#: Old flag → the flag that replaced it: refused with one line naming the new one.
-RENAMED = {"--hidden": "--hidden-size"}
 #: Flat keys whose flag is not their name with dashes.
 _SPECIAL_FLAGS = {"task": "--data", "data": "--data-option", "l2_stage_steps": "--stage-steps",
                   "score_options": "--score-option"}

@@ -38,7 +38,7 @@ __all__ = ["data_identity"]
 #
 # The streamed corpora follow the same rule: ``wikitext-103`` fingerprints its three
 # ``wiki.*.tokens`` files, ``1b`` every training shard found plus the two held-out shards it reads
-# (NOTE [One Billion Words layout] in data/corpora.py). ``1b`` without a root reads its small sample,
+# (NOTE [One Billion Words layout] in corpora.py). ``1b`` without a root reads its small sample,
 # written from the bundled WikiText-2 text, so it is ``bundled`` with WikiText-2's digests;
 # ``wikitext-103`` has no bundled copy and needs a root.
 
