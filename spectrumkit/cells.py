@@ -50,6 +50,7 @@ from dataclasses import dataclass, field
 import torch
 
 from . import _cell_math as eq
+from ._cell_names import BLOCKS, GRU_GATES, LSTM_GATES, RNN_GATES, peephole_shapes, torch_shapes
 from .errors import SpectrumkitError, check_float_tensor, check_positive_int, fail
 
 __all__ = [
@@ -69,8 +70,8 @@ StepFn = Callable[[Params, torch.Tensor, torch.Tensor], torch.Tensor]
 #: ``jacobian(params, x (B, D), s (B, S)) -> J (B, S, S)``: see :attr:`Cell.jacobian`.
 JacobianFn = Callable[[Params, torch.Tensor, torch.Tensor], torch.Tensor]
 
-#: The blocks a parameter entry can belong to. ``cell`` is the peephole block (weights from c).
-BLOCKS = ("input", "recurrent", "cell", "bias")
+#: BLOCKS (from ``_cell_names.py``): the blocks a parameter entry can belong to. ``cell`` is the
+#: peephole block (weights from c).
 
 
 @dataclass(frozen=True)
@@ -194,44 +195,29 @@ def make_cell(
 # The steps and their closed-form Jacobians are in _cell_math.py.
 
 
-def _torch_shapes(g: int) -> Callable[[int, int], dict[str, tuple[int, ...]]]:
-    def shapes(D: int, N: int) -> dict[str, tuple[int, ...]]:
-        return {"weight_ih": (g * N, D), "weight_hh": (g * N, N), "bias_ih": (g * N,),
-                "bias_hh": (g * N,)}
-    return shapes
-
-
-def _peephole_shapes(D: int, N: int) -> dict[str, tuple[int, ...]]:
-    return {"weight_ih": (4 * N, D), "weight_hh": (4 * N, N), "weight_ch": (4 * N, N),
-            "bias": (4 * N,)}
-
-
 def _torch_layout(gates: tuple[str, ...]) -> dict[str, TensorLayout]:
     return {"weight_ih": TensorLayout("input", gates),
             "weight_hh": TensorLayout("recurrent", gates),
             "bias_ih": TensorLayout("bias", gates), "bias_hh": TensorLayout("bias", gates)}
 
 
-_LSTM_GATES = ("i", "f", "g", "o")
-_GRU_GATES = ("r", "z", "n")
-
-RNN = Cell("rnn", eq.rnn_tanh_step, _torch_shapes(1), 1, ("h",), _torch_layout(("h",)), True,
-           eq.RNN_FORM, True)
-RNN_RELU = Cell("rnn_relu", eq.rnn_relu_step, _torch_shapes(1), 1, ("h",), _torch_layout(("h",)),
-                True, eq.RNN_RELU_FORM, True)
-LSTM = Cell("lstm", eq.lstm_step, _torch_shapes(4), 2, _LSTM_GATES, _torch_layout(_LSTM_GATES),
+RNN = Cell("rnn", eq.rnn_tanh_step, torch_shapes(1), 1, RNN_GATES, _torch_layout(RNN_GATES),
+           True, eq.RNN_FORM, True)
+RNN_RELU = Cell("rnn_relu", eq.rnn_relu_step, torch_shapes(1), 1, RNN_GATES,
+                _torch_layout(RNN_GATES), True, eq.RNN_RELU_FORM, True)
+LSTM = Cell("lstm", eq.lstm_step, torch_shapes(4), 2, LSTM_GATES, _torch_layout(LSTM_GATES),
             True, eq.LSTM_FORM, True)
 PEEPHOLE_LSTM = Cell(
-    "peephole_lstm", eq.peephole_step, _peephole_shapes, 2, _LSTM_GATES,
-    {"weight_ih": TensorLayout("input", _LSTM_GATES),
-     "weight_hh": TensorLayout("recurrent", _LSTM_GATES),
-     "weight_ch": TensorLayout("cell", _LSTM_GATES),
-     "bias": TensorLayout("bias", _LSTM_GATES)},
+    "peephole_lstm", eq.peephole_step, peephole_shapes, 2, LSTM_GATES,
+    {"weight_ih": TensorLayout("input", LSTM_GATES),
+     "weight_hh": TensorLayout("recurrent", LSTM_GATES),
+     "weight_ch": TensorLayout("cell", LSTM_GATES),
+     "bias": TensorLayout("bias", LSTM_GATES)},
     True, eq.PEEPHOLE_LSTM_FORM, True)
-GRU = Cell("gru", eq.gru_step, _torch_shapes(3), 1, _GRU_GATES, _torch_layout(_GRU_GATES), True,
+GRU = Cell("gru", eq.gru_step, torch_shapes(3), 1, GRU_GATES, _torch_layout(GRU_GATES), True,
            eq.GRU_FORM, True)
-GRU_CHO = Cell("gru_cho", eq.gru_cho_step, _torch_shapes(3), 1, _GRU_GATES,
-               _torch_layout(_GRU_GATES), True, eq.GRU_CHO_FORM, True)
+GRU_CHO = Cell("gru_cho", eq.gru_cho_step, torch_shapes(3), 1, GRU_GATES,
+               _torch_layout(GRU_GATES), True, eq.GRU_CHO_FORM, True)
 
 _REGISTRY: dict[str, Cell] = {c.name: c for c in (RNN, RNN_RELU, LSTM, PEEPHOLE_LSTM, GRU, GRU_CHO)}
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from .. import cells as _cells
+from .._cell_names import BUILTIN_CELLS, cell_sizes
 from ..config import (
     BUILTIN_TRIALS,
     DATA_IDENTITY_FIELDS,
@@ -52,7 +52,7 @@ TRIAL_METRICS = {"prune-train": (
     "sv_mean_trained", "val_loss", "val_error_pct", "val_ppl", "val_mse", "test_loss",
     "test_error_pct", "test_ppl", "test_mse",
     # each gate's share of the kept entries, for the gates of every built-in cell
-    *sorted({f"share_{g}" for c in _cells.available() for g in _cells.get(c).gates}))}
+    *sorted({f"share_{g}" for gates, _, _ in BUILTIN_CELLS.values() for g in gates}))}
 
 
 def memory_terms(c: TrialConfig, *, input_size: int = 1, heads: int = 0, seq_len: int = 1,
@@ -72,11 +72,12 @@ def memory_terms(c: TrialConfig, *, input_size: int = 1, heads: int = 0, seq_len
         return (name or {}).get(field, field)
 
     try:
-        S = _cells.get(c.cell).state_size(c.hidden_size)
-        P = _cells.count_params(c.cell, c.embed_size or input_size, c.hidden_size,
-                                include_bias=True)
+        sizes = cell_sizes(c.cell, c.embed_size or input_size, c.hidden_size)
     except SpectrumkitError:
         return {}
+    if sizes is None:
+        return {}
+    S, P = sizes
     D = c.embed_size or input_size
     copies = 4 if c.optimizer == "adam" else 2
     terms = {f"{n('hidden_size')} {c.hidden_size} (cell {c.cell}): a model, its gradient and "
