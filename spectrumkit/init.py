@@ -47,14 +47,12 @@ from ``seed``.
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Mapping
-from dataclasses import dataclass
 
 import torch
 
+from ._init_spec import AUTHORS_GRU_INIT, Scheme, parse_scheme, parse_spec
 from .cells import BLOCKS, Cell, get
-from .choices import INIT_SCHEMES
 from .errors import SpectrumkitError, check_positive_int, fail
 
 __all__ = ["AUTHORS_GRU_INIT", "init_params", "make_generator", "parse_scheme"]
@@ -67,102 +65,6 @@ __all__ = ["AUTHORS_GRU_INIT", "init_params", "make_generator", "parse_scheme"]
 # (``zero``, ``constant:C``) are made in the dtype asked for, so they are exact in every dtype.
 # The models' heads and embeddings and the CLI's Gaussian batches follow the same rule.
 DRAW_DTYPE = torch.float32
-
-_GRAMMAR = (" | ".join(INIT_SCHEMES) + " | normal:STD | uniform:A,B | constant:C | "
-            "constant:C1,...,CG, optionally followed by ';block=scheme' overrides "
-            "(blocks: input, recurrent, cell, bias; or a tensor name such as bias_ih)")
-
-#: The init of the GRU the paper's authors scored, in distribution, for ``gru_cho`` (NOTE [The
-#: authors' GRU] in interop.py): every weight N(0, 0.07²); the +0.1 on every pre-activation as
-#: ``bias_ih`` with z's negated (gru_cho's z is 1 - theirs); ``bias_hh`` zero.
-AUTHORS_GRU_INIT = "normal:0.07;bias_ih=constant:0.1,-0.1,0.1"
-
-
-@dataclass(frozen=True)
-class Scheme:
-    """One parsed scheme: a kind and its numeric arguments."""
-
-    kind: str
-    args: tuple[float, ...] = ()
-
-    def __str__(self) -> str:
-        return self.kind + (":" + ",".join(f"{a:g}" for a in self.args) if self.args else "")
-
-
-_NUM = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?"
-
-
-def parse_scheme(text: str) -> Scheme:
-    """Parse one scheme string such as ``normal:0.1`` or ``uniform:0,0.1``.
-
-    >>> parse_scheme("uniform:0,0.1")
-    Scheme(kind='uniform', args=(0.0, 0.1))
-    """
-    if not isinstance(text, str):
-        raise fail("parse_scheme", f"a scheme string ({_GRAMMAR})", repr(text))
-    t = text.strip()
-    if t == "xavier":  # the other name of glorot
-        return Scheme("glorot")
-    if t in INIT_SCHEMES:
-        return Scheme(t)
-    m = re.fullmatch(rf"normal:({_NUM})", t)
-    if m:
-        std = float(m.group(1))
-        if std < 0:
-            raise fail("parse_scheme", "normal:STD with STD >= 0", repr(text))
-        return Scheme("normal", (std,))
-    m = re.fullmatch(rf"uniform:({_NUM}),({_NUM})", t)
-    if m:
-        a, b = float(m.group(1)), float(m.group(2))
-        if not a <= b:
-            raise fail("parse_scheme", "uniform:A,B with A <= B", repr(text))
-        return Scheme("uniform", (a, b))
-    m = re.fullmatch(rf"constant:({_NUM}(?:,{_NUM})*)", t)
-    if m:
-        return Scheme("constant", tuple(float(v) for v in m.group(1).split(",")))
-    raise fail("parse_scheme", f"a scheme of the form {_GRAMMAR}", repr(text))
-
-
-def _builtin_tensor_names() -> set[str]:
-    from .cells import available
-    return {n for c in available() for n in get(c).param_shapes(1, 1)}
-
-
-def _parse_spec(scheme: str | Mapping[str, str], bias: str | None,
-                tensors: set[str] | None = None) -> dict[str, Scheme]:
-    """Resolve a scheme spec into one Scheme per block, plus one per tensor override.
-
-    ``tensors``: the tensor names an override may name (the cell's); None admits the tensor names
-    of every built-in cell (for validating a spec before the cell is known).
-    """
-    tensors = _builtin_tensor_names() if tensors is None else set(tensors)
-    items: dict[str, str] = {}
-    if isinstance(scheme, Mapping):
-        items = {str(k): v for k, v in scheme.items()}
-    elif isinstance(scheme, str):
-        for i, part in enumerate(p.strip() for p in scheme.split(";")):
-            if "=" in part:
-                k, v = part.split("=", 1)
-                items[k.strip()] = v.strip()
-            elif i == 0:
-                items["default"] = part
-            else:
-                raise fail("init_params", f"a scheme of the form {_GRAMMAR}", repr(scheme))
-    else:
-        raise fail("init_params", f"a scheme string ({_GRAMMAR}) or a dict", repr(scheme))
-    unknown = sorted(set(items) - {"default", *BLOCKS, *tensors})
-    if unknown:
-        raise fail("init_params", f"override blocks among default, {', '.join(BLOCKS)} or tensors "
-                   f"among {', '.join(sorted(tensors - set(BLOCKS)))} ({_GRAMMAR})", unknown)
-    if bias is not None:
-        items["bias"] = bias
-    default = parse_scheme(items.get("default", "glorot"))
-    out = {b: parse_scheme(items[b]) if b in items else default for b in BLOCKS}
-    if "bias" not in items:
-        out["bias"] = default if default.kind == "torch" else Scheme("zero")
-    for t in sorted(set(items) - {"default", *BLOCKS}):
-        out[t] = parse_scheme(items[t])
-    return out
 
 
 def make_generator(generator: torch.Generator | None, seed: int | None, fn: str
@@ -255,7 +157,7 @@ def init_params(
         raise fail(fn, "a floating dtype", repr(dtype))
     if device is not None and torch.device(device).type == "meta":
         raise fail(fn, "a device that holds data (cpu or cuda)", "meta")
-    per_block = _parse_spec(scheme, bias, set(cell.param_shapes(input_size, hidden_size)))
+    per_block = parse_spec(scheme, bias, set(cell.param_shapes(input_size, hidden_size)))
     g = make_generator(generator, seed, fn)
     out: dict[str, torch.Tensor] = {}
     for name, shape in cell.param_shapes(input_size, hidden_size).items():

@@ -24,6 +24,8 @@ from pydantic import (
     model_validator,
 )
 
+from .._cell_names import cell_names
+from .._init_spec import parse_spec
 from ..choices import OPTIMIZERS, Optimizer, Pipeline, Record, Scope, SpectrumMethod
 from ..data.tasks import is_import_path, task_names
 from ..errors import SpectrumkitError
@@ -76,17 +78,15 @@ class ModelConfig(_Part):
     @field_validator("cell")
     @classmethod
     def _cell_known(cls, v: str) -> str:
-        from ..cells import available
-        if v not in available():
-            raise ValueError(f"expected one of {', '.join(available())}, got {v!r}")
+        if v not in cell_names():
+            raise ValueError(f"expected one of {', '.join(cell_names())}, got {v!r}")
         return v
 
     @field_validator("init")
     @classmethod
     def _init_parses(cls, v: str) -> str:
-        from ..init import _parse_spec
         try:
-            _parse_spec(v, None)
+            parse_spec(v, None)
         except SpectrumkitError as e:
             raise ValueError(str(e)) from None
         return v

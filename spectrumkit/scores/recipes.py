@@ -55,8 +55,8 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
 
+from .._init_spec import AUTHORS_GRU_INIT
 from ..choices import RECIPE_NAMES, RecipeName
-from ..init import AUTHORS_GRU_INIT
 
 __all__ = ["DEFAULT_RECIPE", "RECIPES", "Recipe", "recipe_table"]
 
