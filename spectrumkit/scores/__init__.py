@@ -50,6 +50,12 @@ option               methods                      values (default first)
 ``balance``          all                          none, gate, block (NOTE [Balance])
 ===================  ===========================  ===========================================
 
+NOTE [A lazy score package]
+``import spectrumkit.scores`` imports no torch: each public name is imported from its module on
+first use (PEP 562 ``__getattr__``, as NOTE [A lazy public face] in ``spectrumkit/__init__.py``),
+so that the options models (``scores/options.py``) serve a run configuration and a study without
+loading the implementations. :func:`compute_scores` lives in ``scores/compute.py``.
+
 NOTE [Score cost]
 SNIP is one forward pass with a graph and one backward pass through the T steps. γ is exactly the
 same amount of work (a forward pass with a graph and a backward pass through T steps, on the γ
@@ -68,108 +74,37 @@ benchmarks/bench_scores.py prints every recipe's ratio (README, "Recipes of the 
 
 from __future__ import annotations
 
-from typing import Any
+import importlib
+from typing import TYPE_CHECKING
 
-import torch
-
-from ..errors import fail
-from ..protocols import RecurrentModel, check_model
-from .balance import balance_scores
-from .common import check_finite_scores, check_inputs_match, check_nonempty_batch, grad_on
-from .gamma import check_gamma, compute_gamma
-from .options import (
-    METHODS,
-    OPTION_MODELS,
-    OPTIONS,
-    SCORE_REGISTRY,
-    ScoreOptions,
-    options_for,
-)
-from .recipes import DEFAULT_RECIPE, RECIPES, Recipe, recipe_table
+#: ``{public name: the module of this package that defines it}``.
+_EXPORTS: dict[str, str] = {
+    "DEFAULT_RECIPE": "recipes", "METHODS": "options", "OPTIONS": "options",
+    "OPTION_MODELS": "options", "RECIPES": "recipes", "Recipe": "recipes",
+    "SCORE_REGISTRY": "options", "ScoreOptions": "options", "compute_gamma": "gamma",
+    "compute_scores": "compute", "options_for": "options", "recipe_table": "recipes",
+}
 
 __all__ = ["DEFAULT_RECIPE", "METHODS", "OPTIONS", "OPTION_MODELS", "RECIPES", "Recipe",
            "SCORE_REGISTRY", "ScoreOptions", "compute_gamma", "compute_scores", "options_for",
            "recipe_table"]
 
-
-def _options(fn: str, method: str, given: ScoreOptions | None, options: dict[str, Any]
-             ) -> ScoreOptions:
-    """The options object: ``given`` (a ready one, for ``method``) or built from keywords."""
-    if given is None:
-        return options_for(method, fn, **options)
-    if options:
-        raise fail(fn, "either options= or keyword options", f"options= and {', '.join(options)}")
-    if not isinstance(given, OPTION_MODELS[method]):
-        raise fail(fn, f"options= a {OPTION_MODELS[method].__name__} for method {method!r} "
-                   f"(spectrumkit.scores.options_for({method!r}, ...))", type(given).__name__)
-    return given
+if TYPE_CHECKING:  # the same names, for type checkers and documentation tools
+    from .compute import compute_scores
+    from .gamma import compute_gamma
+    from .options import METHODS, OPTION_MODELS, OPTIONS, SCORE_REGISTRY, ScoreOptions, options_for
+    from .recipes import DEFAULT_RECIPE, RECIPES, Recipe, recipe_table
 
 
-def compute_scores(method: str | ScoreOptions, model: RecurrentModel, batch: Any, *,
-                   generator: torch.Generator | None = None, include_bias: bool = False,
-                   options: ScoreOptions | None = None, **kwargs: Any
-                   ) -> dict[str, torch.Tensor]:
-    r"""Pruning scores of ``model``'s recurrent cell; higher means keep.
+def __getattr__(name: str) -> object:
+    """Import a public name from its module on first use (NOTE [A lazy score package])."""
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
 
-    Args:
-        method: one of :data:`METHODS` (see the table above), or the score part of a run
-            configuration (an options object, :func:`options_for`; e.g.
-            ``RunConfig.scoring()``): the method and its options together.
-        model: a :class:`~spectrumkit.protocols.RecurrentModel`: a
-            :class:`~spectrumkit.models.SequenceClassifier` or
-            :class:`~spectrumkit.models.LanguageModel` (any cell, user cells included).
-        batch: one minibatch in the model's format (classifier: xs (B, T, D), ys (B,); language
-            model: inputs (B, T), targets (B, T)); validated by ``model.check_batch``.
-        generator: a ``torch.Generator``, required when the method draws random numbers (random,
-            the hutchinson estimator, γ from gaussian/authors inputs or the authors' state).
-        include_bias: score the cell's biases too (they stay dense by default).
-        options: a ready options object (:func:`options_for` ``(method, ...)``, an instance of
-            ``OPTION_MODELS[method]``), instead of keyword options.
-        **kwargs: the method's options, NOTE [Score options].
 
-    Returns:
-        ``{name: scores}`` keyed and shaped like ``model.prunable(include_bias)``, detached, with
-        the parameters' dtype and device. The model is not modified (``requires_grad`` flags are
-        restored; no ``.grad`` is written).
-
-    >>> from spectrumkit.models import SequenceClassifier
-    >>> m = SequenceClassifier("gru", 2, 3, 2, seed=0, dtype=torch.float64)
-    >>> batch = (torch.ones(4, 5, 2, dtype=torch.float64), torch.tensor([0, 1, 0, 1]))
-    >>> s = compute_scores("magnitude", m, batch)
-    >>> bool(torch.equal(s["weight_hh"], m.rnn["weight_hh"].detach().abs()))
-    True
-    >>> t = compute_scores("magnitude", m, batch, options=options_for("magnitude"))
-    >>> bool(torch.equal(s["weight_hh"], t["weight_hh"]))
-    True
-    """
-    fn = "compute_scores"
-    if isinstance(method, ScoreOptions):  # the score part: its method and its options
-        options, method = method, method.method_name()
-        if kwargs:
-            raise fail(fn, "either the score part or keyword options",
-                       f"the score part and {', '.join(kwargs)}")
-    if not isinstance(method, str) or method not in METHODS:
-        raise fail(fn, f"method one of {', '.join(map(repr, METHODS))}", repr(method))
-    model = check_model(fn, model)
-    model.check_batch(fn, batch)
-    if not isinstance(include_bias, bool):
-        raise fail(fn, "include_bias to be True or False", repr(include_bias))
-    xs = model.cell_inputs(batch).detach()
-    check_nonempty_batch(fn, xs)
-    check_inputs_match(fn, model, xs)
-    opts = _options(fn, method, options, kwargs)
-    o = opts.for_batch(fn, int(xs.shape[0]), int(xs.shape[1]))
-    theta = model.prunable(include_bias)
-    if o.get("gamma") is not None:
-        o["gamma"] = check_gamma(fn, o["gamma"], theta)
-    why = opts.draws_random()
-    if why is not None and not isinstance(generator, torch.Generator):
-        raise fail(fn, f"generator= a torch.Generator ({why} draws random numbers)",
-                   type(generator).__name__)
-    with grad_on(theta):
-        scores = SCORE_REGISTRY[method].load()(fn, model, batch, xs, theta, generator, o)
-    scores = {n: s.detach() for n, s in scores.items()}
-    scores = balance_scores(fn, scores, model.cell, model.input_size, model.hidden_size,
-                            o["balance"])
-    check_finite_scores(fn, scores)
-    return scores
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_EXPORTS})

@@ -70,6 +70,7 @@ from ..errors import check_choice, check_positive_int, fail
 from ..protocols import RecurrentModel, check_model
 from ..spectra import chi_step
 from .common import check_inputs_match, grad_on, grads
+from .options import gamma_needs_generator
 
 __all__ = ["compute_gamma", "gamma_denominator"]
 
@@ -99,10 +100,6 @@ def draw_gamma_sequence(model: RecurrentModel, xs: torch.Tensor, generator: torc
     else:
         s0 = (1.0 + 0.1 * torch.randn(B, S, generator=generator, dtype=w.dtype)).to(w.device)
     return x, s0
-
-
-def gamma_needs_generator(inputs: str, state: str) -> bool:
-    return inputs != "data" or state != "zero"
 
 
 def _gamma(model: RecurrentModel, theta: Mapping[str, torch.Tensor], xs: torch.Tensor,

@@ -29,9 +29,8 @@ import importlib
 import typing
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any, ClassVar, Literal, cast
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, cast
 
-import torch
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -64,8 +63,10 @@ from ..errors import (
     check_unit_interval,
     fail,
 )
-from .gamma import gamma_needs_generator
 from .recipes import DEFAULT_RECIPE, RECIPES
+
+if TYPE_CHECKING:  # the options need no torch; the implementations do (ScoreMethod.load)
+    import torch
 
 __all__ = ["ForesightOptions", "GammaOptions", "JacobianOptions", "METHODS", "MagnitudeOptions",
            "OPTIONS", "OPTION_MODELS", "RandomOptions", "SCORE_REGISTRY", "ScoreMethod",
@@ -73,6 +74,12 @@ __all__ = ["ForesightOptions", "GammaOptions", "JacobianOptions", "METHODS", "Ma
            "SynflowOptions", "option_names", "options_for"]
 
 _FN = "compute_scores"
+
+
+def gamma_needs_generator(inputs: str, state: str) -> bool:
+    """Whether γ from these inputs and this state draws random numbers (NOTE [γ normalization]
+    in ``scores/gamma.py``): all but the batch's own inputs from a zero state."""
+    return inputs != "data" or state != "zero"
 
 
 def _fn(info: ValidationInfo) -> str:
@@ -388,7 +395,7 @@ class ScoreMethod:
     def load(self) -> Callable[..., dict[str, torch.Tensor]]:
         """The implementation."""
         module, name = self.function.split(":")
-        return cast(Callable[..., dict[str, torch.Tensor]],
+        return cast("Callable[..., dict[str, torch.Tensor]]",
                     getattr(importlib.import_module(module), name))
 
 
