@@ -28,7 +28,7 @@ import sys
 import threading
 from collections.abc import Iterator
 
-__all__ = ["Aborted", "abort_status", "cli_prelude", "command_signals"]
+__all__ = ["Aborted", "abort_status", "cli_prelude", "command_signals", "runs_the_command"]
 
 _ABORT_LINE = b"error: aborted\n"
 
@@ -50,7 +50,7 @@ def abort_status(e: BaseException | None) -> int:
     return 128 + signal.SIGINT
 
 
-def _runs_the_command() -> bool:
+def runs_the_command() -> bool:
     """True when this interpreter was started to run ``spectrumkit`` (not to import it)."""
     argv = list(getattr(sys, "orig_argv", []) or [])
     if "--multiprocessing-fork" in argv:  # a pool worker: it is given the parent's sys.argv
@@ -69,7 +69,7 @@ def _leave(signum: int, frame: object) -> None:
 
 def cli_prelude() -> None:
     """While the command imports: SIGINT and SIGTERM print one line and exit (NOTE [Aborts])."""
-    if not _runs_the_command() or threading.current_thread() is not threading.main_thread():
+    if not runs_the_command() or threading.current_thread() is not threading.main_thread():
         return
     for sig in (signal.SIGINT, signal.SIGTERM):
         if signal.getsignal(sig) is not signal.SIG_IGN:  # nohup and friends keep theirs

@@ -108,7 +108,7 @@ def test_default_split_is_the_last_5000_training_digits_and_deterministic():
     assert np.array_equal(_pixels(task.val.xs[[0, -1]]), raw_x[[55000, 59999]])
     assert task.test is not None and np.array_equal(task.test.ys.numpy(), _raw_labels("t10k"))
     # determinism: a second load (reader cache cleared) gives the same splits, bit for bit
-    from spectrumkit import _idx
+    from spectrumkit.data import _idx
     _idx._read_idx.cache_clear()
     again = load_task("seq-mnist", root=ROOT)
     assert torch.equal(again.val.xs, task.val.xs) and torch.equal(again.val.ys, task.val.ys)

@@ -36,6 +36,7 @@ class _Group(LazyGroup):
     one line and exit status 2 (NOTE [CLI errors])."""
 
     def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
+        _import_torch_first(sys.argv[1:] if args is None else list(args))
         try:
             with command_signals():  # NOTE [Aborts]: SIGINT and SIGTERM unwind every finally
                 rv = super().main(args=args, prog_name=prog_name, complete_var=complete_var,
@@ -59,6 +60,35 @@ class _Group(LazyGroup):
             click.echo(f"error: {where}{' '.join(str(e.strerror or e).split())}", err=True)
             sys.exit(2)
         sys.exit(rv if isinstance(rv, int) else 0)
+
+
+#: The invocations that import no torch (NOTE [Lazy commands]): any --help, --version, the bare
+#: group, and ``study list`` / ``study show``.
+_TORCH_FREE = (("study", "list"), ("study", "show"))
+
+
+def _import_torch_first(words: list[str]) -> None:
+    """NOTE [Torch first]: a command that computes imports torch while the import phase's signal
+    handler is in place (NOTE [Aborts]), before its own code runs.
+
+    A Ctrl-C that lands inside a C extension's first import (numpy's, under torch's) leaves it
+    half-initialized: a ``KeyboardInterrupt`` raised there unwinds into code that imports numpy
+    again and fails with a traceback instead of the one line. While the command's modules import,
+    the handler installed by :func:`spectrumkit._signals.cli_prelude` leaves at once instead, so
+    the subcommands (imported on first use) take torch here, in that phase. The commands that
+    need no torch skip it, and so does an in-process caller (a test), whose handlers are its own.
+    """
+    import os
+
+    from .._signals import runs_the_command
+
+    if not runs_the_command() or not words or any(
+            w in ("--help", "-h", "--version") for w in words) or any(
+            k.startswith("_") and k.endswith("_COMPLETE") for k in os.environ):
+        return
+    if tuple(words[:2]) in _TORCH_FREE:
+        return
+    import torch  # noqa: F401
 
 
 def _usage(e: click.ClickException) -> str:
