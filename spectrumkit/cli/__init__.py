@@ -67,16 +67,24 @@ class _Group(LazyGroup):
 _TORCH_FREE = (("study", "list"), ("study", "show"))
 
 
+#: What a computing command imports in the import phase: torch, pandas and the library's stages
+#: whose modules load C extensions (the study runner, the pipeline, training).
+_HEAVY = ("torch", "numpy", "pandas", "spectrumkit.study.runner", "spectrumkit.pipeline",
+          "spectrumkit.training")
+
+
 def _import_torch_first(words: list[str]) -> None:
     """NOTE [Torch first]: a command that computes imports torch while the import phase's signal
     handler is in place (NOTE [Aborts]), before its own code runs.
 
     A Ctrl-C that lands inside a C extension's first import (numpy's, under torch's) leaves it
     half-initialized: a ``KeyboardInterrupt`` raised there unwinds into code that imports numpy
-    again and fails with a traceback instead of the one line. While the command's modules import,
-    the handler installed by :func:`spectrumkit._signals.cli_prelude` leaves at once instead, so
-    the subcommands (imported on first use) take torch here, in that phase. The commands that
-    need no torch skip it, and so does an in-process caller (a test), whose handlers are its own.
+    again and fails with a traceback, or ends the process by the signal, instead of the one line.
+    While the command's modules import, the handler installed by
+    :func:`spectrumkit._signals.cli_prelude` leaves at once instead, so the subcommands (imported
+    on first use) take torch, pandas and the stages that load them (:data:`_HEAVY`) here, in that
+    phase. The commands that need no torch skip it, and so does an in-process caller (a test),
+    whose handlers are its own.
     """
     import os
 
@@ -88,7 +96,10 @@ def _import_torch_first(words: list[str]) -> None:
         return
     if tuple(words[:2]) in _TORCH_FREE:
         return
-    import torch  # noqa: F401
+    import importlib
+
+    for name in _HEAVY:
+        importlib.import_module(name)
 
 
 def _usage(e: click.ClickException) -> str:
