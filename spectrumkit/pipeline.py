@@ -192,7 +192,7 @@ def _build_model(run: _Run) -> None:
     c = run.c
     run.model = make_model(run.task, c.cell, c.hidden_size, init=c.init, seed=c.seed,
                            embed_size=c.embed_size, device=run.device,
-                           softmax_samples=c.softmax_samples)
+                           dtype=getattr(torch, c.dtype), softmax_samples=c.softmax_samples)
     total = sum(p.numel() for p in run.model.prunable(c.include_bias).values())
     run.metrics = {"density": 1.0 if c.method == "dense" else c.density, "kept": total,
                    "prunable": total, "score_seconds": None}
@@ -203,14 +203,22 @@ def _sync(device: str) -> None:
         torch.cuda.synchronize()
 
 
+def _in_dtype(batch: tuple[torch.Tensor, torch.Tensor], dtype: str
+              ) -> tuple[torch.Tensor, torch.Tensor]:
+    """A batch with its floating tensors in the run's dtype (token ids and labels stay integers);
+    float32, the data's own dtype, leaves the batch as it is."""
+    want = getattr(torch, dtype)
+    return tuple(t.to(want) if t.is_floating_point() else t for t in batch)  # type: ignore[return-value]
+
+
 def _score(run: _Run) -> Mask | None:
     """Step 3: scores on the scoring batch, then the exact-K mask (None for dense and l2)."""
     c, model = run.c, run.model
     if c.method in ("dense", "l2"):
         return None
-    batch = sample_batch(run.task.train, c.score_batch,
-                         generator=_generator(c.seed, "score-batch"), bptt=run.task.bptt,
-                         device=run.device)
+    batch = _in_dtype(sample_batch(run.task.train, c.score_batch,
+                                   generator=_generator(c.seed, "score-batch"),
+                                   bptt=run.task.bptt, device=run.device), c.dtype)
     opts = c.scoring()
     assert opts is not None  # a score method (not dense, not l2)
     best = math.inf
@@ -316,9 +324,9 @@ def _spectral_inputs(run: _Run) -> torch.Tensor | None:
     c = run.c
     if not any(r in c.record for r in _SPECTRAL):
         return None
-    sb = sample_batch(run.task.val, c.spectrum_batch or 64,
-                      generator=_generator(c.seed, "spectrum-batch"), bptt=run.task.bptt,
-                      device=run.device)
+    sb = _in_dtype(sample_batch(run.task.val, c.spectrum_batch or 64,
+                                generator=_generator(c.seed, "spectrum-batch"),
+                                bptt=run.task.bptt, device=run.device), c.dtype)
     return run.model.cell_inputs(sb).detach()
 
 

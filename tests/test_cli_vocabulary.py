@@ -138,8 +138,8 @@ def test_a_study_run_takes_cuda_k_in_its_options():
 
 
 def test_every_computing_command_takes_device_and_dtype_of_the_one_kind():
-    """prune and spectrum: --device of the shared type and --dtype float32/float64; study run:
-    the shared --device."""
+    """prune, spectrum, train and study run: --device of the shared type and --dtype
+    float32/float64."""
     from spectrumkit.cli import main
     from spectrumkit.cli._vocabulary import Device
 
@@ -152,8 +152,10 @@ def test_every_computing_command_takes_device_and_dtype_of_the_one_kind():
         params = {p.name: p for p in cmd.params}
         assert isinstance(params["device"].type, Device), name
         assert params["device"].default == "auto", name
-        if name != "study run":
-            assert params["dtype"].type.choices == ("float32", "float64"), name
+        assert tuple(params["dtype"].type.choices) == ("float32", "float64"), name
+    train = {p.name: p for p in main.get_command(ctx, "train").params}
+    assert tuple(train["dtype"].type.choices) == ("float32", "float64")
+    assert isinstance(train["device"].type, Device)
 
 
 def test_the_group_lists_each_lazy_command_with_its_own_short_help():

@@ -137,7 +137,7 @@ FULL = [
          record=["mask", "sv_hist", "lyapunov", "anatomy", "spectrum_steps", "connection_map"],
          spectrum_batch=5, spectrum_method="lanczos", hist_bins=12, lyapunov_k=3),
     dict(seed=2, method="l2", sparsity=0.9, l2_stage_steps=3, steps=12, cell="lstm",
-         task="adding", data={"T": 6, "n_train": 40}, record=["mask"]),
+         dtype="float64", task="adding", data={"T": 6, "n_train": 40}, record=["mask"]),
     dict(method="random", sparsity=0.5, steps=1, hidden_size=4, block_swap=True,
          score_options={"balance": "gate"}),
 ]

@@ -9,7 +9,7 @@ from click.shell_completion import CompletionItem
 
 from ..choices import EXECUTORS
 from ._lazy import LazyGroup
-from ._vocabulary import device_option, dumps, json_option, resolve_device
+from ._vocabulary import DTYPES, device_option, dumps, json_option, resolve_device
 
 # `spectrumkit study NAME ...` runs a study; `study list` and `study show NAME` inspect them.
 # A first argument that is not a subcommand is a study name: `study NAME` = `study run
@@ -202,13 +202,15 @@ def study_show_cmd(name: str, preset: str, overrides: tuple[str, ...], show_keys
 @click.option("--allow-trial-code", is_flag=True,
               help="let the study's trial or task be an import path 'module:function' (runs "
                    "that code)")
+@click.option("--dtype", type=click.Choice(DTYPES), default=None,
+              help="every trial's dtype, as --set dtype=VALUE (default: the study's, float32)")
 @_set_option
 def study_run_cmd(name: str, preset: str, seeds: int | None, device: str, executor: str,
                   workers: int, threads: int | None, out: str, retry_failed: bool,
                   ray_address: str | None, cpus_per_trial: float | None,
                   gpus_per_trial: float | None, partition: str | None, time: str | None,
                   data_root: str | None, log: str | None, figures: bool, allow_trial_code: bool,
-                  overrides: tuple[str, ...]) -> None:
+                  overrides: tuple[str, ...], dtype: str | None) -> None:
     """Run study NAME; finished trials are skipped. Ends with the summary table and the paths.
 
     The summary comes first: the counts, the first failures with their one-line errors and log
@@ -224,6 +226,8 @@ def study_run_cmd(name: str, preset: str, seeds: int | None, device: str, execut
     string. An unknown key or a wrong type is one error line (exit status 2); spec.json records
     the overrides.
     """
+    if dtype is not None:  # the trials' own field (NOTE [One CLI vocabulary])
+        overrides = (*overrides, f"dtype={dtype}")
     import warnings
 
     from ..errors import fail

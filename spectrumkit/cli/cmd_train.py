@@ -137,7 +137,8 @@ def _check_applies(fn: str, c: TrialConfig, params: Mapping[str, Any]) -> None:
     asked = config_from_flags(_given(params))
     flat = {**c.model_dump(), **{k: getattr(c, k) for k in ("method", "normalize", "horizon",
                                                              "estimator", "through_time",
-                                                             "recipe", "l2_stage_steps")}}
+                                                             "recipe", "l2_stage_steps",
+                                                             "dtype")}}
     takes = set(type(c.score).model_fields)
     dropped: list[str] = []
     for k, v in asked.items():

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from contextvars import ContextVar
-from typing import Any, ClassVar, Union
+from typing import Any, ClassVar, Literal, Union
 
 from pydantic import (
     BaseModel,
@@ -74,6 +74,9 @@ class ModelConfig(_Part):
         "full)")
     init: str = Field("glorot", description="the initialization scheme (glorot, torch, "
                       "normal:0.1, ...)")
+    dtype: Literal["float32", "float64"] = Field(
+        "float32", description="the dtype of the parameters and the data (scores, training and "
+        "spectra compute in it)")
 
     @field_validator("cell")
     @classmethod

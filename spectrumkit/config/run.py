@@ -225,8 +225,9 @@ class RunConfig(BaseModel):
 
     @model_serializer(mode="wrap")
     def _flat_dump(self, handler: Any) -> Any:
-        """The flat dump (NOTE [Flat names]); ``spectrum_method`` (added later) is left out while
-        None, so every config written before it keeps its dump, hence its key."""
+        """The flat dump (NOTE [Flat names]); ``spectrum_method`` and ``dtype`` (added later) are
+        left out at their defaults (None, float32), so every config written before them keeps its
+        dump, hence its key."""
         out = handler(self)
         if not isinstance(out, dict):
             return out
@@ -236,6 +237,8 @@ class RunConfig(BaseModel):
                 flat[_FLAT_OF[(part, f)]] = value
         if flat.get("spectrum_method", 0) is None:
             del flat["spectrum_method"]
+        if flat.get("dtype") == "float32":
+            del flat["dtype"]
         return flat
 
     def __getattr__(self, name: str) -> Any:
