@@ -16,8 +16,12 @@ Four tables, every ratio measured side by side in this one run (float32, B = 64,
    interleaved (a, b, c, d, a, b, ...) and summarized by medians of ``--repeats-limit`` rounds (at
    least 5). Printed: (closed form - unroll) / copy, the cost of the Jacobian alone in units of a
    copy (the call unrolls the T - 1 steps that J_T needs, the unroll column times all T), the call
-   with the states given / copy (J's own cost: validation, terms, the fresh output's pages and the
-   writes), next to (jacrev - unroll) / copy and jacrev / closed form. Load averages are printed
+   with the states given / copy (J's own cost: validation, terms and the writes), next to
+   (jacrev - unroll) / copy and jacrev / closed form. As in a loop ``J = f()``, each call runs
+   while the previous result is still held, and an output reuses the memory of one freed before
+   (NOTE [Reused outputs]); the column "fresh output" is the same call with that cache emptied
+   first (untimed), so its output is new memory whose pages the kernel maps and zeroes (the first
+   call of a session). Load averages are printed
    at the start and the end. Then the 28-step GRU-400 check: ``step_jacobians(..., steps=1)`` against
    ``method="jacrev"`` on the same sequence, interleaved medians.
 
@@ -61,7 +65,7 @@ from tabulate import tabulate
 
 from spectrumkit.cells import get
 from spectrumkit.init import init_params
-from spectrumkit.jacobians import reference_jacobian, step_jacobians
+from spectrumkit.jacobians import empty_cache, reference_jacobian, step_jacobians
 from spectrumkit.spectra import spectrum
 from spectrumkit import unroll
 
@@ -104,16 +108,24 @@ def timed_pair(fa, fb, device: torch.device, repeats: int):
     return ta, ra, tb, rb
 
 
-def interleaved_medians(fns: dict, device: torch.device, rounds: int) -> dict[str, float]:
+def interleaved_medians(fns: dict, device: torch.device, rounds: int,
+                        before: dict | None = None) -> dict[str, float]:
     """Median wall time of each function over ``rounds`` rounds; each round calls them all in turn
-    (the order rotates every round), so a change of machine load lands on every one alike."""
+    (the order rotates every round), so a change of machine load lands on every one alike.
+
+    ``before[name]``, when given, runs untimed right before each call of ``fns[name]``. As in a
+    loop ``J = f()``, the previous call's result is still held while the next call runs.
+    """
     names = list(fns)
+    before = before or {}
     times: dict[str, list[float]] = {n: [] for n in names}
     for name in names:                                          # warm-up round
+        before.get(name, lambda: None)()
         fns[name]()
     for r in range(rounds):
         k = r % len(names)
         for name in names[k:] + names[:k]:
+            before.get(name, lambda: None)()
             t, _ = timed(fns[name], device, 1)
             times[name].append(t)
     return {n: statistics.median(v) for n, v in times.items()}
@@ -134,12 +146,14 @@ def limit(cells, N: int, device: torch.device, rounds: int):
             "closed": lambda: step_jacobians(cell, p, xs, steps=1),
             "given": lambda: step_jacobians(cell, p, xs, states=states, steps=1),
             "jacrev": lambda: step_jacobians(cell, p, xs, steps=1, method="jacrev"),
-        }, device, rounds)
+            "fresh": lambda: step_jacobians(cell, p, xs, steps=1),
+        }, device, rounds, before={"fresh": empty_cache})
         rows.append({
             "cell": cell, "N": N, "S": S, "copy ms": 1e3 * m["copy"],
             "unroll ms": 1e3 * m["unroll"], "closed form ms": 1e3 * m["closed"],
             "jacrev ms": 1e3 * m["jacrev"],
             "(closed - unroll) / copy": (m["closed"] - m["unroll"]) / m["copy"],
+            "(fresh output - unroll) / copy": (m["fresh"] - m["unroll"]) / m["copy"],
             "closed (states given) / copy": m["given"] / m["copy"],
             "(jacrev - unroll) / copy": (m["jacrev"] - m["unroll"]) / m["copy"],
             "jacrev / closed": m["jacrev"] / m["closed"],

@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping
 import torch
 import torch.nn.functional as F
 
-from ._closed_form import ClosedForm
+from ._closed_form import ClosedForm, Terms
 
 Params = Mapping[str, torch.Tensor]
 
@@ -115,12 +115,12 @@ def gru_cho_step(p: Params, x: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
 
 def _rnn_terms(p: Params, x: torch.Tensor, s: torch.Tensor):
     h = torch.tanh(rnn_preact(p, x, s))
-    return (1 - h * h)[:, None, None, :], None, None
+    return Terms((1 - h * h)[:, None, None, :])
 
 
 def _rnn_relu_terms(p: Params, x: torch.Tensor, s: torch.Tensor):
     a = rnn_preact(p, x, s)
-    return (a > 0).to(a.dtype)[:, None, None, :], None, None
+    return Terms((a > 0).to(a.dtype)[:, None, None, :])
 
 
 def _gru_terms(p: Params, x: torch.Tensor, s: torch.Tensor):
@@ -131,7 +131,7 @@ def _gru_terms(p: Params, x: torch.Tensor, s: torch.Tensor):
     n = torch.tanh(i_n + r * h_n)
     dn = (1 - z) * (1 - n * n)                                  # ∂h'/∂(preactivation of n)
     beta = torch.stack([dn * h_n * r * (1 - r), (s - n) * z * (1 - z), dn * r], dim=-2)
-    return beta[:, None], z[:, None, None, :], None
+    return Terms(beta[:, None], z[:, None, None, :])
 
 
 def _gru_cho_terms(p: Params, x: torch.Tensor, s: torch.Tensor):
@@ -141,7 +141,7 @@ def _gru_cho_terms(p: Params, x: torch.Tensor, s: torch.Tensor):
     beta = torch.stack([torch.zeros_like(z), (s - n) * z * (1 - z), dn], dim=-2)
     # ∂(r ⊙ h)/∂h = diag ρ₁ + diag ρ₂ W_hr
     rho = torch.stack([r, s * r * (1 - r)], dim=-2)
-    return beta[:, None], z[:, None, None, :], rho
+    return Terms(beta[:, None], z[:, None, None, :], rho)
 
 
 def _lstm_terms_from_gates(gates: torch.Tensor, c: torch.Tensor):
@@ -154,7 +154,7 @@ def _lstm_terms_from_gates(gates: torch.Tensor, c: torch.Tensor):
     beta = torch.stack([torch.stack(bh, dim=-2), torch.stack(bc, dim=-2)], dim=1)  # (B, 2, 4, N)
     zero = torch.zeros_like(sf)
     alpha = torch.stack([torch.stack([zero, d * sf], dim=1), torch.stack([zero, sf], dim=1)], dim=1)
-    return beta, alpha, None                                    # α (B, o=2, p=2, N)
+    return Terms(beta, alpha, None, d)                          # α (B, o=2, p=2, N)
 
 
 def _lstm_terms(p: Params, x: torch.Tensor, s: torch.Tensor):
@@ -176,7 +176,7 @@ def _peephole_mats(p: Params, N: int) -> torch.Tensor:
 #: Each built-in cell's closed form (NOTE [Closed-form engine]), set as its ``Cell.jacobian``.
 RNN_FORM = ClosedForm(_rnn_terms, _gate_blocks("weight_hh", 1))
 RNN_RELU_FORM = ClosedForm(_rnn_relu_terms, _gate_blocks("weight_hh", 1))
-LSTM_FORM = ClosedForm(_lstm_terms, _gate_blocks("weight_hh", 4))
-PEEPHOLE_LSTM_FORM = ClosedForm(_peephole_terms, _peephole_mats)
+LSTM_FORM = ClosedForm(_lstm_terms, _gate_blocks("weight_hh", 4), chain=(3,))
+PEEPHOLE_LSTM_FORM = ClosedForm(_peephole_terms, _peephole_mats, chain=(3,))
 GRU_FORM = ClosedForm(_gru_terms, _gate_blocks("weight_hh", 3))
 GRU_CHO_FORM = ClosedForm(_gru_cho_terms, _gate_blocks("weight_hh", 3), reset=(2, 0))

@@ -19,11 +19,10 @@ Both agree with the row-by-row reference to rounding (the tests check 1e-10 in f
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import NamedTuple
 
-import numpy as np
 import torch
 
 Params = Mapping[str, torch.Tensor]
@@ -75,21 +74,35 @@ Params = Mapping[str, torch.Tensor]
 # autograd-able torch code, so the closed form is differentiable with respect to params and s.
 
 
+class Terms(NamedTuple):
+    """A closed form's elementwise terms at one step (NOTE [Closed-form engine]).
+
+    beta (B, O, G, N); alpha (B, O, O, N) or None; rho (B, 2, N) or None (the reset before the
+    product); scale (B, N) or None: the factor of a chained form (NOTE [Chained rows]).
+    """
+
+    beta: torch.Tensor
+    alpha: torch.Tensor | None = None
+    rho: torch.Tensor | None = None
+    scale: torch.Tensor | None = None
+
+
 @dataclass(frozen=True)
 class ClosedForm:
     r"""A built-in cell's derivative definition (NOTE [Closed-form engine]); a
     :attr:`~spectrumkit.cells.Cell.jacobian`: called as ``form(params, x (B, D), s (B, S))`` it
     returns J (B, S, S), differentiable (:func:`assemble`).
 
-    terms(params, x (B, D), s (B, S)) -> (β (B, O, G, N), α (B, O, O, N) or None,
-    ρ (B, 2, N) or None); mats(params, N) -> M (G, N, C), acting on the first C entries of s.
-    reset: (gate n, gate r) when gate n's matrix acts on r ⊙ h (then ρ = (r, h r(1-r))), else None.
+    terms(params, x (B, D), s (B, S)) -> :class:`Terms`; mats(params, N) -> M (G, N, C), acting on
+    the first C entries of s. reset: (gate n, gate r) when gate n's matrix acts on r ⊙ h (then
+    ρ = (r, h r(1-r))), else None. chain: the gates of output block 0 of its own when block 0's
+    rows are diag(scale) times block 1's plus those gates' terms (NOTE [Chained rows]), else None.
     """
 
-    terms: Callable[[Params, torch.Tensor, torch.Tensor],
-                    tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]]
+    terms: Callable[[Params, torch.Tensor, torch.Tensor], Terms]
     mats: Callable[[Params, int], torch.Tensor]
     reset: tuple[int, int] | None = None
+    chain: tuple[int, ...] | None = None
 
     def __call__(self, params: Params, x: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
         return assemble(self, params, x, s, "full")
@@ -104,8 +117,8 @@ def assemble(form: ClosedForm, params: Params, x: torch.Tensor, s: torch.Tensor,
     is bit-identical for every chunking (NOTE [Chunk invariance]).
     """
     pieces = [form.terms(params, xi, si) for xi, si in zip(x.chunk(parts), s.chunk(parts))]
-    beta = torch.cat([b for b, _, _ in pieces])
-    alphas = [a for _, a, _ in pieces if a is not None]  # a form has α on every slice or none
+    beta = torch.cat([t.beta for t in pieces])
+    alphas = [t.alpha for t in pieces if t.alpha is not None]  # on every slice or none
     alpha = torch.cat(alphas) if alphas else None
     K, Bo, G, N = beta.shape  # Bo: output state blocks (h, or h and c)
     M = form.mats(params, N)
@@ -122,7 +135,7 @@ def assemble(form: ClosedForm, params: Params, x: torch.Tensor, s: torch.Tensor,
     if form.reset is not None:                  # gate n acts on r ⊙ h: its matrix is M_n A_b
         gn, gr = form.reset
         start = 0
-        rhos = [rho for _, _, rho in pieces if rho is not None]
+        rhos = [t.rho for t in pieces if t.rho is not None]
         for rho in rhos:                        # one slice of rows (one step) at a time
             k = rho.shape[0]
             MA = M[gn] * rho[:, 0, None, :]                     # M_n diag(ρ₁)       (k, N, C)
@@ -139,30 +152,52 @@ def assemble(form: ClosedForm, params: Params, x: torch.Tensor, s: torch.Tensor,
 # --------------------------------------------------------------------------------------------------
 # NOTE [One pass over J]
 # A step Jacobian costs O(G) multiply-adds per entry, so its floor is writing the B·S² entries once
-# to memory. Two costs sit on top of that floor, and the graph-free assembly avoids both:
+# to memory. Three costs sit on top of that floor, and the graph-free assembly avoids them:
 #
 # * Fresh pages. A new output is memory the process never touched; the kernel zeroes each page at
-#   its first write (NOTE [Fresh pages]). If the first writes are spread over the whole output
-#   (a product batched over the rows n writes row n of EVERY example), every page is zeroed long
-#   before the rest of it is written, and J crosses the memory bus twice (zeroes, then values).
+#   its first write (NOTE [Fresh pages] in _output_cache.py). If the first writes are spread over
+#   the whole output (a product batched over the rows n writes row n of EVERY example), every page
+#   is zeroed long before the rest of it is written, and J crosses the memory bus twice. A freed
+#   output's memory is reused where one fits (NOTE [Reused outputs]): no page is zeroed at all.
 # * Passes. The sum Σ_g diag(β_g) M_g + diag(α) taken gate by gate reads and writes J G + 1 times.
+# * Terms that are zero. An LSTM's c rows have no output-gate term, and its h rows are the c rows
+#   scaled (NOTE [Chained rows]).
 #
 # So the output is filled one block of examples at a time, a block being about the size of the
-# L2 cache (_BLOCK_BYTES): its pages are zeroed by the kernel and then written while they are
-# still in cache, and the G + 1 elementwise passes over the block run in cache too:
+# L2 cache (_BLOCK_BYTES): its pages are faulted in (when fresh) and written while they are still
+# in cache, and the G + 1 elementwise passes over the block run in cache too:
 #
 #     J[b, o, n, p·N + j] = β[b, o, g₁, n] M[g₁, n, p·N + j]              (torch.mul into J)
 #                         + Σ_{g > g₁} β[b, o, g, n] M[g, n, p·N + j]     (addcmul_, in place)
 #                         + α[b, o, p, n] · [j == n]                      (the diagonal, add_)
 #
 # for the input blocks p that a gate reaches (p·N < C). A block no gate reaches (an LSTM's columns
-# from c, C = N) holds only its diagonal: in an output the engine allocated itself (zeroed, NOTE
-# [Fresh pages]) only the diagonal is written; a given output is zero-filled first. From memory's
-# point of view each entry is written once; the operands M (G, N, C) are read from cache.
+# from c, C = N) holds only its diagonal: in a zero output (a fresh one) only the diagonal is
+# written; an output that holds old values (a reused or a given one) is zero-filled first, a
+# write-only pass. From memory's point of view each entry is written once; the operands M (G, N, C)
+# are read from cache.
 #
 # Every op is elementwise, with no reduction, so the values do not depend on the block size (nor
-# on the chunk, NOTE [Chunk invariance]), and they equal the gate-by-gate assembly of
-# assemble bit for bit (0 + a = a, then the same additions in the same order).
+# on the chunk, NOTE [Chunk invariance]). Without a chain they equal the gate-by-gate assembly of
+# assemble bit for bit (0 + a = a, then the same additions in the same order); a chained form
+# multiplies in another order, so its h rows agree to rounding.
+#
+# NOTE [Chained rows]
+# An LSTM's h' = σ(o) tanh(c') depends on s_{t-1} through c' and through the output gate only:
+#
+#     ∂h'/∂s = diag(d) ∂c'/∂s + diag(tanh c' σ'(o)) [M_o | 0],     d = σ(o)(1 - tanh² c'),
+#
+# and ∂c'/∂s has no output-gate term. So its β and α obey β[:, h, g] = d β[:, c, g] for the gates
+# i, f, g, β[:, c, o] = 0 and α[:, h] = d α[:, c]. A form that declares ``chain`` (the gates of
+# block 0 of its own; LSTM: (o,)) and returns the factor d as ``Terms.scale`` is assembled as
+#
+#     J_c = Σ_{g ∉ chain} diag(β_c,g) M_g + diag(α_c)       (G - 1 passes over the c rows)
+#     J_h = diag(d) J_c + Σ_{g ∈ chain} diag(β_h,g) M_g      (2 passes over the h rows)
+#
+# instead of G + 1 passes over both: for an LSTM, 3 passes over the c rows and 2 over the h rows,
+# not 4 over each (in both blocks of columns for the peephole LSTM, whose gates see c). The graph
+# path (assemble) keeps the plain sum; the tests compare both, and check the relations above on
+# the built-in terms.
 #
 # gru_cho's gate n acts through the per-example matrix M_n A_b (NOTE [Closed-form engine]): per
 # block, P = diag(β_n) M_n (a block-sized temporary), J += P diag(ρ₁), then J += (P diag(ρ₂)) M_r,
@@ -180,67 +215,60 @@ def graph_free(params: Params, x: torch.Tensor, s: torch.Tensor) -> bool:
                 or any(t.requires_grad for t in params.values()))
 
 
-# NOTE [Fresh pages]
-# A new output is memory the process has not touched: the kernel maps and zeroes every 4 KiB page
-# at its first write. For a (64, 400, 400) float32 Jacobian (41 MB) that fault-and-zero costs
-# several times the write itself (measured on one thread: ``torch.empty(...).fill_(1)`` about 5x
-# ``dst.copy_(src)``, as much as the whole assembly). NumPy asks the kernel for transparent huge
-# pages for arrays of 4 MiB and more (``madvise(MADV_HUGEPAGE)``; NUMPY_MADVISE_HUGEPAGE=0 turns
-# that off), which cuts the cost to about one write. So a large CPU float output is allocated by
-# NumPy and shared with torch (``torch.from_numpy``: the same memory, freed with the tensor); other
-# devices, dtypes and small outputs use torch's allocator. The output is asked for zeroed: for a
-# large array ``np.zeros`` is ``calloc`` of fresh pages, which the kernel zeroes anyway, so it
-# costs nothing more than ``np.empty``, and the blocks that only a diagonal reaches need no fill
-# (NOTE [One pass over J]).
-HUGE_PAGE_BYTES = 4 * 2**20
-NUMPY_DTYPES = {torch.float32: np.float32, torch.float64: np.float64}
-
-
-def new_output(shape: tuple[int, ...], like: torch.Tensor) -> torch.Tensor:
-    """Zeros of ``shape``, with ``like``'s dtype and device (NOTE [Fresh pages])."""
-    nbytes = math.prod(shape) * like.element_size()
-    if like.device.type == "cpu" and like.dtype in NUMPY_DTYPES and nbytes >= HUGE_PAGE_BYTES:
-        return torch.from_numpy(np.zeros(shape, dtype=NUMPY_DTYPES[like.dtype]))
-    return like.new_zeros(shape)
-
-
 #: Bytes of output filled per block of examples (NOTE [One pass over J]): about one L2 cache.
 _BLOCK_BYTES = 2 * 2**20
 
 
-def assemble_step_into(form: ClosedForm, M: torch.Tensor, beta: torch.Tensor,
-                   alpha: torch.Tensor | None, rho: torch.Tensor | None, out: torch.Tensor,
-                   zeroed: bool) -> None:
-    """Trusted: one step's β (B, Bo, G, N), α (B, Bo, Bo, N) or None, ρ (B, 2, N) or None and
-    M (G, N, C) -> J written into ``out`` (B, Bo·N, Bo·N), contiguous (NOTE [One pass over J]).
+def assemble_step_into(form: ClosedForm, M: torch.Tensor, terms: Terms, out: torch.Tensor,
+                       zeroed: bool) -> None:
+    """Trusted: one step's terms (β (B, Bo, G, N), ...) and M (G, N, C) -> J written into ``out``
+    (B, Bo·N, Bo·N), contiguous (NOTE [One pass over J]).
 
-    zeroed: ``out`` is zero outside the diagonals of the blocks no gate reaches (an output the
-    engine allocated with :func:`new_output`, and every later state of it).
+    zeroed: ``out`` is zero outside the diagonals of the blocks no gate reaches (a fresh output,
+    NOTE [Fresh pages] in ``_output_cache.py``, and every later state of it).
     """
+    beta, alpha, rho, scale = terms
     B, Bo, G, N = beta.shape
     C = M.shape[-1]
     gates = [g for g in range(G) if form.reset is None or g not in form.reset]
+    own = list(form.chain) if form.chain is not None and scale is not None and Bo == 2 else []
+    through = [g for g in gates if g not in own]                    # the c rows' gates
+    # Views over all B examples, taken once; the loop below slices examples [b0:b1] off them.
+    # region[p]: J's columns of input block p, (B, Bo, N, N); bcol[g]: β (B, Bo, G, N, 1)[:, :, g].
+    blocks = out.view(B, Bo, N, Bo, N)
+    region = [blocks[:, :, :, p] for p in range(Bo)]
+    diagonal = [r.diagonal(dim1=2, dim2=3) for r in region]        # (B, Bo, N)
+    bcol = beta.unsqueeze(-1).unbind(2)
+    cols = [M[:, :, p * N: (p + 1) * N].unbind(0) for p in range(Bo)]   # (N, N) per gate
+    reached = [p * N < C and bool(gates) for p in range(Bo)]
     per_example = out[0].numel() * out.element_size()
     step = max(1, _BLOCK_BYTES // per_example)
     for b0 in range(0, B, step):
         b1 = min(B, b0 + step)
-        blocks = out[b0:b1].view(b1 - b0, Bo, N, Bo, N)
         for p in range(Bo):
-            blk = blocks[:, :, :, p]                                 # (block, Bo, N, N)
-            reached = p * N < C and bool(gates)
-            if reached:
-                cols = M[:, :, p * N: (p + 1) * N]                   # (G, N, N)
-                torch.mul(beta[b0:b1, :, gates[0], :, None], cols[gates[0]], out=blk)
+            blk, colp = region[p][b0:b1], cols[p]                    # (block, Bo, N, N)
+            if reached[p] and own and scale is not None:            # NOTE [Chained rows]
+                Jh, Jc = blk.unbind(1)
+                torch.mul(bcol[through[0]][b0:b1, 1], colp[through[0]], out=Jc)
+                for g in through[1:]:
+                    Jc.addcmul_(bcol[g][b0:b1, 1], colp[g])
+                if alpha is not None:
+                    Jc.diagonal(dim1=1, dim2=2).add_(alpha[b0:b1, 1, p])
+                torch.mul(scale[b0:b1, :, None], Jc, out=Jh)
+                for g in own:
+                    Jh.addcmul_(bcol[g][b0:b1, 0], colp[g])
+                continue
+            if reached[p]:
+                torch.mul(bcol[gates[0]][b0:b1], colp[gates[0]], out=blk)
                 for g in gates[1:]:
-                    blk.addcmul_(beta[b0:b1, :, g, :, None], cols[g])
+                    blk.addcmul_(bcol[g][b0:b1], colp[g])
             elif not zeroed:
                 blk.zero_()
             if alpha is not None:
-                diagonal = blk.diagonal(dim1=2, dim2=3)              # (block, Bo, N)
-                if reached:
-                    diagonal.add_(alpha[b0:b1, :, p])
+                if reached[p]:
+                    diagonal[p][b0:b1].add_(alpha[b0:b1, :, p])
                 else:
-                    diagonal.copy_(alpha[b0:b1, :, p])
+                    diagonal[p][b0:b1].copy_(alpha[b0:b1, :, p])
         if form.reset is not None and rho is not None:              # gate n acts on r ⊙ h
             gn, gr = form.reset
             J = out[b0:b1]
@@ -261,13 +289,15 @@ def assemble_into(form: ClosedForm, params: Params, x: torch.Tensor, s: torch.Te
     M = None
     with torch.no_grad():
         for i in range(x.shape[0]):
-            beta, alpha, rho = form.terms(params, x[i], s[i])
+            terms = form.terms(params, x[i], s[i])
+            N = terms.beta.shape[-1]
             if M is None:
-                M = form.mats(params, beta.shape[-1])
+                M = form.mats(params, N)
                 if block == "hh":
-                    M = M[..., : beta.shape[-1]]
+                    M = M[..., :N]
             if block == "hh":
-                beta = beta[:, :1]
-                alpha = None if alpha is None else alpha[:, :1, :1]
-            assemble_step_into(form, M, beta, alpha, rho, out[i], zeroed)
+                alpha = terms.alpha
+                terms = Terms(terms.beta[:, :1], None if alpha is None else alpha[:, :1, :1],
+                              terms.rho)
+            assemble_step_into(form, M, terms, out[i], zeroed)
     return out

@@ -16,7 +16,8 @@ from typing import NamedTuple
 import torch
 from torch.func import jacfwd, jacrev, jvp, vjp, vmap
 
-from ._closed_form import ClosedForm, assemble, assemble_into, graph_free, new_output
+from ._closed_form import ClosedForm, assemble, assemble_into, graph_free
+from ._output_cache import take_output
 from ._unroll import batched_step, check_sequence, unroll_states
 from .cells import Cell, Params, get
 from .choices import JACOBIAN_BLOCKS, JACOBIAN_METHODS
@@ -154,10 +155,11 @@ def iter_closed_form_steps(cell: Cell, params: Params, xs: torch.Tensor, states:
     Each yielded tensor is overwritten by the next step: the consumer reduces it first (the
     streamed spectra take its singular values). Same values as :func:`closed_form_into`.
     """
-    buf = new_output((1, xs.shape[1], size, size), xs)
+    buf, zeroed = take_output((1, xs.shape[1], size, size), xs)
     for t in steps:
         yield closed_form_into(cell, params, xs[t - 1: t], states[t - 1: t], block, buf,
-                               zeroed=True)[0]
+                               zeroed=zeroed)[0]
+        zeroed = True   # the blocks no gate reaches hold zeros and diagonals from here on
 
 
 # --------------------------------------------------------------------------------------------------
@@ -195,8 +197,8 @@ def dense_jacobians(cell: Cell, params: Params, x: torch.Tensor, s: torch.Tensor
     """
     c, B = x.shape[:2]
     if method == "closed_form" and graph_free(params, x, s):  # NOTE [One pass over J]
-        return closed_form_into(cell, params, x, s, block, new_output((c, B, size, size), x),
-                                 zeroed=True)
+        out, zeroed = take_output((c, B, size, size), x)     # NOTE [Reused outputs]
+        return closed_form_into(cell, params, x, s, block, out, zeroed=zeroed)
     if method == "closed_form":
         J = closed_form(cell, params, x.reshape(c * B, -1), s.reshape(c * B, -1), block, parts=c)
         return J.view(c, B, size, size)

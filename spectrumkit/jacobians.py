@@ -18,6 +18,9 @@ Four engines compute the same matrices and check one another in the tests:
 reference          :func:`reference_jacobian`, row by row with ``torch.autograd.grad`` (slow)
 =================  ===========================================================================
 
+Large CPU outputs reuse the memory of freed ones (NOTE [Reused outputs] in ``_output_cache.py``):
+at most 256 MiB of freed outputs is kept, and :func:`empty_cache` releases it.
+
 ``block="hh"`` restricts everything to the h→h block ∂h_t/∂h_{t-1}, shape (N, N); for cells with
 S = N it equals the full Jacobian.
 """
@@ -28,6 +31,7 @@ from collections.abc import Iterator, Sequence
 
 import torch
 
+from ._output_cache import empty_cache
 from ._steps import (
     CHUNK_BYTES,
     JacobianChunk,
@@ -48,6 +52,7 @@ __all__ = [
     "CHUNK_BYTES",
     "METHODS",
     "JacobianChunk",
+    "empty_cache",
     "has_closed_form",
     "iter_step_jacobians",
     "jvp_step",

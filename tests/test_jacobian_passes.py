@@ -12,7 +12,8 @@ from torch.func import vmap
 
 import spectrumkit.spectra._common as spectra
 from spectrumkit.cells import get
-from spectrumkit._closed_form import graph_free, new_output
+from spectrumkit._closed_form import graph_free
+from spectrumkit._output_cache import new_output
 from spectrumkit._steps import closed_form, closed_form_into
 from spectrumkit.jacobians import reference_jacobian, step_jacobians
 from spectrumkit.spectra import effective_rank, spectrum

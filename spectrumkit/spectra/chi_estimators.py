@@ -55,7 +55,8 @@ CHI_ESTIMATORS = ESTIMATORS
 def _ones_closed_form(form: Any, params: Params, x: torch.Tensor, s: torch.Tensor
                       ) -> torch.Tensor:
     """Trusted: J 1 of every example, (B, S), for a closed form with ``reset is None``."""
-    beta, alpha, _ = form.terms(params, x, s)                   # (B, O, G, N), (B, O, O, N)
+    terms = form.terms(params, x, s)
+    beta, alpha = terms.beta, terms.alpha                       # (B, O, G, N), (B, O, O, N)
     m = form.mats(params, beta.shape[-1]).sum(-1)               # (G, N): M_g 1
     j1 = (beta * m).sum(-2)                                     # (B, O, N)
     if alpha is not None:
