@@ -1,7 +1,7 @@
 """Full vs sampled softmax: one training step of the LSTM language model, side by side.
 
     PYTHONPATH=. python benchmarks/bench_lm.py --threads 1 [--vocab 100000] [--embed 400]
-        [--hidden 512] [--samples 1000] [--batch 32] [--bptt 35] [--repeats 3]
+        [--hidden-size 512] [--samples 1000] [--batch 32] [--bptt 35] [--repeats 3]
 
 A step is what :func:`spectrumkit.train.train` does per window: ``model.train_loss`` (embedding,
 LSTM unroll, then the full softmax over V words, or the sampled softmax with S log-uniform
@@ -45,7 +45,7 @@ def main() -> None:
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    V, E, N = args.vocab, args.embed, args.hidden
+    V, E, N = args.vocab, args.embed, args.hidden_size
     g = torch.Generator().manual_seed(0)
     tokens = torch.randint(0, V, (args.batch, args.bptt + 1), generator=g)
     batch = (tokens[:, :-1], tokens[:, 1:])

@@ -54,7 +54,7 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     device = ("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" \
         else args.device
-    D, N, B, T, C = 28, args.hidden, 64, 28, 10
+    D, N, B, T, C = 28, args.hidden_size, 64, 28, 10
     model = SequenceClassifier("gru", D, N, C, seed=0, device=device)
     g = torch.Generator().manual_seed(1)
     batch = (torch.randn(B, T, D, generator=g).to(device),

@@ -61,7 +61,7 @@ def child(args: argparse.Namespace) -> None:
     from spectrumkit import unroll
 
     torch.set_num_threads(args.threads)
-    p = init_params(args.cell, D, args.hidden, "glorot", seed=0, dtype=torch.float32)
+    p = init_params(args.cell, D, args.hidden_size, "glorot", seed=0, dtype=torch.float32)
     xs = torch.randn(T, args.batch, D, generator=torch.Generator().manual_seed(1))
     states = unroll(args.cell, p, xs)
     kw = dict(states=states, steps=[T])

@@ -1,6 +1,6 @@
 """Masked vs dense training step: same model, same data, same code path (``spectrumkit.train``).
 
-    PYTHONPATH=. python benchmarks/bench_train.py [--hidden 128 400] [--repeats 7] [--steps 30]
+    PYTHONPATH=. python benchmarks/bench_train.py [--hidden-size 128 400] [--repeats 7] [--steps 30]
 
 For each width, a GRU classifier on row seq-MNIST (D = 28, T = 28, B = 64) is trained for
 ``--steps`` steps by :func:`spectrumkit.train.train`, once dense and once with a 95 %-sparse random
@@ -56,7 +56,7 @@ def main() -> None:
     # 64·steps training examples, a 64-example validation split evaluated once at the end.
     task = load_task("seq-mnist", limit=64 * args.steps, val_limit=64)
     rows = []
-    for hidden in args.hidden:
+    for hidden in args.hidden_size:
         dense, masked, ratios = [], [], []
         for _ in range(args.repeats):
             d = statistics.median(step_times(task, hidden, None, args.steps, args.device))
