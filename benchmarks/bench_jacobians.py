@@ -22,7 +22,7 @@ Four tables, every ratio measured side by side in this one run (float32, B = 64,
    (NOTE [Reused outputs]): before each timed call, an untimed call of the same kind frees one
    output of the size, as the previous step of such a loop would. The column "fresh output" is
    the same call with that cache emptied first (untimed), so its output is new memory whose pages
-   the kernel maps and zeroes (the first call of a session). Load averages are printed
+   the kernel maps and zeroes (the first call in a process). Load averages are printed
    at the start and the end. Then the 28-step GRU-400 check: ``step_jacobians(..., steps=1)`` against
    ``method="jacrev"`` on the same sequence, interleaved medians.
 
