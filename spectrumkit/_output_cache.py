@@ -15,13 +15,14 @@ and the engine skips writing the zeros (NOTE [One pass over J] in ``_closed_form
 
 NOTE [Reused outputs]
 Even on huge pages, the kernel's zeroing of a fresh output is a pass over J that the assembly does
-not need: 40-60 % of a copy of J on this kind of machine. A caller that computes Jacobians in a
-loop (a study scoring batch after batch, ``spectrum`` chunk after chunk, a user's own loop) frees
-one output and asks for one of the same size right after. So when a large output is freed, its
-memory is kept here (at most ``CACHE_BYTES`` in all, the most recently freed first) and the next
-request of a size it fits (at most twice the size asked for) takes it: pages already mapped, no
-fault and no zeroing. Such an output holds the old values; :func:`take_output` says so, and the
-engine then writes every entry, zeros included.
+not need: 0.8-1.2 times a copy of J for GRU-400 and LSTM-400 (B = 64, one thread; in
+``benchmarks/bench_jacobians.py`` table 0, the column "fresh output" less the loop column). A
+caller that computes Jacobians in a loop (a study scoring batch after batch, ``spectrum`` chunk
+after chunk, a user's own loop) frees one output and asks for one of the same size right after.
+So when a large output is freed, its memory is kept here (at most ``CACHE_BYTES`` in all, the most
+recently freed first) and the next request of a size it fits (at most twice the size asked for)
+takes it: pages already mapped, no fault and no zeroing. Such an output holds the old values;
+:func:`take_output` says so, and the engine then writes every entry, zeros included.
 
 The memory comes back here when the last tensor or array viewing it is gone (a finalizer on the
 NumPy array that owns it). :func:`empty_cache` releases what is kept (``torch.cuda.empty_cache`` is
